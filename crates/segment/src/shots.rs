@@ -34,7 +34,7 @@
 //! - `score = (D − context) · (1 − residual) ≥ gradual_min_score`.
 //!
 //! Windows are taken best score first without overlap; the reported span is trimmed to
-//! where 5 %–95 % of the cumulative change happens. Defaults were chosen on real shots of
+//! where the blend position passes 5 % and 95 %. Defaults were chosen on real shots of
 //! the shared clips mixed into synthetic dissolves and fades (`benches/shots_eval.py`), not
 //! on the clips' transitions.
 //!
@@ -345,11 +345,7 @@ fn gradual(
     }
     kept.into_iter()
         .map(|(score, a, b)| {
-            let total = path(a, b);
-            let first_reaching =
-                |frac: f32| (a..=b).find(|&i| path(a, i) >= frac * total).unwrap_or(b);
-            let lo = first_reaching(0.05).saturating_sub(1).max(a);
-            let hi = first_reaching(0.95).max(lo);
+            let (lo, hi) = ramp(emb, a, b);
             Transition {
                 frame: (lo + hi).div_ceil(2),
                 kind: TransitionKind::Gradual,
@@ -358,6 +354,33 @@ fn gradual(
             }
         })
         .collect()
+}
+
+/// Trims a gradual window `[a, b]` to its ramp: each frame's blend position `t` (projection
+/// onto `row(b) − row(a)`) is computed, and the span runs from the frame before the first
+/// `t > 0.05` to the frame after the last `t < 0.95`. Still frames inside the window sit at
+/// `t ≈ 0` or `t ≈ 1` and are left out.
+fn ramp(emb: &Embeddings, a: usize, b: usize) -> (usize, usize) {
+    let (ra, rb) = (emb.row(a), emb.row(b));
+    let diff: Vec<f32> = rb.iter().zip(ra).map(|(x, y)| x - y).collect();
+    let nn: f32 = diff.iter().map(|v| v * v).sum();
+    if nn <= 0.0 || !nn.is_finite() {
+        return (a, b);
+    }
+    let t = |m: usize| {
+        emb.row(m)
+            .iter()
+            .zip(ra)
+            .zip(&diff)
+            .map(|((x, y), z)| (x - y) * z)
+            .sum::<f32>()
+            / nn
+    };
+    let lo = (a..=b).find(|&m| t(m) > 0.05).unwrap_or(a);
+    let hi = (a..=b).rev().find(|&m| t(m) < 0.95).unwrap_or(b);
+    let lo = lo.saturating_sub(1).max(a);
+    let hi = (hi + 1).min(b).max(lo);
+    (lo, hi)
 }
 
 /// Mean over the inner frames of `[a, b]` of the distance to the best blend of rows `a` and
