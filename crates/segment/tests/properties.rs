@@ -82,7 +82,8 @@ proptest! {
         let cand: Vec<usize> = (0..e.len() + 2).collect();
         let kept = diverse(&e, &cand, &[1.0; 3], 0.1, 4);
         prop_assert!(kept.len() <= 4 && kept.iter().all(|&k| k < e.len()));
-        let sums = summarize(&e, &[0..e.len()], 25.0);
+        let whole = std::iter::once(0..e.len()).collect::<Vec<_>>();
+        let sums = summarize(&e, &whole, 25.0);
         prop_assert_eq!(sums.len(), usize::from(!e.is_empty()));
         let opts = SurveyorOptions { window: 10, step: 5, ..SurveyorOptions::for_fps(1.0) };
         let w = survey(&e, &opts);
