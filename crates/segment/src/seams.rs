@@ -180,13 +180,12 @@ fn split_long(
     let max_len = max_len.max(1);
     let min_len = min_len.max(1).min(max_len.div_ceil(2).max(1));
     let table = ArgMax::new(d);
-    let mut bounds: Vec<usize> = std::iter::once(0)
+    let bounds: Vec<usize> = std::iter::once(0)
         .chain(starts.iter().copied())
         .chain(std::iter::once(n_frames))
         .collect();
     let mut out = Vec::new();
     let mut stack: Vec<(usize, usize)> = bounds.windows(2).map(|w| (w[0], w[1])).collect();
-    bounds.clear();
     while let Some((a, b)) = stack.pop() {
         if b - a <= max_len {
             continue;

@@ -356,28 +356,50 @@ fn gradual(
         .collect()
 }
 
-/// Trims a gradual window `[a, b]` to its ramp: each frame's blend position `t` (projection
-/// onto `row(b) − row(a)`) is computed, and the span runs from the frame before the first
-/// `t > 0.05` to the frame after the last `t < 0.95`. Still frames inside the window sit at
-/// `t ≈ 0` or `t ≈ 1` and are left out.
-fn ramp(emb: &Embeddings, a: usize, b: usize) -> (usize, usize) {
-    let (ra, rb) = (emb.row(a), emb.row(b));
-    let diff: Vec<f32> = rb.iter().zip(ra).map(|(x, y)| x - y).collect();
-    let nn: f32 = diff.iter().map(|v| v * v).sum();
-    if nn <= 0.0 || !nn.is_finite() {
-        return (a, b);
+/// The line from row `a` to row `b`: each row's blend position `t` along it.
+struct BlendAxis<'a> {
+    emb: &'a Embeddings,
+    a: usize,
+    diff: Vec<f32>,
+    nn: f32,
+}
+
+impl<'a> BlendAxis<'a> {
+    /// `None` when rows `a` and `b` coincide or are not finite.
+    fn new(emb: &'a Embeddings, a: usize, b: usize) -> Option<Self> {
+        let diff: Vec<f32> = emb
+            .row(b)
+            .iter()
+            .zip(emb.row(a))
+            .map(|(x, y)| x - y)
+            .collect();
+        let nn: f32 = diff.iter().map(|v| v * v).sum();
+        (nn > 0.0 && nn.is_finite()).then_some(Self { emb, a, diff, nn })
     }
-    let t = |m: usize| {
-        emb.row(m)
+
+    /// Least-squares blend position of row `m` (unclamped).
+    fn t(&self, m: usize) -> f32 {
+        let ra = self.emb.row(self.a);
+        self.emb
+            .row(m)
             .iter()
             .zip(ra)
-            .zip(&diff)
+            .zip(&self.diff)
             .map(|((x, y), z)| (x - y) * z)
             .sum::<f32>()
-            / nn
+            / self.nn
+    }
+}
+
+/// Trims a gradual window `[a, b]` to its ramp: the span runs from the frame before the
+/// first blend position `t > 0.05` to the frame after the last `t < 0.95`. Still frames
+/// inside the window sit at `t ≈ 0` or `t ≈ 1` and are left out.
+fn ramp(emb: &Embeddings, a: usize, b: usize) -> (usize, usize) {
+    let Some(axis) = BlendAxis::new(emb, a, b) else {
+        return (a, b);
     };
-    let lo = (a..=b).find(|&m| t(m) > 0.05).unwrap_or(a);
-    let hi = (a..=b).rev().find(|&m| t(m) < 0.95).unwrap_or(b);
+    let lo = (a..=b).find(|&m| axis.t(m) > 0.05).unwrap_or(a);
+    let hi = (a..=b).rev().find(|&m| axis.t(m) < 0.95).unwrap_or(b);
     let lo = lo.saturating_sub(1).max(a);
     let hi = (hi + 1).min(b).max(lo);
     (lo, hi)
@@ -386,28 +408,21 @@ fn ramp(emb: &Embeddings, a: usize, b: usize) -> (usize, usize) {
 /// Mean over the inner frames of `[a, b]` of the distance to the best blend of rows `a` and
 /// `b`, relative to `dab`.
 fn blend_residual(emb: &Embeddings, a: usize, b: usize, dab: f32, metric: Metric) -> f32 {
-    let (ra, rb) = (emb.row(a), emb.row(b));
-    let diff: Vec<f32> = rb.iter().zip(ra).map(|(x, y)| x - y).collect();
-    let nn: f32 = diff.iter().map(|v| v * v).sum();
-    if nn <= 0.0 || !nn.is_finite() || b <= a + 1 {
+    let Some(axis) = BlendAxis::new(emb, a, b) else {
+        return 0.0;
+    };
+    if b <= a + 1 {
         return 0.0;
     }
-    let mut blend = vec![0f32; diff.len()];
+    let ra = emb.row(a);
+    let mut blend = vec![0f32; axis.diff.len()];
     let mut total = 0f32;
     for m in a + 1..b {
-        let rm = emb.row(m);
-        let t = (rm
-            .iter()
-            .zip(ra)
-            .zip(&diff)
-            .map(|((x, y), z)| (x - y) * z)
-            .sum::<f32>()
-            / nn)
-            .clamp(0.0, 1.0);
-        for ((bl, y), z) in blend.iter_mut().zip(ra).zip(&diff) {
+        let t = axis.t(m).clamp(0.0, 1.0);
+        for ((bl, y), z) in blend.iter_mut().zip(ra).zip(&axis.diff) {
             *bl = y + t * z;
         }
-        total += metric.distance(rm, &blend);
+        total += metric.distance(emb.row(m), &blend);
     }
     let r = total / (b - a - 1) as f32 / dab;
     if r.is_finite() {
