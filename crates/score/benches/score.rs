@@ -40,7 +40,10 @@ fn bench(c: &mut Criterion) {
     g.bench_function("laplacian_variance (gray)", |b| {
         b.iter(|| laplacian_variance(black_box(&gray)).unwrap())
     });
-    g.bench_function("exposure (gray histogram)", |b| {
+    g.bench_function("exposure (direct ramp sums)", |b| {
+        b.iter(|| params.measure_luma(black_box(gray.as_raw())))
+    });
+    g.bench_function("exposure (via 256-bin histogram)", |b| {
         b.iter(|| params.penalty(&LumaHistogram::from_gray(black_box(&gray))))
     });
     g.bench_function("measures (rgb: gray + sharpness + exposure)", |b| {

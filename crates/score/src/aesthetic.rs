@@ -130,7 +130,11 @@ struct Dense {
 /// see [`AestheticMapping`] for the 0..1 mapping.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AestheticHead {
-    layers: Vec<Dense>,
+    /// The layers collapsed into one affine map `w·x + b` (exact: there are no
+    /// activations), computed in f64 at load time.
+    w: Vec<f64>,
+    b: f64,
+    num_layers: usize,
     family: Option<ClipFamily>,
     source: String,
 }
@@ -211,11 +215,38 @@ impl AestheticHead {
             path: PathBuf::new(),
             reason,
         })?;
-        Ok(Self {
-            layers: dense,
+        let mut head = Self::collapse(&dense);
+        head.source = "<memory>".into();
+        Ok(head)
+    }
+
+    /// Folds the chain into one affine map, walking back from the output:
+    /// `v ← v·W_k`, `b ← b + v·b_k`, starting from `v = W_last`, `b = b_last`.
+    fn collapse(layers: &[Dense]) -> Self {
+        let last = layers.last().expect("checked non-empty");
+        let mut v: Vec<f64> = last.weight.iter().map(|&x| f64::from(x)).collect();
+        let mut b = f64::from(last.bias[0]);
+        for layer in layers[..layers.len() - 1].iter().rev() {
+            b += v
+                .iter()
+                .zip(&layer.bias)
+                .map(|(a, &c)| a * f64::from(c))
+                .sum::<f64>();
+            let mut next = vec![0f64; layer.input];
+            for (a, row) in v.iter().zip(layer.weight.chunks_exact(layer.input)) {
+                for (n, &w) in next.iter_mut().zip(row) {
+                    *n += a * f64::from(w);
+                }
+            }
+            v = next;
+        }
+        Self {
+            w: v,
+            b,
+            num_layers: layers.len(),
             family: None,
-            source: "<memory>".into(),
-        })
+            source: String::new(),
+        }
     }
 
     fn from_tensors(tensors: Vec<(String, Tensor)>) -> Result<Self, String> {
@@ -282,11 +313,7 @@ impl AestheticHead {
             });
         }
         Self::check_chain(&layers)?;
-        Ok(Self {
-            layers,
-            family: None,
-            source: String::new(),
-        })
+        Ok(Self::collapse(&layers))
     }
 
     fn check_chain(layers: &[Dense]) -> Result<(), String> {
@@ -332,12 +359,12 @@ impl AestheticHead {
 
     /// Width of the embedding the head takes.
     pub fn input_dim(&self) -> usize {
-        self.layers[0].input
+        self.w.len()
     }
 
     /// Number of affine layers (1 for the linear heads, 5 for the improved predictor).
     pub fn num_layers(&self) -> usize {
-        self.layers.len()
+        self.num_layers
     }
 
     /// Checks the head against an embedder: a width that differs from `dim` is an error
@@ -389,22 +416,12 @@ impl AestheticHead {
         } else {
             1.0
         };
-        let mut x: Vec<f64> = embedding.iter().map(|&v| f64::from(v) * scale).collect();
-        for layer in &self.layers {
-            x = layer
-                .weight
-                .chunks_exact(layer.input)
-                .zip(&layer.bias)
-                .map(|(row, &b)| {
-                    row.iter()
-                        .zip(&x)
-                        .map(|(&w, &v)| f64::from(w) * v)
-                        .sum::<f64>()
-                        + f64::from(b)
-                })
-                .collect();
-        }
-        Ok(x[0] as f32)
+        let dot: f64 = embedding
+            .iter()
+            .zip(&self.w)
+            .map(|(&v, &w)| f64::from(v) * w)
+            .sum();
+        Ok((dot * scale + self.b) as f32)
     }
 
     /// Raw scores of every row of `embeddings`.

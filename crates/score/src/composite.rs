@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     laplacian_stats, prompt_similarity, rgb_to_gray, AestheticHead, AestheticMapping, Exposure,
-    ExposureParams, LumaHistogram, SaliencyMapping, ScoreError, SharpnessNorm,
+    ExposureParams, SaliencyMapping, ScoreError, SharpnessNorm,
 };
 
 /// The model-free measurements of one frame: sharpness (raw) and exposure.
@@ -21,7 +21,7 @@ pub struct FrameMeasures {
 
 impl FrameMeasures {
     /// Measures an RGB frame: converts it to gray like OpenCV ([`rgb_to_gray`]), then one
-    /// pass for the Laplacian and one for the histogram.
+    /// pass for the Laplacian and one for the exposure ([`ExposureParams::measure_luma`]).
     pub fn from_rgb(rgb: &RgbImage, params: &ExposureParams) -> Result<Self, ScoreError> {
         Self::from_gray(&rgb_to_gray(rgb), params)
     }
@@ -31,7 +31,7 @@ impl FrameMeasures {
         let stats = laplacian_stats(gray.as_raw(), gray.width() as usize, gray.height() as usize)?;
         Ok(Self {
             sharpness_var: stats.variance(),
-            exposure: params.penalty(&LumaHistogram::from_gray(gray)),
+            exposure: params.measure_luma(gray.as_raw()),
         })
     }
 }

@@ -184,6 +184,45 @@ impl ExposureParams {
         ((v - zero) / (full - zero)).clamp(0.0, 1.0)
     }
 
+    /// [`ExposureParams::penalty`] computed straight from luma bytes, without building a
+    /// histogram: the ramp weights are `min(zero ⊖ v, span) / span` (saturating
+    /// subtraction), summed exactly in integers in one vectorised pass. Same result as
+    /// `penalty(&LumaHistogram::from_luma(luma))` up to the last bit of rounding.
+    pub fn measure_luma(&self, luma: &[u8]) -> Exposure {
+        let n = luma.len() as f64;
+        if luma.is_empty() {
+            return self.finish(0.0, 0.0);
+        }
+        // Dark: weight (zero − v)/(zero − full) clamped; a hard edge counts v <= full.
+        let d = if self.dark_zero_level > self.dark_full_level {
+            let span = self.dark_zero_level - self.dark_full_level;
+            ramp_sum(luma, self.dark_zero_level, span, false) as f64 / (f64::from(span) * n)
+        } else if self.dark_full_level == 255 {
+            1.0
+        } else {
+            ramp_sum(luma, self.dark_full_level + 1, 1, false) as f64 / n
+        };
+        let b = if self.bright_zero_level < self.bright_full_level {
+            let span = self.bright_full_level - self.bright_zero_level;
+            ramp_sum(luma, self.bright_zero_level, span, true) as f64 / (f64::from(span) * n)
+        } else if self.bright_full_level == 0 {
+            1.0
+        } else {
+            ramp_sum(luma, self.bright_full_level - 1, 1, true) as f64 / n
+        };
+        self.finish(d, b)
+    }
+
+    fn finish(&self, d: f64, b: f64) -> Exposure {
+        let p = ramp(d, self.dark_tolerance, self.dark_full)
+            + ramp(b, self.bright_tolerance, self.bright_full);
+        Exposure {
+            dark_fraction: d,
+            bright_fraction: b,
+            penalty: p.min(1.0),
+        }
+    }
+
     /// The exposure penalty of a histogram `h` of `N` pixels, in 0..1:
     ///
     /// ```text
@@ -215,14 +254,46 @@ impl ExposureParams {
             d /= hist.count() as f64;
             b /= hist.count() as f64;
         }
-        let p = ramp(d, self.dark_tolerance, self.dark_full)
-            + ramp(b, self.bright_tolerance, self.bright_full);
-        Exposure {
-            dark_fraction: d,
-            bright_fraction: b,
-            penalty: p.min(1.0),
-        }
+        self.finish(d, b)
     }
+}
+
+/// `Σ min(zero ⊖ v, span)` (or `Σ min(v ⊖ zero, span)` when `above`) over `luma`.
+fn ramp_sum(luma: &[u8], zero: u8, span: u8, above: bool) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        return unsafe { ramp_sum_avx2(luma, zero, span, above) };
+    }
+    ramp_sum_generic(luma, zero, span, above)
+}
+
+/// [`ramp_sum_generic`] compiled with AVX2 enabled, where the compiler vectorises it.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn ramp_sum_avx2(luma: &[u8], zero: u8, span: u8, above: bool) -> u64 {
+    ramp_sum_generic(luma, zero, span, above)
+}
+
+#[inline(always)]
+fn ramp_sum_generic(luma: &[u8], zero: u8, span: u8, above: bool) -> u64 {
+    let mut total = 0u64;
+    // 2^24 · 255 < 2^32: u32 lanes cannot overflow within a chunk.
+    for chunk in luma.chunks(1 << 24) {
+        let s: u32 = if above {
+            chunk
+                .iter()
+                .map(|&v| u32::from(v.saturating_sub(zero).min(span)))
+                .sum()
+        } else {
+            chunk
+                .iter()
+                .map(|&v| u32::from(zero.saturating_sub(v).min(span)))
+                .sum()
+        };
+        total += u64::from(s);
+    }
+    total
 }
 
 fn ramp(f: f64, tol: f64, full: f64) -> f64 {
@@ -282,5 +353,45 @@ mod tests {
             ..p
         };
         assert_eq!((hard.dark_weight(8), hard.dark_weight(9)), (1.0, 0.0));
+    }
+
+    #[test]
+    fn direct_measure_equals_histogram_path() {
+        let data: Vec<u8> = (0..100_003u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+            .collect();
+        let soft = ExposureParams::default();
+        let variants = [
+            soft,
+            ExposureParams {
+                dark_zero_level: 8,
+                bright_zero_level: 250,
+                ..soft
+            },
+            ExposureParams {
+                dark_full_level: 255,
+                bright_full_level: 0,
+                ..soft
+            },
+            ExposureParams {
+                dark_full_level: 0,
+                dark_zero_level: 255,
+                ..soft
+            },
+        ];
+        for p in variants {
+            let a = p.measure_luma(&data);
+            let b = p.penalty(&LumaHistogram::from_luma(&data));
+            assert!(
+                (a.dark_fraction - b.dark_fraction).abs() < 1e-12,
+                "{p:?}: {a:?} {b:?}"
+            );
+            assert!(
+                (a.bright_fraction - b.bright_fraction).abs() < 1e-12,
+                "{p:?}: {a:?} {b:?}"
+            );
+            assert!((a.penalty - b.penalty).abs() < 1e-12, "{p:?}");
+        }
+        assert_eq!(soft.measure_luma(&[]).penalty, 0.0);
     }
 }

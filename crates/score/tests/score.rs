@@ -88,6 +88,7 @@ fn gray_sharpness_and_exposure_match_opencv_numpy() {
             rel < 1e-9,
             "{name}: Laplacian variance {got} vs OpenCV {want} (rel {rel:e})"
         );
+        eprintln!("{name}: Laplacian variance {got} vs OpenCV {want} (relative error {rel:.1e})");
         assert_eq!(laplacian_variance_rgb(&rgb).unwrap(), got);
 
         let m = FrameMeasures::from_rgb(&rgb, &params).unwrap();
@@ -210,15 +211,18 @@ fn blurred_and_overexposed_frames_score_lower_than_originals() {
 
 fn check_head(path: &Path, vecs: &[Vec<f32>], want: &[Value], tol: f64) -> AestheticHead {
     let head = AestheticHead::load(path).unwrap();
+    let mut worst = 0f64;
     for (v, w) in vecs.iter().zip(want) {
         let got = f64::from(head.predict(v).unwrap());
         let w = w.as_f64().unwrap();
+        worst = worst.max((got - w).abs());
         assert!(
             (got - w).abs() <= tol * w.abs().max(1.0),
             "{}: {got} vs PyTorch {w}",
             path.display()
         );
     }
+    eprintln!("{}: max |rust − pytorch| = {worst:.2e}", path.display());
     head
 }
 
