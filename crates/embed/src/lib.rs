@@ -6,6 +6,9 @@
 
 pub use reelsmith_core::Embeddings;
 
+mod pixel;
+pub use pixel::PixelEmbedder;
+
 /// Errors from loading or running an embedder.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -156,7 +156,7 @@ impl AestheticHead {
             use std::io::Read;
             let mut f = std::fs::File::open(path).map_err(|e| ScoreError::Io {
                 path: path.to_path_buf(),
-                source: e,
+                error: e,
             })?;
             f.read_exact(&mut magic)
                 .map_err(|e| head_err(format!("file too short to be a model ({e})")))?;

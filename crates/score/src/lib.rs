@@ -71,12 +71,12 @@ pub enum ScoreError {
         len: usize,
     },
     /// A file could not be read.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {error}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error (in the message, so not also a `source`).
+        error: std::io::Error,
     },
     /// A file that is not a usable aesthetic head.
     #[error("{} is not a usable aesthetic head: {reason}; expected a LAION aesthetic predictor (.pth or .safetensors with weight/bias or layers.N.weight/bias keys)", path.display())]

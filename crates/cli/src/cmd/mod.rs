@@ -1,0 +1,5 @@
+//! One module per subcommand.
+
+pub mod frames;
+pub mod probe;
+pub mod score;
