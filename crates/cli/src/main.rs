@@ -28,6 +28,8 @@ enum Command {
     Probe(cmd::probe::Args),
     /// Sample frames (all, every Nth, or N per second), scale them, write JPEGs + frames.json.
     Frames(cmd::frames::Args),
+    /// Score images or sampled video frames: sharpness, exposure, aesthetics, saliency.
+    Score(cmd::score::Args),
 }
 
 /// What every subcommand gets besides its own arguments.
@@ -54,6 +56,7 @@ fn main() {
     let result = match cli.command {
         Command::Probe(a) => cmd::probe::run(a, &ctx),
         Command::Frames(a) => cmd::frames::run(a, &ctx),
+        Command::Score(a) => cmd::score::run(a, &ctx),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

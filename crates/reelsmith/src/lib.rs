@@ -5,6 +5,8 @@
 //!
 //! - [`core`] (`reelsmith-core`): embeddings, time spans, frame/time conventions.
 //! - [`decode`] (`reelsmith-decode`): probing, sampled decoding, clip and image export.
+//! - [`score`] (`reelsmith-score`): sharpness, exposure, aesthetics, saliency and their
+//!   weighted score; [`pipeline::score`] runs it on image and video files.
 //!
 //! ```no_run
 //! use reelsmith::decode::{open, DecodeOptions, Sampling, Scale};
@@ -18,5 +20,8 @@
 
 pub use reelsmith_core as core;
 pub use reelsmith_decode as decode;
+pub use reelsmith_score as score;
+
+pub mod pipeline;
 
 pub use reelsmith_core::{Embeddings, FrameRate, FrameRef, TimeSpan};

@@ -2,3 +2,4 @@
 
 pub mod frames;
 pub mod probe;
+pub mod score;
