@@ -7,6 +7,11 @@
 //! - [`decode`] (`reelsmith-decode`): probing, sampled decoding, clip and image export.
 //! - [`score`] (`reelsmith-score`): sharpness, exposure, aesthetics, saliency and their
 //!   weighted score; [`pipeline::score`] runs it on image and video files.
+//! - [`embed`] (`reelsmith-embed`): the `Embedder` trait and the embedders.
+//! - [`segment`] (`reelsmith-segment`): seams, keyframes, smoothing, peaks, diversity,
+//!   shot detection.
+//!
+//! Pipelines: [`highlights`] cuts the best moments of a video into clips with a report.
 //!
 //! ```no_run
 //! use reelsmith::decode::{open, DecodeOptions, Sampling, Scale};
@@ -20,8 +25,13 @@
 
 pub use reelsmith_core as core;
 pub use reelsmith_decode as decode;
+pub use reelsmith_embed as embed;
 pub use reelsmith_score as score;
+pub use reelsmith_segment as segment;
 
+pub mod highlights;
 pub mod pipeline;
+pub mod progress;
+mod report;
 
 pub use reelsmith_core::{Embeddings, FrameRate, FrameRef, TimeSpan};
