@@ -5,6 +5,13 @@
 //!
 //! - [`core`] (`reelsmith-core`): embeddings, time spans, frame/time conventions.
 //! - [`decode`] (`reelsmith-decode`): probing, sampled decoding, clip and image export.
+//! - [`embed`] (`reelsmith-embed`): embedders, including the weight-free pixel embedder.
+//! - [`segment`] (`reelsmith-segment`): seams, keyframes, shot detection on embeddings.
+//!
+//! Pipelines (errors are [`Error`]):
+//!
+//! - [`shots`]: shot detection on a video file (hard cuts and gradual transitions).
+//! - [`keyframes`]: quantile or seam keyframes written as images.
 //!
 //! ```no_run
 //! use reelsmith::decode::{open, DecodeOptions, Sampling, Scale};
@@ -18,5 +25,14 @@
 
 pub use reelsmith_core as core;
 pub use reelsmith_decode as decode;
+pub use reelsmith_embed as embed;
+pub use reelsmith_segment as segment;
 
 pub use reelsmith_core::{Embeddings, FrameRate, FrameRef, TimeSpan};
+
+pub mod analysis;
+mod error;
+pub mod keyframes;
+pub mod shots;
+
+pub use error::Error;
