@@ -28,6 +28,10 @@ enum Command {
     Probe(cmd::probe::Args),
     /// Sample frames (all, every Nth, or N per second), scale them, write JPEGs + frames.json.
     Frames(cmd::frames::Args),
+    /// Detect shots (hard cuts and fades/dissolves); text, --json or PySceneDetect-style --csv.
+    Shots(cmd::shots::Args),
+    /// Pick keyframes (quantile or seams), write them as images + keyframes.json.
+    Keyframes(cmd::keyframes::Args),
 }
 
 /// What every subcommand gets besides its own arguments.
@@ -54,6 +58,8 @@ fn main() {
     let result = match cli.command {
         Command::Probe(a) => cmd::probe::run(a, &ctx),
         Command::Frames(a) => cmd::frames::run(a, &ctx),
+        Command::Shots(a) => cmd::shots::run(a, &ctx),
+        Command::Keyframes(a) => cmd::keyframes::run(a, &ctx),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -1,4 +1,6 @@
 //! One module per subcommand.
 
 pub mod frames;
+pub mod keyframes;
 pub mod probe;
+pub mod shots;
