@@ -30,6 +30,10 @@ enum Command {
     Frames(cmd::frames::Args),
     /// Score images or sampled video frames: sharpness, exposure, aesthetics, saliency.
     Score(cmd::score::Args),
+    /// Detect shots (hard cuts and fades/dissolves); text, --json or PySceneDetect-style --csv.
+    Shots(cmd::shots::Args),
+    /// Pick keyframes (quantile or seams), write them as images + keyframes.json.
+    Keyframes(cmd::keyframes::Args),
 }
 
 /// What every subcommand gets besides its own arguments.
@@ -57,6 +61,8 @@ fn main() {
         Command::Probe(a) => cmd::probe::run(a, &ctx),
         Command::Frames(a) => cmd::frames::run(a, &ctx),
         Command::Score(a) => cmd::score::run(a, &ctx),
+        Command::Shots(a) => cmd::shots::run(a, &ctx),
+        Command::Keyframes(a) => cmd::keyframes::run(a, &ctx),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

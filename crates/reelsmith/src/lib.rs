@@ -7,11 +7,15 @@
 //! - [`decode`] (`reelsmith-decode`): probing, sampled decoding, clip and image export.
 //! - [`score`] (`reelsmith-score`): sharpness, exposure, aesthetics, saliency and their
 //!   weighted score; [`pipeline::score`] runs it on image and video files.
-//! - [`embed`] (`reelsmith-embed`): the `Embedder` trait and the embedders.
+//! - [`embed`] (`reelsmith-embed`): embedders, including the weight-free pixel embedder.
 //! - [`segment`] (`reelsmith-segment`): seams, keyframes, smoothing, peaks, diversity,
 //!   shot detection.
 //!
-//! Pipelines: [`highlights`] cuts the best moments of a video into clips with a report.
+//! Pipelines (errors are [`Error`] unless a pipeline says otherwise):
+//!
+//! - [`highlights`]: the best moments of a video cut into clips, with a report.
+//! - [`shots`]: shot detection on a video file (hard cuts and gradual transitions).
+//! - [`keyframes`]: quantile or seam keyframes written as images.
 //!
 //! ```no_run
 //! use reelsmith::decode::{open, DecodeOptions, Sampling, Scale};
@@ -35,3 +39,10 @@ pub mod progress;
 mod report;
 
 pub use reelsmith_core::{Embeddings, FrameRate, FrameRef, TimeSpan};
+
+pub mod analysis;
+mod error;
+pub mod keyframes;
+pub mod shots;
+
+pub use error::Error;

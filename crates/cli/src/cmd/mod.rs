@@ -1,5 +1,7 @@
 //! One module per subcommand.
 
 pub mod frames;
+pub mod keyframes;
 pub mod probe;
 pub mod score;
+pub mod shots;

@@ -1,0 +1,149 @@
+//! End-to-end pipelines on the real clips in $REELSMITH_SHARED/videos (skipped when unset):
+//! shot detection against ground_truth.json, keyframes written to disk, typed errors.
+
+use std::path::{Path, PathBuf};
+
+use reelsmith::keyframes::{extract_keyframes, KeyframeMethod, KeyframeOptions};
+use reelsmith::shots::{detect_shots, ShotOptions, TransitionKind};
+
+fn shared_videos() -> Option<PathBuf> {
+    match std::env::var_os("REELSMITH_SHARED") {
+        Some(p) => Some(PathBuf::from(p).join("videos")),
+        None => {
+            eprintln!(
+                "skipped: REELSMITH_SHARED is not set (the folder holding videos/ and models/)"
+            );
+            None
+        }
+    }
+}
+
+fn ground_truth(dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join("ground_truth.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn shots_match_ground_truth_on_real_clips() {
+    let Some(dir) = shared_videos() else { return };
+    let gt = ground_truth(&dir);
+    let videos = gt["videos"].as_object().unwrap();
+    assert!(
+        videos.len() >= 5,
+        "ground truth lists {} videos",
+        videos.len()
+    );
+    for (name, meta) in videos {
+        let r = detect_shots(dir.join(name), &ShotOptions::default()).unwrap();
+        assert_eq!(r.frames as u64, meta["frames"].as_u64().unwrap(), "{name}");
+        assert_eq!(r.times.len(), r.frames, "{name}");
+        let cuts: Vec<usize> = meta["cuts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_u64().unwrap() as usize)
+            .collect();
+        let gradual: Vec<(usize, usize)> = meta["gradual"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| {
+                (
+                    g["start"].as_u64().unwrap() as usize,
+                    g["end"].as_u64().unwrap() as usize,
+                )
+            })
+            .collect();
+        // Hard cuts: every annotated cut found within 2 frames, as a cut.
+        for &c in &cuts {
+            assert!(
+                r.transitions
+                    .iter()
+                    .any(|t| t.kind == TransitionKind::Cut && t.frame.abs_diff(c) <= 2),
+                "{name}: cut at {c} missed; found {:?}",
+                r.transitions
+            );
+        }
+        // Nothing else: each transition is a listed cut (±2) or lies in a gradual span (±2).
+        for t in &r.transitions {
+            let on_cut = cuts.iter().any(|&c| t.frame.abs_diff(c) <= 2);
+            let on_gradual = gradual
+                .iter()
+                .any(|&(s, e)| t.frame + 2 >= s && t.frame <= e + 2);
+            assert!(on_cut || on_gradual, "{name}: false transition {t:?}");
+        }
+        if cuts.is_empty() && gradual.is_empty() {
+            assert_eq!(r.shots.len(), 1, "{name}: single-shot clip split");
+        }
+        // Shots tile the frames and their times increase.
+        assert_eq!(r.shots.first().unwrap().start, 0, "{name}");
+        assert_eq!(r.shots.last().unwrap().end, r.frames - 1, "{name}");
+        for w in r.shots.windows(2) {
+            assert_eq!(w[0].end + 1, w[1].start, "{name}");
+            assert!(r.shot_span(&w[0]).end <= r.shot_span(&w[1]).start + 1e-9);
+        }
+        assert!(r.end_time > *r.times.last().unwrap(), "{name}");
+    }
+}
+
+#[test]
+fn keyframes_are_written_in_frame_order() {
+    let Some(dir) = shared_videos() else { return };
+    let out = tempfile::tempdir().unwrap();
+    let video = dir.join("bikes.mp4");
+    // Seams: one representative per segment, so at least one per real shot (6).
+    let opts = KeyframeOptions {
+        method: KeyframeMethod::Seams,
+        ..Default::default()
+    };
+    let ks = extract_keyframes(&video, out.path().join("seams"), &opts).unwrap();
+    assert!(ks.len() >= 6, "{} seam keyframes", ks.len());
+    // Quantile 0.85: about 15 % of the 249 changes exceed the threshold.
+    let opts = KeyframeOptions {
+        method: KeyframeMethod::Quantile,
+        ..Default::default()
+    };
+    let kq = extract_keyframes(&video, out.path().join("quantile"), &opts).unwrap();
+    assert!(
+        (20..=45).contains(&kq.len()),
+        "{} quantile keyframes",
+        kq.len()
+    );
+    // The hard cuts are among the largest changes.
+    for c in [30, 76, 137, 187, 242] {
+        assert!(kq.iter().any(|k| k.frame == c), "cut {c} not a keyframe");
+    }
+    for ks in [&ks, &kq] {
+        for w in ks.windows(2) {
+            assert!(w[0].frame < w[1].frame && w[0].time < w[1].time);
+        }
+        for k in ks.iter() {
+            let img = image::open(&k.path).unwrap();
+            assert_eq!((img.width(), img.height()), (640, 272), "{:?}", k.path);
+            assert!((k.time - k.frame as f64 / 25.0).abs() < 1e-6);
+        }
+    }
+}
+
+#[test]
+fn missing_and_bad_inputs_give_errors_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.mp4");
+    let e = detect_shots(&missing, &ShotOptions::default()).unwrap_err();
+    assert_eq!(e.path(), missing.as_path());
+    assert!(e.to_string().contains("nope.mp4"), "{e}");
+    let text = dir.path().join("notes.mp4");
+    std::fs::write(&text, b"not a video at all").unwrap();
+    let e = detect_shots(&text, &ShotOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("notes.mp4"), "{e}");
+    let mut opts = ShotOptions::default();
+    opts.analysis.width = 0;
+    let e = detect_shots(&text, &opts).unwrap_err();
+    assert!(matches!(e, reelsmith::Error::InvalidArgument { .. }), "{e}");
+    let bad_q = KeyframeOptions {
+        quantile: 1.5,
+        ..Default::default()
+    };
+    let e = extract_keyframes(&text, dir.path().join("k"), &bad_q).unwrap_err();
+    assert!(e.to_string().contains("quantile"), "{e}");
+}
