@@ -30,6 +30,9 @@ enum Command {
     Frames(cmd::frames::Args),
     /// Score images or sampled video frames: sharpness, exposure, aesthetics, saliency.
     Score(cmd::score::Args),
+    /// Cut the best moments of a video into clips, with a JSON report, CSVs, a score plot and
+    /// a contact sheet.
+    Highlights(cmd::highlights::Args),
     /// Detect shots (hard cuts and fades/dissolves); text, --json or PySceneDetect-style --csv.
     Shots(cmd::shots::Args),
     /// Pick keyframes (quantile or seams), write them as images + keyframes.json.
@@ -61,6 +64,7 @@ fn main() {
         Command::Probe(a) => cmd::probe::run(a, &ctx),
         Command::Frames(a) => cmd::frames::run(a, &ctx),
         Command::Score(a) => cmd::score::run(a, &ctx),
+        Command::Highlights(a) => cmd::highlights::run(a, &ctx),
         Command::Shots(a) => cmd::shots::run(a, &ctx),
         Command::Keyframes(a) => cmd::keyframes::run(a, &ctx),
     };

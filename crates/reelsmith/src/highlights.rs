@@ -429,12 +429,6 @@ impl<'a> Highlights<'a> {
                 },
             )?;
         notes.extend(set.notes.iter().cloned());
-        if self.model.image.is_none() {
-            notes.push(
-                "no CLIP model: scored on sharpness and exposure only; pass --model or --model-dir to add aesthetics and prompts"
-                    .into(),
-            );
-        }
 
         // Smooth, peaks, candidates best first.
         let scores: Vec<f32> = set.rows.iter().map(|r| r.score as f32).collect();
@@ -456,7 +450,19 @@ impl<'a> Highlights<'a> {
                 ),
             });
         }
-        // Diversity on the peak frames' embeddings.
+        // Diversity on the peak frames' embeddings. Pixel embeddings are non-negative, so
+        // their cosine distances crowd near 0; centring them on the video's mean row makes
+        // distances comparable to CLIP's, where the default threshold comes from.
+        if self.model.image.is_none() {
+            if let Some(mean) = embeddings.mean(None) {
+                let centred: Vec<f32> = embeddings
+                    .rows()
+                    .flat_map(|r| r.iter().zip(&mean).map(|(v, m)| v - m))
+                    .collect();
+                embeddings =
+                    Embeddings::new(centred, embeddings.dim()).map_err(|e| embed_err(e.into()))?;
+            }
+        }
         let cand_scores: Vec<f32> = candidates.iter().map(|&i| smoothed[i]).collect();
         let kept_pos = diverse(
             &embeddings,
@@ -465,7 +471,7 @@ impl<'a> Highlights<'a> {
             cfg.diversity_threshold,
             cfg.top_k,
         );
-        let mut kept: Vec<usize> = kept_pos.iter().map(|&p| candidates[p]).collect();
+        let mut kept: Vec<usize> = kept_pos; // row indices of the kept candidates
         kept.sort_by(|&a, &b| smoothed[b].total_cmp(&smoothed[a]).then(a.cmp(&b)));
         if kept.len() < cfg.top_k.min(candidates.len()) {
             notes.push(format!(

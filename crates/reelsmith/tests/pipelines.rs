@@ -147,3 +147,148 @@ fn missing_and_bad_inputs_give_errors_naming_the_file() {
     let e = extract_keyframes(&text, dir.path().join("k"), &bad_q).unwrap_err();
     assert!(e.to_string().contains("quantile"), "{e}");
 }
+
+// ---- highlights ---------------------------------------------------------------------------
+
+/// A 30 s, 10 fps, 160x90 video in three stretches: 0-10 s a smooth blurred gradient,
+/// 10-20 s a sharp, well-exposed moving checkerboard, 20-30 s nearly black. The best
+/// moments are in the middle stretch.
+fn stretches_video(dir: &Path) -> PathBuf {
+    let (w, h, fps, secs) = (160usize, 90usize, 10usize, 30usize);
+    let path = dir.join("stretches.mp4");
+    video_rs::init().unwrap();
+    let settings = video_rs::encode::Settings::preset_h264_yuv420p(w, h, false);
+    let mut enc = video_rs::Encoder::new(path.as_path(), settings).unwrap();
+    for k in 0..fps * secs {
+        let t = k / fps;
+        let frame = ndarray::Array3::<u8>::from_shape_fn((h, w, 3), |(y, x, c)| {
+            if t < 10 {
+                // Blurred: a slow gradient, mid-grey.
+                (90 + (x + y + k) % 60 / 2 + c * 5) as u8
+            } else if t < 20 {
+                // Sharp: 4-pixel checkerboard moving one pixel per frame, full range.
+                if ((x + k) / 4 + y / 4) % 2 == 0 {
+                    220
+                } else {
+                    35
+                }
+            } else {
+                // Dark: crushed blacks.
+                ((x + y + k) % 5) as u8
+            }
+        });
+        enc.encode(&frame, video_rs::Time::from_units(k, fps))
+            .unwrap();
+    }
+    enc.finish().unwrap();
+    path
+}
+
+#[test]
+fn highlights_pick_the_sharp_well_exposed_stretch() {
+    use reelsmith::highlights::{Highlights, HighlightsConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let video = stretches_video(dir.path());
+    let out = dir.path().join("out");
+    let cfg = HighlightsConfig {
+        top_k: 2,
+        preset: reelsmith::decode::X264Preset::Ultrafast,
+        ..HighlightsConfig::default()
+    };
+    let report = Highlights::new(&video, cfg).run(&out).unwrap();
+    assert!(!report.clips.is_empty());
+    let best = &report.clips[0];
+    assert!(
+        (10.0..20.0).contains(&best.peak_time),
+        "best peak at {:.2}s, outside the sharp stretch",
+        best.peak_time
+    );
+    assert!(best.start_time >= 0.0 && best.duration >= 3.0 - 1e-9 && best.duration <= 7.0 + 1e-9);
+    assert!(best.components.exposure < 0.2);
+    // Every clip and report file is there; the JSON has the documented fields.
+    for c in &report.clips {
+        let clip = reelsmith::decode::open(out.join(&c.filename)).unwrap();
+        assert!(
+            (clip.info().duration - c.duration).abs() < 0.25,
+            "{}",
+            c.filename
+        );
+    }
+    for f in [
+        "highlights.json",
+        "timeline.csv",
+        "similarity.csv",
+        "scores.png",
+        "contact_sheet.jpg",
+    ] {
+        assert!(out.join(f).metadata().unwrap().len() > 0, "{f} missing");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("highlights.json")).unwrap())
+            .unwrap();
+    let c0 = &json["clips"][0];
+    for key in [
+        "filename",
+        "source_video",
+        "start_time",
+        "duration",
+        "peak_frame",
+        "peak_time",
+        "score",
+    ] {
+        assert!(!c0[key].is_null(), "clip field {key}");
+    }
+    for key in ["aesthetics", "sharpness", "exposure", "saliency"] {
+        assert!(c0["components"].get(key).is_some(), "component {key}");
+    }
+    assert_eq!(json["parameters"]["top_k"], 2);
+    let timeline = std::fs::read_to_string(out.join("timeline.csv")).unwrap();
+    assert_eq!(timeline.lines().count(), 1 + report.timeline.len());
+    assert!(timeline.starts_with("frame,time,sharpness_var,sharpness,exposure"));
+    // Nothing half-written is left.
+    for e in std::fs::read_dir(&out).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(!name.ends_with(".part"), "{name} left behind");
+    }
+}
+
+#[test]
+fn highlights_edge_cases_say_what_to_change() {
+    use reelsmith::highlights::{Highlights, HighlightsConfig, HighlightsError};
+    let dir = tempfile::tempdir().unwrap();
+    let video = stretches_video(dir.path());
+    let too_long = HighlightsConfig {
+        min_duration: 40.0,
+        max_duration: 45.0,
+        ..HighlightsConfig::default()
+    };
+    let e = Highlights::new(&video, too_long).analyse().unwrap_err();
+    assert!(matches!(e, HighlightsError::TooShort { .. }), "{e}");
+    assert!(e.to_string().contains("--min-duration"));
+
+    let strict = HighlightsConfig {
+        min_score: 1.5,
+        ..HighlightsConfig::default()
+    };
+    let e = Highlights::new(&video, strict).analyse().unwrap_err();
+    assert!(matches!(e, HighlightsError::NoPeak { .. }), "{e}");
+    assert!(e.to_string().contains("--min-score"));
+
+    // Everything too similar: a threshold above any possible distance keeps only one.
+    let picky = HighlightsConfig {
+        diversity_threshold: 2.0,
+        ..HighlightsConfig::default()
+    };
+    let r = Highlights::new(&video, picky).analyse().unwrap();
+    assert_eq!(r.clips.len(), 1);
+    assert!(
+        r.notes.iter().any(|n| n.contains("--diversity-threshold")),
+        "{:?}",
+        r.notes
+    );
+
+    let missing = Highlights::new(dir.path().join("nope.mp4"), HighlightsConfig::default())
+        .analyse()
+        .unwrap_err();
+    assert!(missing.to_string().contains("nope.mp4"));
+}

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod frames;
+pub mod highlights;
 pub mod keyframes;
 pub mod probe;
 pub mod score;
