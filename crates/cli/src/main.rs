@@ -33,6 +33,8 @@ enum Command {
     /// Cut the best moments of a video into clips, with a JSON report, CSVs, a score plot and
     /// a contact sheet.
     Highlights(cmd::highlights::Args),
+    /// Split a video into 2-15 s segments at embedding seams; clips, keyframes, segments.json.
+    Segments(cmd::segments::Args),
     /// Detect shots (hard cuts and fades/dissolves); text, --json or PySceneDetect-style --csv.
     Shots(cmd::shots::Args),
     /// Pick keyframes (quantile or seams), write them as images + keyframes.json.
@@ -65,6 +67,7 @@ fn main() {
         Command::Frames(a) => cmd::frames::run(a, &ctx),
         Command::Score(a) => cmd::score::run(a, &ctx),
         Command::Highlights(a) => cmd::highlights::run(a, &ctx),
+        Command::Segments(a) => cmd::segments::run(a, &ctx),
         Command::Shots(a) => cmd::shots::run(a, &ctx),
         Command::Keyframes(a) => cmd::keyframes::run(a, &ctx),
     };

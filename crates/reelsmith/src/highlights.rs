@@ -22,7 +22,6 @@
 
 use std::path::{Path, PathBuf};
 
-use reelsmith_core::Embeddings;
 use reelsmith_decode::{
     self as decode, ClipMode, ClipOptions, DecodeError, DecodeOptions, Sampling, Scale, X264Preset,
 };
@@ -358,44 +357,27 @@ impl<'a> Highlights<'a> {
             .sampling(Sampling::Fps(cfg.fps))
             .scale(Scale::MaxHeight(cfg.height));
         let expected = (info.duration * cfg.fps).ceil() as u64;
-        let progress = self.progress;
-        if let Some(p) = progress {
-            p.start(Stage::Scoring, expected);
-        }
         let mut measures: Vec<FrameMeasures> = Vec::new();
-        let mut refs: Vec<(u64, f64)> = Vec::new();
-        let mut embeddings =
-            Embeddings::empty(image_embedder.dim()).map_err(|e| embed_err(e.into()))?;
-        let mut batch: Vec<image::RgbImage> = Vec::new();
-        const BATCH: usize = 16;
-        for frame in video.frames(&opts)? {
-            let frame = frame?;
-            measures.push(
-                FrameMeasures::from_rgb(&frame.image, &cfg.score.exposure).map_err(|source| {
-                    HighlightsError::Score {
-                        path: info.path.clone(),
-                        source,
-                    }
-                })?,
-            );
-            refs.push((frame.index, frame.time));
-            batch.push(frame.image);
-            if batch.len() == BATCH {
-                let e = image_embedder.embed_images(&batch).map_err(embed_err)?;
-                embeddings.extend(&e).map_err(|e| embed_err(e.into()))?;
-                batch.clear();
-            }
-            if let Some(p) = progress {
-                p.advance(Stage::Scoring, 1);
-            }
-        }
-        if !batch.is_empty() {
-            let e = image_embedder.embed_images(&batch).map_err(embed_err)?;
-            embeddings.extend(&e).map_err(|e| embed_err(e.into()))?;
-        }
-        if let Some(p) = progress {
-            p.finish(Stage::Scoring);
-        }
+        let sampled = crate::sampling::embed_sampled(
+            &video,
+            &opts,
+            image_embedder,
+            self.progress.map(|p| (p, Stage::Scoring, expected)),
+            embed_err,
+            |frame| {
+                measures.push(
+                    FrameMeasures::from_rgb(&frame.image, &cfg.score.exposure).map_err(
+                        |source| HighlightsError::Score {
+                            path: info.path.clone(),
+                            source,
+                        },
+                    )?,
+                );
+                Ok(())
+            },
+        )?;
+        let refs = sampled.refs;
+        let mut embeddings = sampled.embeddings;
         if measures.is_empty() {
             return Err(DecodeError::ZeroLength {
                 path: info.path.clone(),
@@ -454,14 +436,7 @@ impl<'a> Highlights<'a> {
         // their cosine distances crowd near 0; centring them on the video's mean row makes
         // distances comparable to CLIP's, where the default threshold comes from.
         if self.model.image.is_none() {
-            if let Some(mean) = embeddings.mean(None) {
-                let centred: Vec<f32> = embeddings
-                    .rows()
-                    .flat_map(|r| r.iter().zip(&mean).map(|(v, m)| v - m))
-                    .collect();
-                embeddings =
-                    Embeddings::new(centred, embeddings.dim()).map_err(|e| embed_err(e.into()))?;
-            }
+            embeddings = crate::sampling::centre(&embeddings);
         }
         let cand_scores: Vec<f32> = candidates.iter().map(|&i| smoothed[i]).collect();
         let kept_pos = diverse(

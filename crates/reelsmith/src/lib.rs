@@ -37,6 +37,8 @@ pub mod highlights;
 pub mod pipeline;
 pub mod progress;
 mod report;
+mod sampling;
+pub mod segments;
 
 pub use reelsmith_core::{Embeddings, FrameRate, FrameRef, TimeSpan};
 

@@ -292,3 +292,41 @@ fn highlights_edge_cases_say_what_to_change() {
         .unwrap_err();
     assert!(missing.to_string().contains("nope.mp4"));
 }
+
+#[test]
+fn segments_split_at_the_content_changes() {
+    use reelsmith::segments::{segment_video, SegmentsConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let video = stretches_video(dir.path());
+    let out = dir.path().join("seg");
+    let cfg = SegmentsConfig {
+        preset: reelsmith::decode::X264Preset::Ultrafast,
+        ..SegmentsConfig::default()
+    };
+    let r = segment_video(&video, &out, &cfg, None, None).unwrap();
+    let bounds: Vec<f64> = r.segments.iter().skip(1).map(|s| s.start).collect();
+    for want in [10.0, 20.0] {
+        assert!(
+            bounds.iter().any(|b| (b - want).abs() <= 0.6),
+            "no segment boundary near {want}s: {bounds:?}"
+        );
+    }
+    for s in &r.segments {
+        assert!(
+            s.end - s.start <= 15.0 + 1e-6,
+            "segment {} too long",
+            s.number
+        );
+        assert!((2..=4).contains(&s.keyframes.len()));
+        assert!(out.join(s.clip.as_ref().unwrap()).exists());
+        for k in &s.keyframes {
+            assert!(k.time >= s.start - 1e-6 && k.time < s.end);
+            assert!(out.join(&k.path).exists(), "{}", k.path);
+        }
+    }
+    assert_eq!(r.segments.first().unwrap().start, 0.0);
+    assert!((r.segments.last().unwrap().end - r.duration).abs() < 1e-6);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("segments.json")).unwrap()).unwrap();
+    assert_eq!(json["segments"].as_array().unwrap().len(), r.segments.len());
+}

@@ -5,4 +5,5 @@ pub mod highlights;
 pub mod keyframes;
 pub mod probe;
 pub mod score;
+pub mod segments;
 pub mod shots;
