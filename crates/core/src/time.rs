@@ -121,7 +121,7 @@ impl FrameRate {
     /// The frame showing at time `t` (floor, with a tolerance of a millionth of a frame
     /// against rounding noise). Negative times map to frame 0.
     pub fn seconds_to_frame(&self, t: f64) -> u64 {
-        if !(t > 0.0) {
+        if t.is_nan() || t <= 0.0 {
             return 0;
         }
         let f = t * f64::from(self.num) / f64::from(self.den);

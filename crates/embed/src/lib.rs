@@ -47,6 +47,7 @@ mod dinov2;
 mod hub;
 mod manifest;
 mod nn;
+mod pixel;
 mod preprocess;
 mod weights;
 
@@ -57,6 +58,7 @@ pub use device::DeviceChoice;
 pub use dinov2::{Dinov2Config, Dinov2Model, Dinov2Output, PatchGrid};
 pub use hub::HubOptions;
 pub use manifest::{manifest, manifests, ModelFamily, ModelManifest, PreprocessManifest};
+pub use pixel::PixelEmbedder;
 pub use preprocess::{Preprocessor, Resample};
 
 /// Errors from loading or running an embedder.

@@ -1,0 +1,62 @@
+//! The `reelsmith` command line.
+//!
+//! One module per subcommand under `cmd/`; each has an `Args` struct (clap) and a
+//! `run(args, &Ctx)` function. Errors go to stderr with a non-zero exit status.
+
+mod cmd;
+mod progress;
+
+use clap::{Parser, Subcommand};
+
+/// reelsmith: video into understanding and back into video.
+#[derive(Debug, Parser)]
+#[command(name = "reelsmith", version, about, long_about = None)]
+struct Cli {
+    /// No progress bars or summaries on stderr.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    /// More log output (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show a video's size, frame rate, frame count, duration, rotation, codec and audio.
+    Probe(cmd::probe::Args),
+    /// Sample frames (all, every Nth, or N per second), scale them, write JPEGs + frames.json.
+    Frames(cmd::frames::Args),
+}
+
+/// What every subcommand gets besides its own arguments.
+pub struct Ctx {
+    /// Suppress progress bars and summaries.
+    pub quiet: bool,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let ctx = Ctx { quiet: cli.quiet };
+    let result = match cli.command {
+        Command::Probe(a) => cmd::probe::run(a, &ctx),
+        Command::Frames(a) => cmd::frames::run(a, &ctx),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,353 @@
+use std::path::{Path, PathBuf};
+
+use ff::codec::packet::side_data::Type as SideDataType;
+use ff::media::Type as MediaType;
+use ffmpeg_next as ff;
+use serde::Serialize;
+
+use crate::error::DecodeError;
+use crate::frames::{DecodeOptions, Frames};
+
+/// What [`open`] learns about a video without decoding it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VideoInfo {
+    /// The file.
+    pub path: PathBuf,
+    /// Width as displayed: rotation metadata applied (a portrait phone clip stored as
+    /// 1920×1080 with a 90° rotation reports 1080 here).
+    pub width: u32,
+    /// Height as displayed, rotation applied.
+    pub height: u32,
+    /// Width of the coded pictures, before rotation.
+    pub coded_width: u32,
+    /// Height of the coded pictures, before rotation.
+    pub coded_height: u32,
+    /// Video codec name as FFmpeg spells it (`h264`, `vp8`, `vp9`, `hevc`, ...).
+    pub codec: String,
+    /// Average frame rate (frames per second). For variable-frame-rate video this is an
+    /// average; frame times always come from timestamps, never from this value.
+    pub fps: f64,
+    /// The number of frames the container declares, if it declares one. For the exact
+    /// number, see [`Video::count_frames`].
+    pub declared_frames: Option<u64>,
+    /// Duration in seconds (container duration, or the stream's where the container has none).
+    pub duration: f64,
+    /// Clockwise rotation in degrees the player applies when displaying: 0, 90, 180 or 270.
+    /// (FFprobe prints the display matrix angle, which is the negative: `-90` here is 90.)
+    pub rotation: u32,
+    /// Whether the file has at least one audio stream.
+    pub has_audio: bool,
+    /// Start of the container timeline in seconds; frame times are measured from it.
+    pub start_time: f64,
+    /// Index of the video stream that is decoded (FFmpeg's best video stream).
+    pub stream_index: usize,
+}
+
+/// An opened (probed) video file. Cheap to keep around: each call to [`Video::frames`]
+/// opens its own demuxer and decoder, so several passes may run one after another or on
+/// different threads.
+#[derive(Debug, Clone)]
+pub struct Video {
+    info: VideoInfo,
+}
+
+/// Probes `path`: checks that it is a readable video and gathers its [`VideoInfo`].
+///
+/// ```no_run
+/// let v = reelsmith_decode::open("clip.mkv")?;
+/// assert!(v.info().width > 0);
+/// # Ok::<(), reelsmith_decode::DecodeError>(())
+/// ```
+pub fn open(path: impl AsRef<Path>) -> Result<Video, DecodeError> {
+    let path = path.as_ref();
+    let input = open_input(path)?;
+    let info = read_info(path, &input)?;
+    Ok(Video { info })
+}
+
+impl Video {
+    /// What was learnt when probing.
+    pub fn info(&self) -> &VideoInfo {
+        &self.info
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.info.path
+    }
+
+    /// Streams frames from the start, sampled and scaled as `opts` says.
+    pub fn frames(&self, opts: &DecodeOptions) -> Result<Frames, DecodeError> {
+        Frames::new(&self.info, opts, None)
+    }
+
+    /// Streams frames whose presentation time is at or after `start` seconds, seeking to
+    /// the keyframe before `start` and decoding forward so the first frame is exact.
+    ///
+    /// Frame indices after a seek are estimated from the average frame rate (exact for
+    /// constant-rate video); times are always the true timestamps.
+    pub fn frames_from(&self, start: f64, opts: &DecodeOptions) -> Result<Frames, DecodeError> {
+        if !start.is_finite() || start < 0.0 {
+            return Err(DecodeError::InvalidArgument {
+                path: self.info.path.clone(),
+                detail: format!(
+                    "cannot seek to {start}s: the time must be finite and not negative"
+                ),
+            });
+        }
+        Frames::new(&self.info, opts, Some(start))
+    }
+
+    /// The exact number of frames a decoder outputs, counted by decoding the whole stream
+    /// without converting any frame (multi-threaded). Equals `ffprobe -count_frames`.
+    /// [`Video::count_packets`] is much faster and agrees on ordinary files, but not where
+    /// an edit list hides frames.
+    pub fn count_frames(&self) -> Result<u64, DecodeError> {
+        Frames::new(&self.info, &DecodeOptions::new(), None)?.count_only()
+    }
+
+    /// The number of packets in the video stream, counted by demuxing without decoding
+    /// (fast). Equals `ffprobe -count_packets`.
+    pub fn count_packets(&self) -> Result<u64, DecodeError> {
+        let path = &self.info.path;
+        let mut input = open_input(path)?;
+        let mut n = 0u64;
+        let mut packet = ff::Packet::empty();
+        loop {
+            match packet.read(&mut input) {
+                Ok(()) => {
+                    if packet.stream() == self.info.stream_index {
+                        n += 1;
+                    }
+                }
+                Err(ff::Error::Eof) => break,
+                Err(ff::Error::InvalidData) => continue,
+                Err(e) => {
+                    return Err(DecodeError::Corrupt {
+                        path: path.clone(),
+                        at: None,
+                        detail: e.to_string(),
+                    })
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Opens the demuxer, mapping failures to typed errors.
+pub(crate) fn open_input(path: &Path) -> Result<ff::format::context::Input, DecodeError> {
+    crate::init();
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => DecodeError::NotFound {
+            path: path.to_path_buf(),
+        },
+        _ => DecodeError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        },
+    })?;
+    if meta.is_dir() {
+        return Err(DecodeError::InvalidArgument {
+            path: path.to_path_buf(),
+            detail: "this is a folder, not a video file".into(),
+        });
+    }
+    if meta.len() == 0 {
+        return Err(DecodeError::EmptyFile {
+            path: path.to_path_buf(),
+        });
+    }
+    ff::format::input(&path).map_err(|e| match e {
+        ff::Error::Other { errno } if errno == libc_eacces() => DecodeError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::from_raw_os_error(errno),
+        },
+        e => DecodeError::NotAVideo {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        },
+    })
+}
+
+fn libc_eacces() -> i32 {
+    13
+}
+
+fn read_info(path: &Path, input: &ff::format::context::Input) -> Result<VideoInfo, DecodeError> {
+    let Some(stream) = input.streams().best(MediaType::Video) else {
+        let streams: Vec<String> = input
+            .streams()
+            .map(|s| {
+                format!(
+                    "{:?} {}",
+                    s.parameters().medium(),
+                    s.parameters().id().name()
+                )
+            })
+            .collect();
+        return Err(DecodeError::NoVideoStream {
+            path: path.to_path_buf(),
+            streams: if streams.is_empty() {
+                "none".into()
+            } else {
+                streams.join(", ")
+            },
+        });
+    };
+    let params = stream.parameters();
+    let codec_id = params.id();
+    let codec = codec_id.name().to_string();
+    if ff::decoder::find(codec_id).is_none() {
+        return Err(DecodeError::UnsupportedCodec {
+            path: path.to_path_buf(),
+            codec,
+        });
+    }
+    let ctx = ff::codec::context::Context::from_parameters(params)
+        .map_err(|e| DecodeError::ffmpeg(path, "reading stream parameters", e))?;
+    let dec = ctx
+        .decoder()
+        .video()
+        .map_err(|e| DecodeError::ffmpeg(path, "reading video parameters", e))?;
+    let (coded_width, coded_height) = (dec.width(), dec.height());
+    if coded_width == 0 || coded_height == 0 {
+        return Err(DecodeError::Corrupt {
+            path: path.to_path_buf(),
+            at: None,
+            detail: "the video stream declares a zero picture size".into(),
+        });
+    }
+    let rotation = stream_rotation(&stream);
+    let (width, height) = if rotation % 180 == 90 {
+        (coded_height, coded_width)
+    } else {
+        (coded_width, coded_height)
+    };
+    let rate = |r: ff::Rational| (r.numerator() > 0 && r.denominator() > 0).then(|| f64::from(r));
+    // The average rate is frames / duration, which short files without a last-frame
+    // duration skew (60 frames at 25 fps read as 25.42). When the nominal rate (FFmpeg's
+    // r_frame_rate) lies within 3% of the average, the video is constant-rate: use it.
+    let fps = match (rate(stream.avg_frame_rate()), rate(stream.rate())) {
+        (Some(avg), Some(nominal)) if (avg - nominal).abs() <= 0.03 * nominal => nominal,
+        (Some(avg), _) => avg,
+        (None, Some(nominal)) => nominal,
+        (None, None) => 0.0,
+    };
+    let tb = f64::from(stream.time_base());
+    let declared_frames = (stream.frames() > 0).then_some(stream.frames() as u64);
+    // SAFETY: reading a plain integer field of the open format context.
+    let raw_start = unsafe { (*input.as_ptr()).start_time };
+    let start_time = if raw_start != ff::ffi::AV_NOPTS_VALUE {
+        raw_start as f64 / f64::from(ff::ffi::AV_TIME_BASE)
+    } else {
+        0.0
+    };
+    let duration = if input.duration() > 0 {
+        input.duration() as f64 / f64::from(ff::ffi::AV_TIME_BASE)
+    } else if stream.duration() > 0 {
+        stream.duration() as f64 * tb
+    } else if let (Some(n), true) = (declared_frames, fps > 0.0) {
+        n as f64 / fps
+    } else {
+        0.0
+    };
+    let has_audio = input
+        .streams()
+        .any(|s| s.parameters().medium() == MediaType::Audio);
+    Ok(VideoInfo {
+        path: path.to_path_buf(),
+        width,
+        height,
+        coded_width,
+        coded_height,
+        codec,
+        fps,
+        declared_frames,
+        duration,
+        rotation,
+        has_audio,
+        start_time,
+        stream_index: stream.index(),
+    })
+}
+
+/// Clockwise display rotation in degrees (0, 90, 180, 270) from the stream's display matrix.
+fn stream_rotation(stream: &ff::format::stream::Stream) -> u32 {
+    for sd in stream.side_data() {
+        if sd.kind() == SideDataType::DisplayMatrix {
+            if let Some(r) = rotation_from_display_matrix(sd.data()) {
+                return r;
+            }
+        }
+    }
+    // Some muxers only leave a "rotate" metadata tag.
+    if let Some(tag) = stream.metadata().get("rotate") {
+        if let Ok(deg) = tag.trim().parse::<f64>() {
+            return normalise_rotation(deg);
+        }
+    }
+    0
+}
+
+/// Reads the 3×3 display matrix (nine native-endian i32, 16.16 fixed point) and returns
+/// the clockwise display rotation, snapped to a multiple of 90°.
+pub(crate) fn rotation_from_display_matrix(data: &[u8]) -> Option<u32> {
+    if data.len() < 36 {
+        return None;
+    }
+    let m: Vec<f64> = data[..36]
+        .chunks_exact(4)
+        .map(|c| f64::from(i32::from_ne_bytes([c[0], c[1], c[2], c[3]])))
+        .collect();
+    let scale0 = m[0].hypot(m[3]);
+    let scale1 = m[1].hypot(m[4]);
+    if scale0 == 0.0 || scale1 == 0.0 {
+        return None;
+    }
+    // This is minus FFmpeg's av_display_rotation_get(): the angle by which players (and
+    // ffmpeg's autorotate) turn the picture clockwise.
+    let cw = (m[1] / scale1).atan2(m[0] / scale0).to_degrees();
+    Some(normalise_rotation(cw))
+}
+
+fn normalise_rotation(deg: f64) -> u32 {
+    let snapped = ((deg / 90.0).round() as i64).rem_euclid(4) as u32;
+    snapped * 90
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matrix(deg_ccw: f64) -> Vec<u8> {
+        // Mirrors FFmpeg's av_display_rotation_set: [cos, -sin, 0; sin, cos, 0; 0, 0, 1].
+        let r = deg_ccw.to_radians();
+        let f = |v: f64| (v * 65536.0).round() as i32;
+        let m = [
+            f(r.cos()),
+            f(-r.sin()),
+            0,
+            f(r.sin()),
+            f(r.cos()),
+            0,
+            0,
+            0,
+            1 << 30,
+        ];
+        m.iter().flat_map(|v| v.to_ne_bytes()).collect()
+    }
+
+    #[test]
+    fn display_matrix_rotation() {
+        // av_display_rotation_set(m, -90) is what a 90° clockwise (portrait) clip carries;
+        // ffprobe shows it as "rotation: -90".
+        assert_eq!(rotation_from_display_matrix(&matrix(0.0)), Some(0));
+        assert_eq!(rotation_from_display_matrix(&matrix(90.0)), Some(270));
+        assert_eq!(rotation_from_display_matrix(&matrix(-90.0)), Some(90));
+        assert_eq!(rotation_from_display_matrix(&matrix(180.0)), Some(180));
+        assert_eq!(rotation_from_display_matrix(&[0u8; 10]), None);
+        assert_eq!(normalise_rotation(-270.0), 90);
+        assert_eq!(normalise_rotation(359.0), 0);
+    }
+}

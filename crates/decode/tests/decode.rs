@@ -1,0 +1,550 @@
+//! Integration tests for reelsmith-decode: synthetic videos encoded with video-rs, the real
+//! clips in $REELSMITH_SHARED/videos (skipped when unset), and damaged inputs.
+
+use std::path::{Path, PathBuf};
+
+use reelsmith_decode::{
+    export_clip, open, ClipMode, ClipOptions, DecodeError, DecodeOptions, Sampling, Scale,
+};
+
+const W: usize = 64;
+const H: usize = 48;
+const FPS: usize = 25;
+const N: usize = 60;
+
+/// Grey level that encodes frame `k` (survives H.264 within a couple of levels).
+fn level(k: usize) -> u8 {
+    (20 + k * 3) as u8
+}
+
+/// Writes an H.264 MP4 of `N` solid grey frames at 25 fps, keyframe every 12 frames.
+fn synthetic(dir: &Path) -> PathBuf {
+    let path = dir.join("synthetic.mp4");
+    video_rs::init().unwrap();
+    let opts: std::collections::HashMap<String, String> = [
+        ("preset".to_string(), "ultrafast".to_string()),
+        (
+            "x264-params".to_string(),
+            "keyint=12:min-keyint=12:scenecut=0".to_string(),
+        ),
+    ]
+    .into_iter()
+    .collect();
+    let settings = video_rs::encode::Settings::preset_h264_custom(
+        W,
+        H,
+        video_rs::ffmpeg::format::Pixel::YUV420P,
+        opts.into(),
+    )
+    .with_keyframe_interval(12);
+    let mut enc = video_rs::Encoder::new(path.as_path(), settings).unwrap();
+    for k in 0..N {
+        let frame = ndarray::Array3::<u8>::from_elem((H, W, 3), level(k));
+        let t = video_rs::Time::from_units(k, FPS);
+        enc.encode(&frame, t).unwrap();
+    }
+    enc.finish().unwrap();
+    path
+}
+
+fn mean_level(img: &image::RgbImage) -> f64 {
+    let s: u64 = img.as_raw().iter().map(|&v| u64::from(v)).sum();
+    s as f64 / img.as_raw().len() as f64
+}
+
+/// Index of the frame whose grey level is nearest to the image's mean.
+fn which_frame(img: &image::RgbImage) -> usize {
+    let m = mean_level(img);
+    (0..N)
+        .min_by(|&a, &b| {
+            (f64::from(level(a)) - m)
+                .abs()
+                .total_cmp(&(f64::from(level(b)) - m).abs())
+        })
+        .unwrap()
+}
+
+#[test]
+fn synthetic_probe_and_full_decode() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = synthetic(dir.path());
+    let v = open(&path).unwrap();
+    let i = v.info();
+    assert_eq!((i.width, i.height), (W as u32, H as u32));
+    assert_eq!(i.codec, "h264");
+    assert!((i.fps - FPS as f64).abs() < 1e-6, "fps {}", i.fps);
+    assert!(!i.has_audio);
+    assert_eq!(i.rotation, 0);
+    // video-rs leaves the last packet without a duration, so the MP4 edit list may hide the
+    // last frame (FFmpeg's own decoder shows N-1 then, as we do); the packets are all there.
+    assert_eq!(v.count_packets().unwrap(), N as u64);
+    let decodable = v.count_frames().unwrap() as usize;
+    assert!(
+        decodable == N || decodable == N - 1,
+        "{decodable} decodable frames"
+    );
+    let frames: Vec<_> = v
+        .frames(&DecodeOptions::new())
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(frames.len(), decodable);
+    for (k, f) in frames.iter().enumerate() {
+        assert_eq!(f.index, k as u64);
+        assert!(
+            (f.time - k as f64 / FPS as f64).abs() < 1e-3,
+            "frame {k} at {}",
+            f.time
+        );
+        assert_eq!(which_frame(&f.image), k, "content of frame {k}");
+        assert_eq!(f.image.dimensions(), (W as u32, H as u32));
+    }
+}
+
+#[test]
+fn synthetic_sampling_and_scaling() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = synthetic(dir.path());
+    let v = open(&path).unwrap();
+    let nth: Vec<u64> = v
+        .frames(&DecodeOptions::new().sampling(Sampling::EveryNth(7)))
+        .unwrap()
+        .map(|f| f.unwrap().index)
+        .collect();
+    assert_eq!(nth, (0..N as u64 - 1).step_by(7).collect::<Vec<_>>());
+
+    // 5 fps from 25 fps: slot k keeps the last frame with round(t*5) == k, i.e. frames
+    // 2, 7, 12, ... (FFmpeg's fps filter picks the same ones).
+    let fps: Vec<_> = v
+        .frames(&DecodeOptions::new().sampling(Sampling::Fps(5.0)))
+        .unwrap()
+        .map(|f| f.unwrap())
+        .collect();
+    let idx: Vec<u64> = fps.iter().map(|f| f.index).collect();
+    assert_eq!(idx, (2..N as u64 - 1).step_by(5).collect::<Vec<_>>());
+    for f in &fps {
+        assert_eq!(which_frame(&f.image) as u64, f.index);
+    }
+
+    let scaled = v
+        .frames(&DecodeOptions::new().scale(Scale::Height(30)))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    // 64x48 to height 30: width 2*round(30*64/96) = 40.
+    assert_eq!(scaled.image.dimensions(), (40, 30));
+    let exact = v
+        .frames(&DecodeOptions::new().scale(Scale::Exact {
+            width: 17,
+            height: 9,
+        }))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_eq!(exact.image.dimensions(), (17, 9));
+    let not_enlarged = v
+        .frames(&DecodeOptions::new().scale(Scale::MaxHeight(480)))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_eq!(not_enlarged.image.dimensions(), (W as u32, H as u32));
+
+    for bad in [
+        DecodeOptions::new().sampling(Sampling::EveryNth(0)),
+        DecodeOptions::new().sampling(Sampling::Fps(0.0)),
+        DecodeOptions::new().sampling(Sampling::Fps(f64::NAN)),
+        DecodeOptions::new().scale(Scale::Height(0)),
+        DecodeOptions::new().scale(Scale::Exact {
+            width: 0,
+            height: 5,
+        }),
+    ] {
+        assert!(
+            matches!(v.frames(&bad), Err(DecodeError::InvalidArgument { .. })),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn synthetic_exact_seek() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = synthetic(dir.path());
+    let v = open(&path).unwrap();
+    // Frame 30 is a keyframe only by accident of the 12-frame GOP; 17, 29 and 41 are not.
+    for k in [0usize, 17, 29, 41, 58] {
+        let t = k as f64 / FPS as f64;
+        let f = v
+            .frames_from(t, &DecodeOptions::new())
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        assert!((f.time - t).abs() < 1e-3, "seek to {t}: got {}", f.time);
+        assert_eq!(f.index, k as u64);
+        assert_eq!(which_frame(&f.image), k);
+    }
+    // Between frames: the next frame.
+    let f = v
+        .frames_from(17.5 / FPS as f64, &DecodeOptions::new())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_eq!(which_frame(&f.image), 18);
+    assert!(v.frames_from(-1.0, &DecodeOptions::new()).is_err());
+    assert!(v
+        .frames_from(100.0, &DecodeOptions::new())
+        .unwrap()
+        .next()
+        .is_none());
+}
+
+#[test]
+fn synthetic_clip_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = synthetic(dir.path());
+    let v = open(&path).unwrap();
+    let out = dir.path().join("clip.mp4");
+    // [0.7, 1.5) s = frames 18..37 (1.5 s is frame 38's start, excluded... 37.5 -> 38).
+    let r = export_clip(&v, 0.7, 1.5, &out, &ClipOptions::default()).unwrap();
+    assert_eq!(r.frames, 20);
+    assert!((r.start - 0.72).abs() < 1e-3);
+    let clip = open(&out).unwrap();
+    assert_eq!(clip.count_frames().unwrap(), 20);
+    let frames: Vec<_> = clip
+        .frames(&DecodeOptions::new())
+        .unwrap()
+        .map(|f| f.unwrap())
+        .collect();
+    assert_eq!(which_frame(&frames[0].image), 18);
+    assert_eq!(which_frame(&frames[19].image), 37);
+    // No temporary file is left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
+        .collect();
+    assert!(leftovers.is_empty());
+
+    // Stream copy starts on the keyframe at or before 0.7 s (frame 12 at 0.48 s).
+    let out2 = dir.path().join("copy.mp4");
+    let opts = ClipOptions {
+        mode: ClipMode::StreamCopy,
+        ..ClipOptions::default()
+    };
+    let r = export_clip(&v, 0.7, 1.5, &out2, &opts).unwrap();
+    assert!(r.snapped_to_keyframe);
+    assert!((r.start - 0.48).abs() < 1e-3, "copy starts at {}", r.start);
+    let first = open(&out2)
+        .unwrap()
+        .frames(&DecodeOptions::new())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_eq!(which_frame(&first.image), 12);
+
+    // Empty and out-of-range requests are errors and leave nothing behind.
+    let out3 = dir.path().join("none.mp4");
+    assert!(export_clip(&v, 1.0, 1.0, &out3, &ClipOptions::default()).is_err());
+    assert!(export_clip(&v, 50.0, 51.0, &out3, &ClipOptions::default()).is_err());
+    assert!(!out3.exists());
+}
+
+#[test]
+fn bad_inputs_give_typed_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.mp4");
+    assert!(matches!(open(&missing), Err(DecodeError::NotFound { .. })));
+
+    let empty = dir.path().join("empty.mp4");
+    std::fs::write(&empty, b"").unwrap();
+    assert!(matches!(open(&empty), Err(DecodeError::EmptyFile { .. })));
+
+    let text = dir.path().join("notes.mp4");
+    std::fs::write(&text, "this is not a video, just some words\n".repeat(50)).unwrap();
+    let e = open(&text).unwrap_err();
+    assert!(matches!(e, DecodeError::NotAVideo { .. }), "{e}");
+    assert!(e.to_string().contains("notes.mp4"));
+
+    assert!(matches!(
+        open(dir.path()),
+        Err(DecodeError::InvalidArgument { .. })
+    ));
+
+    // A WAV file: a real container with audio only.
+    let wav = dir.path().join("tone.wav");
+    std::fs::write(&wav, wav_bytes(8000, 4000)).unwrap();
+    let e = open(&wav).unwrap_err();
+    assert!(matches!(e, DecodeError::NoVideoStream { .. }), "{e}");
+}
+
+/// A mono 16-bit PCM WAV file of `samples` samples of a square wave.
+fn wav_bytes(rate: u32, samples: u32) -> Vec<u8> {
+    let mut b = Vec::new();
+    let data_len = samples * 2;
+    b.extend_from_slice(b"RIFF");
+    b.extend_from_slice(&(36 + data_len).to_le_bytes());
+    b.extend_from_slice(b"WAVEfmt ");
+    b.extend_from_slice(&16u32.to_le_bytes());
+    b.extend_from_slice(&1u16.to_le_bytes());
+    b.extend_from_slice(&1u16.to_le_bytes());
+    b.extend_from_slice(&rate.to_le_bytes());
+    b.extend_from_slice(&(rate * 2).to_le_bytes());
+    b.extend_from_slice(&2u16.to_le_bytes());
+    b.extend_from_slice(&16u16.to_le_bytes());
+    b.extend_from_slice(b"data");
+    b.extend_from_slice(&data_len.to_le_bytes());
+    for i in 0..samples {
+        let v: i16 = if (i / 20) % 2 == 0 { 8000 } else { -8000 };
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    b
+}
+
+/// Decodes everything it can; returns Ok(frame count) or the first error.
+fn drain(path: &Path) -> Result<usize, DecodeError> {
+    let v = open(path)?;
+    let mut n = 0;
+    for f in v.frames(&DecodeOptions::new().scale(Scale::Height(32)))? {
+        f?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+fn damaged_copies(src: &Path, dir: &Path) -> Vec<(String, PathBuf)> {
+    let bytes = std::fs::read(src).unwrap();
+    let mut out = Vec::new();
+    for frac in [0.01, 0.1, 0.5, 0.9] {
+        let p = dir.join(format!("trunc{frac}.mp4"));
+        std::fs::write(&p, &bytes[..(bytes.len() as f64 * frac) as usize]).unwrap();
+        out.push((format!("truncated to {frac}"), p));
+    }
+    // Deterministic bit flips (xorshift) over the whole file, headers included.
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    for (n, flips) in [(0, 10usize), (1, 100), (2, 1000)] {
+        let mut b = bytes.clone();
+        for _ in 0..flips {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let pos = (state % b.len() as u64) as usize;
+            b[pos] ^= 1 << (state % 8);
+        }
+        let p = dir.join(format!("flip{n}.mp4"));
+        std::fs::write(&p, &b).unwrap();
+        out.push((format!("{flips} bit flips"), p));
+    }
+    out
+}
+
+#[test]
+fn damaged_synthetic_never_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = synthetic(dir.path());
+    let full = drain(&path).unwrap();
+    for (what, p) in damaged_copies(&path, dir.path()) {
+        match drain(&p) {
+            Ok(n) => assert!(
+                n <= full,
+                "{what}: {n} frames from a damaged copy of {full}"
+            ),
+            Err(e) => assert_eq!(e.path(), p.as_path(), "{what}: error names the file"),
+        }
+    }
+    // A copy cut to its first 1% loses the index: that must be an error, not frames.
+    let cut = dir.path().join("trunc0.01.mp4");
+    assert!(drain(&cut).is_err());
+}
+
+// ---- Real clips from $REELSMITH_SHARED/videos --------------------------------------------
+
+fn shared_videos() -> Option<PathBuf> {
+    match std::env::var_os("REELSMITH_SHARED") {
+        Some(p) => Some(PathBuf::from(p).join("videos")),
+        None => {
+            eprintln!(
+                "skipped: REELSMITH_SHARED is not set (the folder holding videos/ and models/)"
+            );
+            None
+        }
+    }
+}
+
+fn ground_truth(dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join("ground_truth.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn real_clips_match_ground_truth() {
+    let Some(dir) = shared_videos() else { return };
+    let gt = ground_truth(&dir);
+    let videos = gt["videos"].as_object().unwrap();
+    assert!(videos.len() >= 5);
+    for (name, meta) in videos {
+        let path = dir.join(name);
+        let v = open(&path).unwrap();
+        let i = v.info().clone();
+        let frames = meta["frames"].as_u64().unwrap();
+        assert_eq!(
+            v.count_packets().unwrap(),
+            frames,
+            "{name}: counted packets"
+        );
+        assert_eq!(v.count_frames().unwrap(), frames, "{name}: counted frames");
+        let (gw, gh) = (
+            meta["width"].as_u64().unwrap() as u32,
+            meta["height"].as_u64().unwrap() as u32,
+        );
+        // ground_truth lists coded sizes; the probe reports the displayed ones.
+        if i.rotation % 180 == 90 {
+            assert_eq!((i.width, i.height), (gh, gw), "{name}: rotated size");
+        } else {
+            assert_eq!((i.width, i.height), (gw, gh), "{name}: size");
+        }
+        // Decode every frame small and check the count, monotonic times and the cuts:
+        // the frame difference at each annotated cut is the largest in its neighbourhood.
+        let opts = DecodeOptions::new().scale(Scale::Exact {
+            width: 32,
+            height: 18,
+        });
+        let mut diffs = Vec::new();
+        let mut prev: Option<image::RgbImage> = None;
+        let mut last_t = f64::NEG_INFINITY;
+        let mut n = 0u64;
+        for f in v.frames(&opts).unwrap() {
+            let f = f.unwrap();
+            assert_eq!(f.index, n);
+            assert!(f.time > last_t, "{name}: time goes back at frame {n}");
+            last_t = f.time;
+            if let Some(p) = &prev {
+                let d: u64 = p
+                    .as_raw()
+                    .iter()
+                    .zip(f.image.as_raw())
+                    .map(|(a, b)| u64::from(a.abs_diff(*b)))
+                    .sum();
+                diffs.push(d);
+            } else {
+                diffs.push(0);
+            }
+            prev = Some(f.image);
+            n += 1;
+        }
+        assert_eq!(n, frames, "{name}: decoded frames");
+        assert!(
+            last_t <= i.duration + 1e-3,
+            "{name}: last frame after the end"
+        );
+        for cut in meta["cuts"].as_array().unwrap() {
+            let c = cut.as_u64().unwrap() as usize;
+            let lo = c.saturating_sub(3).max(1);
+            let hi = (c + 3).min(diffs.len() - 1);
+            let best = (lo..=hi).max_by_key(|&k| diffs[k]).unwrap();
+            assert_eq!(
+                best, c,
+                "{name}: cut at {c} but the largest change is at {best}"
+            );
+        }
+    }
+}
+
+#[test]
+fn real_vfr_times_match_ffprobe() {
+    let Some(dir) = shared_videos() else { return };
+    let path = dir.join("goldeneye-vfr-drop3.mp4");
+    let out = match std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "frame=best_effort_timestamp_time",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&path)
+        .output()
+    {
+        Ok(o) if o.status.success() => o,
+        _ => {
+            eprintln!("skipped: ffprobe is not installed");
+            return;
+        }
+    };
+    let expected: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
+        .collect();
+    let v = open(&path).unwrap();
+    let got: Vec<f64> = v
+        .frames(&DecodeOptions::new().scale(Scale::Exact {
+            width: 16,
+            height: 16,
+        }))
+        .unwrap()
+        .map(|f| f.unwrap().time)
+        .collect();
+    assert_eq!(got.len(), expected.len());
+    // The clip has dropped frames: gaps of two and more frame durations must show.
+    let max_gap = got.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+    assert!(max_gap > 1.5 / 23.976, "no gap found in a VFR clip");
+    for (k, (g, e)) in got.iter().zip(&expected).enumerate() {
+        assert!((g - e).abs() < 1e-4, "frame {k}: {g} vs ffprobe {e}");
+    }
+}
+
+#[test]
+fn real_rotated_and_webm_and_damaged() {
+    let Some(dir) = shared_videos() else { return };
+    let rot = open(dir.join("issue-134-rotate.mp4")).unwrap();
+    assert_eq!(rot.info().rotation, 90);
+    let f = rot
+        .frames(
+            &DecodeOptions::new()
+                .sampling(Sampling::Fps(1.0))
+                .scale(Scale::Height(320)),
+        )
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_eq!(f.image.dimensions(), (136, 320));
+
+    let webm = open(dir.join("big_buck_bunny_0_30.webm")).unwrap();
+    assert_eq!(webm.info().codec, "vp8");
+    let clip_dir = tempfile::tempdir().unwrap();
+    // Vorbis audio cannot go into MP4 as it is: re-encode gives AAC, audio kept.
+    let out = clip_dir.path().join("webm.mp4");
+    let r = export_clip(
+        &webm,
+        10.0,
+        12.0,
+        &out,
+        &ClipOptions {
+            preset: reelsmith_decode::X264Preset::Ultrafast,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(r.audio);
+    assert_eq!(r.frames, 48);
+    let c = open(&out).unwrap();
+    assert!(c.info().has_audio);
+    assert_eq!(c.count_frames().unwrap(), 48);
+
+    let damaged = tempfile::tempdir().unwrap();
+    let src = dir.join("bikes.mp4");
+    for (what, p) in damaged_copies(&src, damaged.path()) {
+        if let Err(e) = drain(&p) {
+            assert_eq!(e.path(), p.as_path(), "{what}");
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! Distances between embedding rows and successor-distance series.
+
+use reelsmith_core::{cosine_similarity, Embeddings};
+use serde::{Deserialize, Serialize};
+
+/// How two embedding rows are compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Metric {
+    /// Sum of absolute differences. The weight-free pixel embedder lays its rows out so that
+    /// this is its weighted mean absolute pixel difference in `[0, 1]`; the shot-detection
+    /// defaults are calibrated on this scale.
+    #[default]
+    L1,
+    /// Euclidean distance, as in the successor-segmentation method on CLIP/DINOv2 rows.
+    Euclidean,
+    /// Cosine distance `1 − cos`, in `[0, 2]` (0 when a row is all zeros, see
+    /// [`reelsmith_core::cosine_similarity`]).
+    Cosine,
+}
+
+impl Metric {
+    /// Distance between two equally long vectors; a non-finite result is returned as 0.
+    ///
+    /// ```
+    /// use reelsmith_segment::Metric;
+    /// assert_eq!(Metric::L1.distance(&[0.0, 1.0], &[1.0, 3.0]), 3.0);
+    /// assert_eq!(Metric::Euclidean.distance(&[0.0, 0.0], &[3.0, 4.0]), 5.0);
+    /// assert_eq!(Metric::Cosine.distance(&[1.0, 0.0], &[0.0, 1.0]), 1.0);
+    /// assert_eq!(Metric::L1.distance(&[f32::NAN], &[0.0]), 0.0);
+    /// ```
+    pub fn distance(self, a: &[f32], b: &[f32]) -> f32 {
+        let d = match self {
+            Metric::L1 => a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f32>(),
+            Metric::Euclidean => a
+                .iter()
+                .zip(b)
+                .map(|(x, y)| (x - y) * (x - y))
+                .sum::<f32>()
+                .sqrt(),
+            Metric::Cosine => 1.0 - cosine_similarity(a, b),
+        };
+        if d.is_finite() {
+            d.max(0.0)
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Distances between consecutive rows: element `i` is `dist(row i, row i+1)`, so the result
+/// has `n − 1` values (none for 0 or 1 rows). Non-finite distances become 0.
+///
+/// ```
+/// use reelsmith_core::Embeddings;
+/// use reelsmith_segment::{successor_distances, Metric};
+/// let e = Embeddings::from_rows(&[[0.0, 0.0], [3.0, 4.0], [3.0, 4.0]]).unwrap();
+/// assert_eq!(successor_distances(&e, Metric::Euclidean), vec![5.0, 0.0]);
+/// ```
+pub fn successor_distances(emb: &Embeddings, metric: Metric) -> Vec<f32> {
+    let n = emb.len();
+    (1..n)
+        .map(|i| metric.distance(emb.row(i - 1), emb.row(i)))
+        .collect()
+}
+
+/// Min-max normalisation to `[0, 1]` in place, as the successor-segmentation method does
+/// before thresholding: `(x − min) / (max − min)`, over the finite values only.
+/// Non-finite values become 0; a constant (or empty, or all non-finite) series becomes all 0.
+///
+/// ```
+/// use reelsmith_segment::min_max_normalize;
+/// let mut v = vec![2.0, 4.0, 3.0, f32::NAN];
+/// min_max_normalize(&mut v);
+/// assert_eq!(v, vec![0.0, 1.0, 0.5, 0.0]);
+/// ```
+pub fn min_max_normalize(values: &mut [f32]) {
+    let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+    for &v in values.iter().filter(|v| v.is_finite()) {
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    let range = hi - lo;
+    for v in values.iter_mut() {
+        *v = if v.is_finite() && range > 0.0 && range.is_finite() {
+            (*v - lo) / range
+        } else {
+            0.0
+        };
+    }
+}
+
+/// Replaces non-finite values by 0 (the convention of this crate for "no information").
+pub(crate) fn sanitize(values: &[f32]) -> Vec<f32> {
+    values
+        .iter()
+        .map(|v| if v.is_finite() { *v } else { 0.0 })
+        .collect()
+}
