@@ -28,6 +28,8 @@ enum Command {
     Probe(cmd::probe::Args),
     /// Sample frames (all, every Nth, or N per second), scale them, write JPEGs + frames.json.
     Frames(cmd::frames::Args),
+    /// Embed images, video frames and texts with CLIP or DINOv2 (safetensors or JSON out).
+    Embed(cmd::embed::Args),
 }
 
 /// What every subcommand gets besides its own arguments.
@@ -54,6 +56,7 @@ fn main() {
     let result = match cli.command {
         Command::Probe(a) => cmd::probe::run(a, &ctx),
         Command::Frames(a) => cmd::frames::run(a, &ctx),
+        Command::Embed(a) => cmd::embed::run(a, &ctx),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

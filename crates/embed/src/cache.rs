@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
+use reelsmith_core::FrameRef;
+
 use crate::{EmbedError, Embeddings};
 
 /// What a cached result depends on. Two keys with equal fields name the same file.
@@ -113,23 +115,26 @@ impl CacheKey {
 pub struct CachedEmbeddings {
     /// One row per sampled frame.
     pub embeddings: Embeddings,
-    /// Presentation time in seconds of each row's frame (may be empty).
-    pub times: Vec<f64>,
+    /// The frame of each row (empty when none were stored).
+    pub frames: Vec<FrameRef>,
 }
 
 /// A folder of cached embeddings.
 ///
 /// ```
-/// use reelsmith_embed::{CacheKey, EmbeddingCache, Embeddings};
+/// use reelsmith_embed::{CacheKey, EmbeddingCache, Embeddings, FrameRef};
 /// let dir = tempfile::tempdir().unwrap();
 /// let cache = EmbeddingCache::new(dir.path());
 /// let key = CacheKey::new("a.mp4|1|2", "pixel", "fps=1", "64x36");
 /// assert!(cache.get(&key).unwrap().is_none());
 /// let e = Embeddings::from_rows(&[[1.0f32, 2.0], [3.0, 4.0]]).unwrap();
-/// cache.put(&key, &e, &[0.0, 1.0]).unwrap();
+/// let frames = [FrameRef { index: 0, time: 0.0 }, FrameRef { index: 25, time: 1.0 }];
+/// cache.put(&key, &e, &frames).unwrap();
 /// let back = cache.get(&key).unwrap().unwrap();
 /// assert_eq!(back.embeddings, e);
-/// assert_eq!(back.times, vec![0.0, 1.0]);
+/// assert_eq!(back.frames, frames);
+/// // another sampling is another entry
+/// assert!(cache.get(&CacheKey::new("a.mp4|1|2", "pixel", "fps=2", "64x36")).unwrap().is_none());
 /// ```
 #[derive(Debug, Clone)]
 pub struct EmbeddingCache {
@@ -187,7 +192,7 @@ impl EmbeddingCache {
         } else {
             Embeddings::new(data, d)?
         };
-        let times = match st.tensor("times") {
+        let times: Vec<f64> = match st.tensor("times") {
             Ok(t) if t.dtype() == Dtype::F64 => t
                 .data()
                 .chunks_exact(8)
@@ -195,21 +200,37 @@ impl EmbeddingCache {
                 .collect(),
             _ => Vec::new(),
         };
-        Ok(Some(CachedEmbeddings { embeddings, times }))
+        let indices: Vec<u64> = match st.tensor("indices") {
+            Ok(t) if t.dtype() == Dtype::U64 => t
+                .data()
+                .chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+                .collect(),
+            _ => Vec::new(),
+        };
+        if times.len() != indices.len() || (!times.is_empty() && times.len() != n) {
+            return Ok(None);
+        }
+        let frames = indices
+            .into_iter()
+            .zip(times)
+            .map(|(index, time)| FrameRef { index, time })
+            .collect();
+        Ok(Some(CachedEmbeddings { embeddings, frames }))
     }
 
-    /// Stores embeddings (and their frame times, empty or one per row) under `key`,
-    /// writing a temporary file and renaming it into place.
+    /// Stores embeddings (and their frames, none or one per row) under `key`, writing a
+    /// temporary file and renaming it into place.
     pub fn put(
         &self,
         key: &CacheKey,
         embeddings: &Embeddings,
-        times: &[f64],
+        frames: &[FrameRef],
     ) -> Result<PathBuf, EmbedError> {
-        if !times.is_empty() && times.len() != embeddings.len() {
+        if !frames.is_empty() && frames.len() != embeddings.len() {
             return Err(EmbedError::InvalidInput(format!(
-                "{} times for {} embedding rows",
-                times.len(),
+                "{} frames for {} embedding rows",
+                frames.len(),
                 embeddings.len()
             )));
         }
@@ -223,7 +244,8 @@ impl EmbeddingCache {
             .iter()
             .flat_map(|v| v.to_le_bytes())
             .collect();
-        let tbytes: Vec<u8> = times.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let tbytes: Vec<u8> = frames.iter().flat_map(|f| f.time.to_le_bytes()).collect();
+        let ibytes: Vec<u8> = frames.iter().flat_map(|f| f.index.to_le_bytes()).collect();
         let bad = |e: safetensors::SafeTensorError| EmbedError::InvalidInput(e.to_string());
         let mut tensors = vec![(
             "embeddings",
@@ -234,10 +256,14 @@ impl EmbeddingCache {
             )
             .map_err(bad)?,
         )];
-        if !times.is_empty() {
+        if !frames.is_empty() {
             tensors.push((
                 "times",
-                TensorView::new(Dtype::F64, vec![times.len()], &tbytes).map_err(bad)?,
+                TensorView::new(Dtype::F64, vec![frames.len()], &tbytes).map_err(bad)?,
+            ));
+            tensors.push((
+                "indices",
+                TensorView::new(Dtype::U64, vec![frames.len()], &ibytes).map_err(bad)?,
             ));
         }
         let meta: HashMap<String, String> = key

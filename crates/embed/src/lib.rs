@@ -37,7 +37,8 @@
 use std::path::PathBuf;
 
 pub use candle_core;
-pub use reelsmith_core::Embeddings;
+pub use image;
+pub use reelsmith_core::{Embeddings, FrameRef};
 
 mod any;
 mod cache;

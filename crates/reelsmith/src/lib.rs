@@ -5,6 +5,9 @@
 //!
 //! - [`core`] (`reelsmith-core`): embeddings, time spans, frame/time conventions.
 //! - [`decode`] (`reelsmith-decode`): probing, sampled decoding, clip and image export.
+//! - [`embed`] (`reelsmith-embed`): CLIP, DINOv2 and pixel embedders, model loading.
+//!
+//! Pipelines: [`embed_video`] (decode → embed, with an optional embedding cache).
 //!
 //! ```no_run
 //! use reelsmith::decode::{open, DecodeOptions, Sampling, Scale};
@@ -18,5 +21,9 @@
 
 pub use reelsmith_core as core;
 pub use reelsmith_decode as decode;
+pub use reelsmith_embed as embed;
+
+mod video_embed;
+pub use video_embed::{embed_video, PipelineError, VideoEmbeddings};
 
 pub use reelsmith_core::{Embeddings, FrameRate, FrameRef, TimeSpan};

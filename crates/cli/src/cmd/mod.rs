@@ -1,4 +1,5 @@
 //! One module per subcommand.
 
+pub mod embed;
 pub mod frames;
 pub mod probe;
