@@ -50,7 +50,7 @@ impl AnyModel {
 /// Loads the model in a checkpoint folder (Hugging Face layout).
 pub fn load_dir(dir: impl AsRef<Path>, device: DeviceChoice) -> Result<AnyModel, EmbedError> {
     let dir = dir.as_ref();
-    let files = ModelFiles::from_dir(dir, false)?;
+    let files = ModelFiles::from_dir(dir)?;
     let prefix = match files.family {
         ModelFamily::Clip => "clip",
         ModelFamily::Dinov2 => "dinov2",
@@ -65,7 +65,7 @@ pub fn load_pretrained(
     opts: &HubOptions,
     device: DeviceChoice,
 ) -> Result<AnyModel, EmbedError> {
-    let files = hub::fetch(name, opts, false)?;
+    let files = hub::fetch(name, opts)?;
     AnyModel::from_files(&files, files.model_id.clone(), device)
 }
 

@@ -6,6 +6,7 @@ use candle_core::{DType, Device, IndexOp, Tensor};
 use serde::Deserialize;
 
 use crate::hub::{self, HubOptions, ModelFiles};
+use crate::manifest::ModelFamily;
 use crate::nn::{Activation, Attention, LayerNorm, Linear, PatchEmbed};
 use crate::preprocess::Preprocessor;
 use crate::weights::{Checkpoint, Reader};
@@ -303,7 +304,7 @@ impl ClipModel {
     /// `model.safetensors.index.json`, or `pytorch_model.bin`).
     pub fn from_dir(dir: impl AsRef<Path>, device: DeviceChoice) -> R<Self> {
         let dir = dir.as_ref();
-        let files = ModelFiles::from_dir(dir, true)?;
+        let files = ModelFiles::from_dir(dir)?;
         let id = format!("clip:{}", dir.display());
         Self::from_files(&files, id, &device.device()?)
     }
@@ -312,7 +313,7 @@ impl ClipModel {
     /// downloading what is missing unless offline. Known models use the revision pinned in
     /// their manifest; see [`HubOptions`].
     pub fn from_pretrained(repo: &str, opts: &HubOptions, device: DeviceChoice) -> R<Self> {
-        let files = hub::fetch(repo, opts, true)?;
+        let files = hub::fetch(repo, opts)?;
         let id = files.model_id.clone();
         let m = Self::from_files(&files, id, &device.device()?)?;
         files.check_dim(m.config.projection_dim)?;
@@ -320,6 +321,12 @@ impl ClipModel {
     }
 
     pub(crate) fn from_files(files: &ModelFiles, id: String, device: &Device) -> R<Self> {
+        if files.family != ModelFamily::Clip {
+            return Err(EmbedError::Config {
+                path: files.config.clone(),
+                message: "not a CLIP checkpoint (model_type is not \"clip\"); use load_dir / load_pretrained".into(),
+            });
+        }
         let config = ClipConfig::from_file(&files.config)?;
         let preprocessor = files.preprocessor()?;
         let tok_path = files.tokenizer.as_ref().ok_or_else(|| EmbedError::Config {

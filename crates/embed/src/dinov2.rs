@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::clip::to_embeddings;
 use crate::hub::{self, HubOptions, ModelFiles};
+use crate::manifest::ModelFamily;
 use crate::nn::{Activation, Attention, LayerNorm, Linear, PatchEmbed};
 use crate::preprocess::Preprocessor;
 use crate::weights::{Checkpoint, Reader};
@@ -329,7 +330,7 @@ impl Dinov2Model {
     /// `preprocessor_config.json`, `model.safetensors` or `pytorch_model.bin`).
     pub fn from_dir(dir: impl AsRef<Path>, device: DeviceChoice) -> R<Self> {
         let dir = dir.as_ref();
-        let files = ModelFiles::from_dir(dir, false)?;
+        let files = ModelFiles::from_dir(dir)?;
         Self::from_files(
             &files,
             format!("dinov2:{}", dir.display()),
@@ -340,13 +341,19 @@ impl Dinov2Model {
     /// Loads `repo` (such as `facebook/dinov2-small`) from the Hugging Face cache,
     /// downloading what is missing unless offline; see [`HubOptions`].
     pub fn from_pretrained(repo: &str, opts: &HubOptions, device: DeviceChoice) -> R<Self> {
-        let files = hub::fetch(repo, opts, false)?;
+        let files = hub::fetch(repo, opts)?;
         let m = Self::from_files(&files, files.model_id.clone(), &device.device()?)?;
         files.check_dim(m.config.hidden_size)?;
         Ok(m)
     }
 
     pub(crate) fn from_files(files: &ModelFiles, id: String, device: &Device) -> R<Self> {
+        if files.family != ModelFamily::Dinov2 {
+            return Err(EmbedError::Config {
+                path: files.config.clone(),
+                message: "not a DINOv2 checkpoint (model_type is not \"dinov2\"); use load_dir / load_pretrained".into(),
+            });
+        }
         let config = Dinov2Config::from_file(&files.config)?;
         let preprocessor = files.preprocessor()?;
         let ckpt = Checkpoint::load(&files.weights, device)?;

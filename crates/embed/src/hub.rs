@@ -136,7 +136,7 @@ pub(crate) fn family_of(config: &Path) -> Result<ModelFamily, EmbedError> {
 
 impl ModelFiles {
     /// The files of a checkpoint folder.
-    pub fn from_dir(dir: &Path, need_tokenizer: bool) -> Result<Self, EmbedError> {
+    pub fn from_dir(dir: &Path) -> Result<Self, EmbedError> {
         if !dir.is_dir() {
             return Err(EmbedError::Io {
                 path: dir.to_path_buf(),
@@ -158,7 +158,7 @@ impl ModelFiles {
             })?;
         let pre = dir.join("preprocessor_config.json");
         let tok = dir.join("tokenizer.json");
-        if (need_tokenizer || family == ModelFamily::Clip) && !tok.exists() {
+        if family == ModelFamily::Clip && !tok.exists() {
             return Err(EmbedError::Config {
                 path: dir.to_path_buf(),
                 message: "no tokenizer.json: CLIP needs the checkpoint's tokenizer.json".into(),
@@ -390,11 +390,7 @@ impl Fetcher<'_> {
 }
 
 /// Resolves the files of `repo` through the hub cache (downloading unless offline).
-pub(crate) fn fetch(
-    repo: &str,
-    opts: &HubOptions,
-    _need_tokenizer: bool,
-) -> Result<ModelFiles, EmbedError> {
+pub(crate) fn fetch(repo: &str, opts: &HubOptions) -> Result<ModelFiles, EmbedError> {
     let man = manifest::manifest(repo);
     let repo_id = man.map(|m| m.id.as_str()).unwrap_or(repo);
     if !repo_id.contains('/') {

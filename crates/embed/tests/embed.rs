@@ -479,6 +479,10 @@ fn wrong_or_missing_tensors_are_named() {
     std::fs::remove_file(tmp2.path().join("model.safetensors")).unwrap();
     let err = load_dir(tmp2.path(), DeviceChoice::Cpu).unwrap_err();
     assert!(err.to_string().contains("no weights"), "{err}");
+
+    // the wrong model class for a folder
+    let err = ClipModel::from_dir(fixtures().join("dinov2"), DeviceChoice::Cpu).unwrap_err();
+    assert!(err.to_string().contains("not a CLIP checkpoint"), "{err}");
 }
 
 #[test]
