@@ -207,12 +207,47 @@ impl Activation {
 
     pub fn forward(self, x: &Tensor) -> R<Tensor> {
         Ok(match self {
-            Activation::QuickGelu => (x * candle_nn::ops::sigmoid(&(x * 1.702)?)?)?,
+            Activation::QuickGelu => {
+                if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
+                    x.contiguous()?.apply_op1_no_bwd(&QuickGeluOp)?
+                } else {
+                    (x * candle_nn::ops::sigmoid(&(x * 1.702)?)?)?
+                }
+            }
             Activation::Gelu => x.gelu_erf()?,
             Activation::GeluTanh => x.gelu()?,
             Activation::Silu => candle_nn::ops::silu(x)?,
             Activation::Relu => x.relu()?,
         })
+    }
+}
+
+/// `x·σ(1.702x)` in one pass over the data (CPU, f32).
+struct QuickGeluOp;
+
+impl candle_core::CustomOp1 for QuickGeluOp {
+    fn name(&self) -> &'static str {
+        "reelsmith-quick-gelu"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        use rayon::prelude::*;
+        let CpuStorage::F32(x) = s else {
+            candle_core::bail!("quick_gelu: f32 only");
+        };
+        let Some((a, b)) = l.contiguous_offsets() else {
+            candle_core::bail!("quick_gelu: contiguous input only");
+        };
+        let x = &x[a..b];
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(4096)
+            .zip(x.par_chunks(4096))
+            .for_each(|(o, x)| {
+                for (o, &v) in o.iter_mut().zip(x) {
+                    *o = v * (1.0 / (1.0 + (-(v * 1.702)).exp()));
+                }
+            });
+        Ok((CpuStorage::F32(out), l.shape().clone()))
     }
 }
 
@@ -223,7 +258,6 @@ pub(crate) struct Attention {
     out: Linear,
     heads: usize,
     head_dim: usize,
-    scale: f64,
 }
 
 impl Attention {
@@ -236,12 +270,17 @@ impl Attention {
         heads: usize,
     ) -> R<Self> {
         let head_dim = hidden / heads;
+        let scale = 1.0 / (head_dim as f64).sqrt();
+        // fold the 1/sqrt(d) of the scores into the query projection
+        let q = Linear {
+            wt: (q.wt * scale)?,
+            bias: q.bias.map(|b| b * scale).transpose()?,
+        };
         Ok(Self {
             qkv: Linear::concat(&[q, k, v])?,
             out,
             heads,
             head_dim,
-            scale: 1.0 / (head_dim as f64).sqrt(),
         })
     }
 
@@ -252,7 +291,7 @@ impl Attention {
         let qkv = qkv
             .reshape((b, t, 3, self.heads, self.head_dim))?
             .permute((2, 0, 3, 1, 4))?; // [3, b, heads, t, hd]
-        let q = (qkv.get(0)?.contiguous()? * self.scale)?;
+        let q = qkv.get(0)?.contiguous()?;
         let k = qkv.get(1)?.contiguous()?;
         let v = qkv.get(2)?.contiguous()?;
         let mut scores = q.matmul(&k.t()?)?; // [b, heads, t, t]
