@@ -6,18 +6,20 @@ choose gradual-transition defaults from. This script cuts the clips into their r
 (ground_truth.json), and splices random shots from different sources with hard cuts,
 dissolves (8-40 frames, both shots moving), fades out/in through black and 1-3-frame
 white flashes inside shots (must not cut), with the ground truth known by construction.
-Frames are 64x36 rgb24 from ffmpeg (every frame). Each sequence goes through the raw-frame
-harness (crates/segment/examples/shots_raw.rs) and, encoded losslessly (FFV1), through
-PySceneDetect detect-adaptive; both are scored like benches/shots_compare.py.
+Frames are 64x36 rgb24 from ffmpeg (every frame). Each sequence is encoded losslessly (FFV1)
+and goes through `reelsmith shots --json` (the release binary, as in
+benches/shots_compare.py) and PySceneDetect detect-adaptive; both are scored like
+benches/shots_compare.py.
 
-Usage: benches/shots_eval.py [--seeds N]   (needs numpy; PySceneDetect optional)
+Usage: benches/shots_eval.py [--seeds N] [--reelsmith PATH]
+       (needs numpy; PySceneDetect optional; build with `cargo build --release -p reelsmith-cli`)
 """
 import argparse, json, os, subprocess, sys, tempfile
 from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from shots_compare import ROOT, match, prf  # noqa: E402
+from shots_compare import ROOT, default_binary, match, prf, run_reelsmith  # noqa: E402
 
 W, H = 64, 36
 
@@ -90,11 +92,12 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=12)
     ap.add_argument("--fps", type=float, default=24.0)
+    ap.add_argument("--reelsmith")
     a = ap.parse_args()
+    binary = a.reelsmith or default_binary()
     videos = Path(os.environ.get("REELSMITH_SHARED", str(ROOT.parent / "shared"))) / "videos"
     gt = json.load(open(videos / "ground_truth.json"))["videos"]
     shots = real_shots(videos, gt)
-    harness = os.environ.get("CARGO_TARGET_DIR", str(ROOT / "target")) + "/release/examples/shots_raw"
     try:
         from scenedetect import detect, AdaptiveDetector
     except ImportError:
@@ -102,16 +105,14 @@ def main():
     tot = {"reelsmith": [[0] * 3, [0] * 3], "pyscenedetect": [[0] * 3, [0] * 3]}
     for seed in range(a.seeds):
         fr, cuts, grads = make(shots, seed)
-        out = subprocess.run([harness, str(W), str(H), str(a.fps)], input=fr.tobytes(),
-                             check=True, capture_output=True).stdout
-        preds = {"reelsmith": [(t["frame"], tuple(t["span"]) if t.get("span") else None)
-                               for t in json.loads(out)["transitions"]]}
-        if detect:
-            with tempfile.TemporaryDirectory() as td:
-                v = Path(td) / "s.mkv"
-                subprocess.run(["ffmpeg", "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
-                                "-s", f"{W}x{H}", "-r", str(a.fps), "-i", "-", "-c:v", "ffv1",
-                                str(v)], input=fr.tobytes(), check=True)
+        preds = {}
+        with tempfile.TemporaryDirectory() as td:
+            v = Path(td) / "s.mkv"
+            subprocess.run(["ffmpeg", "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
+                            "-s", f"{W}x{H}", "-r", str(a.fps), "-i", "-", "-c:v", "ffv1",
+                            str(v)], input=fr.tobytes(), check=True)
+            preds["reelsmith"] = run_reelsmith(v, binary)[0]
+            if detect:
                 preds["pyscenedetect"] = [(s[0].frame_num, None) for s in detect(str(v), AdaptiveDetector())[1:]]
         for tool, p in preds.items():
             c, al = match(p, cuts, grads)

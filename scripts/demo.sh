@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine: installs what is needed, makes a sample video (or takes
-# the one given as $1), builds reelsmith and runs it on the video. Outputs go to ./out/demo.
+# the one given as $1), builds reelsmith, and cuts the video's highlights into
+# ./out/demo/highlights (clips, JSON report, CSV timeline, score plot, contact sheet).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-system.sh
@@ -22,5 +23,6 @@ fi
 cargo build --release -p reelsmith-cli
 bin=target/release/reelsmith
 "$bin" probe "$video"
-"$bin" frames "$video" --fps 1 --height 360 -o out/demo/frames
-echo "frames written to out/demo/frames" >&2
+"$bin" shots "$video"
+"$bin" highlights "$video" -o out/demo/highlights
+echo "highlight clips, highlights.json, timeline.csv, similarity.csv, scores.png and contact_sheet.jpg are in out/demo/highlights" >&2

@@ -28,6 +28,17 @@ enum Command {
     Probe(cmd::probe::Args),
     /// Sample frames (all, every Nth, or N per second), scale them, write JPEGs + frames.json.
     Frames(cmd::frames::Args),
+    /// Score images or sampled video frames: sharpness, exposure, aesthetics, saliency.
+    Score(cmd::score::Args),
+    /// Cut the best moments of a video into clips, with a JSON report, CSVs, a score plot and
+    /// a contact sheet.
+    Highlights(cmd::highlights::Args),
+    /// Split a video into 2-15 s segments at embedding seams; clips, keyframes, segments.json.
+    Segments(cmd::segments::Args),
+    /// Detect shots (hard cuts and fades/dissolves); text, --json or PySceneDetect-style --csv.
+    Shots(cmd::shots::Args),
+    /// Pick keyframes (quantile or seams), write them as images + keyframes.json.
+    Keyframes(cmd::keyframes::Args),
     /// Embed images, video frames and texts with CLIP or DINOv2 (safetensors or JSON out).
     Embed(cmd::embed::Args),
 }
@@ -56,6 +67,11 @@ fn main() {
     let result = match cli.command {
         Command::Probe(a) => cmd::probe::run(a, &ctx),
         Command::Frames(a) => cmd::frames::run(a, &ctx),
+        Command::Score(a) => cmd::score::run(a, &ctx),
+        Command::Highlights(a) => cmd::highlights::run(a, &ctx),
+        Command::Segments(a) => cmd::segments::run(a, &ctx),
+        Command::Shots(a) => cmd::shots::run(a, &ctx),
+        Command::Keyframes(a) => cmd::keyframes::run(a, &ctx),
         Command::Embed(a) => cmd::embed::run(a, &ctx),
     };
     if let Err(e) = result {

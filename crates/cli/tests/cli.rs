@@ -1,7 +1,124 @@
-//! End-to-end runs of the `reelsmith` binary.
+//! The `reelsmith` binary end to end: output shapes on a real clip from
+//! $REELSMITH_SHARED/videos (skipped when unset) and errors on bad input.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+fn reelsmith() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_reelsmith"))
+}
+
+fn shared_videos() -> Option<PathBuf> {
+    match std::env::var_os("REELSMITH_SHARED") {
+        Some(p) => Some(PathBuf::from(p).join("videos")),
+        None => {
+            eprintln!(
+                "skipped: REELSMITH_SHARED is not set (the folder holding videos/ and models/)"
+            );
+            None
+        }
+    }
+}
+
+#[test]
+fn shots_json_and_csv_shapes() {
+    let Some(dir) = shared_videos() else { return };
+    let video = dir.join("bikes.mp4");
+    let out = reelsmith()
+        .args(["shots", "--json", "-q"])
+        .arg(&video)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["video"].as_str().unwrap(), video.to_str().unwrap());
+    assert_eq!(j["fps"].as_f64().unwrap(), 25.0);
+    assert_eq!(j["frames"].as_u64().unwrap(), 250);
+    let cuts = j["cuts"].as_array().unwrap();
+    let frames: Vec<u64> = cuts.iter().map(|c| c["frame"].as_u64().unwrap()).collect();
+    assert_eq!(frames, [30, 76, 137, 187, 242]);
+    for c in cuts {
+        assert_eq!(c["kind"], "cut");
+        assert!(c.get("span").is_none(), "span on a hard cut: {c}");
+        let f = c["frame"].as_f64().unwrap();
+        assert!((c["time"].as_f64().unwrap() - f / 25.0).abs() < 1e-6);
+        assert!(c["score"].as_f64().unwrap() > 0.0);
+    }
+    let shots = j["shots"].as_array().unwrap();
+    assert_eq!(shots.len(), 6);
+    assert_eq!(shots[0]["start_frame"], 0);
+    assert_eq!(shots[0]["end_frame"], 29);
+    assert_eq!(shots[5]["end_frame"], 249);
+    assert!((shots[5]["end"].as_f64().unwrap() - 10.0).abs() < 1e-6);
+
+    let out = reelsmith()
+        .args(["shots", "--csv", "-q"])
+        .arg(&video)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "Scene Number,Start Frame,Start Timecode,Start Time (seconds),End Frame,End Timecode,\
+         End Time (seconds),Length (frames),Length (timecode),Length (seconds)"
+    );
+    assert_eq!(lines.len(), 7);
+    // PySceneDetect's conventions: 1-based start frame, end frame = 1-based last frame.
+    assert_eq!(
+        lines[1],
+        "1,1,00:00:00.000,0.000,30,00:00:01.200,1.200,30,00:00:01.200,1.200"
+    );
+    assert_eq!(
+        lines[6],
+        "6,243,00:00:09.680,9.680,250,00:00:10.000,10.000,8,00:00:00.320,0.320"
+    );
+}
+
+#[test]
+fn keyframes_writes_images_and_json() {
+    let Some(dir) = shared_videos() else { return };
+    let out = tempfile::tempdir().unwrap();
+    let status = reelsmith()
+        .args(["keyframes", "-q", "--method", "seams", "-o"])
+        .arg(out.path())
+        .arg(dir.join("issue-236-split-copy.mkv"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let j: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("keyframes.json")).unwrap()).unwrap();
+    let ks = j["keyframes"].as_array().unwrap();
+    assert!(ks.len() >= 2, "{j}");
+    for k in ks {
+        let p = out.path().join(k["path"].as_str().unwrap());
+        assert!(p.is_file(), "{}", p.display());
+        assert!(k["frame"].as_u64().is_some() && k["time"].as_f64().is_some());
+    }
+    assert!(!out.path().join("keyframes.json.part").exists());
+}
+
+#[test]
+fn missing_file_fails_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-video.mp4");
+    for sub in ["shots", "keyframes"] {
+        let mut cmd = reelsmith();
+        cmd.arg(sub).arg(&missing);
+        if sub == "keyframes" {
+            cmd.arg("-o").arg(dir.path().join("k"));
+        }
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success(), "{sub}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("no-such-video.mp4"), "{sub}: {err}");
+    }
+}
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_reelsmith"))

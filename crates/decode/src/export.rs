@@ -5,13 +5,13 @@ use ff::media::Type as MediaType;
 use ff::Rational;
 use ffmpeg_next as ff;
 use image::RgbImage;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::DecodeError;
 use crate::probe::{open_input, Video};
 
 /// How [`export_clip`] cuts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ClipMode {
     /// Decode and re-encode the video with x264: the clip starts and ends on exactly the
@@ -24,7 +24,7 @@ pub enum ClipMode {
 }
 
 /// x264 speed/size trade-off presets, fastest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[allow(missing_docs)]
 pub enum X264Preset {

@@ -67,6 +67,12 @@ pub struct DecodeOptions {
     pub resampler: Resampler,
     /// Decoder threads; 0 picks one per CPU core (default).
     pub threads: usize,
+    /// Skip the codec's in-loop deblocking filter (default false). Decoding gets markedly
+    /// faster (about 30 % on H.264 and VP8) and pictures pick up blocking artefacts, which
+    /// error propagation can carry on until the next keyframe. Meant for analysis at a
+    /// small size (shot detection, thumbnails for statistics), where averaging hides them;
+    /// leave it off for frames that people look at or models that read fine detail.
+    pub skip_loop_filter: bool,
 }
 
 impl Default for DecodeOptions {
@@ -76,6 +82,7 @@ impl Default for DecodeOptions {
             scale: Scale::Original,
             resampler: Resampler::Bicubic,
             threads: 0,
+            skip_loop_filter: false,
         }
     }
 }
@@ -103,6 +110,12 @@ impl DecodeOptions {
     /// Sets the number of decoder threads (0 = one per core).
     pub fn threads(mut self, threads: usize) -> Self {
         self.threads = threads;
+        self
+    }
+    /// Skips the in-loop deblocking filter for faster, slightly blockier analysis decoding
+    /// (see [`DecodeOptions::skip_loop_filter`](DecodeOptions#structfield.skip_loop_filter)).
+    pub fn skip_loop_filter(mut self, skip: bool) -> Self {
+        self.skip_loop_filter = skip;
         self
     }
 }
@@ -241,6 +254,9 @@ impl Frames {
         });
         let mut dec = ctx.decoder();
         dec.set_packet_time_base(tb);
+        if opts.skip_loop_filter {
+            dec.skip_loop_filter(ff::Discard::All);
+        }
         let decoder = dec
             .video()
             .map_err(|e| DecodeError::ffmpeg(&path, "opening the video decoder", e))?;

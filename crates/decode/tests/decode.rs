@@ -548,3 +548,45 @@ fn real_rotated_and_webm_and_damaged() {
         }
     }
 }
+
+#[test]
+fn real_skip_loop_filter_changes_pixels_not_frames() {
+    let Some(dir) = shared_videos() else { return };
+    // H.264 and VP8 both have an in-loop filter; skipping it must keep every frame, index
+    // and timestamp, change some pixels (the option takes effect), and only a little.
+    for name in ["bikes.mp4", "big_buck_bunny_0_30.webm"] {
+        let v = open(dir.join(name)).unwrap();
+        let small = DecodeOptions::new().scale(Scale::Exact {
+            width: 64,
+            height: 36,
+        });
+        let normal: Vec<_> = v.frames(&small).unwrap().map(Result::unwrap).collect();
+        let fast: Vec<_> = v
+            .frames(&small.clone().skip_loop_filter(true))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(normal.len(), fast.len(), "{name}: frame count");
+        let mut changed = 0;
+        let mut total_diff = 0f64;
+        for (a, b) in normal.iter().zip(&fast) {
+            assert_eq!(a.index, b.index, "{name}");
+            assert_eq!(a.time, b.time, "{name}: frame {}", a.index);
+            let d: u64 = a
+                .image
+                .as_raw()
+                .iter()
+                .zip(b.image.as_raw())
+                .map(|(x, y)| u64::from(x.abs_diff(*y)))
+                .sum();
+            changed += usize::from(d > 0);
+            total_diff += d as f64 / a.image.as_raw().len() as f64;
+        }
+        assert!(
+            changed > 0,
+            "{name}: skipping the loop filter changed nothing"
+        );
+        let mean = total_diff / normal.len() as f64;
+        assert!(mean < 4.0, "{name}: mean abs difference {mean} levels");
+    }
+}

@@ -5,9 +5,19 @@
 //!
 //! - [`core`] (`reelsmith-core`): embeddings, time spans, frame/time conventions.
 //! - [`decode`] (`reelsmith-decode`): probing, sampled decoding, clip and image export.
-//! - [`embed`] (`reelsmith-embed`): CLIP, DINOv2 and pixel embedders, model loading.
+//! - [`score`] (`reelsmith-score`): sharpness, exposure, aesthetics, saliency and their
+//!   weighted score; [`pipeline::score`] runs it on image and video files.
+//! - [`embed`] (`reelsmith-embed`): embedders, including the weight-free pixel embedder.
+//! - [`segment`] (`reelsmith-segment`): seams, keyframes, smoothing, peaks, diversity,
+//!   shot detection.
 //!
-//! Pipelines: [`embed_video`] (decode → embed, with an optional embedding cache).
+//! Pipelines (errors are [`Error`] unless a pipeline says otherwise):
+//!
+//! - [`highlights`]: the best moments of a video cut into clips, with a report.
+//! - [`shots`]: shot detection on a video file (hard cuts and gradual transitions).
+//! - [`keyframes`]: quantile or seam keyframes written as images.
+//!
+//! - [`embed_video`]: decode → embed in batches, with an optional embedding cache.
 //!
 //! ```no_run
 //! use reelsmith::decode::{open, DecodeOptions, Sampling, Scale};
@@ -22,8 +32,24 @@
 pub use reelsmith_core as core;
 pub use reelsmith_decode as decode;
 pub use reelsmith_embed as embed;
+pub use reelsmith_score as score;
+pub use reelsmith_segment as segment;
+
+pub mod highlights;
+pub mod pipeline;
+pub mod progress;
+mod report;
+mod sampling;
+pub mod segments;
 
 mod video_embed;
-pub use video_embed::{embed_video, PipelineError, VideoEmbeddings};
+pub use video_embed::{embed_video, VideoEmbeddings};
 
 pub use reelsmith_core::{Embeddings, FrameRate, FrameRef, TimeSpan};
+
+pub mod analysis;
+mod error;
+pub mod keyframes;
+pub mod shots;
+
+pub use error::Error;

@@ -3,20 +3,10 @@
 use std::path::Path;
 
 use reelsmith_core::{Embeddings, FrameRef};
-use reelsmith_decode::{DecodeError, DecodeOptions};
+use reelsmith_decode::DecodeOptions;
 use reelsmith_embed::{CacheKey, EmbedError, Embedder, EmbeddingCache};
 
-/// Errors of the pipelines that compose several stages.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum PipelineError {
-    /// Decoding failed.
-    #[error(transparent)]
-    Decode(#[from] DecodeError),
-    /// Embedding (or the embedding cache) failed.
-    #[error(transparent)]
-    Embed(#[from] EmbedError),
-}
+use crate::Error;
 
 /// One embedding row per sampled frame of a video.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,19 +44,26 @@ pub fn embed_video(
     batch: usize,
     cache: Option<&EmbeddingCache>,
     mut progress: impl FnMut(u64),
-) -> Result<VideoEmbeddings, PipelineError> {
+) -> Result<VideoEmbeddings, Error> {
     let path = video.as_ref();
+    let embed_err = |source: EmbedError| Error::Embed {
+        path: path.to_path_buf(),
+        source,
+    };
     let key = match cache {
-        Some(_) => Some(CacheKey::for_file(
-            path,
-            embedder.model_id(),
-            format!("{:?}", opts.sampling),
-            format!("{:?}", opts.scale),
-        )?),
+        Some(_) => Some(
+            CacheKey::for_file(
+                path,
+                embedder.model_id(),
+                format!("{:?}", opts.sampling),
+                format!("{:?}", opts.scale),
+            )
+            .map_err(embed_err)?,
+        ),
         None => None,
     };
     if let (Some(c), Some(k)) = (cache, &key) {
-        if let Some(hit) = c.get(k)? {
+        if let Some(hit) = c.get(k).map_err(embed_err)? {
             if hit.frames.len() == hit.embeddings.len() && hit.embeddings.dim() == embedder.dim() {
                 progress(hit.frames.len() as u64);
                 return Ok(VideoEmbeddings {
@@ -86,12 +83,12 @@ pub fn embed_video(
     let mut flush = |pending: &mut Vec<reelsmith_decode::Frame>,
                      rows: &mut Vec<f32>,
                      frames: &mut Vec<FrameRef>|
-     -> Result<(), PipelineError> {
+     -> Result<(), Error> {
         if pending.is_empty() {
             return Ok(());
         }
         let imgs: Vec<_> = pending.iter().map(|f| f.image.clone()).collect();
-        let e = embedder.embed_images(&imgs)?;
+        let e = embedder.embed_images(&imgs).map_err(embed_err)?;
         rows.extend_from_slice(e.as_slice());
         frames.extend(pending.iter().map(|f| f.frame_ref()));
         done += pending.len() as u64;
@@ -107,12 +104,12 @@ pub fn embed_video(
     }
     flush(&mut pending, &mut rows, &mut frames)?;
     let embeddings = if rows.is_empty() {
-        Embeddings::empty(embedder.dim()).map_err(EmbedError::from)?
+        Embeddings::empty(embedder.dim()).map_err(|e| embed_err(e.into()))?
     } else {
-        Embeddings::new(rows, embedder.dim()).map_err(EmbedError::from)?
+        Embeddings::new(rows, embedder.dim()).map_err(|e| embed_err(e.into()))?
     };
     if let (Some(c), Some(k)) = (cache, &key) {
-        c.put(k, &embeddings, &frames)?;
+        c.put(k, &embeddings, &frames).map_err(embed_err)?;
     }
     Ok(VideoEmbeddings {
         embeddings,

@@ -1,0 +1,3 @@
+//! Pipelines composing the stage crates.
+
+pub mod score;

@@ -1,0 +1,279 @@
+//! Output files of the pipelines: JSON, CSV, the score plot and the contact sheet.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use image::RgbImage;
+use plotters::prelude::*;
+use reelsmith_decode::{DecodeOptions, Scale, Video};
+use serde::Serialize;
+
+use crate::highlights::{HighlightsError, HighlightsReport};
+
+fn write_err(path: &Path, e: impl std::fmt::Display) -> HighlightsError {
+    HighlightsError::Write {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file renamed into place.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), HighlightsError> {
+    let tmp = path.with_extension(format!(
+        "{}.part",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("out")
+    ));
+    std::fs::write(&tmp, bytes).map_err(|e| write_err(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| write_err(path, e))
+}
+
+/// Writes pretty JSON atomically.
+pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), HighlightsError> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(|e| write_err(path, e))?;
+    write_atomic(path, &bytes)
+}
+
+/// Registers a system sans-serif font with plotters once; false when none is found, in
+/// which case images are drawn without text. `REELSMITH_FONT` names a TTF/OTF file to use.
+fn font_available() -> bool {
+    static FONT: OnceLock<bool> = OnceLock::new();
+    *FONT.get_or_init(|| {
+        let mut candidates: Vec<PathBuf> = Vec::new();
+        if let Some(p) = std::env::var_os("REELSMITH_FONT") {
+            candidates.push(p.into());
+        }
+        for p in [
+            "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+            "/usr/share/fonts/TTF/DejaVuSans.ttf",
+            "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+            "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+            "/System/Library/Fonts/Supplemental/Arial.ttf",
+            "/Library/Fonts/Arial.ttf",
+            "C:\\Windows\\Fonts\\arial.ttf",
+        ] {
+            candidates.push(p.into());
+        }
+        for c in candidates {
+            if let Ok(bytes) = std::fs::read(&c) {
+                let leaked: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+                if plotters::style::register_font("sans-serif", FontStyle::Normal, leaked).is_ok() {
+                    return true;
+                }
+            }
+        }
+        tracing::warn!("no TrueType font found (set REELSMITH_FONT); plots and contact sheets are drawn without text");
+        false
+    })
+}
+
+/// Writes `highlights.json`, `timeline.csv`, `similarity.csv`, `scores.png` and
+/// `contact_sheet.jpg` for a highlights run.
+pub fn write_highlights(
+    video: &Video,
+    report: &HighlightsReport,
+    dir: &Path,
+) -> Result<(), HighlightsError> {
+    write_json(&dir.join("highlights.json"), report)?;
+    write_timeline(report, &dir.join("timeline.csv"))?;
+    write_similarity(report, &dir.join("similarity.csv"))?;
+    plot_scores(report, &dir.join("scores.png"))?;
+    contact_sheet(video, report, &dir.join("contact_sheet.jpg"))?;
+    Ok(())
+}
+
+fn opt(v: Option<f64>) -> String {
+    v.map(|x| format!("{x:.6}")).unwrap_or_default()
+}
+
+fn write_timeline(report: &HighlightsReport, path: &Path) -> Result<(), HighlightsError> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let e = |e: csv::Error| write_err(path, e);
+    w.write_record([
+        "frame",
+        "time",
+        "sharpness_var",
+        "sharpness",
+        "exposure",
+        "aesthetics_raw",
+        "aesthetics",
+        "saliency",
+        "score",
+        "smoothed",
+    ])
+    .map_err(e)?;
+    for r in &report.timeline {
+        w.write_record([
+            r.frame.to_string(),
+            format!("{:.4}", r.time),
+            format!("{:.4}", r.score.sharpness_var),
+            format!("{:.6}", r.score.sharpness),
+            format!("{:.6}", r.score.exposure),
+            opt(r.score.aesthetics_raw),
+            opt(r.score.aesthetics),
+            opt(r.score.saliency),
+            format!("{:.6}", r.score.score),
+            format!("{:.6}", r.smoothed),
+        ])
+        .map_err(e)?;
+    }
+    let bytes = w.into_inner().map_err(|err| write_err(path, err))?;
+    write_atomic(path, &bytes)
+}
+
+fn write_similarity(report: &HighlightsReport, path: &Path) -> Result<(), HighlightsError> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let e = |e: csv::Error| write_err(path, e);
+    let labels: Vec<String> = report
+        .candidates
+        .iter()
+        .map(|&i| format!("frame_{}", report.timeline[i].frame))
+        .collect();
+    let mut header = vec!["candidate".to_string()];
+    header.extend(labels.iter().cloned());
+    w.write_record(&header).map_err(e)?;
+    for (label, row) in labels.iter().zip(&report.similarity) {
+        let mut rec = vec![label.clone()];
+        rec.extend(row.iter().map(|d| format!("{d:.6}")));
+        w.write_record(&rec).map_err(e)?;
+    }
+    let bytes = w.into_inner().map_err(|err| write_err(path, err))?;
+    write_atomic(path, &bytes)
+}
+
+fn plot_scores(report: &HighlightsReport, path: &Path) -> Result<(), HighlightsError> {
+    let (w, h) = (1200u32, 400u32);
+    let mut buf = vec![255u8; (w * h * 3) as usize];
+    let text = font_available();
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        let e = |err: &dyn std::fmt::Display| write_err(path, err);
+        root.fill(&WHITE).map_err(|x| e(&x))?;
+        let t_end = report
+            .duration
+            .max(report.timeline.last().map(|r| r.time).unwrap_or(0.0))
+            .max(1e-3);
+        let mut builder = ChartBuilder::on(&root);
+        builder.margin(15);
+        if text {
+            builder
+                .caption(
+                    "frame score over time (peaks of the chosen clips marked)",
+                    ("sans-serif", 18),
+                )
+                .x_label_area_size(35)
+                .y_label_area_size(45);
+        }
+        let mut chart = builder
+            .build_cartesian_2d(0f64..t_end, 0f64..1f64)
+            .map_err(|x| e(&x))?;
+        if text {
+            chart
+                .configure_mesh()
+                .x_desc("time (s)")
+                .y_desc("score")
+                .draw()
+                .map_err(|x| e(&x))?;
+        }
+        for c in &report.clips {
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(c.start_time, 0.0), (c.start_time + c.duration, 1.0)],
+                    RGBColor(255, 230, 180).filled(),
+                )))
+                .map_err(|x| e(&x))?;
+        }
+        chart
+            .draw_series(LineSeries::new(
+                report
+                    .timeline
+                    .iter()
+                    .map(|r| (r.time, r.score.score.clamp(0.0, 1.0))),
+                RGBColor(150, 150, 150),
+            ))
+            .map_err(|x| e(&x))?;
+        chart
+            .draw_series(LineSeries::new(
+                report
+                    .timeline
+                    .iter()
+                    .map(|r| (r.time, r.smoothed.clamp(0.0, 1.0))),
+                BLUE.stroke_width(2),
+            ))
+            .map_err(|x| e(&x))?;
+        chart
+            .draw_series(
+                report
+                    .clips
+                    .iter()
+                    .map(|c| Circle::new((c.peak_time, c.score.clamp(0.0, 1.0)), 6, RED.filled())),
+            )
+            .map_err(|x| e(&x))?;
+        root.present().map_err(|x| e(&x))?;
+    }
+    let img = RgbImage::from_raw(w, h, buf).expect("buffer size matches");
+    save(&img, path)
+}
+
+fn save(img: &RgbImage, path: &Path) -> Result<(), HighlightsError> {
+    reelsmith_decode::save_image(img, path, None).map_err(|e| write_err(path, e))
+}
+
+fn contact_sheet(
+    video: &Video,
+    report: &HighlightsReport,
+    path: &Path,
+) -> Result<(), HighlightsError> {
+    const TILE_H: u32 = 240;
+    const LABEL_H: u32 = 28;
+    let opts = DecodeOptions::new().scale(Scale::Height(TILE_H));
+    let mut tiles = Vec::new();
+    for c in &report.clips {
+        let frame = video.frames_from(c.peak_time, &opts)?.next().transpose()?;
+        if let Some(f) = frame {
+            tiles.push((f.image, c));
+        }
+    }
+    if tiles.is_empty() {
+        return Ok(());
+    }
+    let tile_w = tiles.iter().map(|(t, _)| t.width()).max().unwrap_or(1);
+    let cols = (tiles.len() as u32).min(3);
+    let rows = (tiles.len() as u32).div_ceil(cols);
+    let (w, h) = (cols * tile_w, rows * (TILE_H + LABEL_H));
+    let mut sheet = RgbImage::from_pixel(w, h, image::Rgb([24, 24, 24]));
+    for (n, (img, _)) in tiles.iter().enumerate() {
+        let (x, y) = (
+            (n as u32 % cols) * tile_w,
+            (n as u32 / cols) * (TILE_H + LABEL_H),
+        );
+        image::imageops::overlay(&mut sheet, img, i64::from(x), i64::from(y + LABEL_H));
+    }
+    if font_available() {
+        let mut buf = sheet.into_raw();
+        {
+            let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+            for (n, (_, c)) in tiles.iter().enumerate() {
+                let (x, y) = (
+                    (n as u32 % cols) * tile_w,
+                    (n as u32 / cols) * (TILE_H + LABEL_H),
+                );
+                let label = format!(
+                    "#{} {}  peak {:.2}s  score {:.2}",
+                    n + 1,
+                    c.filename,
+                    c.peak_time,
+                    c.score
+                );
+                root.draw(&Text::new(
+                    label,
+                    (x as i32 + 6, y as i32 + 6),
+                    ("sans-serif", 16).into_font().color(&WHITE),
+                ))
+                .map_err(|e| write_err(path, e))?;
+            }
+            root.present().map_err(|e| write_err(path, e))?;
+        }
+        sheet = RgbImage::from_raw(w, h, buf).expect("buffer size matches");
+    }
+    save(&sheet, path)
+}

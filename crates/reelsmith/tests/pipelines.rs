@@ -1,0 +1,332 @@
+//! End-to-end pipelines on the real clips in $REELSMITH_SHARED/videos (skipped when unset):
+//! shot detection against ground_truth.json, keyframes written to disk, typed errors.
+
+use std::path::{Path, PathBuf};
+
+use reelsmith::keyframes::{extract_keyframes, KeyframeMethod, KeyframeOptions};
+use reelsmith::shots::{detect_shots, ShotOptions, TransitionKind};
+
+fn shared_videos() -> Option<PathBuf> {
+    match std::env::var_os("REELSMITH_SHARED") {
+        Some(p) => Some(PathBuf::from(p).join("videos")),
+        None => {
+            eprintln!(
+                "skipped: REELSMITH_SHARED is not set (the folder holding videos/ and models/)"
+            );
+            None
+        }
+    }
+}
+
+fn ground_truth(dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join("ground_truth.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn shots_match_ground_truth_on_real_clips() {
+    let Some(dir) = shared_videos() else { return };
+    let gt = ground_truth(&dir);
+    let videos = gt["videos"].as_object().unwrap();
+    assert!(
+        videos.len() >= 5,
+        "ground truth lists {} videos",
+        videos.len()
+    );
+    for (name, meta) in videos {
+        let r = detect_shots(dir.join(name), &ShotOptions::default()).unwrap();
+        assert_eq!(r.frames as u64, meta["frames"].as_u64().unwrap(), "{name}");
+        assert_eq!(r.times.len(), r.frames, "{name}");
+        let cuts: Vec<usize> = meta["cuts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_u64().unwrap() as usize)
+            .collect();
+        let gradual: Vec<(usize, usize)> = meta["gradual"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| {
+                (
+                    g["start"].as_u64().unwrap() as usize,
+                    g["end"].as_u64().unwrap() as usize,
+                )
+            })
+            .collect();
+        // Hard cuts: every annotated cut found within 2 frames, as a cut.
+        for &c in &cuts {
+            assert!(
+                r.transitions
+                    .iter()
+                    .any(|t| t.kind == TransitionKind::Cut && t.frame.abs_diff(c) <= 2),
+                "{name}: cut at {c} missed; found {:?}",
+                r.transitions
+            );
+        }
+        // Nothing else: each transition is a listed cut (±2) or lies in a gradual span (±2).
+        for t in &r.transitions {
+            let on_cut = cuts.iter().any(|&c| t.frame.abs_diff(c) <= 2);
+            let on_gradual = gradual
+                .iter()
+                .any(|&(s, e)| t.frame + 2 >= s && t.frame <= e + 2);
+            assert!(on_cut || on_gradual, "{name}: false transition {t:?}");
+        }
+        if cuts.is_empty() && gradual.is_empty() {
+            assert_eq!(r.shots.len(), 1, "{name}: single-shot clip split");
+        }
+        // Shots tile the frames and their times increase.
+        assert_eq!(r.shots.first().unwrap().start, 0, "{name}");
+        assert_eq!(r.shots.last().unwrap().end, r.frames - 1, "{name}");
+        for w in r.shots.windows(2) {
+            assert_eq!(w[0].end + 1, w[1].start, "{name}");
+            assert!(r.shot_span(&w[0]).end <= r.shot_span(&w[1]).start + 1e-9);
+        }
+        assert!(r.end_time > *r.times.last().unwrap(), "{name}");
+    }
+}
+
+#[test]
+fn keyframes_are_written_in_frame_order() {
+    let Some(dir) = shared_videos() else { return };
+    let out = tempfile::tempdir().unwrap();
+    let video = dir.join("bikes.mp4");
+    // Seams: one representative per segment, so at least one per real shot (6).
+    let opts = KeyframeOptions {
+        method: KeyframeMethod::Seams,
+        ..Default::default()
+    };
+    let ks = extract_keyframes(&video, out.path().join("seams"), &opts).unwrap();
+    assert!(ks.len() >= 6, "{} seam keyframes", ks.len());
+    // Quantile 0.85: about 15 % of the 249 changes exceed the threshold.
+    let opts = KeyframeOptions {
+        method: KeyframeMethod::Quantile,
+        ..Default::default()
+    };
+    let kq = extract_keyframes(&video, out.path().join("quantile"), &opts).unwrap();
+    assert!(
+        (20..=45).contains(&kq.len()),
+        "{} quantile keyframes",
+        kq.len()
+    );
+    // The hard cuts are among the largest changes.
+    for c in [30, 76, 137, 187, 242] {
+        assert!(kq.iter().any(|k| k.frame == c), "cut {c} not a keyframe");
+    }
+    for ks in [&ks, &kq] {
+        for w in ks.windows(2) {
+            assert!(w[0].frame < w[1].frame && w[0].time < w[1].time);
+        }
+        for k in ks.iter() {
+            let img = image::open(&k.path).unwrap();
+            assert_eq!((img.width(), img.height()), (640, 272), "{:?}", k.path);
+            assert!((k.time - k.frame as f64 / 25.0).abs() < 1e-6);
+        }
+    }
+}
+
+#[test]
+fn missing_and_bad_inputs_give_errors_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.mp4");
+    let e = detect_shots(&missing, &ShotOptions::default()).unwrap_err();
+    assert_eq!(e.path(), missing.as_path());
+    assert!(e.to_string().contains("nope.mp4"), "{e}");
+    let text = dir.path().join("notes.mp4");
+    std::fs::write(&text, b"not a video at all").unwrap();
+    let e = detect_shots(&text, &ShotOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("notes.mp4"), "{e}");
+    let mut opts = ShotOptions::default();
+    opts.analysis.width = 0;
+    let e = detect_shots(&text, &opts).unwrap_err();
+    assert!(matches!(e, reelsmith::Error::InvalidArgument { .. }), "{e}");
+    let bad_q = KeyframeOptions {
+        quantile: 1.5,
+        ..Default::default()
+    };
+    let e = extract_keyframes(&text, dir.path().join("k"), &bad_q).unwrap_err();
+    assert!(e.to_string().contains("quantile"), "{e}");
+}
+
+// ---- highlights ---------------------------------------------------------------------------
+
+/// A 30 s, 10 fps, 160x90 video in three stretches: 0-10 s a smooth blurred gradient,
+/// 10-20 s a sharp, well-exposed moving checkerboard, 20-30 s nearly black. The best
+/// moments are in the middle stretch.
+fn stretches_video(dir: &Path) -> PathBuf {
+    let (w, h, fps, secs) = (160usize, 90usize, 10usize, 30usize);
+    let path = dir.join("stretches.mp4");
+    video_rs::init().unwrap();
+    let settings = video_rs::encode::Settings::preset_h264_yuv420p(w, h, false);
+    let mut enc = video_rs::Encoder::new(path.as_path(), settings).unwrap();
+    for k in 0..fps * secs {
+        let t = k / fps;
+        let frame = ndarray::Array3::<u8>::from_shape_fn((h, w, 3), |(y, x, c)| {
+            if t < 10 {
+                // Blurred: a slow gradient, mid-grey.
+                (90 + (x + y + k) % 60 / 2 + c * 5) as u8
+            } else if t < 20 {
+                // Sharp: 4-pixel checkerboard moving one pixel per frame, full range.
+                if ((x + k) / 4 + y / 4) % 2 == 0 {
+                    220
+                } else {
+                    35
+                }
+            } else {
+                // Dark: crushed blacks.
+                ((x + y + k) % 5) as u8
+            }
+        });
+        enc.encode(&frame, video_rs::Time::from_units(k, fps))
+            .unwrap();
+    }
+    enc.finish().unwrap();
+    path
+}
+
+#[test]
+fn highlights_pick_the_sharp_well_exposed_stretch() {
+    use reelsmith::highlights::{Highlights, HighlightsConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let video = stretches_video(dir.path());
+    let out = dir.path().join("out");
+    let cfg = HighlightsConfig {
+        top_k: 2,
+        preset: reelsmith::decode::X264Preset::Ultrafast,
+        ..HighlightsConfig::default()
+    };
+    let report = Highlights::new(&video, cfg).run(&out).unwrap();
+    assert!(!report.clips.is_empty());
+    let best = &report.clips[0];
+    assert!(
+        (10.0..20.0).contains(&best.peak_time),
+        "best peak at {:.2}s, outside the sharp stretch",
+        best.peak_time
+    );
+    assert!(best.start_time >= 0.0 && best.duration >= 3.0 - 1e-9 && best.duration <= 7.0 + 1e-9);
+    assert!(best.components.exposure < 0.2);
+    // Every clip and report file is there; the JSON has the documented fields.
+    for c in &report.clips {
+        let clip = reelsmith::decode::open(out.join(&c.filename)).unwrap();
+        assert!(
+            (clip.info().duration - c.duration).abs() < 0.25,
+            "{}",
+            c.filename
+        );
+    }
+    for f in [
+        "highlights.json",
+        "timeline.csv",
+        "similarity.csv",
+        "scores.png",
+        "contact_sheet.jpg",
+    ] {
+        assert!(out.join(f).metadata().unwrap().len() > 0, "{f} missing");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("highlights.json")).unwrap())
+            .unwrap();
+    let c0 = &json["clips"][0];
+    for key in [
+        "filename",
+        "source_video",
+        "start_time",
+        "duration",
+        "peak_frame",
+        "peak_time",
+        "score",
+    ] {
+        assert!(!c0[key].is_null(), "clip field {key}");
+    }
+    for key in ["aesthetics", "sharpness", "exposure", "saliency"] {
+        assert!(c0["components"].get(key).is_some(), "component {key}");
+    }
+    assert_eq!(json["parameters"]["top_k"], 2);
+    let timeline = std::fs::read_to_string(out.join("timeline.csv")).unwrap();
+    assert_eq!(timeline.lines().count(), 1 + report.timeline.len());
+    assert!(timeline.starts_with("frame,time,sharpness_var,sharpness,exposure"));
+    // Nothing half-written is left.
+    for e in std::fs::read_dir(&out).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(!name.ends_with(".part"), "{name} left behind");
+    }
+}
+
+#[test]
+fn highlights_edge_cases_say_what_to_change() {
+    use reelsmith::highlights::{Highlights, HighlightsConfig, HighlightsError};
+    let dir = tempfile::tempdir().unwrap();
+    let video = stretches_video(dir.path());
+    let too_long = HighlightsConfig {
+        min_duration: 40.0,
+        max_duration: 45.0,
+        ..HighlightsConfig::default()
+    };
+    let e = Highlights::new(&video, too_long).analyse().unwrap_err();
+    assert!(matches!(e, HighlightsError::TooShort { .. }), "{e}");
+    assert!(e.to_string().contains("--min-duration"));
+
+    let strict = HighlightsConfig {
+        min_score: 1.5,
+        ..HighlightsConfig::default()
+    };
+    let e = Highlights::new(&video, strict).analyse().unwrap_err();
+    assert!(matches!(e, HighlightsError::NoPeak { .. }), "{e}");
+    assert!(e.to_string().contains("--min-score"));
+
+    // Everything too similar: a threshold above any possible distance keeps only one.
+    let picky = HighlightsConfig {
+        diversity_threshold: 2.0,
+        ..HighlightsConfig::default()
+    };
+    let r = Highlights::new(&video, picky).analyse().unwrap();
+    assert_eq!(r.clips.len(), 1);
+    assert!(
+        r.notes.iter().any(|n| n.contains("--diversity-threshold")),
+        "{:?}",
+        r.notes
+    );
+
+    let missing = Highlights::new(dir.path().join("nope.mp4"), HighlightsConfig::default())
+        .analyse()
+        .unwrap_err();
+    assert!(missing.to_string().contains("nope.mp4"));
+}
+
+#[test]
+fn segments_split_at_the_content_changes() {
+    use reelsmith::segments::{segment_video, SegmentsConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let video = stretches_video(dir.path());
+    let out = dir.path().join("seg");
+    let cfg = SegmentsConfig {
+        preset: reelsmith::decode::X264Preset::Ultrafast,
+        ..SegmentsConfig::default()
+    };
+    let r = segment_video(&video, &out, &cfg, None, None).unwrap();
+    let bounds: Vec<f64> = r.segments.iter().skip(1).map(|s| s.start).collect();
+    for want in [10.0, 20.0] {
+        assert!(
+            bounds.iter().any(|b| (b - want).abs() <= 0.6),
+            "no segment boundary near {want}s: {bounds:?}"
+        );
+    }
+    for s in &r.segments {
+        assert!(
+            s.end - s.start <= 15.0 + 1e-6,
+            "segment {} too long",
+            s.number
+        );
+        assert!((2..=4).contains(&s.keyframes.len()));
+        assert!(out.join(s.clip.as_ref().unwrap()).exists());
+        for k in &s.keyframes {
+            assert!(k.time >= s.start - 1e-6 && k.time < s.end);
+            assert!(out.join(&k.path).exists(), "{}", k.path);
+        }
+    }
+    assert_eq!(r.segments.first().unwrap().start, 0.0);
+    assert!((r.segments.last().unwrap().end - r.duration).abs() < 1e-6);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("segments.json")).unwrap()).unwrap();
+    assert_eq!(json["segments"].as_array().unwrap().len(), r.segments.len());
+}
