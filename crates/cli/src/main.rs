@@ -39,6 +39,8 @@ enum Command {
     Shots(cmd::shots::Args),
     /// Pick keyframes (quantile or seams), write them as images + keyframes.json.
     Keyframes(cmd::keyframes::Args),
+    /// Embed images, video frames and texts with CLIP or DINOv2 (safetensors or JSON out).
+    Embed(cmd::embed::Args),
 }
 
 /// What every subcommand gets besides its own arguments.
@@ -70,6 +72,7 @@ fn main() {
         Command::Segments(a) => cmd::segments::run(a, &ctx),
         Command::Shots(a) => cmd::shots::run(a, &ctx),
         Command::Keyframes(a) => cmd::keyframes::run(a, &ctx),
+        Command::Embed(a) => cmd::embed::run(a, &ctx),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -3,11 +3,64 @@
 //! Every image model implements [`Embedder`]; models with a text tower also implement
 //! [`TextEmbedder`]. Rows come back in input order, one per image or text, unnormalised
 //! unless the model's documentation says otherwise.
+//!
+//! # Models
+//!
+//! - [`ClipModel`]: any Hugging Face `CLIPModel` checkpoint (image and text towers with
+//!   their projections). `config.json` drives every size and the activation (`quick_gelu`
+//!   for OpenAI checkpoints, `gelu` for LAION's open_clip conversions).
+//! - [`Dinov2Model`]: the Hugging Face `Dinov2Model` layout (`facebook/dinov2-*`): the pooled
+//!   CLS embedding, the mean patch embedding and the patch-token grid, with position
+//!   embeddings interpolated for any input size.
+//!
+//! Both load from a folder ([`ClipModel::from_dir`], [`Dinov2Model::from_dir`]) or from the
+//! Hugging Face hub and its local cache ([`ClipModel::from_pretrained`],
+//! [`load_pretrained`]), reading `model.safetensors` or PyTorch `pytorch_model.bin`.
+//! Known models carry a manifest (hub id, pinned revision, files, dimensions,
+//! preprocessing) in the repository's `models/` folder, compiled in: see [`manifests`].
+//!
+//! Images are preprocessed exactly as the checkpoint's `preprocessor_config.json` says
+//! (see [`Preprocessor`]), reproducing the PIL resampling of transformers' processors.
+//!
+//! ```no_run
+//! use reelsmith_embed::{load_pretrained, DeviceChoice, Embedder, HubOptions};
+//!
+//! let model = load_pretrained("openai/clip-vit-base-patch32", &HubOptions::default(), DeviceChoice::Cpu)?;
+//! let frame = image::RgbImage::new(640, 360);
+//! let rows = model.embed_images(&[frame])?;
+//! assert_eq!(rows.dim(), 512);
+//! let texts = model.as_text_embedder().unwrap().embed_texts(&["a photo of a cat"])?;
+//! assert_eq!(texts.dim(), 512);
+//! # Ok::<(), reelsmith_embed::EmbedError>(())
+//! ```
 
-pub use reelsmith_core::Embeddings;
+use std::path::PathBuf;
 
+pub use candle_core;
+pub use image;
+pub use reelsmith_core::{Embeddings, FrameRef};
+
+mod any;
+mod cache;
+mod clip;
+mod device;
+mod dinov2;
+mod hub;
+mod manifest;
+mod nn;
 mod pixel;
+mod preprocess;
+mod weights;
+
+pub use any::{load_dir, load_pretrained, AnyModel};
+pub use cache::{CacheKey, CachedEmbeddings, EmbeddingCache};
+pub use clip::{ClipConfig, ClipModel, ClipTextConfig, ClipVisionConfig, ClipVisionOutput};
+pub use device::DeviceChoice;
+pub use dinov2::{Dinov2Config, Dinov2Model, Dinov2Output, PatchGrid};
+pub use hub::HubOptions;
+pub use manifest::{manifest, manifests, ModelFamily, ModelManifest, PreprocessManifest};
 pub use pixel::PixelEmbedder;
+pub use preprocess::{Preprocessor, Resample};
 
 /// Errors from loading or running an embedder.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +73,72 @@ pub enum EmbedError {
     /// Shape bookkeeping failed while assembling the output.
     #[error(transparent)]
     Core(#[from] reelsmith_core::CoreError),
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A configuration file (`config.json`, `preprocessor_config.json`, a manifest) is
+    /// missing a field, has a wrong value or describes an unsupported model.
+    #[error("{}: {message}", path.display())]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// The checkpoint lacks tensors the model needs, or has them with other shapes.
+    #[error("{}: {}", path.display(), describe_weight_problems(missing, mismatched))]
+    Weights {
+        /// The checkpoint (file or folder).
+        path: PathBuf,
+        /// Names of the tensors that are absent.
+        missing: Vec<String>,
+        /// `name: expected [..], found [..]` for tensors with another shape.
+        mismatched: Vec<String>,
+    },
+    /// The model could not be found in the local Hugging Face cache nor downloaded.
+    #[error("cannot get {model}: {message}")]
+    Download {
+        /// The hub id (and revision) asked for.
+        model: String,
+        /// What failed and how to get the weights.
+        message: String,
+    },
+    /// The tokenizer could not be loaded or failed on a text.
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    /// The requested device is not available in this build or on this machine.
+    #[error("device: {0}")]
+    Device(String),
+    /// The tensor backend (candle) failed.
+    #[error("tensor backend: {0}")]
+    Backend(#[from] candle_core::Error),
+}
+
+fn describe_weight_problems(missing: &[String], mismatched: &[String]) -> String {
+    let mut parts = Vec::new();
+    if !missing.is_empty() {
+        let shown: Vec<&str> = missing.iter().take(12).map(String::as_str).collect();
+        let more = missing.len().saturating_sub(shown.len());
+        let mut s = format!("{} missing tensor(s): {}", missing.len(), shown.join(", "));
+        if more > 0 {
+            s.push_str(&format!(" and {more} more"));
+        }
+        parts.push(s);
+    }
+    if !mismatched.is_empty() {
+        parts.push(format!(
+            "{} tensor(s) with a wrong shape: {}",
+            mismatched.len(),
+            mismatched.join("; ")
+        ));
+    }
+    parts.push("is this a checkpoint of the model its config.json describes?".into());
+    parts.join("; ")
 }
 
 /// An image embedder: a batch of RGB images in, one embedding row per image out.

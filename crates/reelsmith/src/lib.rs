@@ -17,6 +17,8 @@
 //! - [`shots`]: shot detection on a video file (hard cuts and gradual transitions).
 //! - [`keyframes`]: quantile or seam keyframes written as images.
 //!
+//! - [`embed_video`]: decode → embed in batches, with an optional embedding cache.
+//!
 //! ```no_run
 //! use reelsmith::decode::{open, DecodeOptions, Sampling, Scale};
 //! let video = open("holiday.mp4")?;
@@ -39,6 +41,9 @@ pub mod progress;
 mod report;
 mod sampling;
 pub mod segments;
+
+mod video_embed;
+pub use video_embed::{embed_video, VideoEmbeddings};
 
 pub use reelsmith_core::{Embeddings, FrameRate, FrameRef, TimeSpan};
 

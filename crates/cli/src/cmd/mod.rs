@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod embed;
 pub mod frames;
 pub mod highlights;
 pub mod keyframes;

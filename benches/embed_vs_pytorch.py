@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Images per second of reelsmith-embed's CLIP and DINOv2 image towers beside PyTorch /
+transformers, on the CPU, in one run, on the same full-size random-weight checkpoints.
+
+    python crates/embed/tests/fixtures/gen.py --full --out /work/fullsize --shared ../shared
+    python benches/embed_vs_pytorch.py /work/fullsize [--seconds 10] [--threads N]
+
+Both sides get the same thread count (default: all cores) and random pixel batches of the
+model's input size (preprocessing is not timed). Batches 1 and 16.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def rate(fn, batch, seconds):
+    fn()
+    t = time.perf_counter()
+    n = 0
+    while n == 0 or time.perf_counter() - t < seconds:
+        fn()
+        n += batch
+    return n / (time.perf_counter() - t)
+
+
+def torch_rates(folder: Path, seconds: float):
+    from transformers import CLIPModel, Dinov2Model
+
+    clip = CLIPModel.from_pretrained(folder / "clip-vit-b32").eval()
+    dino = Dinov2Model.from_pretrained(folder / "dinov2-s").eval()
+    out = []
+    with torch.inference_mode():
+        for batch in (1, 16):
+            px = torch.randn(batch, 3, 224, 224)
+            r = rate(lambda: clip.get_image_features(pixel_values=px), batch, seconds)
+            out.append({"impl": "pytorch", "model": "clip", "batch": batch, "img_per_s": round(r, 2)})
+            r = rate(lambda: dino(pixel_values=px), batch, seconds)
+            out.append({"impl": "pytorch", "model": "dinov2", "batch": batch, "img_per_s": round(r, 2)})
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("folder", type=Path)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
+    rows = torch_rates(args.folder, args.seconds)
+    cmd = ["cargo", "run", "--release", "-q", "-p", "reelsmith-embed", "--example", "throughput", "--",
+           str(args.folder / "clip-vit-b32"), str(args.folder / "dinov2-s"), str(args.seconds)]
+    res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    if res.returncode != 0:
+        sys.exit(res.stderr)
+    rows += [json.loads(l) for l in res.stdout.splitlines() if l.startswith("{")]
+    print(f"threads: {args.threads}, torch {torch.__version__}")
+    print(f"{'model':8} {'batch':>5} {'pytorch img/s':>14} {'reelsmith img/s':>16} {'ratio':>6}")
+    for model in ("clip", "dinov2"):
+        for batch in (1, 16):
+            p = next(r["img_per_s"] for r in rows if r["impl"] == "pytorch" and r["model"] == model and r["batch"] == batch)
+            q = next(r["img_per_s"] for r in rows if r["impl"] == "reelsmith" and r["model"] == model and r["batch"] == batch)
+            print(f"{model:8} {batch:5} {p:14.2f} {q:16.2f} {q / p:6.2f}")
+
+
+if __name__ == "__main__":
+    main()

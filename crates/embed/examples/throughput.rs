@@ -1,0 +1,46 @@
+//! Prints images per second of the CLIP and DINOv2 image towers (used by
+//! `benches/embed_vs_pytorch.py`).
+//!
+//! `cargo run --release -p reelsmith-embed --example throughput -- CLIP_DIR DINO_DIR [SECONDS]`
+
+use std::time::Instant;
+
+use reelsmith_embed::candle_core::{Device, Tensor};
+use reelsmith_embed::{ClipModel, DeviceChoice, Dinov2Model};
+
+fn rate(mut run: impl FnMut(), batch: usize, seconds: f64) -> f64 {
+    run(); // warm-up
+    let t = Instant::now();
+    let mut n = 0usize;
+    while n == 0 || t.elapsed().as_secs_f64() < seconds {
+        run();
+        n += batch;
+    }
+    n as f64 / t.elapsed().as_secs_f64()
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.len() < 2 {
+        eprintln!("usage: throughput CLIP_DIR DINO_DIR [SECONDS]");
+        std::process::exit(2);
+    }
+    let seconds: f64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10.0);
+    let clip = ClipModel::from_dir(&args[0], DeviceChoice::Cpu)?;
+    let dino = Dinov2Model::from_dir(&args[1], DeviceChoice::Cpu)?;
+    let cs = clip.config().vision_config.image_size;
+    let ds = dino
+        .preprocessor()
+        .crop
+        .map(|c| c.0 as usize)
+        .unwrap_or(224);
+    for batch in [1usize, 16] {
+        let px = Tensor::randn(0f32, 1.0, (batch, 3, cs, cs), &Device::Cpu)?;
+        let r = rate(|| drop(clip.forward_pixels(&px).unwrap()), batch, seconds);
+        println!("{{\"impl\": \"reelsmith\", \"model\": \"clip\", \"batch\": {batch}, \"img_per_s\": {r:.2}}}");
+        let px = Tensor::randn(0f32, 1.0, (batch, 3, ds, ds), &Device::Cpu)?;
+        let r = rate(|| drop(dino.forward_pixels(&px).unwrap()), batch, seconds);
+        println!("{{\"impl\": \"reelsmith\", \"model\": \"dinov2\", \"batch\": {batch}, \"img_per_s\": {r:.2}}}");
+    }
+    Ok(())
+}

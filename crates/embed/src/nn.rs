@@ -1,0 +1,364 @@
+//! Transformer building blocks shared by CLIP and DINOv2.
+
+use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor, D};
+
+use crate::weights::Reader;
+use crate::EmbedError;
+
+type R<T> = Result<T, EmbedError>;
+
+/// A dense layer `y = x Wᵀ + b` applied over the last axis of a tensor of any rank.
+#[derive(Debug, Clone)]
+pub(crate) struct Linear {
+    /// `[in, out]`, contiguous (transposed once at load time).
+    wt: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    pub fn new(weight: Tensor, bias: Option<Tensor>) -> R<Self> {
+        Ok(Self {
+            wt: weight.t()?.contiguous()?,
+            bias,
+        })
+    }
+
+    /// Reads `{name}.weight` `[out, in]` and, where `bias`, `{name}.bias` `[out]`.
+    pub fn load(r: &Reader<'_>, name: &str, in_dim: usize, out_dim: usize, bias: bool) -> R<Self> {
+        Self::load_any(r, &[name], in_dim, out_dim, bias)
+    }
+
+    /// Like [`Linear::load`], trying several names.
+    pub fn load_any(
+        r: &Reader<'_>,
+        names: &[&str],
+        in_dim: usize,
+        out_dim: usize,
+        bias: bool,
+    ) -> R<Self> {
+        let wn: Vec<String> = names.iter().map(|n| format!("{n}.weight")).collect();
+        let wn: Vec<&str> = wn.iter().map(String::as_str).collect();
+        let w = r.get_any(&wn, &[out_dim, in_dim])?;
+        let b = if bias {
+            let bn: Vec<String> = names.iter().map(|n| format!("{n}.bias")).collect();
+            let bn: Vec<&str> = bn.iter().map(String::as_str).collect();
+            Some(r.get_any(&bn, &[out_dim])?)
+        } else {
+            None
+        };
+        Self::new(w, b)
+    }
+
+    /// Several linear layers on the same input fused into one matrix product (QKV).
+    pub fn concat(parts: &[Linear]) -> R<Self> {
+        let wts: Vec<&Tensor> = parts.iter().map(|p| &p.wt).collect();
+        let wt = Tensor::cat(&wts, 1)?.contiguous()?;
+        let bias = if parts.iter().all(|p| p.bias.is_some()) {
+            let bs: Vec<&Tensor> = parts.iter().filter_map(|p| p.bias.as_ref()).collect();
+            Some(Tensor::cat(&bs, 0)?)
+        } else if parts.iter().all(|p| p.bias.is_none()) {
+            None
+        } else {
+            let bs: Vec<Tensor> = parts
+                .iter()
+                .map(|p| match &p.bias {
+                    Some(b) => Ok(b.clone()),
+                    None => Tensor::zeros(p.wt.dim(1)?, p.wt.dtype(), p.wt.device()),
+                })
+                .collect::<Result<_, _>>()?;
+            Some(Tensor::cat(&bs, 0)?)
+        };
+        Ok(Self { wt, bias })
+    }
+
+    pub fn out_dim(&self) -> usize {
+        self.wt.dims()[1]
+    }
+
+    pub fn forward(&self, x: &Tensor) -> R<Tensor> {
+        let dims = x.dims().to_vec();
+        let in_dim = dims[dims.len() - 1];
+        let rows = x.elem_count() / in_dim.max(1);
+        let x2 = x.reshape((rows, in_dim))?;
+        let mut y = x2.matmul(&self.wt)?;
+        if let Some(b) = &self.bias {
+            y = y.broadcast_add(b)?;
+        }
+        let mut out = dims;
+        let last = out.len() - 1;
+        out[last] = self.out_dim();
+        Ok(y.reshape(out)?)
+    }
+}
+
+/// Layer normalisation over the last axis, two-pass (mean, then centred variance) for
+/// precision on residual streams with large offsets.
+#[derive(Debug, Clone)]
+pub(crate) struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f32,
+}
+
+impl LayerNorm {
+    pub fn load(r: &Reader<'_>, name: &str, dim: usize, eps: f64) -> R<Self> {
+        Ok(Self {
+            weight: r.get(&format!("{name}.weight"), &[dim])?,
+            bias: r.get(&format!("{name}.bias"), &[dim])?,
+            eps: eps as f32,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> R<Tensor> {
+        let x = x.contiguous()?;
+        if x.device().is_cpu() {
+            Ok(x.apply_op3_no_bwd(&self.weight, &self.bias, &LayerNormOp { eps: self.eps })?)
+        } else {
+            let mean = x.mean_keepdim(D::Minus1)?;
+            let xc = x.broadcast_sub(&mean)?;
+            let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
+            let y = xc.broadcast_div(&(var + self.eps as f64)?.sqrt()?)?;
+            Ok(y.broadcast_mul(&self.weight)?.broadcast_add(&self.bias)?)
+        }
+    }
+}
+
+struct LayerNormOp {
+    eps: f32,
+}
+
+impl CustomOp3 for LayerNormOp {
+    fn name(&self) -> &'static str {
+        "reelsmith-layer-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        use rayon::prelude::*;
+        let (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) = (s1, s2, s3) else {
+            candle_core::bail!("layer norm: f32 only");
+        };
+        let (Some((x0, x1)), Some((w0, w1)), Some((b0, b1))) = (
+            l1.contiguous_offsets(),
+            l2.contiguous_offsets(),
+            l3.contiguous_offsets(),
+        ) else {
+            candle_core::bail!("layer norm: contiguous inputs only");
+        };
+        let (x, w, b) = (&x[x0..x1], &w[w0..w1], &b[b0..b1]);
+        let dim = w.len();
+        let mut out = vec![0f32; x.len()];
+        let eps = self.eps as f64;
+        out.par_chunks_mut(dim)
+            .zip(x.par_chunks(dim))
+            .for_each(|(o, x)| {
+                let mean = x.iter().map(|&v| v as f64).sum::<f64>() / dim as f64;
+                let var = x
+                    .iter()
+                    .map(|&v| {
+                        let d = v as f64 - mean;
+                        d * d
+                    })
+                    .sum::<f64>()
+                    / dim as f64;
+                let inv = (1.0 / (var + eps).sqrt()) as f32;
+                let mean = mean as f32;
+                for i in 0..dim {
+                    o[i] = (x[i] - mean) * inv * w[i] + b[i];
+                }
+            });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+/// The activations found in CLIP and DINOv2 configs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Activation {
+    /// `x·σ(1.702x)` (OpenAI CLIP).
+    QuickGelu,
+    /// Exact GELU with erf.
+    Gelu,
+    /// GELU, tanh approximation.
+    GeluTanh,
+    /// `x·σ(x)`.
+    Silu,
+    /// max(x, 0).
+    Relu,
+}
+
+impl Activation {
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "quick_gelu" => Activation::QuickGelu,
+            "gelu" => Activation::Gelu,
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Activation::GeluTanh,
+            "silu" | "swish" => Activation::Silu,
+            "relu" => Activation::Relu,
+            _ => return None,
+        })
+    }
+
+    pub fn forward(self, x: &Tensor) -> R<Tensor> {
+        Ok(match self {
+            Activation::QuickGelu => {
+                if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
+                    x.contiguous()?.apply_op1_no_bwd(&QuickGeluOp)?
+                } else {
+                    (x * candle_nn::ops::sigmoid(&(x * 1.702)?)?)?
+                }
+            }
+            Activation::Gelu => x.gelu_erf()?,
+            Activation::GeluTanh => x.gelu()?,
+            Activation::Silu => candle_nn::ops::silu(x)?,
+            Activation::Relu => x.relu()?,
+        })
+    }
+}
+
+/// `x·σ(1.702x)` in one pass over the data (CPU, f32).
+struct QuickGeluOp;
+
+impl candle_core::CustomOp1 for QuickGeluOp {
+    fn name(&self) -> &'static str {
+        "reelsmith-quick-gelu"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        use rayon::prelude::*;
+        let CpuStorage::F32(x) = s else {
+            candle_core::bail!("quick_gelu: f32 only");
+        };
+        let Some((a, b)) = l.contiguous_offsets() else {
+            candle_core::bail!("quick_gelu: contiguous input only");
+        };
+        let x = &x[a..b];
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(4096)
+            .zip(x.par_chunks(4096))
+            .for_each(|(o, x)| {
+                for (o, &v) in o.iter_mut().zip(x) {
+                    *o = v * (1.0 / (1.0 + (-(v * 1.702)).exp()));
+                }
+            });
+        Ok((CpuStorage::F32(out), l.shape().clone()))
+    }
+}
+
+/// Multi-head self-attention with fused QKV projection.
+#[derive(Debug, Clone)]
+pub(crate) struct Attention {
+    qkv: Linear,
+    out: Linear,
+    heads: usize,
+    head_dim: usize,
+}
+
+impl Attention {
+    pub fn new(
+        q: Linear,
+        k: Linear,
+        v: Linear,
+        out: Linear,
+        hidden: usize,
+        heads: usize,
+    ) -> R<Self> {
+        let head_dim = hidden / heads;
+        let scale = 1.0 / (head_dim as f64).sqrt();
+        // fold the 1/sqrt(d) of the scores into the query projection
+        let q = Linear {
+            wt: (q.wt * scale)?,
+            bias: q.bias.map(|b| b * scale).transpose()?,
+        };
+        Ok(Self {
+            qkv: Linear::concat(&[q, k, v])?,
+            out,
+            heads,
+            head_dim,
+        })
+    }
+
+    /// `x`: `[batch, tokens, hidden]`; `mask`: optional additive `[tokens, tokens]`.
+    pub fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> R<Tensor> {
+        let (b, t, hidden) = x.dims3()?;
+        let qkv = self.qkv.forward(x)?; // [b, t, 3h]
+        let qkv = qkv
+            .reshape((b, t, 3, self.heads, self.head_dim))?
+            .permute((2, 0, 3, 1, 4))?; // [3, b, heads, t, hd]
+        let q = qkv.get(0)?.contiguous()?;
+        let k = qkv.get(1)?.contiguous()?;
+        let v = qkv.get(2)?.contiguous()?;
+        let mut scores = q.matmul(&k.t()?)?; // [b, heads, t, t]
+        if let Some(m) = mask {
+            scores = scores.broadcast_add(m)?;
+        }
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let ctx = probs.matmul(&v)?; // [b, heads, t, hd]
+        let ctx = ctx.transpose(1, 2)?.reshape((b, t, hidden))?;
+        self.out.forward(&ctx)
+    }
+}
+
+/// Patch embedding of a convolution with kernel = stride = `patch`, done as one matrix
+/// product. Pixels beyond the last whole patch are dropped, as the convolution does.
+#[derive(Debug, Clone)]
+pub(crate) struct PatchEmbed {
+    proj: Linear,
+    patch: usize,
+    channels: usize,
+}
+
+impl PatchEmbed {
+    pub fn load(
+        r: &Reader<'_>,
+        name: &str,
+        channels: usize,
+        hidden: usize,
+        patch: usize,
+        bias: bool,
+    ) -> R<Self> {
+        let w = r.get(&format!("{name}.weight"), &[hidden, channels, patch, patch])?;
+        let w = w.reshape((hidden, channels * patch * patch))?;
+        let b = if bias {
+            Some(r.get(&format!("{name}.bias"), &[hidden])?)
+        } else {
+            None
+        };
+        Ok(Self {
+            proj: Linear::new(w, b)?,
+            patch,
+            channels,
+        })
+    }
+
+    /// `[b, c, h, w]` → (`[b, gh·gw, hidden]`, gh, gw).
+    pub fn forward(&self, pixels: &Tensor) -> R<(Tensor, usize, usize)> {
+        let (b, c, h, w) = pixels.dims4()?;
+        if c != self.channels {
+            return Err(EmbedError::InvalidInput(format!(
+                "expected {} colour channels, got {c}",
+                self.channels
+            )));
+        }
+        let p = self.patch;
+        let (gh, gw) = (h / p, w / p);
+        if gh == 0 || gw == 0 {
+            return Err(EmbedError::InvalidInput(format!(
+                "input {w}x{h} is smaller than one {p}x{p} patch"
+            )));
+        }
+        let x = pixels.narrow(2, 0, gh * p)?.narrow(3, 0, gw * p)?;
+        let x = x
+            .reshape((b, c, gh, p, gw, p))?
+            .permute((0, 2, 4, 1, 3, 5))? // [b, gh, gw, c, p, p]
+            .contiguous()?
+            .reshape((b, gh * gw, c * p * p))?;
+        Ok((self.proj.forward(&x)?, gh, gw))
+    }
+}
