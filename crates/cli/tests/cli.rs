@@ -120,10 +120,6 @@ fn missing_file_fails_naming_it() {
     }
 }
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_reelsmith"))
-}
-
 fn embed_fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../embed/tests/fixtures")
 }
@@ -131,7 +127,7 @@ fn embed_fixtures() -> PathBuf {
 #[test]
 fn embed_images_and_texts_as_json() {
     let f = embed_fixtures();
-    let out = bin()
+    let out = reelsmith()
         .args([
             "embed",
             "--json",
@@ -171,7 +167,7 @@ fn embed_images_and_texts_as_json() {
 fn embed_errors_are_clear() {
     let f = embed_fixtures();
     // DINOv2 has no text tower
-    let out = bin()
+    let out = reelsmith()
         .args(["embed", "--json", "--text", "x", "--model-dir"])
         .arg(f.join("dinov2"))
         .output()
@@ -180,7 +176,7 @@ fn embed_errors_are_clear() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no text tower"));
     // an uncached model offline: quick, names the remedy
     let cache = tempfile::tempdir().unwrap();
-    let out = bin()
+    let out = reelsmith()
         .args(["embed", "--json", "--offline", "--model", "clip-b32"])
         .arg(f.join("images/wide.png"))
         .env("HF_HUB_CACHE", cache.path())
@@ -206,7 +202,7 @@ fn embed_video_writes_safetensors_and_reuses_the_cache() {
     let f = embed_fixtures();
     let tmp = tempfile::tempdir().unwrap();
     let run = |out: &Path| {
-        let o = bin()
+        let o = reelsmith()
             .args(["embed", "--fps", "2"])
             .arg(&video)
             .arg(f.join("images/tiny.png"))
@@ -229,4 +225,52 @@ fn embed_video_writes_safetensors_and_reuses_the_cache() {
     let b = std::fs::read(tmp.path().join("b.safetensors")).unwrap();
     assert_eq!(a, b, "cached run gives the same file");
     assert!(a.len() > 1000);
+}
+
+#[test]
+fn highlights_with_a_clip_model_dir_and_prompt() {
+    let Some(dir) = shared_videos() else { return };
+    let out = tempfile::tempdir().unwrap();
+    let o = reelsmith()
+        .args(["-q", "highlights"])
+        .arg(dir.join("bikes.mp4"))
+        .arg("-o")
+        .arg(out.path())
+        .arg("--model-dir")
+        .arg(embed_fixtures().join("clip-quickgelu"))
+        .args(["--prompt", "a bicycle", "--top-k", "2", "--no-clips"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("highlights.json")).unwrap())
+            .unwrap();
+    assert!(
+        json["embedder"].as_str().unwrap().starts_with("clip"),
+        "{}",
+        json["embedder"]
+    );
+    let clips = json["clips"].as_array().unwrap();
+    assert!(!clips.is_empty() && clips.len() <= 2);
+    // With a prompt and a CLIP model, saliency is computed for every clip.
+    for c in clips {
+        assert!(c["components"]["saliency"].is_number(), "{c}");
+    }
+    assert_eq!(json["parameters"]["prompts"][0], "a bicycle");
+
+    // An aesthetic head without a model is refused with a message naming the fix.
+    let o = reelsmith()
+        .args([
+            "highlights",
+            "--no-model",
+            "--aesthetic-head",
+            "x.pth",
+            "-o",
+        ])
+        .arg(out.path())
+        .arg(dir.join("bikes.mp4"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("needs a CLIP model"));
 }

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use reelsmith::decode::{ClipMode, X264Preset};
-use reelsmith::highlights::{Highlights, HighlightsConfig};
+use reelsmith::embed::{load_dir, load_pretrained, AnyModel, DeviceChoice, Embedder, HubOptions};
+use reelsmith::highlights::{Highlights, HighlightsConfig, Model};
+use reelsmith::score::AestheticHead;
 
 use crate::progress::StageBars;
 use crate::Ctx;
@@ -73,6 +75,59 @@ pub struct Args {
     /// Only analyse and write the reports; no clips.
     #[arg(long)]
     no_clips: bool,
+    /// CLIP model (hub id or alias such as clip-b32) for aesthetics, prompts and diversity
+    /// [default: openai/clip-vit-base-patch32 when it is in the Hugging Face cache].
+    #[arg(long, conflicts_with = "model_dir")]
+    model: Option<String>,
+    /// CLIP model folder in the Hugging Face layout.
+    #[arg(long)]
+    model_dir: Option<PathBuf>,
+    /// Score without any model (sharpness and exposure only).
+    #[arg(long, conflicts_with_all = ["model", "model_dir"])]
+    no_model: bool,
+    /// LAION aesthetic predictor head (.pth or .safetensors) for the CLIP model.
+    #[arg(long)]
+    aesthetic_head: Option<PathBuf>,
+    /// Device for the model: cpu, cuda, metal or auto.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+/// The default model, used when it is already in the Hugging Face cache.
+const DEFAULT_MODEL: &str = "openai/clip-vit-base-patch32";
+
+/// Loads the model the flags ask for; with none given, tries the default from the cache
+/// only (no download) and falls back to no model with a warning.
+fn load_model(args: &Args, quiet: bool) -> Result<Option<AnyModel>> {
+    if args.no_model {
+        return Ok(None);
+    }
+    let device: DeviceChoice = args.device.parse()?;
+    if let Some(dir) = &args.model_dir {
+        return Ok(Some(load_dir(dir, device)?));
+    }
+    if let Some(id) = &args.model {
+        return Ok(Some(load_pretrained(
+            id,
+            &HubOptions::default().progress(!quiet),
+            device,
+        )?));
+    }
+    match load_pretrained(
+        DEFAULT_MODEL,
+        &HubOptions::default().offline(true).progress(false),
+        device,
+    ) {
+        Ok(m) => Ok(Some(m)),
+        Err(e) => {
+            tracing::warn!(
+                "{DEFAULT_MODEL} is not in the Hugging Face cache ({e}); scoring without CLIP. \
+                 Download it with `huggingface-cli download {DEFAULT_MODEL}` or pass --model-dir DIR \
+                 to add aesthetics, prompts and CLIP diversity"
+            );
+            Ok(None)
+        }
+    }
 }
 
 fn load_config(path: &std::path::Path) -> Result<HighlightsConfig> {
@@ -132,8 +187,26 @@ pub fn config(args: &Args) -> Result<HighlightsConfig> {
 pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     let cfg = config(&args)?;
     let started = std::time::Instant::now();
+    let model = load_model(&args, ctx.quiet)?;
+    let head = match &args.aesthetic_head {
+        Some(p) => {
+            if model.is_none() {
+                anyhow::bail!(
+                    "--aesthetic-head needs a CLIP model (--model ID or --model-dir DIR)"
+                );
+            }
+            Some(AestheticHead::load(p)?)
+        }
+        None => None,
+    };
+    let model_parts = Model {
+        image: model.as_ref().map(|m| m as &dyn Embedder),
+        text: model.as_ref().and_then(|m| m.as_text_embedder()),
+        head: head.as_ref(),
+    };
     let bars = StageBars::new(ctx.quiet);
     let report = Highlights::new(&args.video, cfg)
+        .model(model_parts)
         .progress(&bars)
         .run(&args.output)?;
     for note in &report.notes {
