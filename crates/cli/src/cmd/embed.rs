@@ -42,7 +42,7 @@ pub struct Args {
     /// Frames per second sampled from videos.
     #[arg(long, default_value_t = 1.0, value_name = "F")]
     fps: f64,
-    /// cpu, cuda[:N], metal[:N] or auto.
+    /// cpu, cuda, cuda:N, metal, metal:N or auto.
     #[arg(long, default_value = "cpu", value_name = "D")]
     device: String,
     /// Images per forward pass.
@@ -51,8 +51,8 @@ pub struct Args {
     /// Reuse and store video embeddings in this folder (keyed by file, model, sampling).
     #[arg(long, value_name = "DIR")]
     cache: Option<PathBuf>,
-    /// Write the embeddings as safetensors: `images` [n, d], `texts` [m, d], `times` [n]
-    /// (seconds; 0 for still images), `source` [n] (index of the input each row comes from).
+    /// Write the embeddings as safetensors: `images` (n×d), `texts` (m×d), `times` (n)
+    /// (seconds; 0 for still images), `source` (n: index of the input each row comes from).
     #[arg(long, short, value_name = "OUT.safetensors")]
     output: Option<PathBuf>,
     /// Print {"model", "dim", "images": [[...]], "texts": [[...]]} to stdout (raw projected

@@ -130,17 +130,16 @@ fn load_model(args: &Args, quiet: bool) -> Result<Option<AnyModel>> {
     }
 }
 
-fn load_config(path: &std::path::Path) -> Result<HighlightsConfig> {
+/// Reads a pipeline configuration from a `.json` file, or TOML otherwise.
+pub fn load_config<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<T> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let is_json = path.extension().and_then(|e| e.to_str()) == Some("json");
-    if is_json {
-        serde_json::from_str(&text)
-            .with_context(|| format!("{}: not a valid highlights configuration", path.display()))
+    let parsed = if path.extension().and_then(|e| e.to_str()) == Some("json") {
+        serde_json::from_str(&text).map_err(anyhow::Error::from)
     } else {
-        toml::from_str(&text)
-            .with_context(|| format!("{}: not a valid highlights configuration", path.display()))
-    }
+        toml::from_str(&text).map_err(anyhow::Error::from)
+    };
+    parsed.with_context(|| format!("{}: not a valid configuration", path.display()))
 }
 
 /// Builds the configuration: defaults, then the file, then the flags.

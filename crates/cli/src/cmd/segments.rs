@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use reelsmith::decode::ClipMode;
 use reelsmith::segments::{segment_video, SegmentsConfig};
 
@@ -46,15 +46,7 @@ pub struct Args {
 /// Runs the subcommand.
 pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     let mut cfg: SegmentsConfig = match &args.config {
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read {}", p.display()))?;
-            if p.extension().and_then(|e| e.to_str()) == Some("json") {
-                serde_json::from_str(&text)?
-            } else {
-                toml::from_str(&text)?
-            }
-        }
+        Some(p) => super::highlights::load_config(p)?,
         None => SegmentsConfig::default(),
     };
     if let Some(v) = args.fps {
