@@ -4,15 +4,22 @@
 //! Each video is one normalisation set (sharpness is normalised across its sampled
 //! frames); all still images given together form one more set.
 //!
-//! The CLIP parts (aesthetics, saliency) need image embeddings, which this build cannot
-//! compute yet: [`ScoreOptions::model`] set to anything but `None` is
-//! [`ScorePipelineError::EmbedderUnavailable`]. Without a model the score rests on sharpness
-//! and exposure, and the report says so ([`ScoreReport::model_free`], [`ScoreReport::notes`]).
+//! With [`ScoreOptions::model`] set, every scored frame is also embedded with that CLIP
+//! model (in batches, as the frames stream by): the aesthetic head
+//! ([`ScoreOptions::aesthetic_head`]) scores the embeddings and the prompts give saliency.
+//! Without a model the score rests on sharpness and exposure, and the report says so
+//! ([`ScoreReport::model_free`], [`ScoreReport::notes`]).
 
 use std::path::{Path, PathBuf};
 
+use reelsmith_core::Embeddings;
 use reelsmith_decode::{self as decode, DecodeOptions, Sampling};
-use reelsmith_score::{score_frames, FrameMeasures, FrameScore, ScoreConfig, ScoreError};
+use reelsmith_embed::{
+    load_dir, load_pretrained, AnyModel, DeviceChoice, EmbedError, Embedder, HubOptions,
+};
+use reelsmith_score::{
+    score_frames, AestheticHead, FrameMeasures, FrameScore, ModelInputs, ScoreConfig, ScoreError,
+};
 use serde::{Deserialize, Serialize};
 
 /// File extensions read as still images (everything else is opened as a video).
@@ -86,9 +93,9 @@ pub enum ScorePipelineError {
     /// No input files.
     #[error("no input files: give at least one image or video")]
     NoInputs,
-    /// A model was asked for, but this build has no CLIP embedder.
-    #[error("CLIP embedder not available in this build yet: aesthetics and saliency need it; drop --model/--model-dir, --aesthetic-head and --prompt to score sharpness and exposure")]
-    EmbedderUnavailable,
+    /// Loading or running the CLIP model failed.
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
     /// `--aesthetic-head` or prompts without a model.
     #[error("{0} needs a CLIP model (--model ID or --model-dir DIR)")]
     NeedsModel(&'static str),
@@ -133,15 +140,55 @@ pub fn score(
     if inputs.is_empty() {
         return Err(ScorePipelineError::NoInputs);
     }
-    if opts.model.is_some() {
-        return Err(ScorePipelineError::EmbedderUnavailable);
+    if opts.model.is_none() {
+        if opts.aesthetic_head.is_some() {
+            return Err(ScorePipelineError::NeedsModel("--aesthetic-head"));
+        }
+        if !opts.prompts.is_empty() {
+            return Err(ScorePipelineError::NeedsModel("--prompt"));
+        }
     }
-    if opts.aesthetic_head.is_some() {
-        return Err(ScorePipelineError::NeedsModel("--aesthetic-head"));
-    }
-    if !opts.prompts.is_empty() {
-        return Err(ScorePipelineError::NeedsModel("--prompt"));
-    }
+    let model: Option<AnyModel> = match &opts.model {
+        Some(ModelSource::Dir(d)) => Some(load_dir(d, DeviceChoice::Cpu)?),
+        Some(ModelSource::Id(id)) => Some(load_pretrained(
+            id,
+            &HubOptions::default(),
+            DeviceChoice::Cpu,
+        )?),
+        None => None,
+    };
+    let head = opts
+        .aesthetic_head
+        .as_ref()
+        .map(AestheticHead::load)
+        .transpose()?;
+    let prompts = match (&model, opts.prompts.is_empty()) {
+        (Some(m), false) => {
+            let t = m.as_text_embedder().ok_or_else(|| {
+                EmbedError::InvalidInput(format!(
+                    "{} has no text tower: --prompt needs a CLIP model",
+                    m.model_id()
+                ))
+            })?;
+            let refs: Vec<&str> = opts.prompts.iter().map(String::as_str).collect();
+            Some(t.embed_texts(&refs)?)
+        }
+        _ => None,
+    };
+    // Embeds a batch of frames into `into` when a model is loaded.
+    let embed_batch = |batch: &mut Vec<image::RgbImage>,
+                       into: &mut Option<Embeddings>|
+     -> Result<(), ScorePipelineError> {
+        if let (Some(m), false) = (&model, batch.is_empty()) {
+            let e = m.embed_images(batch)?;
+            match into {
+                Some(all) => all.extend(&e).map_err(EmbedError::from)?,
+                None => *into = Some(e),
+            }
+        }
+        batch.clear();
+        Ok(())
+    };
     let exposure = &opts.config.exposure;
     // (input position, set rows) so the output keeps the input order.
     let mut sets: Vec<(Vec<usize>, Vec<ScoredFrame>)> = Vec::new();
@@ -149,9 +196,19 @@ pub fn score(
     let mut model_free = true;
     let mut push_set = |positions: Vec<usize>,
                         meta: Vec<(String, u64, f64)>,
-                        measures: Vec<FrameMeasures>|
+                        measures: Vec<FrameMeasures>,
+                        embeddings: Option<Embeddings>|
      -> Result<(), ScorePipelineError> {
-        let set = score_frames(&measures, None, &opts.config)?;
+        let inputs = match (&model, &embeddings) {
+            (Some(m), Some(e)) => Some(ModelInputs {
+                image_embeddings: e,
+                model_id: Some(m.model_id()),
+                head: head.as_ref(),
+                prompts: prompts.as_ref(),
+            }),
+            _ => None,
+        };
+        let set = score_frames(&measures, inputs.as_ref(), &opts.config)?;
         model_free &= set.model_free;
         for n in set.notes {
             if !notes.contains(&n) {
@@ -173,6 +230,7 @@ pub fn score(
     };
 
     let (mut img_pos, mut img_meta, mut img_measures) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut img_batch, mut img_emb) = (Vec::new(), None);
     for (pos, path) in inputs.iter().enumerate() {
         if is_image(path) {
             let rgb = image::open(path)
@@ -182,6 +240,8 @@ pub fn score(
                 })?
                 .to_rgb8();
             img_measures.push(FrameMeasures::from_rgb(&rgb, exposure)?);
+            img_batch.push(rgb);
+            embed_batch(&mut img_batch, &mut img_emb)?;
             img_meta.push((path.display().to_string(), 0, 0.0));
             img_pos.push(pos);
             on_frame();
@@ -190,22 +250,28 @@ pub fn score(
         let video = decode::open(path)?;
         let frames = video.frames(&DecodeOptions::new().sampling(opts.sampling))?;
         let (mut meta, mut measures) = (Vec::new(), Vec::new());
+        let (mut batch, mut emb) = (Vec::new(), None);
         for frame in frames {
             let frame = frame?;
             measures.push(FrameMeasures::from_rgb(&frame.image, exposure)?);
             meta.push((path.display().to_string(), frame.index, frame.time));
+            batch.push(frame.image);
+            if batch.len() == 16 {
+                embed_batch(&mut batch, &mut emb)?;
+            }
             on_frame();
         }
+        embed_batch(&mut batch, &mut emb)?;
         if measures.is_empty() {
             return Err(ScorePipelineError::NoFrames {
                 path: path.clone(),
                 sampling: format!("{:?}", opts.sampling),
             });
         }
-        push_set(vec![pos; meta.len()], meta, measures)?;
+        push_set(vec![pos; meta.len()], meta, measures, emb)?;
     }
     if !img_measures.is_empty() {
-        push_set(img_pos, img_meta, img_measures)?;
+        push_set(img_pos, img_meta, img_measures, img_emb)?;
     }
     let mut keyed: Vec<(usize, usize, ScoredFrame)> = Vec::new();
     for (positions, rows) in sets {
@@ -229,13 +295,12 @@ mod tests {
     fn model_requests_are_clear_errors() {
         let inputs = vec![PathBuf::from("a.png")];
         let opts = ScoreOptions {
-            model: Some(ModelSource::Id("openai/clip-vit-base-patch32".into())),
+            model: Some(ModelSource::Dir(PathBuf::from("/nonexistent/clip"))),
             ..Default::default()
         };
         let e = score(&inputs, &opts, || {}).unwrap_err();
-        assert!(e
-            .to_string()
-            .contains("CLIP embedder not available in this build yet"));
+        assert!(matches!(e, ScorePipelineError::Embed(_)), "{e}");
+        assert!(e.to_string().contains("/nonexistent/clip"), "{e}");
         let opts = ScoreOptions {
             prompts: vec!["a cat".into()],
             ..Default::default()
@@ -285,5 +350,39 @@ mod tests {
         }
         assert!(json["aesthetics"].is_null());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_clip_model_adds_saliency_to_every_row() {
+        let fixture =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../embed/tests/fixtures/clip-quickgelu");
+        let dir = std::env::temp_dir().join(format!("reelsmith-score-clip-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut inputs = Vec::new();
+        for (n, level) in [40u8, 200].into_iter().enumerate() {
+            let img = image::RgbImage::from_fn(40, 30, |x, y| {
+                image::Rgb([level, (x * 6) as u8, (y * 8) as u8])
+            });
+            let p = dir.join(format!("img{n}.png"));
+            img.save(&p).unwrap();
+            inputs.push(p);
+        }
+        let opts = ScoreOptions {
+            model: Some(ModelSource::Dir(fixture)),
+            prompts: vec!["a red square".into(), "a blue sky".into()],
+            ..Default::default()
+        };
+        let report = score(&inputs, &opts, || {}).unwrap();
+        assert!(!report.model_free);
+        assert_eq!(report.rows.len(), 2);
+        for r in &report.rows {
+            let s = r
+                .score
+                .saliency
+                .expect("saliency computed with a model and prompts");
+            assert!((0.0..=1.0).contains(&s));
+            assert!(r.score.aesthetics.is_none(), "no head was given");
+        }
+        std::fs::remove_dir_all(&dir).ok();
     }
 }
