@@ -158,20 +158,15 @@ pub(crate) fn open_input(path: &Path) -> Result<ff::format::context::Input, Deco
             path: path.to_path_buf(),
         });
     }
-    ff::format::input(&path).map_err(|e| match e {
-        ff::Error::Other { errno } if errno == libc_eacces() => DecodeError::Io {
-            path: path.to_path_buf(),
-            source: std::io::Error::from_raw_os_error(errno),
-        },
-        e => DecodeError::NotAVideo {
-            path: path.to_path_buf(),
-            detail: e.to_string(),
-        },
+    // Unreadable files (permissions) get the real I/O error rather than FFmpeg's guess.
+    std::fs::File::open(path).map_err(|e| DecodeError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    ff::format::input(&path).map_err(|e| DecodeError::NotAVideo {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
     })
-}
-
-fn libc_eacces() -> i32 {
-    13
 }
 
 fn read_info(path: &Path, input: &ff::format::context::Input) -> Result<VideoInfo, DecodeError> {
