@@ -8,7 +8,7 @@ use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
 use crate::error::DecodeError;
-use crate::probe::{open_input, Video};
+use crate::probe::{next_packet, open_input, Video};
 
 /// How [`export_clip`] cuts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -452,17 +452,8 @@ fn reencode(
     };
 
     while !(video_done && audio_done) {
-        match packet.read(&mut ictx) {
-            Ok(()) => {}
-            Err(ff::Error::Eof) => break,
-            Err(ff::Error::InvalidData) => continue,
-            Err(e) => {
-                return Err(DecodeError::Corrupt {
-                    path: src.clone(),
-                    at: first_time,
-                    detail: e.to_string(),
-                })
-            }
+        if !next_packet(&mut ictx, &mut packet, src, first_time)? {
+            break;
         }
         let si = packet.stream();
         if si == info.stream_index {
@@ -760,19 +751,7 @@ fn stream_copy(
     let mut clip_start: Option<f64> = None; // source time of the first keyframe copied
     let mut frames = 0u64;
     let mut wrote_audio = false;
-    loop {
-        match packet.read(&mut ictx) {
-            Ok(()) => {}
-            Err(ff::Error::Eof) => break,
-            Err(ff::Error::InvalidData) => continue,
-            Err(e) => {
-                return Err(DecodeError::Corrupt {
-                    path: src.clone(),
-                    at: clip_start,
-                    detail: e.to_string(),
-                })
-            }
-        }
+    while next_packet(&mut ictx, &mut packet, src, clip_start)? {
         let si = packet.stream();
         let Some((oi, itb)) = map.get(si).copied().flatten() else {
             continue;

@@ -113,25 +113,37 @@ impl Video {
         let mut input = open_input(path)?;
         let mut n = 0u64;
         let mut packet = ff::Packet::empty();
-        loop {
-            match packet.read(&mut input) {
-                Ok(()) => {
-                    if packet.stream() == self.info.stream_index {
-                        n += 1;
-                    }
-                }
-                Err(ff::Error::Eof) => break,
-                Err(ff::Error::InvalidData) => continue,
-                Err(e) => {
-                    return Err(DecodeError::Corrupt {
-                        path: path.clone(),
-                        at: None,
-                        detail: e.to_string(),
-                    })
-                }
+        while next_packet(&mut input, &mut packet, path, None)? {
+            if packet.stream() == self.info.stream_index {
+                n += 1;
             }
         }
         Ok(n)
+    }
+}
+
+/// Reads the next packet into `packet`, skipping single packets the demuxer reports as
+/// invalid (it resyncs past them). `Ok(false)` at the end of the file; other failures are
+/// [`DecodeError::Corrupt`], located at `at` seconds when known.
+pub(crate) fn next_packet(
+    input: &mut ff::format::context::Input,
+    packet: &mut ff::Packet,
+    path: &Path,
+    at: Option<f64>,
+) -> Result<bool, DecodeError> {
+    loop {
+        match packet.read(input) {
+            Ok(()) => return Ok(true),
+            Err(ff::Error::Eof) => return Ok(false),
+            Err(ff::Error::InvalidData) => continue,
+            Err(e) => {
+                return Err(DecodeError::Corrupt {
+                    path: path.to_path_buf(),
+                    at,
+                    detail: e.to_string(),
+                })
+            }
+        }
     }
 }
 
