@@ -222,13 +222,23 @@ fn to_ts(t: f64, tb: Rational) -> i64 {
     (t / f64::from(tb)).round() as i64
 }
 
-fn clear_codec_tag(stream: &mut ff::format::stream::StreamMut) {
+/// Adds an output stream that copies `params` as they are, in time base `tb`; returns its
+/// index.
+fn add_copy_stream(
+    octx: &mut ff::format::context::Output,
+    params: ff::codec::Parameters,
+    tb: Rational,
+) -> Result<usize, ff::Error> {
+    let mut ost = octx.add_stream(ff::encoder::find(CodecId::None))?;
+    ost.set_parameters(params);
     // The source container's codec tag (from Matroska, say) is meaningless in MP4; zero
     // lets the muxer choose its own.
     // SAFETY: the stream's parameters are owned by the output context and valid here.
     unsafe {
-        (*stream.parameters().as_mut_ptr()).codec_tag = 0;
+        (*ost.parameters().as_mut_ptr()).codec_tag = 0;
     }
+    ost.set_time_base(tb);
+    Ok(ost.index())
 }
 
 struct AudioTranscoder {
@@ -354,15 +364,11 @@ fn reencode(
     let mut audio_tx: Option<(usize, Rational, AudioTranscoder)> = None;
     if let Some((ai, atb, aparams)) = audio_in {
         if mp4_audio_ok(aparams.id()) {
-            let mut ost = octx
-                .add_stream(ff::encoder::find(CodecId::None))
+            let oi = add_copy_stream(&mut octx, aparams, atb)
                 .map_err(|e| werr(out, "adding the audio stream", e))?;
-            ost.set_parameters(aparams);
-            clear_codec_tag(&mut ost);
-            ost.set_time_base(atb);
-            audio_copy = Some((ai, atb, ost.index()));
+            audio_copy = Some((ai, atb, oi));
         } else {
-            let tx = audio_transcoder(&mut octx, aparams, global_header, start, end)
+            let tx = audio_transcoder(&mut octx, aparams, global_header, end - start)
                 .map_err(|e| werr(out, "setting up AAC audio", e))?;
             audio_tx = Some((ai, atb, tx));
         }
@@ -579,8 +585,7 @@ fn audio_transcoder(
     octx: &mut ff::format::context::Output,
     params: ff::codec::Parameters,
     global_header: bool,
-    start: f64,
-    end: f64,
+    clip_duration: f64,
 ) -> Result<AudioTranscoder, ff::Error> {
     let decoder = ff::codec::context::Context::from_parameters(params)?
         .decoder()
@@ -619,11 +624,10 @@ fn audio_transcoder(
     let frame_size = encoder.frame_size().max(1024);
     let spec = format!(
         "atrim=start=0:end={:.6},asetpts=PTS-STARTPTS,aformat=sample_fmts=fltp:channel_layouts=0x{:x},asetnsamples=n={frame_size}:p=0",
-        end - start,
+        clip_duration,
         layout.bits()
     );
     build_graph(&mut graph, "abuffer", &args, "abuffersink", &spec)?;
-    let _ = start;
     Ok(AudioTranscoder {
         decoder,
         encoder,
@@ -707,24 +711,16 @@ fn stream_copy(
     let mut map: Vec<Option<(usize, Rational)>> = vec![None; ictx.nb_streams() as usize];
     {
         let vs = ictx.stream(vi).expect("probed");
-        let mut ost = octx
-            .add_stream(ff::encoder::find(CodecId::None))
+        let oi = add_copy_stream(&mut octx, vs.parameters(), vtb)
             .map_err(|e| werr(out, "adding the video stream", e))?;
-        ost.set_parameters(vs.parameters());
-        clear_codec_tag(&mut ost);
-        ost.set_time_base(vtb);
-        map[vi] = Some((ost.index(), vtb));
+        map[vi] = Some((oi, vtb));
     }
     if opts.audio {
         if let Some(a) = ictx.streams().best(MediaType::Audio) {
             if mp4_audio_ok(a.parameters().id()) {
-                let mut ost = octx
-                    .add_stream(ff::encoder::find(CodecId::None))
+                let oi = add_copy_stream(&mut octx, a.parameters(), a.time_base())
                     .map_err(|e| werr(out, "adding the audio stream", e))?;
-                ost.set_parameters(a.parameters());
-                clear_codec_tag(&mut ost);
-                ost.set_time_base(a.time_base());
-                map[a.index()] = Some((ost.index(), a.time_base()));
+                map[a.index()] = Some((oi, a.time_base()));
             } else {
                 tracing::warn!(
                     "{}: audio codec {} cannot be stream-copied into MP4; the clip has no audio (use re-encode mode to keep it)",

@@ -256,11 +256,10 @@ pub fn segment_video(
         parameters: cfg.clone(),
         segments,
     };
-    crate::report::write_json(&out_dir.join("segments.json"), &report).map_err(|e| {
-        Error::InvalidArgument {
-            path: out_dir.join("segments.json"),
-            detail: e.to_string(),
-        }
+    let json = out_dir.join("segments.json");
+    crate::report::write_json(&json, &report).map_err(|e| Error::Write {
+        path: json.clone(),
+        source: std::io::Error::other(e.to_string()),
     })?;
     Ok(report)
 }
