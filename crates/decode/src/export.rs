@@ -8,7 +8,7 @@ use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
 use crate::error::DecodeError;
-use crate::probe::{next_packet, open_input, Video};
+use crate::probe::{next_packet, Video};
 
 /// How [`export_clip`] cuts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -259,7 +259,7 @@ fn reencode(
 ) -> Result<ClipReport, DecodeError> {
     let info = video.info();
     let src = &info.path;
-    let mut ictx = open_input(src)?;
+    let mut ictx = video.input()?;
     let origin = info.start_time;
     let (vin_tb, vparams) = {
         let s = ictx
@@ -702,7 +702,7 @@ fn stream_copy(
 ) -> Result<ClipReport, DecodeError> {
     let info = video.info();
     let src = &info.path;
-    let mut ictx = open_input(src)?;
+    let mut ictx = video.input()?;
     let origin = info.start_time;
     let mut octx =
         ff::format::output_as(&tmp, "mp4").map_err(|e| werr(out, "creating the MP4 muxer", e))?;

@@ -7,7 +7,7 @@ use ffmpeg_next as ff;
 use image::RgbImage;
 
 use crate::error::DecodeError;
-use crate::probe::{open_input, VideoInfo};
+use crate::probe::VideoInfo;
 
 /// Which decoded frames to keep.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -190,6 +190,29 @@ pub struct Frames {
     bad_packets: u32,
     count_only: bool,
     counted: u64,
+    /// Chunk mode (parallel decoding): frames at or after this time end the pass.
+    until: Option<f64>,
+    /// Chunk mode: time of the last frame kept in range (to spot times running backwards).
+    last_kept: Option<f64>,
+    /// Chunk mode: indices count frames inside the chunk's range, from 0.
+    chunk: bool,
+    /// Chunk bookkeeping, read by the parallel decoder to check the seams.
+    pub(crate) stats: ChunkStats,
+}
+
+/// What a chunk pass saw, so that the parallel decoder can check that its chunks tile the
+/// video exactly as one sequential pass would.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct ChunkStats {
+    /// Decoded frames inside the range.
+    pub in_range: u64,
+    /// Time of the first decoded frame inside the range.
+    pub first_time: Option<f64>,
+    /// Whether a frame at or after the range's end came out (the pass stopped there).
+    pub reached_end: bool,
+    /// Whether a frame had no timestamp or times ran backwards (a sequential pass is then
+    /// the only safe reading).
+    pub irregular: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -204,6 +227,7 @@ impl Frames {
         info: &VideoInfo,
         opts: &DecodeOptions,
         seek_to: Option<f64>,
+        input: impl FnOnce() -> Result<ff::format::context::Input, DecodeError>,
     ) -> Result<Self, DecodeError> {
         let path = info.path.clone();
         let invalid = |detail: String| DecodeError::InvalidArgument {
@@ -236,7 +260,7 @@ impl Frames {
             }
             _ => {}
         }
-        let mut input = open_input(&path)?;
+        let mut input = input()?;
         let stream = input
             .stream(info.stream_index)
             .ok_or_else(|| DecodeError::NoVideoStream {
@@ -311,7 +335,20 @@ impl Frames {
             bad_packets: 0,
             count_only: false,
             counted: 0,
+            until: None,
+            last_kept: None,
+            chunk: false,
+            stats: ChunkStats::default(),
         })
+    }
+
+    /// Turns this pass into a chunk of a parallel decode: it keeps frames with times in
+    /// `[start, until)` (the start was given as the seek time), numbers them from 0 and
+    /// stops at the first frame at or after `until`.
+    pub(crate) fn into_chunk(mut self, until: Option<f64>) -> Self {
+        self.until = until;
+        self.chunk = true;
+        self
     }
 
     /// Size of the frames this iterator yields, as (width, height), rotation applied.
@@ -354,8 +391,13 @@ impl Frames {
             self.counted += 1;
             return Ok(());
         }
+        if self.chunk && frame.timestamp().or(frame.pts()).is_none() {
+            self.stats.irregular = true;
+        }
         let time = self.frame_time(&frame);
-        let index = if self.seek_to.is_some() && self.avg_fps > 0.0 {
+        let index = if self.chunk {
+            self.stats.in_range
+        } else if self.seek_to.is_some() && self.avg_fps > 0.0 {
             (time * self.avg_fps).round().max(0.0) as u64
         } else {
             self.next_index
@@ -364,8 +406,38 @@ impl Frames {
         if let Some(start) = self.seek_to {
             // Half a millisecond of tolerance against timestamp rounding.
             if time < start - 5e-4 {
+                if self.stats.first_time.is_some() {
+                    self.stats.irregular = true;
+                }
                 return Ok(());
             }
+        }
+        if self.chunk {
+            if let Some(end) = self.until {
+                if time >= end - 5e-4 {
+                    // The next chunk's first frame: it settles whether the pending fps slot
+                    // ends here, and ends this chunk.
+                    if let Sampling::Fps(fps) = self.sampling {
+                        let slot = (time * fps).round() as i64;
+                        if let Some((prev, pi, pt, pslot)) = self.pending.take() {
+                            if slot > pslot {
+                                self.emit_slot(&prev, pi, pt, pslot)?;
+                            }
+                        }
+                    }
+                    self.stats.reached_end = true;
+                    self.done = true;
+                    return Ok(());
+                }
+            }
+            if self.stats.first_time.is_none() {
+                self.stats.first_time = Some(time);
+            }
+            if self.last_kept.is_some_and(|last| time <= last) {
+                self.stats.irregular = true;
+            }
+            self.last_kept = Some(time);
+            self.stats.in_range += 1;
         }
         match self.sampling {
             Sampling::All => self.emit(&frame, index, time)?,

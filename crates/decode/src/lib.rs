@@ -9,6 +9,8 @@
 //!   time in seconds) with sampling ([`Sampling`]: every frame, every Nth, N per second by
 //!   timestamp) and scaling ([`Scale`]). Decoding is multi-threaded; frames that sampling
 //!   drops are never converted or scaled; memory stays flat however long the video is.
+//! - [`Video::map_frames`] decodes keyframe-aligned chunks on all cores and runs a function
+//!   on every kept frame, with the same results as a sequential pass.
 //! - [`Video::frames_from`] seeks exactly to a time.
 //! - [`export_clip`] cuts `[start, end)` into an MP4, frame-accurately (H.264 re-encode,
 //!   audio kept) or fast (stream copy from the keyframe before `start`).
@@ -39,6 +41,7 @@
 mod error;
 mod export;
 mod frames;
+mod parallel;
 mod probe;
 
 pub use error::DecodeError;
@@ -46,6 +49,7 @@ pub use export::{
     export_clip, save_image, ClipMode, ClipOptions, ClipReport, ImageFormat, X264Preset,
 };
 pub use frames::{DecodeOptions, Frame, Frames, Resampler, Sampling, Scale};
+pub use parallel::Mapped;
 pub use probe::{open, Video, VideoInfo};
 
 use std::sync::Once;

@@ -1,4 +1,5 @@
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use ff::codec::packet::side_data::Type as SideDataType;
 use ff::media::Type as MediaType;
@@ -43,12 +44,30 @@ pub struct VideoInfo {
     pub stream_index: usize,
 }
 
-/// An opened (probed) video file. Cheap to keep around: each call to [`Video::frames`]
-/// opens its own demuxer and decoder, so several passes may run one after another or on
-/// different threads.
-#[derive(Debug, Clone)]
+/// An opened (probed) video file. Cheap to keep around: the first pass over the frames
+/// reuses the demuxer opened when probing (so a single pass reads and probes the file only
+/// once); every later pass opens its own, so several passes may run one after another or
+/// on different threads.
 pub struct Video {
     info: VideoInfo,
+    /// The demuxer opened by [`open`], handed to the first pass that asks for it.
+    probed: Mutex<Option<ff::format::context::Input>>,
+}
+
+impl Clone for Video {
+    /// A clone shares the probed information; its passes open their own demuxers.
+    fn clone(&self) -> Self {
+        Self {
+            info: self.info.clone(),
+            probed: Mutex::new(None),
+        }
+    }
+}
+
+impl std::fmt::Debug for Video {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Video").field("info", &self.info).finish()
+    }
 }
 
 /// Probes `path`: checks that it is a readable video and gathers its [`VideoInfo`].
@@ -62,7 +81,10 @@ pub fn open(path: impl AsRef<Path>) -> Result<Video, DecodeError> {
     let path = path.as_ref();
     let input = open_input(path)?;
     let info = read_info(path, &input)?;
-    Ok(Video { info })
+    Ok(Video {
+        info,
+        probed: Mutex::new(Some(input)),
+    })
 }
 
 impl Video {
@@ -76,9 +98,22 @@ impl Video {
         &self.info.path
     }
 
+    /// The demuxer opened when probing, if no pass has taken it yet; otherwise a new one.
+    pub(crate) fn input(&self) -> Result<ff::format::context::Input, DecodeError> {
+        // A poisoned lock only means another pass panicked while taking the demuxer.
+        let taken = match self.probed.lock() {
+            Ok(mut guard) => guard.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        match taken {
+            Some(input) => Ok(input),
+            None => open_input(&self.info.path),
+        }
+    }
+
     /// Streams frames from the start, sampled and scaled as `opts` says.
     pub fn frames(&self, opts: &DecodeOptions) -> Result<Frames, DecodeError> {
-        Frames::new(&self.info, opts, None)
+        Frames::new(&self.info, opts, None, || self.input())
     }
 
     /// Streams frames whose presentation time is at or after `start` seconds, seeking to
@@ -95,7 +130,7 @@ impl Video {
                 ),
             });
         }
-        Frames::new(&self.info, opts, Some(start))
+        Frames::new(&self.info, opts, Some(start), || self.input())
     }
 
     /// The exact number of frames a decoder outputs, counted by decoding the whole stream
@@ -103,14 +138,14 @@ impl Video {
     /// [`Video::count_packets`] is much faster and agrees on ordinary files, but not where
     /// an edit list hides frames.
     pub fn count_frames(&self) -> Result<u64, DecodeError> {
-        Frames::new(&self.info, &DecodeOptions::new(), None)?.count_only()
+        Frames::new(&self.info, &DecodeOptions::new(), None, || self.input())?.count_only()
     }
 
     /// The number of packets in the video stream, counted by demuxing without decoding
     /// (fast). Equals `ffprobe -count_packets`.
     pub fn count_packets(&self) -> Result<u64, DecodeError> {
         let path = &self.info.path;
-        let mut input = open_input(path)?;
+        let mut input = self.input()?;
         let mut n = 0u64;
         let mut packet = ff::Packet::empty();
         while next_packet(&mut input, &mut packet, path, None)? {

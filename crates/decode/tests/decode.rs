@@ -590,3 +590,135 @@ fn real_skip_loop_filter_changes_pixels_not_frames() {
         assert!(mean < 4.0, "{name}: mean abs difference {mean} levels");
     }
 }
+
+/// Writes a 10 s, 25 fps H.264 MP4 whose frames change grey level and position of a bar
+/// every frame; keyframes every 12 frames, with B-frames and open GOPs when `open_gop`.
+fn synthetic_long(dir: &Path, open_gop: bool) -> PathBuf {
+    let path = dir.join(if open_gop {
+        "long-open.mp4"
+    } else {
+        "long.mp4"
+    });
+    video_rs::init().unwrap();
+    let params = if open_gop {
+        "keyint=12:min-keyint=12:scenecut=0:bframes=3:open-gop=1"
+    } else {
+        "keyint=12:min-keyint=12:scenecut=0"
+    };
+    let opts: std::collections::HashMap<String, String> = [
+        ("preset".to_string(), "veryfast".to_string()),
+        ("x264-params".to_string(), params.to_string()),
+    ]
+    .into_iter()
+    .collect();
+    let settings = video_rs::encode::Settings::preset_h264_custom(
+        W,
+        H,
+        video_rs::ffmpeg::format::Pixel::YUV420P,
+        opts.into(),
+    )
+    .with_keyframe_interval(12);
+    let mut enc = video_rs::Encoder::new(path.as_path(), settings).unwrap();
+    for k in 0..250 {
+        let mut frame = ndarray::Array3::<u8>::from_elem((H, W, 3), (20 + (k * 7) % 200) as u8);
+        let x = (k * 3) % (W - 8);
+        frame.slice_mut(ndarray::s![.., x..x + 8, ..]).fill(250);
+        let t = video_rs::Time::from_units(k, FPS);
+        enc.encode(&frame, t).unwrap();
+    }
+    enc.finish().unwrap();
+    path
+}
+
+/// `map_frames` must give exactly what a sequential pass gives: same frames, indices,
+/// times and pixels, for every-frame and fps sampling.
+fn assert_parallel_matches(path: &Path, opts: &DecodeOptions) -> bool {
+    let v = open(path).unwrap();
+    let seq: Vec<_> = v.frames(opts).unwrap().map(Result::unwrap).collect();
+    let par = open(path)
+        .unwrap()
+        .map_frames(
+            opts,
+            2,
+            |f| Ok::<_, DecodeError>((f.index, f.image)),
+            |_| {},
+        )
+        .unwrap();
+    let name = path.display();
+    assert_eq!(seq.len(), par.len(), "{name} {opts:?}: frame count");
+    let mut chunked = false;
+    for (s, p) in seq.iter().zip(&par) {
+        assert_eq!(s.index, p.index, "{name} {opts:?}: index");
+        assert_eq!(s.time, p.time, "{name} {opts:?}: time of frame {}", s.index);
+        assert!(
+            s.image == p.value.1,
+            "{name} {opts:?}: pixels of frame {}",
+            s.index
+        );
+        chunked |= p.value.0 != p.index;
+    }
+    chunked
+}
+
+#[test]
+fn parallel_map_matches_sequential() {
+    let dir = tempfile::tempdir().unwrap();
+    for open_gop in [false, true] {
+        let path = synthetic_long(dir.path(), open_gop);
+        for sampling in [Sampling::All, Sampling::Fps(3.0), Sampling::Fps(7.0)] {
+            let opts = DecodeOptions::new().sampling(sampling);
+            let chunked = assert_parallel_matches(&path, &opts);
+            // 10 s with a keyframe every 0.48 s: the video is split into chunks.
+            assert!(
+                chunked,
+                "open_gop={open_gop} {sampling:?}: no chunks were used"
+            );
+        }
+        // EveryNth counts from the start: the sequential pass, same results.
+        let opts = DecodeOptions::new().sampling(Sampling::EveryNth(5));
+        assert!(!assert_parallel_matches(&path, &opts));
+    }
+    // A failing frame function fails the call with its own error.
+    let path = synthetic_long(dir.path(), false);
+    let err = open(&path)
+        .unwrap()
+        .map_frames(
+            &DecodeOptions::new(),
+            2,
+            |f| {
+                if f.time > 7.0 {
+                    Err(DecodeError::InvalidArgument {
+                        path: path.clone(),
+                        detail: "stop".into(),
+                    })
+                } else {
+                    Ok(())
+                }
+            },
+            |_| {},
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("stop"), "{err}");
+}
+
+#[test]
+fn real_parallel_map_matches_sequential() {
+    let Some(dir) = shared_videos() else { return };
+    let gt = ground_truth(&dir);
+    let mut chunked = 0;
+    for name in gt["videos"].as_object().unwrap().keys() {
+        let path = dir.join(name);
+        let small = DecodeOptions::new()
+            .scale(Scale::Exact {
+                width: 64,
+                height: 36,
+            })
+            .skip_loop_filter(true);
+        chunked += usize::from(assert_parallel_matches(&path, &small));
+        let sampled = DecodeOptions::new()
+            .sampling(Sampling::Fps(3.0))
+            .scale(Scale::MaxHeight(144));
+        chunked += usize::from(assert_parallel_matches(&path, &sampled));
+    }
+    assert!(chunked > 0, "no real clip was decoded in chunks");
+}

@@ -23,7 +23,9 @@ pub struct AnalysisOptions {
     pub height: u32,
     /// Resampling filter (default [`Resampler::Area`], the right one for large reductions).
     pub resampler: Resampler,
-    /// Decoder threads; 0 picks one per CPU core (default).
+    /// Decoding threads; 0 picks one per CPU core (default). Without frame differences
+    /// the video is decoded in keyframe-aligned chunks, this many at once
+    /// (see [`Video::map_frames`](reelsmith_decode::Video::map_frames)).
     pub threads: usize,
     /// Skip the codec's deblocking filter (default true): about a third faster; the
     /// blocking it leaves averages out at analysis size. See
@@ -106,36 +108,67 @@ impl AnalysisOptions {
         let embedder = PixelEmbedder::default();
         let dim = embedder.dim();
         let total = info.declared_frames;
-        let cap = total.unwrap_or(0).min(1 << 20) as usize;
-        let mut data = Vec::with_capacity(cap * dim);
-        let mut times = Vec::with_capacity(cap);
-        let mut variation = Vec::new();
-        let mut prev: Option<image::RgbImage> = None;
         let embed_err = |source| Error::Embed {
             path: PathBuf::from(path),
             source,
         };
-        for frame in video.frames(&opts)? {
-            let frame = frame?;
-            let at = data.len();
-            data.resize(at + dim, 0.0);
-            embedder
-                .embed_into(&frame.image, &mut data[at..])
-                .map_err(embed_err)?;
-            times.push(frame.time);
-            if want_variation {
+        let mut data;
+        let mut times;
+        let mut variation = Vec::new();
+        if want_variation {
+            // Frame differences need the previous frame: one sequential pass.
+            let cap = total.unwrap_or(0).min(1 << 20) as usize;
+            data = Vec::with_capacity(cap * dim);
+            times = Vec::with_capacity(cap);
+            let mut prev: Option<image::RgbImage> = None;
+            for frame in video.frames(&opts)? {
+                let frame = frame?;
+                let at = data.len();
+                data.resize(at + dim, 0.0);
+                embedder
+                    .embed_into(&frame.image, &mut data[at..])
+                    .map_err(embed_err)?;
+                times.push(frame.time);
                 let v = prev.as_ref().map_or(0, |p| {
                     reelsmith_segment::keyframes::abs_diff_sum(p.as_raw(), frame.image.as_raw())
                 });
                 variation.push(v as f32);
                 prev = Some(frame.image);
+                if times.len() % 16 == 0 {
+                    progress(Progress {
+                        stage: "analyse",
+                        done: times.len() as u64,
+                        total,
+                    });
+                }
             }
-            if times.len() % 16 == 0 {
-                progress(Progress {
-                    stage: "analyse",
-                    done: times.len() as u64,
-                    total,
-                });
+        } else {
+            // Keyframe-aligned chunks decoded on all cores (same frames as one pass).
+            let rows = video.map_frames(
+                &opts,
+                self.threads,
+                |frame| {
+                    let mut row = vec![0.0; dim];
+                    embedder
+                        .embed_into(&frame.image, &mut row)
+                        .map_err(embed_err)?;
+                    Ok::<_, Error>(row)
+                },
+                |done| {
+                    if done % 16 == 0 {
+                        progress(Progress {
+                            stage: "analyse",
+                            done,
+                            total,
+                        });
+                    }
+                },
+            )?;
+            data = Vec::with_capacity(rows.len() * dim);
+            times = Vec::with_capacity(rows.len());
+            for r in rows {
+                data.extend_from_slice(&r.value);
+                times.push(r.time);
             }
         }
         progress(Progress {

@@ -93,7 +93,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     out.flush()?;
     if !ctx.quiet {
         eprintln!(
-            "{} frames in {elapsed:.2}s ({:.0} frames/s): {} transitions, {} shots",
+            "{} frames in {elapsed:.3}s ({:.0} frames/s): {} transitions, {} shots",
             report.frames,
             report.frames as f64 / elapsed.max(1e-9),
             report.transitions.len(),
