@@ -4,6 +4,11 @@ files in one run, and reports reelsmith's peak memory (max RSS).
 
     python3 benches/highlights_compare.py VIDEO [VIDEO...] [--runs N]
 
+Three highlights runs per file: the analysis with every report but no clips (`--no-clips`),
+clips cut by stream copy (`--stream-copy`), and the default frame-accurate clips (H.264
+re-encode). Re-encoding costs time in proportion to the clips' length, not the video's:
+on a short video it dominates.
+
 Needs a release build (cargo build --release -p reelsmith-cli), ffmpeg and GNU time
 (/usr/bin/time). Target from the highlights issue: highlights <= 1.5x decode-only.
 """
@@ -28,18 +33,27 @@ def main():
     a = ap.parse_args()
     if not os.path.exists(BIN):
         sys.exit(f"build first: cargo build --release -p reelsmith-cli (no {BIN})")
+    modes = [("analysis + reports", ["--no-clips"]),
+             ("stream-copied clips", ["--stream-copy"]),
+             ("re-encoded clips", [])]
     for v in a.videos:
-        out = tempfile.mkdtemp()
-        ff, rs, rss = [], [], 0
+        ff = []
+        rs = {name: [] for name, _ in modes}
+        rss = {name: 0 for name, _ in modes}
         for _ in range(a.runs):
             ff.append(run(["ffmpeg", "-v", "error", "-i", v, "-f", "null", "-"])[0])
-            t, m = run([BIN, "-q", "highlights", v, "-o", out])
-            rs.append(t)
-            rss = max(rss, m)
-        tf, tr = statistics.median(ff), statistics.median(rs)
-        print(f"{os.path.basename(v)}: decode-only {tf:.2f}s, highlights {tr:.2f}s, "
-              f"ratio {tr/tf:.2f}x (target <= 1.5x), peak RSS {rss/1024:.0f} MiB")
-        shutil.rmtree(out)
+            for name, flags in modes:
+                out = tempfile.mkdtemp()
+                t, m = run([BIN, "-q", "highlights", v, "-o", out] + flags)
+                shutil.rmtree(out)
+                rs[name].append(t)
+                rss[name] = max(rss[name], m)
+        tf = statistics.median(ff)
+        print(f"{os.path.basename(v)}: decode-only (ffmpeg -f null) {tf:.2f}s")
+        for name, _ in modes:
+            tr = statistics.median(rs[name])
+            print(f"  highlights, {name:20s} {tr:6.2f}s  ratio {tr/tf:4.2f}x (target <= 1.5x)  "
+                  f"peak RSS {rss[name]/1024:.0f} MiB")
 
 
 if __name__ == "__main__":

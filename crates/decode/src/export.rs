@@ -308,7 +308,14 @@ fn reencode(
                 "the linked FFmpeg has no H.264 encoder (libx264)",
             )
         })?;
-    let mut venc = ff::codec::context::Context::new_with_codec(codec)
+    let mut ectx = ff::codec::context::Context::new_with_codec(codec);
+    // libavcodec's default is one thread; 0 lets x264 pick (about 1.5 per core).
+    ectx.set_threading(ff::codec::threading::Config {
+        kind: ff::codec::threading::Type::Frame,
+        count: 0,
+        ..Default::default()
+    });
+    let mut venc = ectx
         .encoder()
         .video()
         .map_err(|e| werr(out, "creating the H.264 encoder", e))?;

@@ -44,6 +44,22 @@ pub struct VideoInfo {
     pub stream_index: usize,
 }
 
+impl VideoInfo {
+    /// Size (width, height) of the frames that decoding with `scale` yields, as displayed
+    /// (rotation applied).
+    ///
+    /// ```
+    /// # use reelsmith_decode::{Scale, VideoInfo};
+    /// # fn show(info: &VideoInfo) {
+    /// let (w, h) = info.output_size(Scale::Height(360));
+    /// assert_eq!(h, 360);
+    /// # }
+    /// ```
+    pub fn output_size(&self, scale: crate::Scale) -> (u32, u32) {
+        crate::frames::target_size(self, scale)
+    }
+}
+
 /// An opened (probed) video file. Cheap to keep around: the first pass over the frames
 /// reuses the demuxer opened when probing (so a single pass reads and probes the file only
 /// once); every later pass opens its own, so several passes may run one after another or

@@ -357,27 +357,68 @@ impl<'a> Highlights<'a> {
             .sampling(Sampling::Fps(cfg.fps))
             .scale(Scale::MaxHeight(cfg.height));
         let expected = (info.duration * cfg.fps).ceil() as u64;
-        let mut measures: Vec<FrameMeasures> = Vec::new();
-        let sampled = crate::sampling::embed_sampled(
-            &video,
-            &opts,
-            image_embedder,
-            self.progress.map(|p| (p, Stage::Scoring, expected)),
-            embed_err,
-            |frame| {
-                measures.push(
-                    FrameMeasures::from_rgb(&frame.image, &cfg.score.exposure).map_err(
-                        |source| HighlightsError::Score {
-                            path: info.path.clone(),
-                            source,
-                        },
-                    )?,
-                );
-                Ok(())
-            },
-        )?;
-        let refs = sampled.refs;
-        let mut embeddings = sampled.embeddings;
+        let score_err = |source| HighlightsError::Score {
+            path: info.path.clone(),
+            source,
+        };
+        let (measures, refs, mut embeddings) = if self.model.image.is_some() {
+            // The model keeps the cores busy: decode sequentially, embed in batches.
+            let mut measures: Vec<FrameMeasures> = Vec::new();
+            let sampled = crate::sampling::embed_sampled(
+                &video,
+                &opts,
+                image_embedder,
+                self.progress.map(|p| (p, Stage::Scoring, expected)),
+                embed_err,
+                |frame| {
+                    measures.push(
+                        FrameMeasures::from_rgb(&frame.image, &cfg.score.exposure)
+                            .map_err(score_err)?,
+                    );
+                    Ok(())
+                },
+            )?;
+            (measures, sampled.refs, sampled.embeddings)
+        } else {
+            // Model-free: measures and pixel embeddings are cheap, so frames are decoded
+            // in keyframe-aligned chunks on all cores and measured where they decode.
+            if let Some(p) = self.progress {
+                p.start(Stage::Scoring, expected);
+            }
+            let dim = pixel.dim();
+            let rows = video.map_frames(
+                &opts,
+                0,
+                |frame| {
+                    let m = FrameMeasures::from_rgb(&frame.image, &cfg.score.exposure)
+                        .map_err(score_err)?;
+                    let mut row = vec![0.0; dim];
+                    pixel
+                        .embed_into(&frame.image, &mut row)
+                        .map_err(embed_err)?;
+                    Ok::<_, HighlightsError>((m, row))
+                },
+                |_| {
+                    if let Some(p) = self.progress {
+                        p.advance(Stage::Scoring, 1);
+                    }
+                },
+            )?;
+            if let Some(p) = self.progress {
+                p.finish(Stage::Scoring);
+            }
+            let mut measures = Vec::with_capacity(rows.len());
+            let mut refs = Vec::with_capacity(rows.len());
+            let mut data = Vec::with_capacity(rows.len() * dim);
+            for r in rows {
+                refs.push((r.index, r.time));
+                measures.push(r.value.0);
+                data.extend_from_slice(&r.value.1);
+            }
+            let emb =
+                reelsmith_core::Embeddings::new(data, dim).map_err(|e| embed_err(e.into()))?;
+            (measures, refs, emb)
+        };
         if measures.is_empty() {
             return Err(DecodeError::ZeroLength {
                 path: info.path.clone(),

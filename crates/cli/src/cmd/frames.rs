@@ -73,28 +73,55 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     };
     let pb = crate::progress::bar(expected, "frames", ctx.quiet);
     let start = std::time::Instant::now();
-    let mut entries = Vec::new();
-    let frames = video.frames(&opts)?;
-    let (width, height) = frames.output_size();
-    for (n, frame) in frames.enumerate() {
-        let frame = frame?;
-        if let Some(dir) = &args.output {
-            let name = format!("frame_{:06}.jpg", n + 1);
-            let path = dir.join(&name);
-            decode::save_image(&frame.image, &path, Some(ImageFormat::Jpeg(args.quality)))?;
-            entries.push(FrameEntry {
-                index: frame.index,
-                time: frame.time,
-                path: name,
-            });
-        } else {
-            entries.push(FrameEntry {
-                index: frame.index,
-                time: frame.time,
-                path: String::new(),
-            });
+    let (width, height) = info.output_size(scale);
+    // Frames are decoded in keyframe-aligned chunks on all cores and written where they
+    // decode, under temporary names; once every chunk is done they are renamed in order
+    // (ffmpeg's frame_000001.jpg numbering), so a failure leaves no numbered file behind.
+    let written = std::sync::Mutex::new(Vec::<PathBuf>::new());
+    let next_tmp = std::sync::atomic::AtomicU64::new(0);
+    let mapped = video.map_frames(
+        &opts,
+        0,
+        |frame| -> Result<Option<PathBuf>, anyhow::Error> {
+            let Some(dir) = &args.output else {
+                return Ok(None);
+            };
+            let n = next_tmp.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let tmp = dir.join(format!(".frame-{n:08}.jpg.part"));
+            decode::save_image(&frame.image, &tmp, Some(ImageFormat::Jpeg(args.quality)))?;
+            written
+                .lock()
+                .expect("no panics while held")
+                .push(tmp.clone());
+            Ok(Some(tmp))
+        },
+        |_| pb.inc(1),
+    );
+    let mapped = match mapped {
+        Ok(m) => m,
+        Err(e) => {
+            for tmp in written.lock().expect("no panics while held").iter() {
+                let _ = std::fs::remove_file(tmp);
+            }
+            return Err(e);
         }
-        pb.inc(1);
+    };
+    let mut entries = Vec::with_capacity(mapped.len());
+    for (n, m) in mapped.into_iter().enumerate() {
+        let path = match (&args.output, m.value) {
+            (Some(dir), Some(tmp)) => {
+                let name = format!("frame_{:06}.jpg", n + 1);
+                std::fs::rename(&tmp, dir.join(&name))
+                    .with_context(|| format!("cannot move {} into place", tmp.display()))?;
+                name
+            }
+            _ => String::new(),
+        };
+        entries.push(FrameEntry {
+            index: m.index,
+            time: m.time,
+            path,
+        });
     }
     pb.finish_and_clear();
     let elapsed = start.elapsed().as_secs_f64();
