@@ -577,8 +577,10 @@ impl Frames {
             self.done = true;
             return Ok(());
         }
-        let mut packet = ff::Packet::empty();
         loop {
+            // A fresh packet each time: av_read_frame overwrites a packet without releasing
+            // what it held (an audio packet skipped below), so reusing one leaks.
+            let mut packet = ff::Packet::empty();
             match packet.read(&mut self.input) {
                 Ok(()) if packet.stream() == self.stream_index => {
                     match self.decoder.send_packet(&packet) {

@@ -183,6 +183,9 @@ pub(crate) fn next_packet(
     at: Option<f64>,
 ) -> Result<bool, DecodeError> {
     loop {
+        // av_read_frame overwrites the packet without releasing what it held: drop the
+        // previous packet first, or every packet read into the same value leaks.
+        *packet = ff::Packet::empty();
         match packet.read(input) {
             Ok(()) => return Ok(true),
             Err(ff::Error::Eof) => return Ok(false),
