@@ -55,7 +55,10 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    # The reelsmith CLI sets candle's spin limit to 1000 unless the user chose one; the
+    # example runs with the same setting.
     env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
+    env.setdefault("CANDLE_BARRIER_POOL_SPIN_LIMIT", "1000")
     rows = torch_rates(args.folder, args.seconds)
     cmd = ["cargo", "run", "--release", "-q", "-p", "reelsmith-embed", "--example", "throughput", "--",
            str(args.folder / "clip-vit-b32"), str(args.folder / "dinov2-s"), str(args.seconds)]
@@ -63,7 +66,8 @@ def main():
     if res.returncode != 0:
         sys.exit(res.stderr)
     rows += [json.loads(l) for l in res.stdout.splitlines() if l.startswith("{")]
-    print(f"threads: {args.threads}, torch {torch.__version__}")
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown")
+    print(f"CPU: {cpu}; threads: {args.threads}, torch {torch.__version__}")
     print(f"{'model':8} {'batch':>5} {'pytorch img/s':>14} {'reelsmith img/s':>16} {'ratio':>6}")
     for model in ("clip", "dinov2"):
         for batch in (1, 16):

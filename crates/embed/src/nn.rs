@@ -1,6 +1,6 @@
 //! Transformer building blocks shared by CLIP and DINOv2.
 
-use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor, D};
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Shape, Tensor, D};
 
 use crate::weights::Reader;
 use crate::EmbedError;
@@ -214,11 +214,47 @@ impl Activation {
                     (x * candle_nn::ops::sigmoid(&(x * 1.702)?)?)?
                 }
             }
-            Activation::Gelu => x.gelu_erf()?,
+            Activation::Gelu => {
+                if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
+                    x.contiguous()?.apply_op1_no_bwd(&GeluErfOp)?
+                } else {
+                    x.gelu_erf()?
+                }
+            }
             Activation::GeluTanh => x.gelu()?,
             Activation::Silu => candle_nn::ops::silu(x)?,
             Activation::Relu => x.relu()?,
         })
+    }
+}
+
+/// Exact GELU, `x·(1 + erf(x/√2))/2`, with the same `erf` as candle's `gelu_erf` but
+/// spread over the rayon pool (candle maps unary functions on one thread).
+struct GeluErfOp;
+
+impl candle_core::CustomOp1 for GeluErfOp {
+    fn name(&self) -> &'static str {
+        "reelsmith-gelu-erf"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        use rayon::prelude::*;
+        let CpuStorage::F32(x) = s else {
+            candle_core::bail!("gelu: f32 only");
+        };
+        let Some((a, b)) = l.contiguous_offsets() else {
+            candle_core::bail!("gelu: contiguous input only");
+        };
+        let x = &x[a..b];
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(4096)
+            .zip(x.par_chunks(4096))
+            .for_each(|(o, x)| {
+                for (o, &v) in o.iter_mut().zip(x) {
+                    *o = (libm::erff(v * std::f32::consts::FRAC_1_SQRT_2) + 1.0) * 0.5 * v;
+                }
+            });
+        Ok((CpuStorage::F32(out), l.shape().clone()))
     }
 }
 
@@ -288,6 +324,14 @@ impl Attention {
     pub fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> R<Tensor> {
         let (b, t, hidden) = x.dims3()?;
         let qkv = self.qkv.forward(x)?; // [b, t, 3h]
+        if mask.is_none() && qkv.device().is_cpu() && qkv.dtype() == candle_core::DType::F32 {
+            let op = FusedAttention {
+                heads: self.heads,
+                head_dim: self.head_dim,
+            };
+            let ctx = qkv.contiguous()?.apply_op1_no_bwd(&op)?; // [b, t, h]
+            return self.out.forward(&ctx);
+        }
         let qkv = qkv
             .reshape((b, t, 3, self.heads, self.head_dim))?
             .permute((2, 0, 3, 1, 4))?; // [3, b, heads, t, hd]
@@ -302,6 +346,130 @@ impl Attention {
         let ctx = probs.matmul(&v)?; // [b, heads, t, hd]
         let ctx = ctx.transpose(1, 2)?.reshape((b, t, hidden))?;
         self.out.forward(&ctx)
+    }
+}
+
+/// Unmasked multi-head attention on the CPU, straight from the fused QKV projection
+/// `[b, t, 3 · heads · head_dim]` (queries already scaled) to the context `[b, t, heads ·
+/// head_dim]`: per (image, head), scores `Q Kᵀ`, a row softmax and `P V`, with the
+/// matrices read and written in place through strides. One task per (image, head) on the
+/// rayon pool, each multiplying single-threaded, replaces the head split and the three
+/// copies, the batched products that split every small product across threads, and the
+/// separate softmax pass of the unfused graph.
+struct FusedAttention {
+    heads: usize,
+    head_dim: usize,
+}
+
+/// A raw output pointer shared by tasks that write disjoint elements.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: every task writes only the (image, head) block it owns.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// The pointer (a method, so closures capture the whole `Send` wrapper).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+impl CustomOp1 for FusedAttention {
+    fn name(&self) -> &'static str {
+        "reelsmith-fused-attention"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        use rayon::prelude::*;
+        let CpuStorage::F32(x) = s else {
+            candle_core::bail!("fused attention: f32 only");
+        };
+        let Some((start, end)) = l.contiguous_offsets() else {
+            candle_core::bail!("fused attention: contiguous input only");
+        };
+        let x = &x[start..end];
+        let (b, t, width) = l.shape().dims3()?;
+        let (heads, d) = (self.heads, self.head_dim);
+        let hidden = heads * d;
+        if width != 3 * hidden {
+            candle_core::bail!("fused attention: width {width} is not 3 x {heads} x {d}");
+        }
+        let mut out = vec![0f32; b * t * hidden];
+        let dst = OutPtr(out.as_mut_ptr());
+        let row = (3 * hidden) as isize;
+        (0..b * heads).into_par_iter().for_each_init(
+            || vec![0f32; t * t],
+            |scores, task| {
+                let (bi, hi) = (task / heads, task % heads);
+                let base = bi * t * 3 * hidden + hi * d;
+                // SAFETY: every offset below stays inside `x` (rows of 3·hidden values per
+                // token, this head's d columns in each third) and inside this task's block
+                // of `out`; the strides describe exactly those layouts.
+                unsafe {
+                    let q = x.as_ptr().add(base);
+                    let k = x.as_ptr().add(base + hidden);
+                    let v = x.as_ptr().add(base + 2 * hidden);
+                    // scores[i][j] = Σ_c q[i][c] · k[j][c]
+                    gemm::gemm(
+                        t,
+                        t,
+                        d,
+                        scores.as_mut_ptr(),
+                        1,
+                        t as isize,
+                        false,
+                        q,
+                        1,
+                        row,
+                        k,
+                        row,
+                        1,
+                        0.0f32,
+                        1.0f32,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                    for r in scores.chunks_exact_mut(t) {
+                        let max = r.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                        let mut sum = 0f32;
+                        for v in r.iter_mut() {
+                            *v = (*v - max).exp();
+                            sum += *v;
+                        }
+                        for v in r.iter_mut() {
+                            *v /= sum;
+                        }
+                    }
+                    // out[i][c] = Σ_j p[i][j] · v[j][c]
+                    let o = dst.get().add(bi * t * hidden + hi * d);
+                    gemm::gemm(
+                        t,
+                        d,
+                        t,
+                        o,
+                        1,
+                        hidden as isize,
+                        false,
+                        scores.as_ptr(),
+                        1,
+                        t as isize,
+                        v,
+                        1,
+                        row,
+                        0.0f32,
+                        1.0f32,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+            },
+        );
+        Ok((CpuStorage::F32(out), Shape::from((b, t, hidden))))
     }
 }
 
