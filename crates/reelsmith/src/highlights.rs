@@ -25,70 +25,18 @@ use std::path::{Path, PathBuf};
 use reelsmith_decode::{
     self as decode, ClipMode, ClipOptions, DecodeError, DecodeOptions, Sampling, Scale, X264Preset,
 };
-use reelsmith_embed::{EmbedError, Embedder, PixelEmbedder, TextEmbedder};
+use reelsmith_embed::{Embedder, PixelEmbedder, TextEmbedder};
 use reelsmith_score::{
-    AestheticHead, FrameMeasures, FrameScore, ModelInputs, ScoreConfig, ScoreError, ScoreSet,
+    AestheticHead, FrameMeasures, FrameScore, ModelInputs, ScoreConfig, ScoreSet,
 };
 use reelsmith_segment::{diversity::diverse, peaks};
 use serde::{Deserialize, Serialize};
 
 use crate::progress::{Progress, Stage};
 
-/// Everything that can stop the highlights pipeline.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum HighlightsError {
-    /// Decoding or exporting failed.
-    #[error(transparent)]
-    Decode(#[from] DecodeError),
-    /// An embedder failed.
-    #[error("embedding frames of {}: {source}", path.display())]
-    Embed {
-        /// The video.
-        path: PathBuf,
-        /// The embedder's error.
-        #[source]
-        source: EmbedError,
-    },
-    /// Scoring failed (weights, aesthetic head).
-    #[error("scoring frames of {}: {source}", path.display())]
-    Score {
-        /// The video.
-        path: PathBuf,
-        /// The scorer's error.
-        #[source]
-        source: ScoreError,
-    },
-    /// A parameter is out of range.
-    #[error("invalid highlights setting: {0}")]
-    Config(String),
-    /// The video is too short for one clip.
-    #[error("{}: the video is {duration:.2} s long, shorter than one clip ({min:.2} s); lower --min-duration", path.display())]
-    TooShort {
-        /// The video.
-        path: PathBuf,
-        /// Its duration in seconds.
-        duration: f64,
-        /// The minimum clip duration asked for.
-        min: f64,
-    },
-    /// No frame reached the score threshold, or no peak was found.
-    #[error("{}: no highlight found: {hint}", path.display())]
-    NoPeak {
-        /// The video.
-        path: PathBuf,
-        /// What to change.
-        hint: String,
-    },
-    /// Writing an output file failed.
-    #[error("cannot write {}: {detail}", path.display())]
-    Write {
-        /// The file.
-        path: PathBuf,
-        /// What went wrong.
-        detail: String,
-    },
-}
+/// What the highlights pipeline fails with: the facade's [`Error`](crate::Error), which
+/// every pipeline shares (the name stays for code written against it).
+pub type HighlightsError = crate::Error;
 
 fn default_fps() -> f64 {
     3.0
@@ -573,9 +521,9 @@ impl<'a> Highlights<'a> {
     /// `contact_sheet.jpg`.
     pub fn run(&self, out_dir: &Path) -> Result<HighlightsReport, HighlightsError> {
         let mut report = self.analyse()?;
-        std::fs::create_dir_all(out_dir).map_err(|e| HighlightsError::Write {
+        std::fs::create_dir_all(out_dir).map_err(|source| HighlightsError::Write {
             path: out_dir.to_path_buf(),
-            detail: e.to_string(),
+            source,
         })?;
         let video = decode::open(&self.video)?;
         let cfg = &self.config;

@@ -13,7 +13,7 @@ use crate::highlights::{HighlightsError, HighlightsReport};
 fn write_err(path: &Path, e: impl std::fmt::Display) -> HighlightsError {
     HighlightsError::Write {
         path: path.to_path_buf(),
-        detail: e.to_string(),
+        source: std::io::Error::other(e.to_string()),
     }
 }
 

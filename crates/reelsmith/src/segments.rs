@@ -257,9 +257,6 @@ pub fn segment_video(
         segments,
     };
     let json = out_dir.join("segments.json");
-    crate::report::write_json(&json, &report).map_err(|e| Error::Write {
-        path: json.clone(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
+    crate::report::write_json(&json, &report)?;
     Ok(report)
 }
