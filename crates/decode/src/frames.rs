@@ -384,10 +384,19 @@ impl Frames {
         Ok(self.counted)
     }
 
+    /// Decodes this chunk to its end without converting anything; returns what it saw.
+    pub(crate) fn count_chunk(mut self) -> Result<ChunkStats, DecodeError> {
+        self.count_only = true;
+        while !self.done {
+            self.step()?;
+        }
+        Ok(self.stats)
+    }
+
     /// Decides what to do with a freshly decoded frame.
     fn accept(&mut self, frame: ff::frame::Video) -> Result<(), DecodeError> {
         self.decoded_any = true;
-        if self.count_only {
+        if self.count_only && !self.chunk {
             self.counted += 1;
             return Ok(());
         }
@@ -438,6 +447,10 @@ impl Frames {
             }
             self.last_kept = Some(time);
             self.stats.in_range += 1;
+        }
+        if self.count_only {
+            self.counted += 1;
+            return Ok(());
         }
         match self.sampling {
             Sampling::All => self.emit(&frame, index, time)?,

@@ -148,6 +148,70 @@ impl Video {
         Ok(out)
     }
 
+    /// The exact number of decoded frames, counted by decoding keyframe-aligned chunks on
+    /// all cores without converting anything; `None` when the video is too short to split
+    /// or the chunks do not tile it exactly (the caller then counts sequentially).
+    pub(crate) fn count_frames_parallel(&self) -> Option<u64> {
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let wanted = (workers * CHUNKS_PER_WORKER)
+            .min((self.info().duration / MIN_CHUNK_SECONDS).floor() as usize);
+        if workers < 2 || wanted < 2 {
+            return None;
+        }
+        let splits = self.keyframe_splits(wanted).ok()?;
+        if splits.is_empty() {
+            return None;
+        }
+        let n = splits.len() + 1;
+        let opts = DecodeOptions::new().threads(1);
+        let next = AtomicUsize::new(0);
+        let stats: Vec<Option<ChunkStats>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers.min(n))
+                .map(|_| {
+                    let (next, opts, splits) = (&next, &opts, &splits);
+                    scope.spawn(move || {
+                        let mut mine = Vec::new();
+                        loop {
+                            let c = next.fetch_add(1, Ordering::Relaxed);
+                            if c >= n {
+                                break;
+                            }
+                            let frames = match c {
+                                0 => self.frames(opts),
+                                _ => self.frames_from(splits[c - 1], opts),
+                            };
+                            let end = splits.get(c).copied();
+                            let s = frames.and_then(|f| f.into_chunk(end).count_chunk()).ok();
+                            mine.push((c, s));
+                        }
+                        mine
+                    })
+                })
+                .collect();
+            let mut all = vec![None; n];
+            for h in handles {
+                for (c, s) in h.join().unwrap_or_default() {
+                    all[c] = s;
+                }
+            }
+            all
+        });
+        let mut total = 0;
+        for (c, s) in stats.iter().enumerate() {
+            let s = (*s)?;
+            let starts_right = match (c, s.first_time) {
+                (0, _) => true,
+                (_, Some(first)) => (first - splits[c - 1]).abs() <= 5e-4,
+                (_, None) => false,
+            };
+            if s.irregular || !starts_right || (c + 1 < n && !s.reached_end) {
+                return None;
+            }
+            total += s.in_range;
+        }
+        Some(total)
+    }
+
     /// Times of keyframes near `n − 1` evenly spaced points, ascending, without the first
     /// frame: the starts of chunks 1.. of a parallel decode.
     fn keyframe_splits(&self, n: usize) -> Result<Vec<f64>, DecodeError> {

@@ -150,10 +150,16 @@ impl Video {
     }
 
     /// The exact number of frames a decoder outputs, counted by decoding the whole stream
-    /// without converting any frame (multi-threaded). Equals `ffprobe -count_frames`.
+    /// without converting any frame (keyframe-aligned chunks on all cores, or one
+    /// frame-threaded pass). Equals `ffprobe -count_frames`.
     /// [`Video::count_packets`] is much faster and agrees on ordinary files, but not where
     /// an edit list hides frames.
     pub fn count_frames(&self) -> Result<u64, DecodeError> {
+        // Keyframe-aligned chunks on all cores where the video splits cleanly (see
+        // `Video::map_frames`); one sequential pass otherwise.
+        if let Some(n) = self.count_frames_parallel() {
+            return Ok(n);
+        }
         Frames::new(&self.info, &DecodeOptions::new(), None, || self.input())?.count_only()
     }
 

@@ -674,6 +674,14 @@ fn parallel_map_matches_sequential() {
                 "open_gop={open_gop} {sampling:?}: no chunks were used"
             );
         }
+        // Counting decodes in chunks too, without converting: the same count as a pass.
+        let frames = open(&path)
+            .unwrap()
+            .frames(&DecodeOptions::new())
+            .unwrap()
+            .count();
+        assert!(frames > 200, "{frames} frames decoded");
+        assert_eq!(open(&path).unwrap().count_frames().unwrap(), frames as u64);
         // EveryNth counts from the start: the sequential pass, same results.
         let opts = DecodeOptions::new().sampling(Sampling::EveryNth(5));
         assert!(!assert_parallel_matches(&path, &opts));
