@@ -67,8 +67,8 @@ impl Video {
     /// at once (0 = one per CPU core), and returns the results in presentation order.
     ///
     /// The video is cut at keyframes into chunks that single-threaded decoders work on in
-    /// parallel, which uses the cores better than one frame-threaded decoder (see the
-    /// [module docs](self)). The results are those of one sequential pass over
+    /// parallel, which keeps the cores busier than one frame-threaded decoder (whose frames
+    /// wait for rows of the frames they reference). The results are those of one sequential pass over
     /// [`Video::frames`] (same frames, times and indices): the chunks' seams are checked,
     /// and where they do not tile the video exactly (missing or backward timestamps,
     /// keyframes that are not clean entry points) or a chunk fails to decode, the whole
