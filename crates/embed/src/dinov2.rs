@@ -236,9 +236,9 @@ impl Layer {
 
     fn forward(&self, x: &Tensor) -> R<Tensor> {
         let h = self.attn.forward(&self.norm1.forward(x)?, None)?;
-        let x = (x + h.broadcast_mul(&self.ls1)?)?;
+        let x = crate::nn::scaled_residual(x, &h, &self.ls1)?;
         let h = self.mlp.forward(&self.norm2.forward(&x)?)?;
-        Ok((x + h.broadcast_mul(&self.ls2)?)?)
+        crate::nn::scaled_residual(&x, &h, &self.ls2)
     }
 }
 

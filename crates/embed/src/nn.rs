@@ -228,6 +228,70 @@ impl Activation {
     }
 }
 
+/// `x + h · scale`, with `scale` (`[dim]`) broadcast over the last axis: DINOv2's layer
+/// scale and residual add in one pass on the CPU (the same f32 operations as
+/// `x + h.broadcast_mul(scale)`, so the same results), two graph operations elsewhere.
+pub(crate) fn scaled_residual(x: &Tensor, h: &Tensor, scale: &Tensor) -> R<Tensor> {
+    if x.device().is_cpu()
+        && x.dtype() == candle_core::DType::F32
+        && h.dtype() == candle_core::DType::F32
+        && scale.dtype() == candle_core::DType::F32
+        && x.shape() == h.shape()
+    {
+        let (x, h, scale) = (x.contiguous()?, h.contiguous()?, scale.contiguous()?);
+        Ok(x.apply_op3_no_bwd(&h, &scale, &ScaledResidualOp)?)
+    } else {
+        Ok((x + h.broadcast_mul(scale)?)?)
+    }
+}
+
+struct ScaledResidualOp;
+
+impl CustomOp3 for ScaledResidualOp {
+    fn name(&self) -> &'static str {
+        "reelsmith-scaled-residual"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        hs: &CpuStorage,
+        hl: &Layout,
+        ss: &CpuStorage,
+        sl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        use rayon::prelude::*;
+        let (CpuStorage::F32(x), CpuStorage::F32(h), CpuStorage::F32(scale)) = (xs, hs, ss) else {
+            candle_core::bail!("scaled residual: f32 only");
+        };
+        let (Some((xa, xb)), Some((ha, hb)), Some((sa, sb))) = (
+            xl.contiguous_offsets(),
+            hl.contiguous_offsets(),
+            sl.contiguous_offsets(),
+        ) else {
+            candle_core::bail!("scaled residual: contiguous inputs only");
+        };
+        let (x, h, scale) = (&x[xa..xb], &h[ha..hb], &scale[sa..sb]);
+        let dim = scale.len();
+        if dim == 0 || x.len() != h.len() || x.len() % dim != 0 {
+            candle_core::bail!("scaled residual: shapes do not match");
+        }
+        let mut out = vec![0f32; x.len()];
+        let rows = (4096 / dim).max(1) * dim;
+        out.par_chunks_mut(rows)
+            .zip(x.par_chunks(rows).zip(h.par_chunks(rows)))
+            .for_each(|(o, (x, h))| {
+                for ((o, x), h) in o.chunks_mut(dim).zip(x.chunks(dim)).zip(h.chunks(dim)) {
+                    for (((o, &x), &h), &s) in o.iter_mut().zip(x).zip(h).zip(scale) {
+                        *o = x + h * s;
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(out), xl.shape().clone()))
+    }
+}
+
 /// Exact GELU, `x·(1 + erf(x/√2))/2`, with the same `erf` as candle's `gelu_erf` but
 /// spread over the rayon pool (candle maps unary functions on one thread).
 struct GeluErfOp;
