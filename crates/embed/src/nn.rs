@@ -80,14 +80,97 @@ impl Linear {
         let in_dim = dims[dims.len() - 1];
         let rows = x.elem_count() / in_dim.max(1);
         let x2 = x.reshape((rows, in_dim))?;
-        let mut y = x2.matmul(&self.wt)?;
-        if let Some(b) = &self.bias {
-            y = y.broadcast_add(b)?;
-        }
+        let y = match &self.bias {
+            Some(b)
+                if x2.device().is_cpu()
+                    && x2.dtype() == candle_core::DType::F32
+                    && self.wt.dtype() == candle_core::DType::F32
+                    && b.dtype() == candle_core::DType::F32 =>
+            {
+                x2.contiguous()?
+                    .apply_op3_no_bwd(&self.wt, b, &LinearBiasOp)?
+            }
+            Some(b) => x2.matmul(&self.wt)?.broadcast_add(b)?,
+            None => x2.matmul(&self.wt)?,
+        };
         let mut out = dims;
         let last = out.len() - 1;
         out[last] = self.out_dim();
         Ok(y.reshape(out)?)
+    }
+}
+
+/// `x W + b` on the CPU in one matrix product: the output starts as the bias rows and the
+/// product accumulates onto it (the same `gemm` call candle's `matmul` makes, threaded the
+/// same way), instead of a product followed by a broadcast add over the whole output.
+struct LinearBiasOp;
+
+impl CustomOp3 for LinearBiasOp {
+    fn name(&self) -> &'static str {
+        "reelsmith-linear-bias"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) = (xs, ws, bs) else {
+            candle_core::bail!("linear: f32 only");
+        };
+        let (Some((xa, xb)), Some((wa, wb)), Some((ba, bb))) = (
+            xl.contiguous_offsets(),
+            wl.contiguous_offsets(),
+            bl.contiguous_offsets(),
+        ) else {
+            candle_core::bail!("linear: contiguous inputs only");
+        };
+        let (x, w, b) = (&x[xa..xb], &w[wa..wb], &b[ba..bb]);
+        let (m, k) = xl.shape().dims2()?;
+        let (k2, n) = wl.shape().dims2()?;
+        if k != k2 || b.len() != n {
+            candle_core::bail!("linear: shapes [{m}, {k}] x [{k2}, {n}] + [{}]", b.len());
+        }
+        let mut out = Vec::with_capacity(m * n);
+        for _ in 0..m {
+            out.extend_from_slice(b);
+        }
+        let threads = candle_core::utils::get_num_threads();
+        let parallelism = if threads > 1 {
+            gemm::Parallelism::Rayon(threads)
+        } else {
+            gemm::Parallelism::None
+        };
+        // SAFETY: `out` is m×n, `x` m×k and `w` k×n, all contiguous row-major, as the
+        // strides say.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                out.as_mut_ptr(),
+                1,
+                n as isize,
+                true,
+                x.as_ptr(),
+                1,
+                k as isize,
+                w.as_ptr(),
+                1,
+                n as isize,
+                1.0f32,
+                1.0f32,
+                false,
+                false,
+                false,
+                parallelism,
+            );
+        }
+        Ok((CpuStorage::F32(out), Shape::from((m, n))))
     }
 }
 
