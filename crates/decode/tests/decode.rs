@@ -17,16 +17,18 @@ fn level(k: usize) -> u8 {
     (20 + k * 3) as u8
 }
 
-/// Writes an H.264 MP4 of `N` solid grey frames at 25 fps, keyframe every 12 frames.
-fn synthetic(dir: &Path) -> PathBuf {
-    let path = dir.join("synthetic.mp4");
+/// Encodes `frames` (RGB, `W`×`H`) at 25 fps into an H.264 MP4 with x264 `preset` and
+/// `params` (its `x264-params`), a keyframe every 12 frames.
+fn encode_h264(
+    path: &Path,
+    preset: &str,
+    params: &str,
+    frames: impl Iterator<Item = ndarray::Array3<u8>>,
+) {
     video_rs::init().unwrap();
     let opts: std::collections::HashMap<String, String> = [
-        ("preset".to_string(), "ultrafast".to_string()),
-        (
-            "x264-params".to_string(),
-            "keyint=12:min-keyint=12:scenecut=0".to_string(),
-        ),
+        ("preset".to_string(), preset.to_string()),
+        ("x264-params".to_string(), params.to_string()),
     ]
     .into_iter()
     .collect();
@@ -37,13 +39,24 @@ fn synthetic(dir: &Path) -> PathBuf {
         opts.into(),
     )
     .with_keyframe_interval(12);
-    let mut enc = video_rs::Encoder::new(path.as_path(), settings).unwrap();
-    for k in 0..N {
-        let frame = ndarray::Array3::<u8>::from_elem((H, W, 3), level(k));
-        let t = video_rs::Time::from_units(k, FPS);
-        enc.encode(&frame, t).unwrap();
+    let mut enc = video_rs::Encoder::new(path, settings).unwrap();
+    for (k, frame) in frames.enumerate() {
+        enc.encode(&frame, video_rs::Time::from_units(k, FPS))
+            .unwrap();
     }
     enc.finish().unwrap();
+}
+
+/// Writes an H.264 MP4 of `N` solid grey frames at 25 fps, keyframe every 12 frames.
+fn synthetic(dir: &Path) -> PathBuf {
+    let path = dir.join("synthetic.mp4");
+    let frames = (0..N).map(|k| ndarray::Array3::<u8>::from_elem((H, W, 3), level(k)));
+    encode_h264(
+        &path,
+        "ultrafast",
+        "keyint=12:min-keyint=12:scenecut=0",
+        frames,
+    );
     path
 }
 
@@ -599,34 +612,18 @@ fn synthetic_long(dir: &Path, open_gop: bool) -> PathBuf {
     } else {
         "long.mp4"
     });
-    video_rs::init().unwrap();
     let params = if open_gop {
         "keyint=12:min-keyint=12:scenecut=0:bframes=3:open-gop=1"
     } else {
         "keyint=12:min-keyint=12:scenecut=0"
     };
-    let opts: std::collections::HashMap<String, String> = [
-        ("preset".to_string(), "veryfast".to_string()),
-        ("x264-params".to_string(), params.to_string()),
-    ]
-    .into_iter()
-    .collect();
-    let settings = video_rs::encode::Settings::preset_h264_custom(
-        W,
-        H,
-        video_rs::ffmpeg::format::Pixel::YUV420P,
-        opts.into(),
-    )
-    .with_keyframe_interval(12);
-    let mut enc = video_rs::Encoder::new(path.as_path(), settings).unwrap();
-    for k in 0..250 {
+    let frames = (0..250).map(|k| {
         let mut frame = ndarray::Array3::<u8>::from_elem((H, W, 3), (20 + (k * 7) % 200) as u8);
         let x = (k * 3) % (W - 8);
         frame.slice_mut(ndarray::s![.., x..x + 8, ..]).fill(250);
-        let t = video_rs::Time::from_units(k, FPS);
-        enc.encode(&frame, t).unwrap();
-    }
-    enc.finish().unwrap();
+        frame
+    });
+    encode_h264(&path, "veryfast", params, frames);
     path
 }
 

@@ -100,6 +100,23 @@ impl Linear {
     }
 }
 
+/// The three inputs of a CPU op as contiguous f32 slices (`what` names the op in errors).
+fn f32_inputs<'a>(
+    what: &str,
+    inputs: [(&'a CpuStorage, &Layout); 3],
+) -> candle_core::Result<[&'a [f32]; 3]> {
+    let slice = |(s, l): (&'a CpuStorage, &Layout)| -> candle_core::Result<&'a [f32]> {
+        let CpuStorage::F32(v) = s else {
+            candle_core::bail!("{what}: f32 only");
+        };
+        let Some((a, b)) = l.contiguous_offsets() else {
+            candle_core::bail!("{what}: contiguous inputs only");
+        };
+        Ok(&v[a..b])
+    };
+    Ok([slice(inputs[0])?, slice(inputs[1])?, slice(inputs[2])?])
+}
+
 /// `x W + b` on the CPU in one matrix product: the output starts as the bias rows and the
 /// product accumulates onto it (the same `gemm` call candle's `matmul` makes, threaded the
 /// same way), instead of a product followed by a broadcast add over the whole output.
@@ -119,17 +136,7 @@ impl CustomOp3 for LinearBiasOp {
         bs: &CpuStorage,
         bl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) = (xs, ws, bs) else {
-            candle_core::bail!("linear: f32 only");
-        };
-        let (Some((xa, xb)), Some((wa, wb)), Some((ba, bb))) = (
-            xl.contiguous_offsets(),
-            wl.contiguous_offsets(),
-            bl.contiguous_offsets(),
-        ) else {
-            candle_core::bail!("linear: contiguous inputs only");
-        };
-        let (x, w, b) = (&x[xa..xb], &w[wa..wb], &b[ba..bb]);
+        let [x, w, b] = f32_inputs("linear", [(xs, xl), (ws, wl), (bs, bl)])?;
         let (m, k) = xl.shape().dims2()?;
         let (k2, n) = wl.shape().dims2()?;
         if k != k2 || b.len() != n {
@@ -225,17 +232,7 @@ impl CustomOp3 for LayerNormOp {
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         use rayon::prelude::*;
-        let (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) = (s1, s2, s3) else {
-            candle_core::bail!("layer norm: f32 only");
-        };
-        let (Some((x0, x1)), Some((w0, w1)), Some((b0, b1))) = (
-            l1.contiguous_offsets(),
-            l2.contiguous_offsets(),
-            l3.contiguous_offsets(),
-        ) else {
-            candle_core::bail!("layer norm: contiguous inputs only");
-        };
-        let (x, w, b) = (&x[x0..x1], &w[w0..w1], &b[b0..b1]);
+        let [x, w, b] = f32_inputs("layer norm", [(s1, l1), (s2, l2), (s3, l3)])?;
         let dim = w.len();
         let mut out = vec![0f32; x.len()];
         let eps = self.eps as f64;
@@ -345,17 +342,7 @@ impl CustomOp3 for ScaledResidualOp {
         sl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         use rayon::prelude::*;
-        let (CpuStorage::F32(x), CpuStorage::F32(h), CpuStorage::F32(scale)) = (xs, hs, ss) else {
-            candle_core::bail!("scaled residual: f32 only");
-        };
-        let (Some((xa, xb)), Some((ha, hb)), Some((sa, sb))) = (
-            xl.contiguous_offsets(),
-            hl.contiguous_offsets(),
-            sl.contiguous_offsets(),
-        ) else {
-            candle_core::bail!("scaled residual: contiguous inputs only");
-        };
-        let (x, h, scale) = (&x[xa..xb], &h[ha..hb], &scale[sa..sb]);
+        let [x, h, scale] = f32_inputs("scaled residual", [(xs, xl), (hs, hl), (ss, sl)])?;
         let dim = scale.len();
         if dim == 0 || x.len() != h.len() || x.len() % dim != 0 {
             candle_core::bail!("scaled residual: shapes do not match");
@@ -375,8 +362,35 @@ impl CustomOp3 for ScaledResidualOp {
     }
 }
 
-/// Exact GELU, `x·(1 + erf(x/√2))/2`, with the same `erf` as candle's `gelu_erf` but
-/// spread over the rayon pool (candle maps unary functions on one thread).
+/// Applies `f` to every element of a contiguous f32 tensor on the rayon pool (candle maps
+/// unary functions on one thread).
+fn par_unary(
+    s: &CpuStorage,
+    l: &Layout,
+    what: &str,
+    f: impl Fn(f32) -> f32 + Sync,
+) -> candle_core::Result<(CpuStorage, Shape)> {
+    use rayon::prelude::*;
+    let CpuStorage::F32(x) = s else {
+        candle_core::bail!("{what}: f32 only");
+    };
+    let Some((a, b)) = l.contiguous_offsets() else {
+        candle_core::bail!("{what}: contiguous input only");
+    };
+    let x = &x[a..b];
+    let mut out = vec![0f32; x.len()];
+    out.par_chunks_mut(4096)
+        .zip(x.par_chunks(4096))
+        .for_each(|(o, x)| {
+            for (o, &v) in o.iter_mut().zip(x) {
+                *o = f(v);
+            }
+        });
+    Ok((CpuStorage::F32(out), l.shape().clone()))
+}
+
+/// Exact GELU, `x·(1 + erf(x/√2))/2`, with the same `erf` and operation order as candle's
+/// `gelu_erf` (so the same results), on all cores.
 struct GeluErfOp;
 
 impl candle_core::CustomOp1 for GeluErfOp {
@@ -385,23 +399,9 @@ impl candle_core::CustomOp1 for GeluErfOp {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        use rayon::prelude::*;
-        let CpuStorage::F32(x) = s else {
-            candle_core::bail!("gelu: f32 only");
-        };
-        let Some((a, b)) = l.contiguous_offsets() else {
-            candle_core::bail!("gelu: contiguous input only");
-        };
-        let x = &x[a..b];
-        let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(4096)
-            .zip(x.par_chunks(4096))
-            .for_each(|(o, x)| {
-                for (o, &v) in o.iter_mut().zip(x) {
-                    *o = (libm::erff(v * std::f32::consts::FRAC_1_SQRT_2) + 1.0) * 0.5 * v;
-                }
-            });
-        Ok((CpuStorage::F32(out), l.shape().clone()))
+        par_unary(s, l, "gelu", |v| {
+            (libm::erff(v * std::f32::consts::FRAC_1_SQRT_2) + 1.0) * 0.5 * v
+        })
     }
 }
 
@@ -414,23 +414,9 @@ impl candle_core::CustomOp1 for QuickGeluOp {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        use rayon::prelude::*;
-        let CpuStorage::F32(x) = s else {
-            candle_core::bail!("quick_gelu: f32 only");
-        };
-        let Some((a, b)) = l.contiguous_offsets() else {
-            candle_core::bail!("quick_gelu: contiguous input only");
-        };
-        let x = &x[a..b];
-        let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(4096)
-            .zip(x.par_chunks(4096))
-            .for_each(|(o, x)| {
-                for (o, &v) in o.iter_mut().zip(x) {
-                    *o = v * (1.0 / (1.0 + (-(v * 1.702)).exp()));
-                }
-            });
-        Ok((CpuStorage::F32(out), l.shape().clone()))
+        par_unary(s, l, "quick_gelu", |v| {
+            v * (1.0 / (1.0 + (-(v * 1.702)).exp()))
+        })
     }
 }
 
