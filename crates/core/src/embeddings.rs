@@ -40,7 +40,7 @@ impl Embeddings {
         if dim == 0 {
             return Err(CoreError::ZeroDimension);
         }
-        if data.len() % dim != 0 {
+        if !data.len().is_multiple_of(dim) {
             return Err(CoreError::ShapeMismatch {
                 len: data.len(),
                 dim,

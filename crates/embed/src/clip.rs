@@ -162,12 +162,12 @@ impl ClipConfig {
         }
         let t = &cfg.text_config;
         let v = &cfg.vision_config;
-        if t.num_attention_heads == 0 || t.hidden_size % t.num_attention_heads != 0 {
+        if t.num_attention_heads == 0 || !t.hidden_size.is_multiple_of(t.num_attention_heads) {
             return Err(bad(
                 "text hidden_size must be a multiple of num_attention_heads".into(),
             ));
         }
-        if v.num_attention_heads == 0 || v.hidden_size % v.num_attention_heads != 0 {
+        if v.num_attention_heads == 0 || !v.hidden_size.is_multiple_of(v.num_attention_heads) {
             return Err(bad(
                 "vision hidden_size must be a multiple of num_attention_heads".into(),
             ));

@@ -103,7 +103,8 @@ impl Dinov2Config {
         if Activation::parse(&cfg.hidden_act).is_none() {
             return Err(bad(format!("unsupported activation {:?}", cfg.hidden_act)));
         }
-        if cfg.num_attention_heads == 0 || cfg.hidden_size % cfg.num_attention_heads != 0 {
+        if cfg.num_attention_heads == 0 || !cfg.hidden_size.is_multiple_of(cfg.num_attention_heads)
+        {
             return Err(bad(
                 "hidden_size must be a multiple of num_attention_heads".into()
             ));
