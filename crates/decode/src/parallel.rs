@@ -62,6 +62,30 @@ enum Msg<T, E> {
     },
 }
 
+/// Checks the seams of chunk passes (`stats[c]` for the chunk starting at `splits[c − 1]`):
+/// every chunk but the last ran into the next one's first frame, every chunk but the first
+/// began exactly at its keyframe, and no chunk met a missing or backward timestamp. Then
+/// the chunks tile the video exactly as one sequential pass does, and this returns the
+/// index of each chunk's first frame and the total; `None` otherwise.
+fn tile(stats: &[Option<ChunkStats>], splits: &[f64]) -> Option<(Vec<u64>, u64)> {
+    let mut offsets = Vec::with_capacity(stats.len());
+    let mut total = 0u64;
+    for (c, s) in stats.iter().enumerate() {
+        let s = (*s)?;
+        let starts_right = match (c, s.first_time) {
+            (0, _) => true,
+            (_, Some(first)) => (first - splits[c - 1]).abs() <= 5e-4,
+            (_, None) => false,
+        };
+        if s.irregular || !starts_right || (c < splits.len() && !s.reached_end) {
+            return None;
+        }
+        offsets.push(total);
+        total += s.in_range;
+    }
+    Some((offsets, total))
+}
+
 impl Video {
     /// Decodes the video with `opts`, runs `map` on every kept frame on `workers` threads
     /// at once (0 = one per CPU core), and returns the results in presentation order.
@@ -113,17 +137,10 @@ impl Video {
         } else {
             workers
         };
-        let splits = if workers > 1 && !matches!(opts.sampling, Sampling::EveryNth(_)) {
-            let wanted = (workers * CHUNKS_PER_WORKER)
-                .min((self.info().duration / MIN_CHUNK_SECONDS).floor() as usize);
-            if wanted >= 2 {
-                // A file the splitter cannot read is left to the sequential pass to report.
-                self.keyframe_splits(wanted).unwrap_or_default()
-            } else {
-                Vec::new()
-            }
-        } else {
+        let splits = if matches!(opts.sampling, Sampling::EveryNth(_)) {
             Vec::new()
+        } else {
+            self.chunk_splits(workers)
         };
         if !splits.is_empty() {
             match self.map_chunks(opts, workers, &splits, &map, &mut progress)? {
@@ -153,12 +170,7 @@ impl Video {
     /// or the chunks do not tile it exactly (the caller then counts sequentially).
     pub(crate) fn count_frames_parallel(&self) -> Option<u64> {
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let wanted = (workers * CHUNKS_PER_WORKER)
-            .min((self.info().duration / MIN_CHUNK_SECONDS).floor() as usize);
-        if workers < 2 || wanted < 2 {
-            return None;
-        }
-        let splits = self.keyframe_splits(wanted).ok()?;
+        let splits = self.chunk_splits(workers);
         if splits.is_empty() {
             return None;
         }
@@ -196,20 +208,19 @@ impl Video {
             }
             all
         });
-        let mut total = 0;
-        for (c, s) in stats.iter().enumerate() {
-            let s = (*s)?;
-            let starts_right = match (c, s.first_time) {
-                (0, _) => true,
-                (_, Some(first)) => (first - splits[c - 1]).abs() <= 5e-4,
-                (_, None) => false,
-            };
-            if s.irregular || !starts_right || (c + 1 < n && !s.reached_end) {
-                return None;
-            }
-            total += s.in_range;
+        tile(&stats, &splits).map(|(_, total)| total)
+    }
+
+    /// Where to cut the video for `workers` threads: the start times of chunks 1.., or
+    /// nothing when one worker, a short video or an unreadable index leaves one chunk.
+    fn chunk_splits(&self, workers: usize) -> Vec<f64> {
+        let wanted = (workers * CHUNKS_PER_WORKER)
+            .min((self.info().duration / MIN_CHUNK_SECONDS).floor() as usize);
+        if workers < 2 || wanted < 2 {
+            return Vec::new();
         }
-        Some(total)
+        // A file the splitter cannot read is left to the sequential pass to report.
+        self.keyframe_splits(wanted).unwrap_or_default()
     }
 
     /// Times of keyframes near `n − 1` evenly spaced points, ascending, without the first
@@ -341,24 +352,9 @@ impl Video {
         if decode_failed {
             return Ok(None);
         }
-        // Check the seams: every chunk but the last ran into the next one's first frame,
-        // and every chunk but the first began exactly at its keyframe.
-        let mut offsets = Vec::with_capacity(n);
-        let mut total = 0u64;
-        for (c, s) in stats.iter().enumerate() {
-            let Some(s) = s else { return Ok(None) };
-            let (start, end) = bounds(c);
-            let starts_right = match (start, s.first_time) {
-                (None, _) => true,
-                (Some(k), Some(first)) => (first - k).abs() <= 5e-4,
-                (Some(_), None) => false,
-            };
-            if s.irregular || !starts_right || (end.is_some() && !s.reached_end) {
-                return Ok(None);
-            }
-            offsets.push(total);
-            total += s.in_range;
-        }
+        let Some((offsets, _)) = tile(&stats, splits) else {
+            return Ok(None);
+        };
         let mut out = Vec::with_capacity(values.iter().map(Vec::len).sum());
         for (c, chunk) in values.into_iter().enumerate() {
             out.extend(chunk.into_iter().map(|(index, time, value)| Mapped {
