@@ -81,8 +81,10 @@ impl Linear {
         let rows = x.elem_count() / in_dim.max(1);
         let x2 = x.reshape((rows, in_dim))?;
         let y = match &self.bias {
+            // With a BLAS feature candle's matmul calls the BLAS; keep that path.
             Some(b)
-                if x2.device().is_cpu()
+                if !cfg!(any(feature = "mkl", feature = "accelerate"))
+                    && x2.device().is_cpu()
                     && x2.dtype() == candle_core::DType::F32
                     && self.wt.dtype() == candle_core::DType::F32
                     && b.dtype() == candle_core::DType::F32 =>
