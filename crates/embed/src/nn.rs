@@ -291,14 +291,14 @@ impl Activation {
         Ok(match self {
             Activation::QuickGelu => {
                 if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
-                    x.contiguous()?.apply_op1_no_bwd(&QuickGeluOp)?
+                    x.contiguous()?.apply_op1_no_bwd(&ActivationOp(self))?
                 } else {
                     (x * candle_nn::ops::sigmoid(&(x * 1.702)?)?)?
                 }
             }
             Activation::Gelu => {
                 if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
-                    x.contiguous()?.apply_op1_no_bwd(&GeluErfOp)?
+                    x.contiguous()?.apply_op1_no_bwd(&ActivationOp(self))?
                 } else {
                     x.gelu_erf()?
                 }
@@ -391,34 +391,29 @@ fn par_unary(
     Ok((CpuStorage::F32(out), l.shape().clone()))
 }
 
-/// Exact GELU, `x·(1 + erf(x/√2))/2`, with the same `erf` and operation order as candle's
-/// `gelu_erf` (so the same results), on all cores.
-struct GeluErfOp;
+/// The activations with a CPU kernel of their own, run on all cores in one pass:
+/// `x·σ(1.702x)` (quick GELU), and exact GELU `x·(1 + erf(x/√2))/2` with the same `erf`
+/// and operation order as candle's `gelu_erf` (so the same results).
+struct ActivationOp(Activation);
 
-impl candle_core::CustomOp1 for GeluErfOp {
+impl candle_core::CustomOp1 for ActivationOp {
     fn name(&self) -> &'static str {
-        "reelsmith-gelu-erf"
+        match self.0 {
+            Activation::QuickGelu => "reelsmith-quick-gelu",
+            _ => "reelsmith-gelu-erf",
+        }
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        par_unary(s, l, "gelu", |v| {
-            (libm::erff(v * std::f32::consts::FRAC_1_SQRT_2) + 1.0) * 0.5 * v
-        })
-    }
-}
-
-/// `x·σ(1.702x)` in one pass over the data (CPU, f32).
-struct QuickGeluOp;
-
-impl candle_core::CustomOp1 for QuickGeluOp {
-    fn name(&self) -> &'static str {
-        "reelsmith-quick-gelu"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        par_unary(s, l, "quick_gelu", |v| {
-            v * (1.0 / (1.0 + (-(v * 1.702)).exp()))
-        })
+        match self.0 {
+            Activation::QuickGelu => par_unary(s, l, "quick_gelu", |v| {
+                v * (1.0 / (1.0 + (-(v * 1.702)).exp()))
+            }),
+            Activation::Gelu => par_unary(s, l, "gelu", |v| {
+                (libm::erff(v * std::f32::consts::FRAC_1_SQRT_2) + 1.0) * 0.5 * v
+            }),
+            other => candle_core::bail!("{other:?}: no CPU kernel"),
+        }
     }
 }
 
