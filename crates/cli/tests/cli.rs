@@ -4,35 +4,34 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[path = "../../../tests/support/shared.rs"]
+mod shared;
+use shared::shared_videos;
+
 fn reelsmith() -> Command {
     Command::new(env!("CARGO_BIN_EXE_reelsmith"))
 }
 
-fn shared_videos() -> Option<PathBuf> {
-    match std::env::var_os("REELSMITH_SHARED") {
-        Some(p) => Some(PathBuf::from(p).join("videos")),
-        None => {
-            eprintln!(
-                "skipped: REELSMITH_SHARED is not set (the folder holding videos/ and models/)"
-            );
-            None
-        }
-    }
+/// `out`, after checking that the command succeeded (its stderr otherwise).
+fn succeeded(out: std::process::Output) -> std::process::Output {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 #[test]
 fn shots_json_and_csv_shapes() {
     let Some(dir) = shared_videos() else { return };
     let video = dir.join("bikes.mp4");
-    let out = reelsmith()
-        .args(["shots", "--json", "-q"])
-        .arg(&video)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeeded(
+        reelsmith()
+            .args(["shots", "--json", "-q"])
+            .arg(&video)
+            .output()
+            .unwrap(),
     );
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(j["video"].as_str().unwrap(), video.to_str().unwrap());
@@ -127,25 +126,22 @@ fn embed_fixtures() -> PathBuf {
 #[test]
 fn embed_images_and_texts_as_json() {
     let f = embed_fixtures();
-    let out = reelsmith()
-        .args([
-            "embed",
-            "--json",
-            "--text",
-            "a photo of a cat",
-            "--text",
-            "a dog",
-        ])
-        .arg(f.join("images/wide.png"))
-        .arg(f.join("images/tall.png"))
-        .arg("--model-dir")
-        .arg(f.join("clip-quickgelu"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeeded(
+        reelsmith()
+            .args([
+                "embed",
+                "--json",
+                "--text",
+                "a photo of a cat",
+                "--text",
+                "a dog",
+            ])
+            .arg(f.join("images/wide.png"))
+            .arg(f.join("images/tall.png"))
+            .arg("--model-dir")
+            .arg(f.join("clip-quickgelu"))
+            .output()
+            .unwrap(),
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["dim"], 24);

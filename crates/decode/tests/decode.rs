@@ -3,6 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
+#[path = "../../../tests/support/shared.rs"]
+mod shared;
+use shared::{ground_truth, shared_videos};
+
 use reelsmith_decode::{
     export_clip, open, ClipMode, ClipOptions, DecodeError, DecodeOptions, Sampling, Scale,
 };
@@ -376,23 +380,6 @@ fn damaged_synthetic_never_panics() {
 }
 
 // ---- Real clips from $REELSMITH_SHARED/videos --------------------------------------------
-
-fn shared_videos() -> Option<PathBuf> {
-    match std::env::var_os("REELSMITH_SHARED") {
-        Some(p) => Some(PathBuf::from(p).join("videos")),
-        None => {
-            eprintln!(
-                "skipped: REELSMITH_SHARED is not set (the folder holding videos/ and models/)"
-            );
-            None
-        }
-    }
-}
-
-fn ground_truth(dir: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(dir.join("ground_truth.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
 
 #[test]
 fn real_clips_match_ground_truth() {
