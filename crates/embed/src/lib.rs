@@ -50,6 +50,7 @@ mod manifest;
 mod nn;
 mod pixel;
 mod preprocess;
+mod vmath;
 mod weights;
 
 pub use any::{load_dir, load_pretrained, AnyModel};

@@ -364,13 +364,13 @@ impl CustomOp3 for ScaledResidualOp {
     }
 }
 
-/// Applies `f` to every element of a contiguous f32 tensor on the rayon pool (candle maps
-/// unary functions on one thread).
+/// Runs the slice kernel `f(input, output)` over a contiguous f32 tensor in blocks on the
+/// rayon pool (candle maps unary functions on one thread).
 fn par_unary(
     s: &CpuStorage,
     l: &Layout,
     what: &str,
-    f: impl Fn(f32) -> f32 + Sync,
+    f: impl Fn(&[f32], &mut [f32]) + Sync,
 ) -> candle_core::Result<(CpuStorage, Shape)> {
     use rayon::prelude::*;
     let CpuStorage::F32(x) = s else {
@@ -383,17 +383,12 @@ fn par_unary(
     let mut out = vec![0f32; x.len()];
     out.par_chunks_mut(4096)
         .zip(x.par_chunks(4096))
-        .for_each(|(o, x)| {
-            for (o, &v) in o.iter_mut().zip(x) {
-                *o = f(v);
-            }
-        });
+        .for_each(|(o, x)| f(x, o));
     Ok((CpuStorage::F32(out), l.shape().clone()))
 }
 
-/// The activations with a CPU kernel of their own, run on all cores in one pass:
-/// `x·σ(1.702x)` (quick GELU), and exact GELU `x·(1 + erf(x/√2))/2` with the same `erf`
-/// and operation order as candle's `gelu_erf` (so the same results).
+/// The activations with a CPU kernel of their own, vectorised ([`crate::vmath`]) and run on
+/// all cores in one pass: `x·σ(1.702x)` (quick GELU) and exact GELU `x·(1 + erf(x/√2))/2`.
 struct ActivationOp(Activation);
 
 impl candle_core::CustomOp1 for ActivationOp {
@@ -406,12 +401,8 @@ impl candle_core::CustomOp1 for ActivationOp {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         match self.0 {
-            Activation::QuickGelu => par_unary(s, l, "quick_gelu", |v| {
-                v * (1.0 / (1.0 + (-(v * 1.702)).exp()))
-            }),
-            Activation::Gelu => par_unary(s, l, "gelu", |v| {
-                (libm::erff(v * std::f32::consts::FRAC_1_SQRT_2) + 1.0) * 0.5 * v
-            }),
+            Activation::QuickGelu => par_unary(s, l, "quick_gelu", crate::vmath::quick_gelu),
+            Activation::Gelu => par_unary(s, l, "gelu", crate::vmath::gelu_erf),
             other => candle_core::bail!("{other:?}: no CPU kernel"),
         }
     }
@@ -563,15 +554,7 @@ impl CustomOp1 for FusedAttention {
                         gemm::Parallelism::None,
                     );
                     for r in scores.chunks_exact_mut(t) {
-                        let max = r.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                        let mut sum = 0f32;
-                        for v in r.iter_mut() {
-                            *v = (*v - max).exp();
-                            sum += *v;
-                        }
-                        for v in r.iter_mut() {
-                            *v /= sum;
-                        }
+                        crate::vmath::softmax_in_place(r);
                     }
                     // out[i][c] = Σ_j p[i][j] · v[j][c]
                     let o = dst.get().add(bi * t * hidden + hi * d);
