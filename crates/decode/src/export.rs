@@ -81,6 +81,10 @@ pub struct ClipOptions {
     pub preset: X264Preset,
     /// Keep the audio (default true). Files without audio give clips without audio.
     pub audio: bool,
+    /// Threads of the clip's video decoder and of x264; 0 (default) lets FFmpeg and x264
+    /// choose (about 1.5 per core). [`export_clips`] sets it when it cuts several clips at
+    /// once.
+    pub threads: usize,
 }
 
 impl Default for ClipOptions {
@@ -90,6 +94,7 @@ impl Default for ClipOptions {
             crf: 18,
             preset: X264Preset::Medium,
             audio: true,
+            threads: 0,
         }
     }
 }
@@ -176,6 +181,127 @@ pub fn export_clip(
         detail: e.to_string(),
     })?;
     Ok(report)
+}
+
+/// One clip for [`export_clips`]: `[start, end)` seconds of the video, written to `out`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClipJob {
+    /// Start in seconds.
+    pub start: f64,
+    /// End in seconds (exclusive).
+    pub end: f64,
+    /// The MP4 to write.
+    pub out: PathBuf,
+}
+
+/// Cuts several clips of one video as [`export_clip`] does, several at a time, and returns
+/// their reports in the order of `jobs`. `done(i, report)` runs on the calling thread as
+/// each clip `i` is written (for progress).
+///
+/// With `opts.threads` 0, as many clips as there are cores (at most) are cut at once and
+/// the cores are shared out among them: on 2 cores two single-threaded x264 encoders keep
+/// both cores busy, where one frame-threaded encoder keeps about 1.5 busy on a clip of a few
+/// seconds (its pipeline fills and drains on every clip). The last clip, cut while the
+/// others finish, gets FFmpeg's own thread count. A non-zero `opts.threads` cuts one clip at
+/// a time with that many threads each.
+///
+/// On the first failure no new clip is started and that error is returned; clips already
+/// written stay (each one is complete: written to a temporary file and renamed).
+///
+/// ```no_run
+/// use reelsmith_decode::{open, export_clips, ClipJob, ClipOptions};
+/// let v = open("match.mp4")?;
+/// let jobs: Vec<ClipJob> = [(12.0, 17.5), (40.0, 44.0)]
+///     .iter()
+///     .enumerate()
+///     .map(|(i, &(start, end))| ClipJob { start, end, out: format!("clip_{i}.mp4").into() })
+///     .collect();
+/// let reports = export_clips(&v, &jobs, &ClipOptions::default(), |i, r| {
+///     println!("clip {i}: {} frames", r.frames)
+/// })?;
+/// assert_eq!(reports.len(), 2);
+/// # Ok::<(), reelsmith_decode::DecodeError>(())
+/// ```
+pub fn export_clips(
+    video: &Video,
+    jobs: &[ClipJob],
+    opts: &ClipOptions,
+    mut done: impl FnMut(usize, &ClipReport),
+) -> Result<Vec<ClipReport>, DecodeError> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = if opts.threads == 0 && jobs.len() > 1 && cores > 1 {
+        cores.min(jobs.len())
+    } else {
+        1
+    };
+    // Threads for job `i`: the cores shared among the jobs that can still run beside it;
+    // the last job (others are finishing) gets FFmpeg's own choice again.
+    let job_opts = |i: usize| -> ClipOptions {
+        let beside = (jobs.len() - i).min(workers);
+        let threads = match (workers, beside) {
+            (1, _) | (_, 1) => opts.threads,
+            _ => (cores / beside).max(1),
+        };
+        ClipOptions {
+            threads,
+            ..opts.clone()
+        }
+    };
+    let mut reports: Vec<Option<ClipReport>> = vec![None; jobs.len()];
+    if workers == 1 {
+        for (i, job) in jobs.iter().enumerate() {
+            let r = export_clip(video, job.start, job.end, &job.out, &job_opts(i))?;
+            done(i, &r);
+            reports[i] = Some(r);
+        }
+    } else {
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let mut first_error: Option<(usize, DecodeError)> = None;
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            for _ in 0..workers {
+                let tx = tx.clone();
+                let (next, failed, job_opts) = (&next, &failed, &job_opts);
+                scope.spawn(move || loop {
+                    if failed.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(job) = jobs.get(i) else { break };
+                    let r = export_clip(video, job.start, job.end, &job.out, &job_opts(i));
+                    if r.is_err() {
+                        failed.store(true, Ordering::Relaxed);
+                    }
+                    if tx.send((i, r)).is_err() {
+                        break;
+                    }
+                });
+            }
+            drop(tx);
+            for (i, r) in rx {
+                match r {
+                    Ok(r) => {
+                        done(i, &r);
+                        reports[i] = Some(r);
+                    }
+                    // keep the error of the earliest clip, as a sequential run would
+                    Err(e) if first_error.as_ref().is_none_or(|(j, _)| i < *j) => {
+                        first_error = Some((i, e));
+                    }
+                    Err(_) => {}
+                }
+            }
+        });
+        if let Some((_, e)) = first_error {
+            return Err(e);
+        }
+    }
+    Ok(reports
+        .into_iter()
+        .map(|r| r.expect("every clip was cut"))
+        .collect())
 }
 
 fn temp_beside(out: &Path) -> Result<tempfile::NamedTempFile, DecodeError> {
@@ -280,7 +406,7 @@ fn reencode(
         .map_err(|e| DecodeError::ffmpeg(src, "reading stream parameters", e))?;
     vctx.set_threading(ff::codec::threading::Config {
         kind: ff::codec::threading::Type::Frame,
-        count: 0,
+        count: opts.threads,
         ..Default::default()
     });
     let mut vdec = {
@@ -312,7 +438,7 @@ fn reencode(
     // libavcodec's default is one thread; 0 lets x264 pick (about 1.5 per core).
     ectx.set_threading(ff::codec::threading::Config {
         kind: ff::codec::threading::Type::Frame,
-        count: 0,
+        count: opts.threads,
         ..Default::default()
     });
     let mut venc = ectx

@@ -46,7 +46,8 @@ mod probe;
 
 pub use error::DecodeError;
 pub use export::{
-    export_clip, save_image, ClipMode, ClipOptions, ClipReport, ImageFormat, X264Preset,
+    export_clip, export_clips, save_image, ClipJob, ClipMode, ClipOptions, ClipReport, ImageFormat,
+    X264Preset,
 };
 pub use frames::{DecodeOptions, Frame, Frames, Resampler, Sampling, Scale};
 pub use parallel::Mapped;

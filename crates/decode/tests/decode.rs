@@ -8,7 +8,8 @@ mod shared;
 use shared::{ground_truth, shared_videos};
 
 use reelsmith_decode::{
-    export_clip, open, ClipMode, ClipOptions, DecodeError, DecodeOptions, Sampling, Scale,
+    export_clip, export_clips, open, ClipJob, ClipMode, ClipOptions, DecodeError, DecodeOptions,
+    Sampling, Scale,
 };
 
 const W: usize = 64;
@@ -270,6 +271,65 @@ fn synthetic_clip_export() {
     assert!(export_clip(&v, 1.0, 1.0, &out3, &ClipOptions::default()).is_err());
     assert!(export_clip(&v, 50.0, 51.0, &out3, &ClipOptions::default()).is_err());
     assert!(!out3.exists());
+}
+
+#[test]
+fn synthetic_clips_cut_several_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = synthetic(dir.path());
+    let v = open(&path).unwrap();
+    let spans = [(0.0, 0.4), (0.7, 1.5), (1.2, 2.0), (2.0, 2.4)];
+    let jobs: Vec<ClipJob> = spans
+        .iter()
+        .enumerate()
+        .map(|(i, &(start, end))| ClipJob {
+            start,
+            end,
+            out: dir.path().join(format!("c{i}.mp4")),
+        })
+        .collect();
+    let mut seen = Vec::new();
+    let reports = export_clips(&v, &jobs, &ClipOptions::default(), |i, r| {
+        seen.push((i, r.frames))
+    })
+    .unwrap();
+    seen.sort();
+    assert_eq!(seen.iter().map(|s| s.0).collect::<Vec<_>>(), [0, 1, 2, 3]);
+    for (i, (job, r)) in jobs.iter().zip(&reports).enumerate() {
+        // Reports come back in job order, each as its own sequential cut reports it.
+        let alone = dir.path().join("alone.mp4");
+        let want = export_clip(&v, job.start, job.end, &alone, &ClipOptions::default()).unwrap();
+        assert_eq!(r.path, job.out, "clip {i}");
+        assert_eq!((r.frames, r.start), (want.frames, want.start), "clip {i}");
+        assert_eq!(seen[i].1, r.frames);
+        let frames: Vec<usize> = open(&job.out)
+            .unwrap()
+            .frames(&DecodeOptions::new())
+            .unwrap()
+            .map(|f| which_frame(&f.unwrap().image))
+            .collect();
+        let first = (job.start * FPS as f64).round() as usize;
+        let want_frames: Vec<usize> = (first..first + frames.len()).collect();
+        assert_eq!(frames, want_frames, "clip {i} holds the wrong frames");
+    }
+
+    // A bad job fails the whole call with its own error; the good ones are complete files
+    // and nothing half-written is left.
+    let mut bad = jobs.clone();
+    bad[2].start = 50.0;
+    bad[2].end = 51.0;
+    for j in &bad {
+        let _ = std::fs::remove_file(&j.out);
+    }
+    let err = export_clips(&v, &bad, &ClipOptions::default(), |_, _| {}).unwrap_err();
+    assert!(err.to_string().contains("50.000"), "{err}");
+    assert!(!bad[2].out.exists());
+    let leftovers = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
+        .count();
+    assert_eq!(leftovers, 0);
 }
 
 #[test]

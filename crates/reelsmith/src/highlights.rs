@@ -23,7 +23,8 @@
 use std::path::{Path, PathBuf};
 
 use reelsmith_decode::{
-    self as decode, ClipMode, ClipOptions, DecodeError, DecodeOptions, Sampling, Scale, X264Preset,
+    self as decode, ClipJob, ClipMode, ClipOptions, DecodeError, DecodeOptions, Sampling, Scale,
+    X264Preset,
 };
 use reelsmith_embed::{Embedder, PixelEmbedder, TextEmbedder};
 use reelsmith_score::{
@@ -536,22 +537,26 @@ impl<'a> Highlights<'a> {
                 crf: cfg.crf,
                 preset: cfg.preset,
                 audio: cfg.audio,
+                threads: 0,
             };
-            for clip in &mut report.clips {
-                let out = out_dir.join(&clip.filename);
-                let r = decode::export_clip(
-                    &video,
-                    clip.start_time,
-                    clip.start_time + clip.duration,
-                    &out,
-                    &opts,
-                )?;
+            let jobs: Vec<ClipJob> = report
+                .clips
+                .iter()
+                .map(|c| ClipJob {
+                    start: c.start_time,
+                    end: c.start_time + c.duration,
+                    out: out_dir.join(&c.filename),
+                })
+                .collect();
+            let written = decode::export_clips(&video, &jobs, &opts, |_, _| {
+                if let Some(p) = self.progress {
+                    p.advance(Stage::Export, 1);
+                }
+            })?;
+            for (clip, r) in report.clips.iter_mut().zip(written) {
                 if r.snapped_to_keyframe {
                     clip.duration += clip.start_time - r.start;
                     clip.start_time = r.start;
-                }
-                if let Some(p) = self.progress {
-                    p.advance(Stage::Export, 1);
                 }
             }
             if let Some(p) = self.progress {

@@ -17,7 +17,7 @@
 use std::path::{Path, PathBuf};
 
 use reelsmith_decode::{
-    self as decode, ClipMode, ClipOptions, DecodeOptions, Sampling, Scale, X264Preset,
+    self as decode, ClipJob, ClipMode, ClipOptions, DecodeOptions, Sampling, Scale, X264Preset,
 };
 use reelsmith_embed::{Embedder, PixelEmbedder};
 use reelsmith_segment::seams::{seams, segments_from_starts, SeamOptions, Threshold};
@@ -199,27 +199,52 @@ pub fn segment_video(
         crf: cfg.crf,
         preset: cfg.preset,
         audio: true,
+        threads: 0,
     };
     let kf_opts = DecodeOptions::new();
+    // one step per clip and one per segment's keyframes
     if let Some(p) = progress {
-        p.start(Stage::Export, summaries.len() as u64);
+        let steps = summaries.len() * if cfg.export_clips { 2 } else { 1 };
+        p.start(Stage::Export, steps as u64);
+    }
+    let spans: Vec<(f64, f64)> = summaries
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let start = if i == 0 { 0.0 } else { sampled.refs[s.start].1 };
+            let end = if s.end < n {
+                sampled.refs[s.end].1
+            } else {
+                duration
+            };
+            (start, end)
+        })
+        .collect();
+    let clip_name = |i: usize| format!("segment_{:03}.mp4", i + 1);
+    let mut clips: Vec<Option<String>> = vec![None; summaries.len()];
+    if cfg.export_clips {
+        let (which, jobs): (Vec<usize>, Vec<ClipJob>) = spans
+            .iter()
+            .enumerate()
+            .filter(|(_, (start, end))| end > start)
+            .map(|(i, &(start, end))| {
+                let out = out_dir.join(clip_name(i));
+                (i, ClipJob { start, end, out })
+            })
+            .unzip();
+        decode::export_clips(&v, &jobs, &clip_opts, |_, _| {
+            if let Some(p) = progress {
+                p.advance(Stage::Export, 1);
+            }
+        })?;
+        for i in which {
+            clips[i] = Some(clip_name(i));
+        }
     }
     let mut segments = Vec::with_capacity(summaries.len());
-    for (i, s) in summaries.iter().enumerate() {
+    for (i, (s, clip)) in summaries.iter().zip(clips).enumerate() {
         let number = i + 1;
-        let start = if i == 0 { 0.0 } else { sampled.refs[s.start].1 };
-        let end = if s.end < n {
-            sampled.refs[s.end].1
-        } else {
-            duration
-        };
-        let clip = if cfg.export_clips && end > start {
-            let name = format!("segment_{number:03}.mp4");
-            decode::export_clip(&v, start, end, &out_dir.join(&name), &clip_opts)?;
-            Some(name)
-        } else {
-            None
-        };
+        let (start, end) = spans[i];
         let mut keyframes = Vec::new();
         for (j, &row) in s.keyframes.iter().enumerate() {
             let (frame, time) = sampled.refs[row];
