@@ -2,11 +2,12 @@
 """Times `reelsmith highlights` (no model) against decode-only `ffmpeg -f null -` on the same
 files in one run, and reports reelsmith's peak memory (max RSS).
 
-    python3 benches/highlights_compare.py VIDEO [VIDEO...] [--runs N]
+    python3 benches/highlights_compare.py VIDEO [VIDEO...] [--runs N] [--presets P1,P2]
 
 Three highlights runs per file: the analysis with every report but no clips (`--no-clips`),
 clips cut by stream copy (`--stream-copy`), and the default frame-accurate clips (H.264
-re-encode). Re-encoding costs time in proportion to the clips' length, not the video's:
+re-encode, x264 preset veryfast); `--presets superfast,ultrafast` adds runs with other x264
+presets. Re-encoding costs time in proportion to the clips' length, not the video's:
 on a short video it dominates.
 
 Needs a release build (cargo build --release -p reelsmith-cli), ffmpeg and GNU time
@@ -30,12 +31,15 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("videos", nargs="+")
     ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--presets", default="",
+                    help="comma-separated x264 presets to time as well (e.g. superfast,ultrafast)")
     a = ap.parse_args()
     if not os.path.exists(BIN):
         sys.exit(f"build first: cargo build --release -p reelsmith-cli (no {BIN})")
     modes = [("analysis + reports", ["--no-clips"]),
              ("stream-copied clips", ["--stream-copy"]),
              ("re-encoded clips", [])]
+    modes += [(f"re-encoded, {p}", ["--preset", p]) for p in a.presets.split(",") if p]
     for v in a.videos:
         ff = []
         rs = {name: [] for name, _ in modes}
