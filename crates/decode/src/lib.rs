@@ -38,6 +38,7 @@
 //! # Ok::<(), reelsmith_decode::DecodeError>(())
 //! ```
 
+mod boxscale;
 mod error;
 mod export;
 mod frames;
