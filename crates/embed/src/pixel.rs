@@ -82,17 +82,18 @@ impl PixelEmbedder {
             let (y0, y1) = span(cy, self.rows, h);
             for cx in 0..self.cols {
                 let (x0, x1) = span(cx, self.cols, w);
-                let mut acc = [0f32; 3];
+                // Integer sums: exact, and without the latency chain of float adds.
+                let mut acc = [0u64; 3];
                 for y in y0..y1 {
                     let line = &raw[(y * w + x0) * 3..(y * w + x1) * 3];
                     for p in line.chunks_exact(3) {
-                        acc[0] += f32::from(p[0]);
-                        acc[1] += f32::from(p[1]);
-                        acc[2] += f32::from(p[2]);
+                        acc[0] += u64::from(p[0]);
+                        acc[1] += u64::from(p[1]);
+                        acc[2] += u64::from(p[2]);
                     }
                 }
                 let count = ((y1 - y0) * (x1 - x0)) as f32;
-                let [r, g, b] = acc.map(|v| v / count / 255.0);
+                let [r, g, b] = acc.map(|v| v as f32 / count / 255.0);
                 let yv = 0.299 * r + 0.587 * g + 0.114 * b;
                 let cb = 0.5 - 0.168_736 * r - 0.331_264 * g + 0.5 * b;
                 let cr = 0.5 + 0.5 * r - 0.418_688 * g - 0.081_312 * b;
