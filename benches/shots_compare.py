@@ -3,6 +3,11 @@
 
 Usage: benches/shots_compare.py [VIDEOS_DIR] [--reelsmith PATH] [--no-pyscenedetect]
                                 [--repeat N]
+       benches/shots_compare.py --speed-only VIDEO [VIDEO...] [--repeat N]
+
+--speed-only times both tools on any videos (no ground truth, no accuracy), e.g. a minute of
+real footage made by looping a shared clip with `ffmpeg -stream_loop 11 -i
+bigbuckbunny.mp4 -c copy loop60.mp4`.
 
 Build first: `cargo build --release -p reelsmith-cli`. Run with a Python that has
 PySceneDetect (pip install scenedetect opencv-python-headless), e.g. /work/venv/bin/python.
@@ -94,7 +99,10 @@ def main():
     ap.add_argument("--reelsmith")
     ap.add_argument("--no-pyscenedetect", action="store_true")
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--speed-only", nargs="+", metavar="VIDEO")
     a = ap.parse_args()
+    if a.speed_only:
+        return speed_only(a.speed_only, a.reelsmith or default_binary(), max(1, a.repeat))
     gt = json.load(open(Path(a.videos) / "ground_truth.json"))["videos"]
     binary = a.reelsmith or default_binary()
     tools = ["reelsmith"] + ([] if a.no_pyscenedetect else ["pyscenedetect"])
@@ -131,6 +139,22 @@ def main():
               f"{p[2] / p[3]:.0f} frames/s: ratio {(r[2] / r[3]) / (p[2] / p[3]):.2f}x")
         print(f"SPEED reelsmith as a whole process (start-up included, {r[4]:.2f} s): "
               f"{r[2] / r[4]:.0f} frames/s: ratio {(r[2] / r[4]) / (p[2] / p[3]):.2f}x")
+
+
+def speed_only(videos, binary, repeat):
+    """Frames/s of both tools on each file, fastest of `repeat` alternating runs."""
+    for video in videos:
+        ours, theirs, frames = [], [], 0
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            p = subprocess.run([binary, "shots", video], check=True, capture_output=True, text=True)
+            m = re.search(r"(\d+) frames in ([\d.]+)s", p.stderr)
+            frames = int(m.group(1))
+            ours.append(float(m.group(2)) if m else time.perf_counter() - t0)
+            theirs.append(run_pyscenedetect(video)[1])
+        r, q = min(ours), min(theirs)
+        print(f"{os.path.basename(video)}: {frames} frames; reelsmith {frames / r:.0f} frames/s "
+              f"({r:.2f} s), PySceneDetect {frames / q:.0f} frames/s ({q:.2f} s): ratio {q / r:.2f}x")
 
 
 if __name__ == "__main__":
