@@ -183,6 +183,11 @@ pub fn export_clip(
     Ok(report)
 }
 
+/// At most this many clips are cut at once by [`export_clips`]: each x264 encoder holds its
+/// own lookahead and reference frames (about 150 MB at 1080p), so memory grows with the
+/// number of encoders, not with the cores.
+pub const MAX_CLIPS_AT_ONCE: usize = 4;
+
 /// One clip for [`export_clips`]: `[start, end)` seconds of the video, written to `out`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClipJob {
@@ -198,8 +203,8 @@ pub struct ClipJob {
 /// their reports in the order of `jobs`. `done(i, report)` runs on the calling thread as
 /// each clip `i` is written (for progress).
 ///
-/// With `opts.threads` 0, as many clips as there are cores (at most) are cut at once and
-/// the cores are shared out among them: on 2 cores two single-threaded x264 encoders keep
+/// With `opts.threads` 0, as many clips as there are cores (at most
+/// [`MAX_CLIPS_AT_ONCE`]) are cut at once and the cores are shared out among them: on 2 cores two single-threaded x264 encoders keep
 /// both cores busy, where one frame-threaded encoder keeps about 1.5 busy on a clip of a few
 /// seconds (its pipeline fills and drains on every clip). The last clip, cut while the
 /// others finish, gets FFmpeg's own thread count. A non-zero `opts.threads` cuts one clip at
@@ -231,7 +236,7 @@ pub fn export_clips(
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let workers = if opts.threads == 0 && jobs.len() > 1 && cores > 1 {
-        cores.min(jobs.len())
+        cores.min(jobs.len()).min(MAX_CLIPS_AT_ONCE)
     } else {
         1
     };

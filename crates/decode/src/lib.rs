@@ -48,7 +48,7 @@ mod probe;
 pub use error::DecodeError;
 pub use export::{
     export_clip, export_clips, save_image, ClipJob, ClipMode, ClipOptions, ClipReport, ImageFormat,
-    X264Preset,
+    X264Preset, MAX_CLIPS_AT_ONCE,
 };
 pub use frames::{DecodeOptions, Frame, Frames, Resampler, Sampling, Scale};
 pub use parallel::Mapped;
