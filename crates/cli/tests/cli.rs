@@ -270,3 +270,36 @@ fn highlights_with_a_clip_model_dir_and_prompt() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("needs a CLIP model"));
 }
+
+#[test]
+fn highlights_without_a_cached_model_warns_once_and_scores_without_clip() {
+    let Some(dir) = shared_videos() else { return };
+    let home = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let o = succeeded(
+        reelsmith()
+            .env("HF_HOME", home.path())
+            .env_remove("HF_HUB_CACHE")
+            .env("HF_HUB_OFFLINE", "1")
+            .env("NO_COLOR", "1")
+            .args(["highlights", "--no-clips", "-o"])
+            .arg(out.path())
+            .arg(dir.join("bikes.mp4"))
+            .output()
+            .unwrap(),
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    // One warning that says what happened and how to get CLIP, not the hub's long story.
+    assert_eq!(err.matches("no CLIP model").count(), 1, "{err}");
+    assert!(err.contains("--model-dir DIR"), "{err}");
+    assert!(!err.contains("HF_HUB_OFFLINE"), "{err}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("highlights.json")).unwrap())
+            .unwrap();
+    let clips = json["clips"].as_array().unwrap();
+    assert!(!clips.is_empty());
+    for c in clips {
+        assert!(c["components"]["aesthetics"].is_null(), "{c}");
+        assert!(c["components"]["sharpness"].is_number(), "{c}");
+    }
+}

@@ -120,11 +120,23 @@ fn load_model(args: &Args, quiet: bool) -> Result<Option<AnyModel>> {
     ) {
         Ok(m) => Ok(Some(m)),
         Err(e) => {
-            tracing::warn!(
-                "{DEFAULT_MODEL} is not in the Hugging Face cache ({e}); scoring without CLIP. \
-                 Download it with `huggingface-cli download {DEFAULT_MODEL}` or pass --model-dir DIR \
-                 to add aesthetics, prompts and CLIP diversity"
+            let how = format!(
+                "for aesthetics, prompts and CLIP diversity pass --model {DEFAULT_MODEL} (downloads \
+                 it), run `huggingface-cli download {DEFAULT_MODEL}` once, or pass --model-dir DIR"
             );
+            if matches!(e, reelsmith::embed::EmbedError::Download { .. }) {
+                // Not cached: the usual first run. The hub's long explanation goes to -v.
+                tracing::debug!("{e}");
+                tracing::warn!(
+                    "no CLIP model ({DEFAULT_MODEL} is not in the Hugging Face cache): the score \
+                     uses sharpness and exposure only; {how}"
+                );
+            } else {
+                tracing::warn!(
+                    "no CLIP model ({DEFAULT_MODEL} could not be loaded: {e}): the score uses \
+                     sharpness and exposure only; {how}"
+                );
+            }
             Ok(None)
         }
     }
@@ -209,6 +221,10 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
         .progress(&bars)
         .run(&args.output)?;
     for note in &report.notes {
+        // The missing model was already explained above.
+        if model.is_none() && note.starts_with("no CLIP model") {
+            continue;
+        }
         tracing::warn!("{note}");
     }
     if !ctx.quiet {
