@@ -240,10 +240,15 @@ pub fn export_clips(
     } else {
         1
     };
-    // Threads for job `i`: the cores shared among the jobs that can still run beside it;
-    // the last job (others are finishing) gets FFmpeg's own choice again.
+    // Threads for job `i`: the cores shared among the jobs running beside it. The first
+    // `workers` jobs start together; a later one starts as another finishes, and near the
+    // end fewer remain, so the very last gets FFmpeg's own choice again.
     let job_opts = |i: usize| -> ClipOptions {
-        let beside = (jobs.len() - i).min(workers);
+        let beside = if i < workers {
+            workers
+        } else {
+            (jobs.len() - i).min(workers)
+        };
         let threads = match (workers, beside) {
             (1, _) | (_, 1) => opts.threads,
             _ => (cores / beside).max(1),
