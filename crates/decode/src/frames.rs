@@ -547,7 +547,6 @@ impl Frames {
         };
         let (ow, oh) = (self.out_size.0 as usize, self.out_size.1 as usize);
         let (w, h) = (frame.width() as usize, frame.height() as usize);
-        crate::boxscale::box_factors(w, h, ow, oh)?;
         let src = crate::boxscale::Yuv420 {
             width: w,
             height: h,
