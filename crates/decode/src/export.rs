@@ -234,7 +234,7 @@ pub fn export_clips(
     mut done: impl FnMut(usize, &ClipReport),
 ) -> Result<Vec<ClipReport>, DecodeError> {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = crate::parallel::cores();
     let workers = if opts.threads == 0 && jobs.len() > 1 && cores > 1 {
         cores.min(jobs.len()).min(MAX_CLIPS_AT_ONCE)
     } else {

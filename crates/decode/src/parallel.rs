@@ -24,6 +24,11 @@ const MIN_CHUNK_SECONDS: f64 = 2.0;
 /// Chunks per worker: more than one balances the load when some stretches decode slower.
 const CHUNKS_PER_WORKER: usize = 4;
 
+/// The CPU cores this process may use (1 when unknown).
+pub(crate) fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// The result of the function [`Video::map_frames`] ran on one frame.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mapped<T> {
@@ -132,11 +137,7 @@ impl Video {
         E: From<DecodeError> + Send,
         F: Fn(Frame) -> Result<T, E> + Sync,
     {
-        let workers = if workers == 0 {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        } else {
-            workers
-        };
+        let workers = if workers == 0 { cores() } else { workers };
         let splits = if matches!(opts.sampling, Sampling::EveryNth(_)) {
             Vec::new()
         } else {
@@ -169,7 +170,7 @@ impl Video {
     /// all cores without converting anything; `None` when the video is too short to split
     /// or the chunks do not tile it exactly (the caller then counts sequentially).
     pub(crate) fn count_frames_parallel(&self) -> Option<u64> {
-        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let workers = cores();
         let splits = self.chunk_splits(workers);
         if splits.is_empty() {
             return None;
