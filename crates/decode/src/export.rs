@@ -116,6 +116,12 @@ pub struct ClipReport {
     pub mode: ClipMode,
     /// Stream copy only: whether the start moved back to a keyframe.
     pub snapped_to_keyframe: bool,
+    /// The frames asked for by [`ClipJob::stills`], in that order, at the source's size
+    /// with its rotation applied (as [`crate::Video::frames_from`] gives them). `None`
+    /// where a time lies outside the clip, and every entry `None` for stream copy, which
+    /// decodes nothing. Empty for [`export_clip`].
+    #[serde(skip)]
+    pub stills: Vec<Option<crate::Frame>>,
 }
 
 /// Cuts `[start, end)` seconds of `video` into an MP4 at `out`.
@@ -138,6 +144,18 @@ pub fn export_clip(
     start: f64,
     end: f64,
     out: &Path,
+    opts: &ClipOptions,
+) -> Result<ClipReport, DecodeError> {
+    cut(video, start, end, out, &[], opts)
+}
+
+/// [`export_clip`], also handing back the frames at the times in `stills`.
+fn cut(
+    video: &Video,
+    start: f64,
+    end: f64,
+    out: &Path,
+    stills: &[f64],
     opts: &ClipOptions,
 ) -> Result<ClipReport, DecodeError> {
     let info = video.info();
@@ -165,8 +183,13 @@ pub fn export_clip(
     }
     let tmp = temp_beside(out)?;
     let report = match opts.mode {
-        ClipMode::Reencode => reencode(video, start, end, tmp.path(), out, opts),
-        ClipMode::StreamCopy => stream_copy(video, start, end, tmp.path(), out, opts),
+        ClipMode::Reencode => reencode(video, start, end, tmp.path(), out, stills, opts),
+        ClipMode::StreamCopy => {
+            stream_copy(video, start, end, tmp.path(), out, opts).map(|r| ClipReport {
+                stills: vec![None; stills.len()],
+                ..r
+            })
+        }
     }?;
     if report.frames == 0 {
         return Err(DecodeError::InvalidArgument {
@@ -197,6 +220,29 @@ pub struct ClipJob {
     pub end: f64,
     /// The MP4 to write.
     pub out: PathBuf,
+    /// Times (seconds) of frames to hand back in [`ClipReport::stills`] as RGB images: the
+    /// first frame at or after each time. Re-encoding decodes these frames anyway, so a
+    /// caller that needs pictures from inside its clips (a peak frame, keyframes) gets
+    /// them without seeking and decoding again.
+    pub stills: Vec<f64>,
+}
+
+impl ClipJob {
+    /// A job for `[start, end)` written to `out`, with no stills.
+    pub fn new(start: f64, end: f64, out: impl Into<PathBuf>) -> Self {
+        Self {
+            start,
+            end,
+            out: out.into(),
+            stills: Vec::new(),
+        }
+    }
+
+    /// Also hand back the frames at these times (see [`ClipJob::stills`]).
+    pub fn with_stills(mut self, times: impl IntoIterator<Item = f64>) -> Self {
+        self.stills = times.into_iter().collect();
+        self
+    }
 }
 
 /// Cuts several clips of one video as [`export_clip`] does, several at a time, and returns
@@ -219,7 +265,7 @@ pub struct ClipJob {
 /// let jobs: Vec<ClipJob> = [(12.0, 17.5), (40.0, 44.0)]
 ///     .iter()
 ///     .enumerate()
-///     .map(|(i, &(start, end))| ClipJob { start, end, out: format!("clip_{i}.mp4").into() })
+///     .map(|(i, &(start, end))| ClipJob::new(start, end, format!("clip_{i}.mp4")))
 ///     .collect();
 /// let reports = export_clips(&v, &jobs, &ClipOptions::default(), |i, r| {
 ///     println!("clip {i}: {} frames", r.frames)
@@ -261,7 +307,14 @@ pub fn export_clips(
     let mut reports: Vec<Option<ClipReport>> = vec![None; jobs.len()];
     if workers == 1 {
         for (i, job) in jobs.iter().enumerate() {
-            let r = export_clip(video, job.start, job.end, &job.out, &job_opts(i))?;
+            let r = cut(
+                video,
+                job.start,
+                job.end,
+                &job.out,
+                &job.stills,
+                &job_opts(i),
+            )?;
             done(i, &r);
             reports[i] = Some(r);
         }
@@ -280,7 +333,14 @@ pub fn export_clips(
                     }
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(job) = jobs.get(i) else { break };
-                    let r = export_clip(video, job.start, job.end, &job.out, &job_opts(i));
+                    let r = cut(
+                        video,
+                        job.start,
+                        job.end,
+                        &job.out,
+                        &job.stills,
+                        &job_opts(i),
+                    );
                     if r.is_err() {
                         failed.store(true, Ordering::Relaxed);
                     }
@@ -319,14 +379,19 @@ fn temp_beside(out: &Path) -> Result<tempfile::NamedTempFile, DecodeError> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    tempfile::Builder::new()
-        .prefix(".reelsmith-")
-        .suffix(".part")
-        .tempfile_in(&dir)
-        .map_err(|e| DecodeError::Write {
-            path: out.to_path_buf(),
-            detail: format!("cannot create a temporary file in {}: {e}", dir.display()),
-        })
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".reelsmith-").suffix(".part");
+    // The finished file gets the mode any new file gets (0666 less the umask), not the
+    // owner-only 0600 of a temporary file.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    builder.tempfile_in(&dir).map_err(|e| DecodeError::Write {
+        path: out.to_path_buf(),
+        detail: format!("cannot create a temporary file in {}: {e}", dir.display()),
+    })
 }
 
 fn werr(out: &Path, what: &str, e: impl std::fmt::Display) -> DecodeError {
@@ -391,6 +456,7 @@ fn reencode(
     end: f64,
     tmp: &Path,
     out: &Path,
+    still_times: &[f64],
     opts: &ClipOptions,
 ) -> Result<ClipReport, DecodeError> {
     let info = video.info();
@@ -535,6 +601,8 @@ fn reencode(
     let mut first_time: Option<f64> = None;
     let mut video_done = false;
     let mut audio_done = audio_copy.is_none() && audio_tx.is_none();
+    let mut stills: Vec<Option<crate::Frame>> = vec![None; still_times.len()];
+    let mut conv: Option<crate::frames::Converter> = None;
     let mut packet = ff::Packet::empty();
     let mut decoded = ff::frame::Video::empty();
     let mut filtered = ff::frame::Video::empty();
@@ -576,6 +644,28 @@ fn reencode(
                 continue;
             }
             first_time.get_or_insert(t);
+            // Stills: this frame is the first at or after each time not yet served.
+            for (k, &at) in still_times.iter().enumerate() {
+                if stills[k].is_none() && at >= start - 5e-4 && t >= at - 5e-4 {
+                    let conv = conv.get_or_insert_with(|| {
+                        crate::frames::Converter::new(info, &crate::DecodeOptions::new())
+                    });
+                    let image = match stills[..k].iter().flatten().find(|f| f.time == t) {
+                        Some(same) => same.image.clone(),
+                        None => conv.convert(&decoded)?,
+                    };
+                    let index = if info.fps > 0.0 {
+                        (t * info.fps).round().max(0.0) as u64
+                    } else {
+                        0
+                    };
+                    stills[k] = Some(crate::Frame {
+                        index,
+                        time: t,
+                        image,
+                    });
+                }
+            }
             decoded.set_pts(Some(to_ts(t - start, vin_tb)));
             vgraph
                 .get("in")
@@ -700,6 +790,7 @@ fn reencode(
         audio: has_audio,
         mode: ClipMode::Reencode,
         snapped_to_keyframe: false,
+        stills,
     })
 }
 
@@ -950,6 +1041,7 @@ fn stream_copy(
         frames,
         audio: wrote_audio,
         mode: ClipMode::StreamCopy,
+        stills: Vec::new(),
         snapped_to_keyframe: (cs - start).abs() > 1e-3,
     })
 }

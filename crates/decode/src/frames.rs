@@ -124,7 +124,7 @@ impl DecodeOptions {
 }
 
 /// A decoded, converted frame.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Frame {
     /// 0-based index among all decoded frames, in presentation order (estimated from the
     /// average rate after a seek; see [`crate::Video::frames_from`]).
@@ -172,14 +172,8 @@ pub struct Frames {
     time_base: f64,
     origin_ts: i64,
     avg_fps: f64,
-    rotation: u32,
-    out_size: (u32, u32),
-    flags: scaling::Flags,
+    conv: Converter,
     sampling: Sampling,
-    scaler: Option<(ScalerKey, scaling::Context)>,
-    /// The scaler's output frame, reused from frame to frame (allocating 2-3 MB per frame
-    /// costs as much kernel time as decoding).
-    rgb: ff::frame::Video,
     seek_to: Option<f64>,
     next_index: u64,
     last_time: Option<f64>,
@@ -223,6 +217,125 @@ struct ScalerKey {
     format: Pixel,
     width: u32,
     height: u32,
+}
+
+/// Turns decoded frames into RGB images at the size asked for, with the stream's rotation
+/// applied: the conversion behind [`Frames`], also used for the stills of clip export.
+pub(crate) struct Converter {
+    path: PathBuf,
+    rotation: u32,
+    /// Output size before rotation.
+    out_size: (u32, u32),
+    flags: scaling::Flags,
+    scaler: Option<(ScalerKey, scaling::Context)>,
+    /// The scaler's output frame, reused from frame to frame (allocating 2-3 MB per frame
+    /// costs as much kernel time as decoding).
+    rgb: ff::frame::Video,
+}
+
+impl Converter {
+    pub(crate) fn new(info: &VideoInfo, opts: &DecodeOptions) -> Self {
+        let (tw, th) = target_size(info, opts.scale);
+        let out_size = if info.rotation % 180 == 90 {
+            (th, tw)
+        } else {
+            (tw, th)
+        };
+        let flags = match opts.resampler {
+            Resampler::Bicubic => scaling::Flags::BICUBIC,
+            Resampler::Bilinear => scaling::Flags::BILINEAR,
+            Resampler::Area => scaling::Flags::AREA,
+            Resampler::FastBilinear => scaling::Flags::FAST_BILINEAR,
+        };
+        Self {
+            path: info.path.clone(),
+            rotation: info.rotation,
+            out_size,
+            flags,
+            scaler: None,
+            rgb: ff::frame::Video::empty(),
+        }
+    }
+
+    /// Size of the images, as (width, height), rotation applied.
+    pub(crate) fn output_size(&self) -> (u32, u32) {
+        if self.rotation % 180 == 90 {
+            (self.out_size.1, self.out_size.0)
+        } else {
+            self.out_size
+        }
+    }
+
+    pub(crate) fn convert(&mut self, frame: &ff::frame::Video) -> Result<RgbImage, DecodeError> {
+        if let Some(img) = self.box_convert(frame) {
+            return Ok(self.rotate(img));
+        }
+        let key = ScalerKey {
+            format: frame.format(),
+            width: frame.width(),
+            height: frame.height(),
+        };
+        if self.scaler.as_ref().map(|(k, _)| *k != key).unwrap_or(true) {
+            let ctx = scaling::Context::get(
+                key.format,
+                key.width,
+                key.height,
+                Pixel::RGB24,
+                self.out_size.0,
+                self.out_size.1,
+                self.flags,
+            )
+            .map_err(|e| DecodeError::ffmpeg(&self.path, "setting up the colour converter", e))?;
+            self.scaler = Some((key, ctx));
+        }
+        let (_, scaler) = self.scaler.as_mut().expect("scaler was just set");
+        let rgb = &mut self.rgb;
+        scaler
+            .run(frame, rgb)
+            .map_err(|e| DecodeError::ffmpeg(&self.path, "converting a frame to RGB", e))?;
+        let (w, h) = (rgb.width() as usize, rgb.height() as usize);
+        let stride = rgb.stride(0);
+        let data = rgb.data(0);
+        let mut buf = Vec::with_capacity(w * h * 3);
+        for row in 0..h {
+            buf.extend_from_slice(&data[row * stride..row * stride + w * 3]);
+        }
+        let img = RgbImage::from_raw(w as u32, h as u32, buf).expect("buffer has w*h*3 bytes");
+        Ok(self.rotate(img))
+    }
+
+    /// The area-average shrink of an 8-bit 4:2:0 frame by whole, even factors, done
+    /// without swscale (see [`crate::boxscale`]); `None` where it does not apply.
+    fn box_convert(&self, frame: &ff::frame::Video) -> Option<RgbImage> {
+        if self.flags != scaling::Flags::AREA {
+            return None;
+        }
+        let full_range = match frame.format() {
+            Pixel::YUV420P => false,
+            Pixel::YUVJ420P => true,
+            _ => return None,
+        };
+        let (ow, oh) = (self.out_size.0 as usize, self.out_size.1 as usize);
+        let (w, h) = (frame.width() as usize, frame.height() as usize);
+        let src = crate::boxscale::Yuv420 {
+            width: w,
+            height: h,
+            planes: [0, 1, 2].map(|p| (frame.data(p), frame.stride(p))),
+            full_range,
+        };
+        let rgb = crate::boxscale::box_to_rgb(&src, ow, oh)?;
+        RgbImage::from_raw(ow as u32, oh as u32, rgb)
+    }
+
+    /// Applies the stream's rotation to the pixels.
+    fn rotate(&self, img: RgbImage) -> RgbImage {
+        match self.rotation {
+            90 => image::imageops::rotate90(&img),
+            180 => image::imageops::rotate180(&img),
+            270 => image::imageops::rotate270(&img),
+            _ => img,
+        }
+    }
 }
 
 impl Frames {
@@ -300,18 +413,6 @@ impl Frames {
                 );
             }
         }
-        let (tw, th) = target_size(info, opts.scale);
-        let out_size = if info.rotation % 180 == 90 {
-            (th, tw)
-        } else {
-            (tw, th)
-        };
-        let flags = match opts.resampler {
-            Resampler::Bicubic => scaling::Flags::BICUBIC,
-            Resampler::Bilinear => scaling::Flags::BILINEAR,
-            Resampler::Area => scaling::Flags::AREA,
-            Resampler::FastBilinear => scaling::Flags::FAST_BILINEAR,
-        };
         Ok(Self {
             path,
             input,
@@ -320,12 +421,8 @@ impl Frames {
             time_base,
             origin_ts,
             avg_fps: info.fps,
-            rotation: info.rotation,
-            out_size,
-            flags,
+            conv: Converter::new(info, opts),
             sampling: opts.sampling,
-            scaler: None,
-            rgb: ff::frame::Video::empty(),
             seek_to,
             next_index: 0,
             last_time: None,
@@ -356,11 +453,7 @@ impl Frames {
 
     /// Size of the frames this iterator yields, as (width, height), rotation applied.
     pub fn output_size(&self) -> (u32, u32) {
-        if self.rotation % 180 == 90 {
-            (self.out_size.1, self.out_size.0)
-        } else {
-            self.out_size
-        }
+        self.conv.output_size()
     }
 
     fn frame_time(&mut self, frame: &ff::frame::Video) -> f64 {
@@ -491,80 +584,9 @@ impl Frames {
     }
 
     fn emit(&mut self, frame: &ff::frame::Video, index: u64, time: f64) -> Result<(), DecodeError> {
-        let image = self.convert(frame)?;
+        let image = self.conv.convert(frame)?;
         self.ready.push_back(Frame { index, time, image });
         Ok(())
-    }
-
-    fn convert(&mut self, frame: &ff::frame::Video) -> Result<RgbImage, DecodeError> {
-        if let Some(img) = self.box_convert(frame) {
-            return Ok(self.rotate(img));
-        }
-        let key = ScalerKey {
-            format: frame.format(),
-            width: frame.width(),
-            height: frame.height(),
-        };
-        if self.scaler.as_ref().map(|(k, _)| *k != key).unwrap_or(true) {
-            let ctx = scaling::Context::get(
-                key.format,
-                key.width,
-                key.height,
-                Pixel::RGB24,
-                self.out_size.0,
-                self.out_size.1,
-                self.flags,
-            )
-            .map_err(|e| DecodeError::ffmpeg(&self.path, "setting up the colour converter", e))?;
-            self.scaler = Some((key, ctx));
-        }
-        let (_, scaler) = self.scaler.as_mut().expect("scaler was just set");
-        let rgb = &mut self.rgb;
-        scaler
-            .run(frame, rgb)
-            .map_err(|e| DecodeError::ffmpeg(&self.path, "converting a frame to RGB", e))?;
-        let (w, h) = (rgb.width() as usize, rgb.height() as usize);
-        let stride = rgb.stride(0);
-        let data = rgb.data(0);
-        let mut buf = Vec::with_capacity(w * h * 3);
-        for row in 0..h {
-            buf.extend_from_slice(&data[row * stride..row * stride + w * 3]);
-        }
-        let img = RgbImage::from_raw(w as u32, h as u32, buf).expect("buffer has w*h*3 bytes");
-        Ok(self.rotate(img))
-    }
-
-    /// The area-average shrink of an 8-bit 4:2:0 frame by whole, even factors, done
-    /// without swscale (see [`crate::boxscale`]); `None` where it does not apply.
-    fn box_convert(&self, frame: &ff::frame::Video) -> Option<RgbImage> {
-        if self.flags != scaling::Flags::AREA {
-            return None;
-        }
-        let full_range = match frame.format() {
-            Pixel::YUV420P => false,
-            Pixel::YUVJ420P => true,
-            _ => return None,
-        };
-        let (ow, oh) = (self.out_size.0 as usize, self.out_size.1 as usize);
-        let (w, h) = (frame.width() as usize, frame.height() as usize);
-        let src = crate::boxscale::Yuv420 {
-            width: w,
-            height: h,
-            planes: [0, 1, 2].map(|p| (frame.data(p), frame.stride(p))),
-            full_range,
-        };
-        let rgb = crate::boxscale::box_to_rgb(&src, ow, oh)?;
-        RgbImage::from_raw(ow as u32, oh as u32, rgb)
-    }
-
-    /// Applies the stream's rotation to the pixels.
-    fn rotate(&self, img: RgbImage) -> RgbImage {
-        match self.rotation {
-            90 => image::imageops::rotate90(&img),
-            180 => image::imageops::rotate180(&img),
-            270 => image::imageops::rotate270(&img),
-            _ => img,
-        }
     }
 
     /// Feeds the decoder until it yields a frame or the stream ends.

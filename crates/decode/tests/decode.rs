@@ -247,6 +247,15 @@ fn synthetic_clip_export() {
         .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
         .collect();
     assert!(leftovers.is_empty());
+    // The clip is readable as any new file is (its temporary file was owner-only).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, b"x").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&out), mode(&plain));
+    }
 
     // Stream copy starts on the keyframe at or before 0.7 s (frame 12 at 0.48 s).
     let out2 = dir.path().join("copy.mp4");
@@ -282,10 +291,14 @@ fn synthetic_clips_cut_several_at_a_time() {
     let jobs: Vec<ClipJob> = spans
         .iter()
         .enumerate()
-        .map(|(i, &(start, end))| ClipJob {
-            start,
-            end,
-            out: dir.path().join(format!("c{i}.mp4")),
+        .map(|(i, &(start, end))| {
+            // Stills: inside, at the very start, before the clip and after it.
+            ClipJob::new(start, end, dir.path().join(format!("c{i}.mp4"))).with_stills([
+                start + 0.13,
+                start,
+                start - 0.2,
+                end + 0.1,
+            ])
         })
         .collect();
     let mut seen = Vec::new();
@@ -302,6 +315,24 @@ fn synthetic_clips_cut_several_at_a_time() {
         assert_eq!(r.path, job.out, "clip {i}");
         assert_eq!((r.frames, r.start), (want.frames, want.start), "clip {i}");
         assert_eq!(seen[i].1, r.frames);
+        // The stills are the frames a seek would give, and none outside the clip.
+        assert_eq!(r.stills.len(), 4);
+        for (k, &at) in job.stills[..2].iter().enumerate() {
+            let seek = v
+                .frames_from(at, &DecodeOptions::new())
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap();
+            let still = r.stills[k].as_ref().expect("a still inside the clip");
+            assert_eq!(
+                (still.time, still.index),
+                (seek.time, seek.index),
+                "clip {i}"
+            );
+            assert!(still.image == seek.image, "clip {i} still {k} differs");
+        }
+        assert!(r.stills[2].is_none() && r.stills[3].is_none(), "clip {i}");
         let frames: Vec<usize> = open(&job.out)
             .unwrap()
             .frames(&DecodeOptions::new())
@@ -312,6 +343,14 @@ fn synthetic_clips_cut_several_at_a_time() {
         let want_frames: Vec<usize> = (first..first + frames.len()).collect();
         assert_eq!(frames, want_frames, "clip {i} holds the wrong frames");
     }
+
+    // Stream copy decodes nothing, so it has no stills to give.
+    let copy = ClipOptions {
+        mode: ClipMode::StreamCopy,
+        ..ClipOptions::default()
+    };
+    let r = export_clips(&v, &jobs[..1], &copy, |_, _| {}).unwrap();
+    assert_eq!(r[0].stills, vec![None; 4]);
 
     // A bad job fails the whole call with its own error; the good ones are complete files
     // and nothing half-written is left.

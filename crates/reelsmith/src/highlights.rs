@@ -521,13 +521,17 @@ impl<'a> Highlights<'a> {
     /// the clips, `highlights.json`, `timeline.csv`, `similarity.csv`, `scores.png` and
     /// `contact_sheet.jpg`.
     pub fn run(&self, out_dir: &Path) -> Result<HighlightsReport, HighlightsError> {
+        let t = std::time::Instant::now();
         let mut report = self.analyse()?;
+        tracing::info!("analysis took {:.2} s", t.elapsed().as_secs_f64());
+        let t = std::time::Instant::now();
         std::fs::create_dir_all(out_dir).map_err(|source| HighlightsError::Write {
             path: out_dir.to_path_buf(),
             source,
         })?;
         let video = decode::open(&self.video)?;
         let cfg = &self.config;
+        let mut peak_frames = vec![None; report.clips.len()];
         if cfg.export_clips {
             if let Some(p) = self.progress {
                 p.start(Stage::Export, report.clips.len() as u64);
@@ -542,10 +546,14 @@ impl<'a> Highlights<'a> {
             let jobs: Vec<ClipJob> = report
                 .clips
                 .iter()
-                .map(|c| ClipJob {
-                    start: c.start_time,
-                    end: c.start_time + c.duration,
-                    out: out_dir.join(&c.filename),
+                .map(|c| {
+                    // The peak frame comes back from the cut for the contact sheet.
+                    ClipJob::new(
+                        c.start_time,
+                        c.start_time + c.duration,
+                        out_dir.join(&c.filename),
+                    )
+                    .with_stills([c.peak_time])
                 })
                 .collect();
             let written = decode::export_clips(&video, &jobs, &opts, |_, _| {
@@ -553,7 +561,10 @@ impl<'a> Highlights<'a> {
                     p.advance(Stage::Export, 1);
                 }
             })?;
-            for (clip, r) in report.clips.iter_mut().zip(written) {
+            for (n, (clip, r)) in report.clips.iter_mut().zip(written).enumerate() {
+                if let Some(Some(f)) = r.stills.into_iter().next() {
+                    peak_frames[n] = Some(f.image);
+                }
                 if r.snapped_to_keyframe {
                     clip.duration += clip.start_time - r.start;
                     clip.start_time = r.start;
@@ -562,8 +573,11 @@ impl<'a> Highlights<'a> {
             if let Some(p) = self.progress {
                 p.finish(Stage::Export);
             }
+            tracing::info!("clip export took {:.2} s", t.elapsed().as_secs_f64());
         }
-        crate::report::write_highlights(&video, &report, out_dir)?;
+        let t = std::time::Instant::now();
+        crate::report::write_highlights(&video, &report, peak_frames, out_dir)?;
+        tracing::info!("reports took {:.2} s", t.elapsed().as_secs_f64());
         Ok(report)
     }
 }

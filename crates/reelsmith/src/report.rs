@@ -67,17 +67,19 @@ fn font_available() -> bool {
 }
 
 /// Writes `highlights.json`, `timeline.csv`, `similarity.csv`, `scores.png` and
-/// `contact_sheet.jpg` for a highlights run.
+/// `contact_sheet.jpg` for a highlights run. `peak_frames[i]` is clip `i`'s peak frame
+/// where the clip export already decoded it; the others are decoded here.
 pub fn write_highlights(
     video: &Video,
     report: &HighlightsReport,
+    peak_frames: Vec<Option<RgbImage>>,
     dir: &Path,
 ) -> Result<(), HighlightsError> {
     write_json(&dir.join("highlights.json"), report)?;
     write_timeline(report, &dir.join("timeline.csv"))?;
     write_similarity(report, &dir.join("similarity.csv"))?;
     plot_scores(report, &dir.join("scores.png"))?;
-    contact_sheet(video, report, &dir.join("contact_sheet.jpg"))?;
+    contact_sheet(video, report, peak_frames, &dir.join("contact_sheet.jpg"))?;
     Ok(())
 }
 
@@ -221,16 +223,25 @@ fn save(img: &RgbImage, path: &Path) -> Result<(), HighlightsError> {
 fn contact_sheet(
     video: &Video,
     report: &HighlightsReport,
+    mut peak_frames: Vec<Option<RgbImage>>,
     path: &Path,
 ) -> Result<(), HighlightsError> {
     const TILE_H: u32 = 240;
     const LABEL_H: u32 = 28;
     let opts = DecodeOptions::new().scale(Scale::Height(TILE_H));
+    peak_frames.resize(report.clips.len(), None);
     let mut tiles = Vec::new();
-    for c in &report.clips {
-        let frame = video.frames_from(c.peak_time, &opts)?.next().transpose()?;
-        if let Some(f) = frame {
-            tiles.push((f.image, c));
+    for (c, peak) in report.clips.iter().zip(peak_frames) {
+        let tile = match peak {
+            Some(img) => Some(tile_of(&img, TILE_H)),
+            None => video
+                .frames_from(c.peak_time, &opts)?
+                .next()
+                .transpose()?
+                .map(|f| f.image),
+        };
+        if let Some(t) = tile {
+            tiles.push((t, c));
         }
     }
     if tiles.is_empty() {
@@ -276,4 +287,16 @@ fn contact_sheet(
         sheet = RgbImage::from_raw(w, h, buf).expect("buffer size matches");
     }
     save(&sheet, path)
+}
+
+/// `img` shrunk to `height` rows, the width keeping the aspect (even, as a scaled decode
+/// gives it).
+fn tile_of(img: &RgbImage, height: u32) -> RgbImage {
+    if img.height() == height {
+        return img.clone();
+    }
+    let half = (f64::from(height) * f64::from(img.width()) / (2.0 * f64::from(img.height())))
+        .round() as u32;
+    let width = (half * 2).max(2);
+    image::imageops::resize(img, width, height, image::imageops::FilterType::Triangle)
 }

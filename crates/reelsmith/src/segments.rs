@@ -222,6 +222,7 @@ pub fn segment_video(
         .collect();
     let clip_name = |i: usize| format!("segment_{:03}.mp4", i + 1);
     let mut clips: Vec<Option<String>> = vec![None; summaries.len()];
+    let mut stills: Vec<Vec<Option<decode::Frame>>> = vec![Vec::new(); summaries.len()];
     if cfg.export_clips {
         let (which, jobs): (Vec<usize>, Vec<ClipJob>) = spans
             .iter()
@@ -229,27 +230,38 @@ pub fn segment_video(
             .filter(|(_, (start, end))| end > start)
             .map(|(i, &(start, end))| {
                 let out = out_dir.join(clip_name(i));
-                (i, ClipJob { start, end, out })
+                // The keyframes lie inside the segment: the cut hands them back decoded.
+                let times = summaries[i]
+                    .keyframes
+                    .iter()
+                    .map(|&row| sampled.refs[row].1);
+                (i, ClipJob::new(start, end, out).with_stills(times))
             })
             .unzip();
-        decode::export_clips(&v, &jobs, &clip_opts, |_, _| {
+        let written = decode::export_clips(&v, &jobs, &clip_opts, |_, _| {
             if let Some(p) = progress {
                 p.advance(Stage::Export, 1);
             }
         })?;
-        for i in which {
+        for (i, r) in which.into_iter().zip(written) {
             clips[i] = Some(clip_name(i));
+            stills[i] = r.stills;
         }
     }
     let mut segments = Vec::with_capacity(summaries.len());
-    for (i, (s, clip)) in summaries.iter().zip(clips).enumerate() {
+    for (i, ((s, clip), mut decoded)) in summaries.iter().zip(clips).zip(stills).enumerate() {
         let number = i + 1;
         let (start, end) = spans[i];
         let mut keyframes = Vec::new();
-        for (j, &row) in s.keyframes.iter().enumerate() {
+        decoded.resize(s.keyframes.len(), None);
+        for (j, (&row, still)) in s.keyframes.iter().zip(decoded).enumerate() {
             let (frame, time) = sampled.refs[row];
             let name = format!("segment_{number:03}_kf{}.jpg", j + 1);
-            if let Some(f) = v.frames_from(time, &kf_opts)?.next().transpose()? {
+            let f = match still {
+                Some(f) => Some(f),
+                None => v.frames_from(time, &kf_opts)?.next().transpose()?,
+            };
+            if let Some(f) = f {
                 decode::save_image(&f.image, &out_dir.join(&name), None)?;
             }
             keyframes.push(Keyframe {
