@@ -21,8 +21,25 @@ use crate::probe::{next_packet, open_input, Video};
 /// own demuxer and decoder (a few milliseconds).
 const MIN_CHUNK_SECONDS: f64 = 2.0;
 
-/// Chunks per worker: more than one balances the load when some stretches decode slower.
-const CHUNKS_PER_WORKER: usize = 4;
+/// Chunks per worker: more than one balances the load when some stretches decode slower,
+/// and the chunks are taken longest first, so that the last ones to finish are short.
+const CHUNKS_PER_WORKER: usize = 8;
+
+/// The order in which workers take the chunks that `splits` cut a video of `duration`
+/// seconds into: longest first (a greedy schedule that leaves short chunks for the end,
+/// when a worker that finishes early has nothing else to do), ties in time order.
+fn longest_first(splits: &[f64], duration: f64) -> Vec<usize> {
+    let n = splits.len() + 1;
+    let span = |c: usize| {
+        let start = if c == 0 { 0.0 } else { splits[c - 1] };
+        let end = splits.get(c).copied().unwrap_or(duration.max(start));
+        end - start
+    };
+    let mut order: Vec<usize> = (0..n).collect();
+    // Spans within a millisecond count as equal, so that keyframe jitter keeps time order.
+    order.sort_by_key(|&c| (std::cmp::Reverse((span(c) * 1000.0).round() as i64), c));
+    order
+}
 
 /// The CPU cores this process may use (1 when unknown).
 pub(crate) fn cores() -> usize {
@@ -176,19 +193,19 @@ impl Video {
             return None;
         }
         let n = splits.len() + 1;
+        let order = longest_first(&splits, self.info().duration);
         let opts = DecodeOptions::new().threads(1);
         let next = AtomicUsize::new(0);
         let stats: Vec<Option<ChunkStats>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..workers.min(n))
                 .map(|_| {
-                    let (next, opts, splits) = (&next, &opts, &splits);
+                    let (next, opts, splits, order) = (&next, &opts, &splits, &order);
                     scope.spawn(move || {
                         let mut mine = Vec::new();
                         loop {
-                            let c = next.fetch_add(1, Ordering::Relaxed);
-                            if c >= n {
+                            let Some(&c) = order.get(next.fetch_add(1, Ordering::Relaxed)) else {
                                 break;
-                            }
+                            };
                             let frames = match c {
                                 0 => self.frames(opts),
                                 _ => self.frames_from(splits[c - 1], opts),
@@ -286,6 +303,7 @@ impl Video {
         };
         // One decoder thread per chunk: the chunks themselves are the parallelism.
         let chunk_opts = opts.clone().threads(1);
+        let order = longest_first(splits, self.info().duration);
         let next = AtomicUsize::new(0);
         let stop = AtomicBool::new(false);
         let mut values: Vec<Vec<(u64, f64, T)>> = (0..n).map(|_| Vec::new()).collect();
@@ -296,10 +314,12 @@ impl Video {
             let (tx, rx) = mpsc::channel::<Msg<T, E>>();
             for _ in 0..workers.min(n) {
                 let tx = tx.clone();
-                let (next, stop, chunk_opts) = (&next, &stop, &chunk_opts);
+                let (next, stop, chunk_opts, order) = (&next, &stop, &chunk_opts, &order);
                 scope.spawn(move || loop {
-                    let chunk = next.fetch_add(1, Ordering::Relaxed);
-                    if chunk >= n || stop.load(Ordering::Relaxed) {
+                    let Some(&chunk) = order.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                        break;
+                    };
+                    if stop.load(Ordering::Relaxed) {
                         break;
                     }
                     let (start, end) = bounds(chunk);
@@ -409,5 +429,22 @@ impl Video {
             }
         }
         Ok(frames.stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::longest_first;
+
+    #[test]
+    fn chunks_are_taken_longest_first_ties_in_time_order() {
+        // Chunks: [0, 5.3) [5.3, 15.9) [15.9, 21.2) [21.2, 31.7) [31.7, 63.5)
+        let splits = [5.3, 15.9, 21.2, 31.7];
+        assert_eq!(longest_first(&splits, 63.5), [4, 1, 3, 0, 2]);
+        // Spans a fraction of a millisecond apart keep their time order.
+        assert_eq!(longest_first(&[1.0, 2.0004], 3.0), [0, 1, 2]);
+        // One chunk, and an unknown duration (the last chunk then counts as empty).
+        assert_eq!(longest_first(&[], 10.0), [0]);
+        assert_eq!(longest_first(&[4.0, 6.0], 0.0), [0, 1, 2]);
     }
 }
