@@ -587,9 +587,8 @@ fn reencode(
         .map_err(|e| werr(out, "writing the MP4 header", e))?;
     let vout_tb = octx.stream(vout_index).expect("added").time_base();
 
-    // Seek to the keyframe before the start.
-    let target = ((start + origin) * f64::from(ff::ffi::AV_TIME_BASE)) as i64;
-    let _ = ictx.seek(target, ..target);
+    // Seek to a keyframe shown at or before the start.
+    crate::probe::seek_to_show(&mut ictx, info, start);
 
     let vorigin = to_ts(origin, vin_tb);
     let frame_dur = if info.fps > 0.0 {
@@ -601,6 +600,7 @@ fn reencode(
     let mut first_time: Option<f64> = None;
     let mut video_done = false;
     let mut audio_done = audio_copy.is_none() && audio_tx.is_none();
+    let mut skipping = false;
     let mut stills: Vec<Option<crate::Frame>> = vec![None; still_times.len()];
     let mut conv: Option<crate::frames::Converter> = None;
     let mut packet = ff::Packet::empty();
@@ -698,6 +698,19 @@ fn reencode(
         if si == info.stream_index {
             if video_done {
                 continue;
+            }
+            // Before the start, frames are decoded only as references of later ones:
+            // those nothing references (most B-frames) are dropped undecoded.
+            let pre_roll = packet
+                .pts()
+                .is_some_and(|p| secs(p - vorigin, vin_tb) < start - 5e-4);
+            if pre_roll != skipping {
+                vdec.skip_frame(if pre_roll {
+                    ff::Discard::NonReference
+                } else {
+                    ff::Discard::Default
+                });
+                skipping = pre_roll;
             }
             let _ = vdec.send_packet(&packet);
             handle_frames(
@@ -975,8 +988,7 @@ fn stream_copy(
     }
     octx.write_header()
         .map_err(|e| werr(out, "writing the MP4 header", e))?;
-    let target = ((start + origin) * f64::from(ff::ffi::AV_TIME_BASE)) as i64;
-    let _ = ictx.seek(target, ..target);
+    crate::probe::seek_to_show(&mut ictx, info, start);
     let mut packet = ff::Packet::empty();
     let mut clip_start: Option<f64> = None; // source time of the first keyframe copied
     let mut frames = 0u64;

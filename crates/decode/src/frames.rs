@@ -175,6 +175,8 @@ pub struct Frames {
     conv: Converter,
     sampling: Sampling,
     seek_to: Option<f64>,
+    /// Whether the decoder is dropping non-reference frames before `seek_to`.
+    skipping_pre_roll: bool,
     next_index: u64,
     last_time: Option<f64>,
     /// Lookahead frame for fps sampling: (frame, index, time, slot).
@@ -402,16 +404,9 @@ impl Frames {
             .map_err(|e| DecodeError::ffmpeg(&path, "opening the video decoder", e))?;
         let origin_ts = (info.start_time / time_base).round() as i64;
         if let Some(t) = seek_to {
-            let target = ((t + info.start_time) * f64::from(ff::ffi::AV_TIME_BASE)) as i64;
-            // Lands on the last keyframe at or before the target; frames before `t` are
-            // decoded and dropped.
-            if let Err(e) = input.seek(target, ..target) {
-                // Seeking may fail on unseekable input; decode from the start instead.
-                tracing::debug!(
-                    "{}: seek to {t}s failed ({e}); decoding from the start",
-                    path.display()
-                );
-            }
+            // Lands on a keyframe shown at or before `t`; frames before `t` are decoded
+            // (where something references them) and dropped.
+            crate::probe::seek_to_show(&mut input, info, t);
         }
         Ok(Self {
             path,
@@ -424,6 +419,7 @@ impl Frames {
             conv: Converter::new(info, opts),
             sampling: opts.sampling,
             seek_to,
+            skipping_pre_roll: false,
             next_index: 0,
             last_time: None,
             pending: None,
@@ -589,6 +585,28 @@ impl Frames {
         Ok(())
     }
 
+    /// After a seek, the frames before the asked time are decoded only to rebuild the
+    /// references of the frames after it: those that nothing references (most B-frames)
+    /// need not be decoded at all. The decoder is told to drop non-reference frames
+    /// while the packets' times lie before the asked time. Chunks of a parallel decode
+    /// start at their keyframe and keep every frame, for their bookkeeping.
+    fn skip_pre_roll(&mut self, packet: &ff::Packet) {
+        let Some(start) = self.seek_to.filter(|_| !self.chunk) else {
+            return;
+        };
+        let before = packet
+            .pts()
+            .is_some_and(|p| ((p - self.origin_ts) as f64 * self.time_base) < start - 5e-4);
+        if before != self.skipping_pre_roll {
+            self.decoder.skip_frame(if before {
+                ff::Discard::NonReference
+            } else {
+                ff::Discard::Default
+            });
+            self.skipping_pre_roll = before;
+        }
+    }
+
     /// Feeds the decoder until it yields a frame or the stream ends.
     fn step(&mut self) -> Result<(), DecodeError> {
         let mut decoded = ff::frame::Video::empty();
@@ -652,6 +670,7 @@ impl Frames {
             let mut packet = ff::Packet::empty();
             match packet.read(&mut self.input) {
                 Ok(()) if packet.stream() == self.stream_index => {
+                    self.skip_pre_roll(&packet);
                     match self.decoder.send_packet(&packet) {
                         Ok(()) => {}
                         Err(ff::Error::InvalidData) | Err(ff::Error::Other { .. }) => {

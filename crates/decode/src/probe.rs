@@ -207,6 +207,48 @@ pub(crate) fn next_packet(
     }
 }
 
+/// Seeks `input` so that decoding starts at a keyframe shown at or before `t` seconds on
+/// the file's timeline (`info.start_time` is its origin). Demuxers seek by decode time,
+/// and in an open GOP a keyframe decoded before `t` can be shown after it: the B-frames
+/// shown before that keyframe need the previous GOP, so they would be lost. The first
+/// video packet after the seek tells; when it is shown after `t` the seek is repeated
+/// further back, and in the end from the start. A failed seek leaves the input where it
+/// was (decoding then starts there) and is logged.
+pub(crate) fn seek_to_show(input: &mut ff::format::context::Input, info: &VideoInfo, t: f64) {
+    let tb = match input.stream(info.stream_index) {
+        Some(s) => f64::from(s.time_base()),
+        None => return,
+    };
+    let to = |secs: f64| ((secs + info.start_time) * f64::from(ff::ffi::AV_TIME_BASE)) as i64;
+    for back in [0.0, 0.5, 2.0, 8.0, 32.0, f64::INFINITY] {
+        let target = to((t - back).max(0.0));
+        if let Err(e) = input.seek(target, ..target) {
+            tracing::debug!(
+                "{}: seek to {t}s failed ({e}); decoding from where the input is",
+                info.path.display()
+            );
+            return;
+        }
+        if t - back <= 0.0 {
+            return;
+        }
+        let first_pts = loop {
+            let mut packet = ff::Packet::empty();
+            match packet.read(input) {
+                Ok(()) if packet.stream() == info.stream_index => break packet.pts(),
+                Ok(()) | Err(ff::Error::InvalidData) => continue,
+                Err(_) => break None,
+            }
+        };
+        let shown_after = first_pts.is_some_and(|p| p as f64 * tb - info.start_time > t + 5e-4);
+        if !shown_after {
+            // Back to where that packet was read from.
+            let _ = input.seek(target, ..target);
+            return;
+        }
+    }
+}
+
 /// Opens the demuxer, mapping failures to typed errors.
 pub(crate) fn open_input(path: &Path) -> Result<ff::format::context::Input, DecodeError> {
     crate::init();
