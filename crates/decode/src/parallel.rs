@@ -202,10 +202,7 @@ impl Video {
                     let (next, opts, splits, order) = (&next, &opts, &splits, &order);
                     scope.spawn(move || {
                         let mut mine = Vec::new();
-                        loop {
-                            let Some(&c) = order.get(next.fetch_add(1, Ordering::Relaxed)) else {
-                                break;
-                            };
+                        while let Some(&c) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
                             let frames = match c {
                                 0 => self.frames(opts),
                                 _ => self.frames_from(splits[c - 1], opts),
@@ -315,20 +312,20 @@ impl Video {
             for _ in 0..workers.min(n) {
                 let tx = tx.clone();
                 let (next, stop, chunk_opts, order) = (&next, &stop, &chunk_opts, &order);
-                scope.spawn(move || loop {
-                    let Some(&chunk) = order.get(next.fetch_add(1, Ordering::Relaxed)) else {
-                        break;
-                    };
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let (start, end) = bounds(chunk);
-                    let msg = match self.run_chunk(chunk, start, end, chunk_opts, map, &tx, stop) {
-                        Ok(stats) => Msg::Done { chunk, stats },
-                        Err(fail) => Msg::Failed { chunk, fail },
-                    };
-                    if tx.send(msg).is_err() {
-                        break;
+                scope.spawn(move || {
+                    while let Some(&chunk) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let (start, end) = bounds(chunk);
+                        let msg =
+                            match self.run_chunk(chunk, start, end, chunk_opts, map, &tx, stop) {
+                                Ok(stats) => Msg::Done { chunk, stats },
+                                Err(fail) => Msg::Failed { chunk, fail },
+                            };
+                        if tx.send(msg).is_err() {
+                            break;
+                        }
                     }
                 });
             }
