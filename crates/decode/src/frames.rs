@@ -447,6 +447,12 @@ impl Frames {
         self
     }
 
+    /// Gives back the demuxer, for the next chunk of the same worker to seek in (opening a
+    /// file again reads its header and probes its streams: about 10 ms).
+    pub(crate) fn into_input(self) -> ff::format::context::Input {
+        self.input
+    }
+
     /// Size of the frames this iterator yields, as (width, height), rotation applied.
     pub fn output_size(&self) -> (u32, u32) {
         self.conv.output_size()
@@ -476,13 +482,19 @@ impl Frames {
         Ok(self.counted)
     }
 
-    /// Decodes this chunk to its end without converting anything; returns what it saw.
-    pub(crate) fn count_chunk(mut self) -> Result<ChunkStats, DecodeError> {
+    /// Decodes this chunk to its end without converting anything; returns what it saw
+    /// and leaves the demuxer in `spare` for the worker's next chunk.
+    pub(crate) fn count_chunk_keep(
+        mut self,
+        spare: &mut Option<ff::format::context::Input>,
+    ) -> Result<ChunkStats, DecodeError> {
         self.count_only = true;
         while !self.done {
             self.step()?;
         }
-        Ok(self.stats)
+        let stats = self.stats;
+        *spare = Some(self.into_input());
+        Ok(stats)
     }
 
     /// Decides what to do with a freshly decoded frame.

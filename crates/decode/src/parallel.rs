@@ -202,13 +202,14 @@ impl Video {
                     let (next, opts, splits, order) = (&next, &opts, &splits, &order);
                     scope.spawn(move || {
                         let mut mine = Vec::new();
+                        let mut spare = None;
                         while let Some(&c) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
-                            let frames = match c {
-                                0 => self.frames(opts),
-                                _ => self.frames_from(splits[c - 1], opts),
-                            };
+                            let start = c.checked_sub(1).map(|p| splits[p]);
+                            let frames = self.chunk_frames(start, opts, &mut spare);
                             let end = splits.get(c).copied();
-                            let s = frames.and_then(|f| f.into_chunk(end).count_chunk()).ok();
+                            let s = frames
+                                .and_then(|f| f.into_chunk(end).count_chunk_keep(&mut spare))
+                                .ok();
                             mine.push((c, s));
                         }
                         mine
@@ -313,16 +314,18 @@ impl Video {
                 let tx = tx.clone();
                 let (next, stop, chunk_opts, order) = (&next, &stop, &chunk_opts, &order);
                 scope.spawn(move || {
+                    let mut spare = None;
                     while let Some(&chunk) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
                         if stop.load(Ordering::Relaxed) {
                             break;
                         }
                         let (start, end) = bounds(chunk);
-                        let msg =
-                            match self.run_chunk(chunk, start, end, chunk_opts, map, &tx, stop) {
-                                Ok(stats) => Msg::Done { chunk, stats },
-                                Err(fail) => Msg::Failed { chunk, fail },
-                            };
+                        let msg = match self
+                            .run_chunk(chunk, start, end, chunk_opts, map, &tx, stop, &mut spare)
+                        {
+                            Ok(stats) => Msg::Done { chunk, stats },
+                            Err(fail) => Msg::Failed { chunk, fail },
+                        };
                         if tx.send(msg).is_err() {
                             break;
                         }
@@ -396,15 +399,14 @@ impl Video {
         map: &F,
         tx: &mpsc::Sender<Msg<T, E>>,
         stop: &AtomicBool,
+        spare: &mut Option<ff::format::context::Input>,
     ) -> Result<ChunkStats, ChunkFail<E>>
     where
         F: Fn(Frame) -> Result<T, E>,
     {
-        let frames = match start {
-            None => self.frames(opts),
-            Some(t) => self.frames_from(t, opts),
-        }
-        .map_err(ChunkFail::Decode)?;
+        let frames = self
+            .chunk_frames(start, opts, spare)
+            .map_err(ChunkFail::Decode)?;
         let mut frames = frames.into_chunk(end);
         for frame in frames.by_ref() {
             if stop.load(Ordering::Relaxed) {
@@ -425,7 +427,30 @@ impl Video {
                 break;
             }
         }
-        Ok(frames.stats)
+        let stats = frames.stats;
+        *spare = Some(frames.into_input());
+        Ok(stats)
+    }
+
+    /// The frames of a chunk starting at `start` (the video's start for `None`): a worker
+    /// seeks in the demuxer its last chunk left in `spare` rather than opening the file
+    /// again.
+    fn chunk_frames(
+        &self,
+        start: Option<f64>,
+        opts: &DecodeOptions,
+        spare: &mut Option<ff::format::context::Input>,
+    ) -> Result<crate::Frames, DecodeError> {
+        match (start, spare.take()) {
+            (Some(t), Some(input)) => {
+                crate::frames::Frames::new(self.info(), opts, Some(t), || Ok(input))
+            }
+            (Some(t), None) => self.frames_from(t, opts),
+            (None, input) => {
+                *spare = input;
+                self.frames(opts)
+            }
+        }
     }
 }
 
