@@ -146,18 +146,12 @@ pub fn export_clip(
     out: &Path,
     opts: &ClipOptions,
 ) -> Result<ClipReport, DecodeError> {
-    cut(video, start, end, out, &[], opts)
+    cut(video, &ClipJob::new(start, end, out), opts)
 }
 
-/// [`export_clip`], also handing back the frames at the times in `stills`.
-fn cut(
-    video: &Video,
-    start: f64,
-    end: f64,
-    out: &Path,
-    stills: &[f64],
-    opts: &ClipOptions,
-) -> Result<ClipReport, DecodeError> {
+/// [`export_clip`] of one job, also handing back the frames at the job's still times.
+fn cut(video: &Video, job: &ClipJob, opts: &ClipOptions) -> Result<ClipReport, DecodeError> {
+    let (start, end, out, stills) = (job.start, job.end, job.out.as_path(), &job.stills[..]);
     let info = video.info();
     let src = &info.path;
     if !(start.is_finite() && end.is_finite() && start >= 0.0 && end > start) {
@@ -307,14 +301,7 @@ pub fn export_clips(
     let mut reports: Vec<Option<ClipReport>> = vec![None; jobs.len()];
     if workers == 1 {
         for (i, job) in jobs.iter().enumerate() {
-            let r = cut(
-                video,
-                job.start,
-                job.end,
-                &job.out,
-                &job.stills,
-                &job_opts(i),
-            )?;
+            let r = cut(video, job, &job_opts(i))?;
             done(i, &r);
             reports[i] = Some(r);
         }
@@ -333,14 +320,7 @@ pub fn export_clips(
                     }
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(job) = jobs.get(i) else { break };
-                    let r = cut(
-                        video,
-                        job.start,
-                        job.end,
-                        &job.out,
-                        &job.stills,
-                        &job_opts(i),
-                    );
+                    let r = cut(video, job, &job_opts(i));
                     if r.is_err() {
                         failed.store(true, Ordering::Relaxed);
                     }

@@ -187,6 +187,15 @@ fn synthetic_sampling_and_scaling() {
     }
 }
 
+/// The first frame shown at or after `t`, found by seeking.
+fn first_frame_from(v: &reelsmith_decode::Video, t: f64) -> reelsmith_decode::Frame {
+    v.frames_from(t, &DecodeOptions::new())
+        .unwrap()
+        .next()
+        .expect("a frame after the seek")
+        .unwrap()
+}
+
 #[test]
 fn synthetic_exact_seek() {
     let dir = tempfile::tempdir().unwrap();
@@ -195,12 +204,7 @@ fn synthetic_exact_seek() {
     // Frame 30 is a keyframe only by accident of the 12-frame GOP; 17, 29 and 41 are not.
     for k in [0usize, 17, 29, 41, 58] {
         let t = k as f64 / FPS as f64;
-        let f = v
-            .frames_from(t, &DecodeOptions::new())
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap();
+        let f = first_frame_from(&v, t);
         assert!((f.time - t).abs() < 1e-3, "seek to {t}: got {}", f.time);
         assert_eq!(f.index, k as u64);
         assert_eq!(which_frame(&f.image), k);
@@ -318,12 +322,7 @@ fn synthetic_clips_cut_several_at_a_time() {
         // The stills are the frames a seek would give, and none outside the clip.
         assert_eq!(r.stills.len(), 4);
         for (k, &at) in job.stills[..2].iter().enumerate() {
-            let seek = v
-                .frames_from(at, &DecodeOptions::new())
-                .unwrap()
-                .next()
-                .unwrap()
-                .unwrap();
+            let seek = first_frame_from(&v, at);
             let still = r.stills[k].as_ref().expect("a still inside the clip");
             assert_eq!(
                 (still.time, still.index),
