@@ -679,19 +679,8 @@ fn reencode(
             if video_done {
                 continue;
             }
-            // Before the start, frames are decoded only as references of later ones:
-            // those nothing references (most B-frames) are dropped undecoded.
-            let pre_roll = packet
-                .pts()
-                .is_some_and(|p| secs(p - vorigin, vin_tb) < start - 5e-4);
-            if pre_roll != skipping {
-                vdec.skip_frame(if pre_roll {
-                    ff::Discard::NonReference
-                } else {
-                    ff::Discard::Default
-                });
-                skipping = pre_roll;
-            }
+            let time = packet.pts().map(|p| secs(p - vorigin, vin_tb));
+            crate::frames::skip_unreferenced_before(&mut vdec, time, start, &mut skipping);
             let _ = vdec.send_packet(&packet);
             handle_frames(
                 &mut vdec,

@@ -162,6 +162,28 @@ pub(crate) fn target_size(info: &VideoInfo, scale: Scale) -> (u32, u32) {
     }
 }
 
+/// Tells `decoder` to drop the frames nothing references while packets lie before
+/// `start` (seconds; `packet_time` is the next packet's time, `None` when unknown), and to
+/// decode everything again from there. `skipping` remembers the setting, so the decoder
+/// is only touched when it changes. Frames before a seek target are decoded only as
+/// references of later ones, so the unreferenced ones (most B-frames) are wasted work.
+pub(crate) fn skip_unreferenced_before(
+    decoder: &mut ff::decoder::Video,
+    packet_time: Option<f64>,
+    start: f64,
+    skipping: &mut bool,
+) {
+    let before = packet_time.is_some_and(|t| t < start - 5e-4);
+    if before != *skipping {
+        decoder.skip_frame(if before {
+            ff::Discard::NonReference
+        } else {
+            ff::Discard::Default
+        });
+        *skipping = before;
+    }
+}
+
 /// A streaming iterator over decoded frames. Holds one demuxer, one decoder and at most a
 /// couple of frames, so its memory does not grow with the video's length.
 pub struct Frames {
@@ -606,17 +628,10 @@ impl Frames {
         let Some(start) = self.seek_to.filter(|_| !self.chunk) else {
             return;
         };
-        let before = packet
+        let time = packet
             .pts()
-            .is_some_and(|p| ((p - self.origin_ts) as f64 * self.time_base) < start - 5e-4);
-        if before != self.skipping_pre_roll {
-            self.decoder.skip_frame(if before {
-                ff::Discard::NonReference
-            } else {
-                ff::Discard::Default
-            });
-            self.skipping_pre_roll = before;
-        }
+            .map(|p| (p - self.origin_ts) as f64 * self.time_base);
+        skip_unreferenced_before(&mut self.decoder, time, start, &mut self.skipping_pre_roll);
     }
 
     /// Feeds the decoder until it yields a frame or the stream ends.
