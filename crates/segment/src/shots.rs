@@ -161,6 +161,40 @@ pub struct ShotDetection {
     pub shots: Vec<Shot>,
 }
 
+/// A shot-boundary detector over per-frame embeddings, the counterpart of PySceneDetect's
+/// `SceneDetector` for whole series: one row per decoded frame in, transitions and shots
+/// out. Pipelines take a `&dyn ShotDetector`, so detectors are swappable.
+///
+/// [`ShotOptions`] is the built-in detector (adaptive hard cuts with flash rejection, and
+/// gradual transitions).
+///
+/// ```
+/// use reelsmith_core::Embeddings;
+/// use reelsmith_segment::shots::{ShotDetector, ShotOptions};
+///
+/// let rows: Vec<[f32; 2]> = (0..40).map(|i| if i < 20 { [0.1, 0.0] } else { [0.0, 0.1] }).collect();
+/// let detector: &dyn ShotDetector = &ShotOptions::for_fps(25.0);
+/// let found = detector.detect(&Embeddings::from_rows(&rows).unwrap());
+/// assert_eq!(found.transitions[0].frame, 20);
+/// assert_eq!(detector.name(), "adaptive-contrast");
+/// ```
+pub trait ShotDetector: Send + Sync {
+    /// A short name for reports.
+    fn name(&self) -> &str;
+    /// Transitions and shots of the frames whose embeddings are `emb`.
+    fn detect(&self, emb: &Embeddings) -> ShotDetection;
+}
+
+impl ShotDetector for ShotOptions {
+    fn name(&self) -> &str {
+        "adaptive-contrast"
+    }
+
+    fn detect(&self, emb: &Embeddings) -> ShotDetection {
+        detect_shots(emb, self)
+    }
+}
+
 /// Detects shot transitions in per-frame embeddings (see the [module docs](self)).
 ///
 /// Empty input gives no shots; one frame gives one shot and no transition; constant input

@@ -1,3 +1,0 @@
-//! Pipelines composing the stage crates.
-
-pub mod score;
