@@ -435,6 +435,7 @@ impl AestheticHead {
 /// The default range is the 1–10 rating scale the LAION heads were trained on, so 0.5 is a
 /// rating of 5.5. Narrow it (e.g. 3–8) to spread typical footage, which mostly rates 4–7.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct AestheticMapping {
     /// Raw score mapped to 0.
     pub low: f32,

@@ -39,6 +39,7 @@ impl FrameMeasures {
 /// Weights of the composite score `S = w_a·aesthetics + w_s·sharpness − w_e·exposure +
 /// w_c·saliency`. All must be finite and non-negative.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Weights {
     /// `w_a`, default 0.4.
     pub aesthetics: f64,
@@ -61,8 +62,10 @@ impl Default for Weights {
     }
 }
 
-/// Everything that tunes [`score_frames`].
+/// Everything that tunes [`score_frames`]. Every field has a default, so a configuration
+/// file may give only the parts it changes (`[score.weights]` alone, say).
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ScoreConfig {
     /// Component weights.
     pub weights: Weights,
@@ -74,6 +77,77 @@ pub struct ScoreConfig {
     pub aesthetic_mapping: AestheticMapping,
     /// Cosine similarity → 0..1 saliency.
     pub saliency_mapping: SaliencyMapping,
+}
+
+impl ScoreConfig {
+    /// Checks every value: weights finite and non-negative, sharpness percentiles
+    /// `0 <= low < high <= 100`, a positive absolute half-point, exposure levels and
+    /// fractions in range, finite mappings. The error names the value at fault.
+    ///
+    /// ```
+    /// use reelsmith_score::{ScoreConfig, SharpnessNorm};
+    /// let mut c = ScoreConfig::default();
+    /// assert!(c.validate().is_ok());
+    /// c.sharpness_norm = SharpnessNorm::Percentile { low: 95.0, high: 5.0, log: true };
+    /// assert!(c.validate().unwrap_err().to_string().contains("percentile"));
+    /// ```
+    pub fn validate(&self) -> Result<(), ScoreError> {
+        let bad = |m: String| Err(ScoreError::InvalidWeights(m));
+        let w = self.weights;
+        for (name, v) in [
+            ("aesthetics", w.aesthetics),
+            ("sharpness", w.sharpness),
+            ("exposure", w.exposure),
+            ("saliency", w.saliency),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return bad(format!(
+                    "the {name} weight is {v}; weights must be finite and non-negative"
+                ));
+            }
+        }
+        match self.sharpness_norm {
+            SharpnessNorm::Percentile { low, high, .. }
+                if !(low.is_finite()
+                    && high.is_finite()
+                    && 0.0 <= low
+                    && low < high
+                    && high <= 100.0) =>
+            {
+                return bad(format!(
+                    "sharpness percentiles {low} and {high}: need 0 <= low < high <= 100 (e.g. 5 and 95)"
+                ));
+            }
+            SharpnessNorm::Absolute { half } if !(half.is_finite() && half > 0.0) => {
+                return bad(format!(
+                    "sharpness half-point {half}: must be a positive number"
+                ));
+            }
+            _ => {}
+        }
+        let e = self.exposure;
+        for (name, v) in [
+            ("dark_tolerance", e.dark_tolerance),
+            ("dark_full", e.dark_full),
+            ("bright_tolerance", e.bright_tolerance),
+            ("bright_full", e.bright_full),
+        ] {
+            if !(v.is_finite() && (0.0..=1.0).contains(&v)) {
+                return bad(format!("exposure {name} is {v}; a fraction lies in [0, 1]"));
+            }
+        }
+        if e.dark_tolerance >= e.dark_full || e.bright_tolerance >= e.bright_full {
+            return bad("exposure tolerances must be below their full-penalty fractions".into());
+        }
+        let m = self.aesthetic_mapping;
+        if !(m.low.is_finite() && m.high.is_finite()) {
+            return bad(format!(
+                "aesthetic mapping {}..{} is not finite",
+                m.low, m.high
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The CLIP side of scoring: image embeddings of the frames (one row per frame, in order)
@@ -160,19 +234,8 @@ pub fn score_frames(
     model: Option<&ModelInputs<'_>>,
     config: &ScoreConfig,
 ) -> Result<ScoreSet, ScoreError> {
+    config.validate()?;
     let w = config.weights;
-    for (name, v) in [
-        ("aesthetics", w.aesthetics),
-        ("sharpness", w.sharpness),
-        ("exposure", w.exposure),
-        ("saliency", w.saliency),
-    ] {
-        if !(v.is_finite() && v >= 0.0) {
-            return Err(ScoreError::InvalidWeights(format!(
-                "the {name} weight is {v}; weights must be finite and non-negative"
-            )));
-        }
-    }
     let n = measures.len();
     let vars: Vec<f64> = measures.iter().map(|m| m.sharpness_var).collect();
     let sharpness = crate::normalize_sharpness(&vars, config.sharpness_norm);

@@ -108,6 +108,7 @@ impl LumaHistogram {
 /// 85 %; up to 5 % blown pixels are tolerated (specular highlights, lamps, a bit of sky) and
 /// the highlight penalty saturates at 40 %.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ExposureParams {
     /// Luma at or below which a pixel counts fully as crushed black.
     pub dark_full_level: u8,
