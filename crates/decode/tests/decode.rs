@@ -3,9 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-#[path = "../../../tests/support/shared.rs"]
-mod shared;
-use shared::{ground_truth, shared_videos};
+use reelsmith_test_support::{ground_truth, shared_videos};
 
 use reelsmith_decode::{
     export_clip, export_clips, open, ClipJob, ClipMode, ClipOptions, DecodeError, DecodeOptions,
