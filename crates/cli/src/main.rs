@@ -1,10 +1,14 @@
 //! The `reelsmith` command line.
 //!
-//! One module per subcommand under `cmd/`; each has an `Args` struct (clap) and a
-//! `run(args, &Ctx)` function. Errors go to stderr with a non-zero exit status.
+//! One module per subcommand under `cmd/`; each parses its arguments into a pipeline
+//! configuration (defaults, then `--config FILE`, then flags), calls one facade pipeline
+//! and prints. Errors go to stderr with a non-zero exit status, with a hint naming the flag
+//! when the error concerns a setting.
 
 mod cmd;
 mod progress;
+
+use std::io::IsTerminal;
 
 use clap::{Parser, Subcommand};
 
@@ -71,6 +75,7 @@ fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
     let ctx = Ctx { quiet: cli.quiet };
@@ -86,6 +91,9 @@ fn main() {
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
+        if let Some(hint) = cmd::hint(&e) {
+            eprintln!("hint: {hint}");
+        }
         std::process::exit(1);
     }
 }

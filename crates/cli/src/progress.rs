@@ -1,20 +1,22 @@
-//! Progress bars shared by the subcommands.
+//! Progress bars for the facade's pipeline stages.
+
+use std::sync::Mutex;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use reelsmith::progress::{Progress, Stage};
 
-/// A bar over `len` steps (or a spinner when `len` is 0), hidden when `quiet`.
-pub fn bar(len: u64, what: &str, quiet: bool) -> ProgressBar {
-    let pb = if len > 0 {
-        ProgressBar::new(len).with_style(
+/// A bar over `len` steps (or a spinner when the length is unknown), hidden when `quiet`.
+fn bar(len: Option<u64>, what: &str, quiet: bool) -> ProgressBar {
+    let pb = match len {
+        Some(len) if len > 0 => ProgressBar::new(len).with_style(
             ProgressStyle::with_template("{msg:>10} [{bar:30}] {pos}/{len} {per_sec} ETA {eta}")
                 .expect("valid template")
                 .progress_chars("=> "),
-        )
-    } else {
-        ProgressBar::new_spinner().with_style(
+        ),
+        _ => ProgressBar::new_spinner().with_style(
             ProgressStyle::with_template("{msg:>10} {spinner} {pos} {per_sec}")
                 .expect("valid template"),
-        )
+        ),
     };
     if quiet {
         pb.set_draw_target(ProgressDrawTarget::hidden());
@@ -23,10 +25,10 @@ pub fn bar(len: u64, what: &str, quiet: bool) -> ProgressBar {
     pb
 }
 
-/// Progress bars for the facade's pipeline stages.
+/// One progress bar per running stage, drawn on stderr unless quiet.
 pub struct StageBars {
     quiet: bool,
-    bar: std::sync::Mutex<Option<ProgressBar>>,
+    bars: Mutex<Vec<(Stage, ProgressBar)>>,
 }
 
 impl StageBars {
@@ -34,30 +36,35 @@ impl StageBars {
     pub fn new(quiet: bool) -> Self {
         Self {
             quiet,
-            bar: std::sync::Mutex::new(None),
+            bars: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn with_bar(&self, stage: Stage, f: impl FnOnce(&ProgressBar)) {
+        let bars = self.bars.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, pb)) = bars.iter().rev().find(|(s, _)| *s == stage) {
+            f(pb);
         }
     }
 }
 
-impl reelsmith::progress::Progress for StageBars {
-    fn start(&self, stage: reelsmith::progress::Stage, total: u64) {
+impl Progress for StageBars {
+    fn start(&self, stage: Stage, total: Option<u64>) {
         let pb = bar(total, stage.label(), self.quiet);
-        if let Ok(mut b) = self.bar.lock() {
-            *b = Some(pb);
-        }
+        self.bars
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((stage, pb));
     }
-    fn advance(&self, _stage: reelsmith::progress::Stage, n: u64) {
-        if let Ok(b) = self.bar.lock() {
-            if let Some(pb) = b.as_ref() {
-                pb.inc(n);
-            }
-        }
+
+    fn advance(&self, stage: Stage, n: u64) {
+        self.with_bar(stage, |pb| pb.inc(n));
     }
-    fn finish(&self, _stage: reelsmith::progress::Stage) {
-        if let Ok(mut b) = self.bar.lock() {
-            if let Some(pb) = b.take() {
-                pb.finish_and_clear();
-            }
+
+    fn finish(&self, stage: Stage) {
+        let mut bars = self.bars.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = bars.iter().rposition(|(s, _)| *s == stage) {
+            bars.remove(i).1.finish_and_clear();
         }
     }
 }

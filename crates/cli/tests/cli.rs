@@ -4,9 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-#[path = "../../../tests/support/shared.rs"]
-mod shared;
-use shared::shared_videos;
+use reelsmith_test_support::{shared_videos, tiny_clip, tiny_dinov2, write_png};
 
 fn reelsmith() -> Command {
     Command::new(env!("CARGO_BIN_EXE_reelsmith"))
@@ -119,13 +117,17 @@ fn missing_file_fails_naming_it() {
     }
 }
 
-fn embed_fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../embed/tests/fixtures")
+/// Two small PNG inputs in `dir`: a wide and a tall one.
+fn images(dir: &Path) -> [PathBuf; 2] {
+    let (wide, tall) = (dir.join("wide.png"), dir.join("tall.png"));
+    write_png(&wide, 64, 36, 10);
+    write_png(&tall, 30, 50, 200);
+    [wide, tall]
 }
 
 #[test]
 fn embed_images_and_texts_as_json() {
-    let f = embed_fixtures();
+    let tmp = tempfile::tempdir().unwrap();
     let out = succeeded(
         reelsmith()
             .args([
@@ -136,18 +138,17 @@ fn embed_images_and_texts_as_json() {
                 "--text",
                 "a dog",
             ])
-            .arg(f.join("images/wide.png"))
-            .arg(f.join("images/tall.png"))
+            .args(images(tmp.path()))
             .arg("--model-dir")
-            .arg(f.join("clip-quickgelu"))
+            .arg(tiny_clip())
             .output()
             .unwrap(),
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["dim"], 24);
+    assert_eq!(v["dim"], 8);
     assert_eq!(v["images"].as_array().unwrap().len(), 2);
     assert_eq!(v["texts"].as_array().unwrap().len(), 2);
-    assert_eq!(v["images"][0].as_array().unwrap().len(), 24);
+    assert_eq!(v["images"][0].as_array().unwrap().len(), 8);
     // raw (not normalised) projected embeddings
     let norm: f64 = v["images"][0]
         .as_array()
@@ -161,20 +162,26 @@ fn embed_images_and_texts_as_json() {
 
 #[test]
 fn embed_errors_are_clear() {
-    let f = embed_fixtures();
-    // DINOv2 has no text tower
+    let tmp = tempfile::tempdir().unwrap();
+    let [wide, _] = images(tmp.path());
+    // DINOv2 has no text side
     let out = reelsmith()
         .args(["embed", "--json", "--text", "x", "--model-dir"])
-        .arg(f.join("dinov2"))
+        .arg(tiny_dinov2())
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no text tower"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("texts needs a CLIP model"), "{err}");
+    assert!(
+        err.contains("hint: set it with --model ID or --model-dir DIR"),
+        "{err}"
+    );
     // an uncached model offline: quick, names the remedy
     let cache = tempfile::tempdir().unwrap();
     let out = reelsmith()
         .args(["embed", "--json", "--offline", "--model", "clip-b32"])
-        .arg(f.join("images/wide.png"))
+        .arg(&wide)
         .env("HF_HUB_CACHE", cache.path())
         .output()
         .unwrap();
@@ -188,22 +195,17 @@ fn embed_errors_are_clear() {
 
 #[test]
 fn embed_video_writes_safetensors_and_reuses_the_cache() {
-    let Ok(shared) = std::env::var("REELSMITH_SHARED") else {
-        eprintln!(
-            "SKIP embed_video_writes_safetensors_and_reuses_the_cache: REELSMITH_SHARED is not set"
-        );
-        return;
-    };
-    let video = Path::new(&shared).join("videos/bikes.mp4");
-    let f = embed_fixtures();
+    let Some(dir) = shared_videos() else { return };
+    let video = dir.join("bikes.mp4");
     let tmp = tempfile::tempdir().unwrap();
+    let [wide, _] = images(tmp.path());
     let run = |out: &Path| {
         let o = reelsmith()
             .args(["embed", "--fps", "2"])
             .arg(&video)
-            .arg(f.join("images/tiny.png"))
+            .arg(&wide)
             .arg("--model-dir")
-            .arg(f.join("dinov2"))
+            .arg(tiny_dinov2())
             .arg("--cache")
             .arg(tmp.path().join("cache"))
             .arg("-o")
@@ -233,7 +235,7 @@ fn highlights_with_a_clip_model_dir_and_prompt() {
         .arg("-o")
         .arg(out.path())
         .arg("--model-dir")
-        .arg(embed_fixtures().join("clip-quickgelu"))
+        .arg(tiny_clip())
         .args(["--prompt", "a bicycle", "--top-k", "2", "--no-clips"])
         .output()
         .unwrap();
@@ -291,7 +293,10 @@ fn highlights_without_a_cached_model_warns_once_and_scores_without_clip() {
     let err = String::from_utf8_lossy(&o.stderr);
     // One warning that says what happened and how to get CLIP, not the hub's long story.
     assert_eq!(err.matches("no CLIP model").count(), 1, "{err}");
-    assert!(err.contains("--model-dir DIR"), "{err}");
+    assert!(
+        err.contains("hint: choose a CLIP model with --model ID or --model-dir DIR"),
+        "{err}"
+    );
     assert!(!err.contains("HF_HUB_OFFLINE"), "{err}");
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.path().join("highlights.json")).unwrap())

@@ -1,12 +1,16 @@
 //! Analysis decoding shared by the pipelines: every frame, decoded small and fast, turned
 //! into pixel-embedder rows (and, when asked, raw frame differences) on the fly.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use reelsmith_core::Embeddings;
 use reelsmith_decode::{DecodeOptions, Resampler, Sampling, Scale, VideoInfo};
 use reelsmith_embed::{Embedder, PixelEmbedder};
 
+use serde::{Deserialize, Serialize};
+
+use crate::embed_loop::embed_error;
+use crate::progress::{Progress, Stage, StageGuard};
 use crate::Error;
 
 /// How the pipelines decode a video for analysis: every frame, at a small size.
@@ -14,14 +18,17 @@ use crate::Error;
 /// The defaults (64 × 36, area averaging, deblocking skipped, one thread per core) keep
 /// everything shot detection needs (the pixel embedder averages onto a 16 × 9 grid) at a
 /// fraction of the cost of full-size decoding.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct AnalysisOptions {
     /// Width of the analysis frames for landscape video (default 64); portrait video
     /// (as displayed) swaps width and height.
     pub width: u32,
     /// Height of the analysis frames for landscape video (default 36).
     pub height: u32,
-    /// Resampling filter (default [`Resampler::Area`], the right one for large reductions).
+    /// Resampling filter (default [`Resampler::Area`], the right one for large reductions;
+    /// set in code only, not from a configuration file).
+    #[serde(skip)]
     pub resampler: Resampler,
     /// Decoding threads; 0 picks one per CPU core (default). Without frame differences
     /// the video is decoded in keyframe-aligned chunks, this many at once
@@ -45,19 +52,6 @@ impl Default for AnalysisOptions {
     }
 }
 
-/// Progress of a pipeline: the stage and how many frames it has handled, out of how many
-/// it expects (from the container's frame count; `None` when unknown).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Progress {
-    /// What is running: `"analyse"` (decoding every frame small) or `"write"` (decoding
-    /// at full size and writing images).
-    pub stage: &'static str,
-    /// Frames handled so far in this stage.
-    pub done: u64,
-    /// Frames expected in this stage, when known.
-    pub total: Option<u64>,
-}
-
 /// What one analysis pass yields.
 pub(crate) struct Analysis {
     pub info: VideoInfo,
@@ -70,15 +64,15 @@ pub(crate) struct Analysis {
 }
 
 impl AnalysisOptions {
-    pub(crate) fn check(&self, path: &Path) -> Result<(), Error> {
-        if self.width == 0 || self.height == 0 {
-            return Err(Error::InvalidArgument {
-                path: path.to_path_buf(),
-                detail: format!(
-                    "analysis size {}x{}: both sides must be at least 1",
-                    self.width, self.height
-                ),
-            });
+    /// Checks the settings; the error names the one at fault.
+    pub fn validate(&self) -> Result<(), Error> {
+        for (setting, v) in [("width", self.width), ("height", self.height)] {
+            if !(1..=4096).contains(&v) {
+                return Err(Error::config(
+                    setting,
+                    format!("analysis frames {v} px across: use 1..=4096"),
+                ));
+            }
         }
         Ok(())
     }
@@ -88,9 +82,9 @@ impl AnalysisOptions {
         &self,
         path: &Path,
         want_variation: bool,
-        progress: &mut dyn FnMut(Progress),
+        progress: &dyn Progress,
     ) -> Result<Analysis, Error> {
-        self.check(path)?;
+        self.validate()?;
         let video = reelsmith_decode::open(path)?;
         let info = video.info().clone();
         let (long, short) = (self.width.max(self.height), self.width.min(self.height));
@@ -107,17 +101,14 @@ impl AnalysisOptions {
             .skip_loop_filter(self.skip_loop_filter);
         let embedder = PixelEmbedder::default();
         let dim = embedder.dim();
-        let total = info.declared_frames;
-        let embed_err = |source| Error::Embed {
-            path: PathBuf::from(path),
-            source,
-        };
+        let stage = StageGuard::start(progress, Stage::Analyse, info.declared_frames);
+        let embed_err = embed_error(path);
         let mut data;
         let mut times;
         let mut variation = Vec::new();
         if want_variation {
             // Frame differences need the previous frame: one sequential pass.
-            let cap = total.unwrap_or(0).min(1 << 20) as usize;
+            let cap = info.declared_frames.unwrap_or(0).min(1 << 20) as usize;
             data = Vec::with_capacity(cap * dim);
             times = Vec::with_capacity(cap);
             let mut prev: Option<image::RgbImage> = None;
@@ -127,20 +118,14 @@ impl AnalysisOptions {
                 data.resize(at + dim, 0.0);
                 embedder
                     .embed_into(&frame.image, &mut data[at..])
-                    .map_err(embed_err)?;
+                    .map_err(&embed_err)?;
                 times.push(frame.time);
                 let v = prev.as_ref().map_or(0, |p| {
                     reelsmith_segment::keyframes::abs_diff_sum(p.as_raw(), frame.image.as_raw())
                 });
                 variation.push(v as f32);
                 prev = Some(frame.image);
-                if times.len() % 16 == 0 {
-                    progress(Progress {
-                        stage: "analyse",
-                        done: times.len() as u64,
-                        total,
-                    });
-                }
+                stage.advance(1);
             }
         } else {
             // Keyframe-aligned chunks decoded on all cores (same frames as one pass).
@@ -151,18 +136,10 @@ impl AnalysisOptions {
                     let mut row = vec![0.0; dim];
                     embedder
                         .embed_into(&frame.image, &mut row)
-                        .map_err(embed_err)?;
+                        .map_err(&embed_err)?;
                     Ok::<_, Error>(row)
                 },
-                |done| {
-                    if done % 16 == 0 {
-                        progress(Progress {
-                            stage: "analyse",
-                            done,
-                            total,
-                        });
-                    }
-                },
+                |_| stage.advance(1),
             )?;
             data = Vec::with_capacity(rows.len() * dim);
             times = Vec::with_capacity(rows.len());
@@ -171,11 +148,6 @@ impl AnalysisOptions {
                 times.push(r.time);
             }
         }
-        progress(Progress {
-            stage: "analyse",
-            done: times.len() as u64,
-            total,
-        });
         let emb = Embeddings::new(data, dim).map_err(|e| embed_err(e.into()))?;
         Ok(Analysis {
             info,

@@ -1,38 +1,97 @@
 //! The facade's error type: one enum wrapping the errors of every stage a pipeline runs.
+//!
+//! Messages say what is wrong and what to do in the library's own terms (the name of a
+//! configuration setting, never a command-line flag); the CLI adds its flags.
 
 use std::path::PathBuf;
 
-/// Everything a pipeline of this crate can fail with. Each variant names the file it
-/// concerns (the input video, or the output being written).
+/// Everything a pipeline of this crate can fail with. Each variant that concerns a file
+/// names it (the input, or the output being written).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// Opening, probing or decoding the video, or writing an image, failed.
+    /// Opening, probing or decoding a video, or writing a clip or an image, failed.
     #[error(transparent)]
     Decode(#[from] reelsmith_decode::DecodeError),
-    /// The embedder rejected the decoded frames.
+    /// The embedder rejected the frames of a file.
     #[error("{}: embedding the frames failed: {source}", path.display())]
     Embed {
-        /// The video.
+        /// The input file.
         path: PathBuf,
         /// The embedder's error.
+        #[source]
+        source: reelsmith_embed::EmbedError,
+    },
+    /// A model could not be loaded (missing files, wrong weights, no network).
+    #[error("cannot load the model {model}: {source}")]
+    Model {
+        /// The hub id or folder asked for.
+        model: String,
+        /// The loader's error (names the file at fault).
         #[source]
         source: reelsmith_embed::EmbedError,
     },
     /// Scoring failed (aesthetic head, weights).
     #[error("{}: scoring the frames failed: {source}", path.display())]
     Score {
-        /// The video.
+        /// The input file.
         path: PathBuf,
         /// The scorer's error.
         #[source]
         source: reelsmith_score::ScoreError,
     },
-    /// A setting of a pipeline's configuration is out of range (the message names it).
-    #[error("invalid setting: {0}")]
-    Config(String),
+    /// An aesthetic head could not be loaded.
+    #[error("cannot load the aesthetic head {}: {source}", path.display())]
+    AestheticHead {
+        /// The head's file.
+        path: PathBuf,
+        /// The loader's error.
+        #[source]
+        source: reelsmith_score::ScoreError,
+    },
+    /// A setting of a pipeline's configuration is out of range.
+    #[error("invalid setting {setting}: {message}")]
+    Config {
+        /// The configuration field (as named in the config file), e.g. `min_duration`.
+        setting: &'static str,
+        /// What is wrong and what values work.
+        message: String,
+    },
+    /// A configuration file cannot be read or does not describe the pipeline's settings.
+    #[error("{}: {message}", path.display())]
+    ConfigFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (the field and the value at fault).
+        message: String,
+    },
+    /// A request needs a model that was not given.
+    #[error("{what} needs a CLIP model: choose one in the configuration's `model` setting")]
+    NeedsModel {
+        /// What needs it, e.g. `prompts`, `aesthetic_head`, `texts`.
+        what: &'static str,
+    },
+    /// No input files were given.
+    #[error("no input files: give at least one image or video")]
+    NoInputs,
+    /// An input image could not be read.
+    #[error("{}: cannot read the image: {error}", path.display())]
+    Image {
+        /// The file.
+        path: PathBuf,
+        /// The decoder's error (in the message, so not also a `source`).
+        error: image::ImageError,
+    },
+    /// The sampling kept no frame of a video.
+    #[error("{}: sampling {sampling} keeps no frame of this video; sample more densely (a higher fps)", path.display())]
+    NoFrames {
+        /// The video.
+        path: PathBuf,
+        /// The sampling used.
+        sampling: String,
+    },
     /// The video is too short for one clip.
-    #[error("{}: the video is {duration:.2} s long, shorter than one clip ({min:.2} s); lower --min-duration", path.display())]
+    #[error("{}: the video is {duration:.2} s long, shorter than one clip ({min:.2} s); lower the shortest clip duration (min_duration)", path.display())]
     TooShort {
         /// The video.
         path: PathBuf,
@@ -49,15 +108,15 @@ pub enum Error {
         /// What to change.
         hint: String,
     },
-    /// An option is out of range.
+    /// An input cannot be processed as asked (the message says why and what to do).
     #[error("{}: {detail}", path.display())]
-    InvalidArgument {
-        /// The video the request was about.
+    InvalidInput {
+        /// The input the request was about.
         path: PathBuf,
         /// What is wrong and what to do.
         detail: String,
     },
-    /// Creating an output folder or file failed.
+    /// Creating an output folder or writing a file failed.
     #[error("{}: cannot write output: {source}", path.display())]
     Write {
         /// The output path.
@@ -69,18 +128,51 @@ pub enum Error {
 }
 
 impl Error {
-    /// The file this error is about: the input video or the output being written (`None`
-    /// for a configuration error, which concerns no file).
+    /// The file this error is about: the input or the output being written (`None` for
+    /// errors that concern no single file).
     pub fn path(&self) -> Option<&std::path::Path> {
         match self {
             Error::Decode(e) => Some(e.path()),
             Error::Embed { path, .. }
             | Error::Score { path, .. }
+            | Error::AestheticHead { path, .. }
+            | Error::Image { path, .. }
+            | Error::NoFrames { path, .. }
             | Error::TooShort { path, .. }
             | Error::NoPeak { path, .. }
-            | Error::InvalidArgument { path, .. }
+            | Error::InvalidInput { path, .. }
+            | Error::ConfigFile { path, .. }
             | Error::Write { path, .. } => Some(path),
-            Error::Config(_) => None,
+            Error::Model { .. }
+            | Error::Config { .. }
+            | Error::NeedsModel { .. }
+            | Error::NoInputs => None,
+        }
+    }
+
+    /// The configuration setting at fault, for [`Error::Config`], [`Error::TooShort`]
+    /// (`min_duration`) and [`Error::NeedsModel`] (`model`): front ends map it to their own
+    /// flag or field name when they explain the error.
+    pub fn setting(&self) -> Option<&'static str> {
+        match self {
+            Error::Config { setting, .. } => Some(setting),
+            Error::TooShort { .. } => Some("min_duration"),
+            Error::NeedsModel { .. } => Some("model"),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn config(setting: &'static str, message: impl Into<String>) -> Self {
+        Error::Config {
+            setting,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn write(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Write {
+            path: path.into(),
+            source,
         }
     }
 }

@@ -5,29 +5,44 @@
 //!
 //! - [`core`] (`reelsmith-core`): embeddings, time spans, frame/time conventions.
 //! - [`decode`] (`reelsmith-decode`): probing, sampled decoding, clip and image export.
+//! - [`embed`] (`reelsmith-embed`): CLIP, DINOv2 and the weight-free pixel embedder.
 //! - [`score`] (`reelsmith-score`): sharpness, exposure, aesthetics, saliency and their
-//!   weighted score; [`pipeline::score`] runs it on image and video files.
-//! - [`embed`] (`reelsmith-embed`): embedders, including the weight-free pixel embedder.
+//!   weighted score.
 //! - [`segment`] (`reelsmith-segment`): seams, keyframes, smoothing, peaks, diversity,
 //!   shot detection.
 //!
-//! Pipelines (errors are [`Error`] unless a pipeline says otherwise):
+//! # Pipelines
 //!
-//! - [`highlights`]: the best moments of a video cut into clips, with a report.
-//! - [`shots`]: shot detection on a video file (hard cuts and gradual transitions).
-//! - [`keyframes`]: quantile or seam keyframes written as images.
+//! Every pipeline in [`pipelines`] has the same shape: a serialisable configuration with
+//! defaults (so it can come from a TOML or JSON file), an input (files, an output folder,
+//! and a [`models::Models`] registry that loads each model once), and
+//! `run(input, &config, &dyn Progress)` returning a report or the one [`Error`] type. See
+//! the [`pipelines`] table: probe, frames, shots, keyframes, score, embed, highlights and
+//! segments.
 //!
-//! - [`embed_video`]: decode → embed in batches, with an optional embedding cache.
-//!
-//! ```no_run
-//! use reelsmith::decode::{open, DecodeOptions, Sampling, Scale};
-//! let video = open("holiday.mp4")?;
-//! let n = video
-//!     .frames(&DecodeOptions::new().sampling(Sampling::Fps(1.0)).scale(Scale::Height(360)))?
-//!     .count();
-//! println!("{n} frames at 1 fps");
-//! # Ok::<(), reelsmith::decode::DecodeError>(())
 //! ```
+//! use reelsmith::pipelines::shots::{self, ShotsConfig};
+//! use reelsmith::progress::NoProgress;
+//!
+//! # let dir = tempfile::tempdir()?;
+//! # let video = reelsmith_test_support::two_shot_video(dir.path());
+//! // `video`: 4 s at 25 fps, with a hard cut at 2.0 s.
+//! let report = shots::run(&video, &ShotsConfig::default(), &NoProgress)?;
+//! assert_eq!(report.shots.len(), 2);
+//! let cut = &report.transitions[0];
+//! assert!((report.frame_time(cut.frame) - 2.0).abs() < 1e-6);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Cargo features
+//!
+//! - `cuda`: NVIDIA GPUs for the models (candle CUDA; needs the CUDA toolkit).
+//! - `metal`: Apple GPUs for the models (candle Metal).
+//! - `mkl`: Intel MKL for the models' CPU matrix products.
+//! - `accelerate`: Apple Accelerate for the models' CPU matrix products.
+//!
+//! None is on by default; everything runs on the CPU without them. Models then run on
+//! the device chosen with [`models::Models::with_device`].
 
 pub use reelsmith_core as core;
 pub use reelsmith_decode as decode;
@@ -35,21 +50,15 @@ pub use reelsmith_embed as embed;
 pub use reelsmith_score as score;
 pub use reelsmith_segment as segment;
 
-pub mod highlights;
-pub mod pipeline;
-pub mod progress;
-mod report;
-mod sampling;
-pub mod segments;
-
-mod video_embed;
-pub use video_embed::{embed_video, VideoEmbeddings};
-
 pub use reelsmith_core::{Embeddings, FrameRate, FrameRef, TimeSpan};
 
 pub mod analysis;
+pub mod config;
+mod embed_loop;
 mod error;
-pub mod keyframes;
-pub mod shots;
+pub mod models;
+mod output;
+pub mod pipelines;
+pub mod progress;
 
 pub use error::Error;

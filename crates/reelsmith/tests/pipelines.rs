@@ -3,12 +3,36 @@
 
 use std::path::{Path, PathBuf};
 
-#[path = "../../../tests/support/shared.rs"]
-mod shared;
-use shared::{ground_truth, shared_videos};
+use reelsmith_test_support::{ground_truth, shared_videos};
 
-use reelsmith::keyframes::{extract_keyframes, KeyframeMethod, KeyframeOptions};
-use reelsmith::shots::{detect_shots, ShotOptions, TransitionKind};
+use reelsmith::models::{ModelChoice, Models};
+use reelsmith::pipelines::highlights::{self, HighlightsConfig, HighlightsInput};
+use reelsmith::pipelines::keyframes::{self, KeyframeMethod, KeyframesConfig, KeyframesInput};
+use reelsmith::pipelines::segments::{self, SegmentsConfig, SegmentsInput};
+use reelsmith::pipelines::shots::{self, ShotsConfig, TransitionKind};
+use reelsmith::progress::NoProgress;
+use reelsmith::Error;
+
+fn detect_shots(video: &Path, config: &ShotsConfig) -> Result<shots::ShotReport, Error> {
+    shots::run(video, config, &NoProgress)
+}
+
+fn extract_keyframes(
+    video: &Path,
+    out: &Path,
+    config: &KeyframesConfig,
+) -> Result<Vec<keyframes::KeyframeImage>, Error> {
+    let r = keyframes::run(&KeyframesInput::new(video, out), config, &NoProgress)?;
+    Ok(r.keyframes)
+}
+
+/// The model-free highlights configuration of these tests (no hub cache lookups).
+fn model_free() -> HighlightsConfig {
+    HighlightsConfig {
+        model: ModelChoice::None,
+        ..HighlightsConfig::default()
+    }
+}
 
 #[test]
 fn shots_match_ground_truth_on_real_clips() {
@@ -21,7 +45,7 @@ fn shots_match_ground_truth_on_real_clips() {
         videos.len()
     );
     for (name, meta) in videos {
-        let r = detect_shots(dir.join(name), &ShotOptions::default()).unwrap();
+        let r = detect_shots(&dir.join(name), &ShotsConfig::default()).unwrap();
         assert_eq!(r.frames as u64, meta["frames"].as_u64().unwrap(), "{name}");
         assert_eq!(r.times.len(), r.frames, "{name}");
         let cuts: Vec<usize> = meta["cuts"]
@@ -79,18 +103,18 @@ fn keyframes_are_written_in_frame_order() {
     let out = tempfile::tempdir().unwrap();
     let video = dir.join("bikes.mp4");
     // Seams: one representative per segment, so at least one per real shot (6).
-    let opts = KeyframeOptions {
+    let opts = KeyframesConfig {
         method: KeyframeMethod::Seams,
         ..Default::default()
     };
-    let ks = extract_keyframes(&video, out.path().join("seams"), &opts).unwrap();
+    let ks = extract_keyframes(&video, &out.path().join("seams"), &opts).unwrap();
     assert!(ks.len() >= 6, "{} seam keyframes", ks.len());
     // Quantile 0.85: about 15 % of the 249 changes exceed the threshold.
-    let opts = KeyframeOptions {
+    let opts = KeyframesConfig {
         method: KeyframeMethod::Quantile,
         ..Default::default()
     };
-    let kq = extract_keyframes(&video, out.path().join("quantile"), &opts).unwrap();
+    let kq = extract_keyframes(&video, &out.path().join("quantile"), &opts).unwrap();
     assert!(
         (20..=45).contains(&kq.len()),
         "{} quantile keyframes",
@@ -100,12 +124,12 @@ fn keyframes_are_written_in_frame_order() {
     for c in [30, 76, 137, 187, 242] {
         assert!(kq.iter().any(|k| k.frame == c), "cut {c} not a keyframe");
     }
-    for ks in [&ks, &kq] {
+    for (sub, ks) in [("seams", &ks), ("quantile", &kq)] {
         for w in ks.windows(2) {
             assert!(w[0].frame < w[1].frame && w[0].time < w[1].time);
         }
         for k in ks.iter() {
-            let img = image::open(&k.path).unwrap();
+            let img = image::open(out.path().join(sub).join(&k.path)).unwrap();
             assert_eq!((img.width(), img.height()), (640, 272), "{:?}", k.path);
             assert!((k.time - k.frame as f64 / 25.0).abs() < 1e-6);
         }
@@ -116,23 +140,27 @@ fn keyframes_are_written_in_frame_order() {
 fn missing_and_bad_inputs_give_errors_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.mp4");
-    let e = detect_shots(&missing, &ShotOptions::default()).unwrap_err();
+    let e = detect_shots(&missing, &ShotsConfig::default()).unwrap_err();
     assert_eq!(e.path(), Some(missing.as_path()));
     assert!(e.to_string().contains("nope.mp4"), "{e}");
     let text = dir.path().join("notes.mp4");
     std::fs::write(&text, b"not a video at all").unwrap();
-    let e = detect_shots(&text, &ShotOptions::default()).unwrap_err();
+    let e = detect_shots(&text, &ShotsConfig::default()).unwrap_err();
     assert!(e.to_string().contains("notes.mp4"), "{e}");
-    let mut opts = ShotOptions::default();
+    let mut opts = ShotsConfig::default();
     opts.analysis.width = 0;
     let e = detect_shots(&text, &opts).unwrap_err();
-    assert!(matches!(e, reelsmith::Error::InvalidArgument { .. }), "{e}");
-    let bad_q = KeyframeOptions {
+    assert_eq!(e.setting(), Some("width"), "{e}");
+    let bad_q = KeyframesConfig {
         quantile: 1.5,
         ..Default::default()
     };
-    let e = extract_keyframes(&text, dir.path().join("k"), &bad_q).unwrap_err();
-    assert!(e.to_string().contains("quantile"), "{e}");
+    let e = extract_keyframes(&text, &dir.path().join("k"), &bad_q).unwrap_err();
+    assert_eq!(e.setting(), Some("quantile"), "{e}");
+    assert!(
+        !e.to_string().contains("--"),
+        "library errors name no flags: {e}"
+    );
 }
 
 // ---- highlights ---------------------------------------------------------------------------
@@ -173,16 +201,18 @@ fn stretches_video(dir: &Path) -> PathBuf {
 
 #[test]
 fn highlights_pick_the_sharp_well_exposed_stretch() {
-    use reelsmith::highlights::{Highlights, HighlightsConfig};
     let dir = tempfile::tempdir().unwrap();
     let video = stretches_video(dir.path());
     let out = dir.path().join("out");
     let cfg = HighlightsConfig {
         top_k: 2,
         preset: reelsmith::decode::X264Preset::Ultrafast,
-        ..HighlightsConfig::default()
+        ..model_free()
     };
-    let report = Highlights::new(&video, cfg).run(&out).unwrap();
+    let models = Models::new();
+    let input = HighlightsInput::new(&video, &out, &models);
+    let report = highlights::run(&input, &cfg, &NoProgress).unwrap();
+    assert!(report.model_free);
     assert!(!report.clips.is_empty());
     let best = &report.clips[0];
     assert!(
@@ -241,48 +271,56 @@ fn highlights_pick_the_sharp_well_exposed_stretch() {
 
 #[test]
 fn highlights_edge_cases_say_what_to_change() {
-    use reelsmith::highlights::{Highlights, HighlightsConfig, HighlightsError};
     let dir = tempfile::tempdir().unwrap();
     let video = stretches_video(dir.path());
+    let models = Models::new();
+    let input = HighlightsInput::new(&video, dir.path(), &models);
     let too_long = HighlightsConfig {
         min_duration: 40.0,
         max_duration: 45.0,
-        ..HighlightsConfig::default()
+        ..model_free()
     };
-    let e = Highlights::new(&video, too_long).analyse().unwrap_err();
-    assert!(matches!(e, HighlightsError::TooShort { .. }), "{e}");
-    assert!(e.to_string().contains("--min-duration"));
+    let e = highlights::analyse(&input, &too_long, &NoProgress).unwrap_err();
+    assert!(matches!(e, Error::TooShort { .. }), "{e}");
+    assert!(e.to_string().contains("min_duration"));
+    assert_eq!(e.setting(), Some("min_duration"));
 
     let strict = HighlightsConfig {
         min_score: 1.5,
-        ..HighlightsConfig::default()
+        ..model_free()
     };
-    let e = Highlights::new(&video, strict).analyse().unwrap_err();
-    assert!(matches!(e, HighlightsError::NoPeak { .. }), "{e}");
-    assert!(e.to_string().contains("--min-score"));
+    let e = highlights::analyse(&input, &strict, &NoProgress).unwrap_err();
+    assert!(matches!(e, Error::NoPeak { .. }), "{e}");
+    assert!(e.to_string().contains("min_score"));
 
     // Everything too similar: a threshold above any possible distance keeps only one.
     let picky = HighlightsConfig {
         diversity_threshold: 2.0,
-        ..HighlightsConfig::default()
+        ..model_free()
     };
-    let r = Highlights::new(&video, picky).analyse().unwrap();
+    let r = highlights::analyse(&input, &picky, &NoProgress).unwrap();
     assert_eq!(r.clips.len(), 1);
     assert!(
-        r.notes.iter().any(|n| n.contains("--diversity-threshold")),
+        r.notes.iter().any(|n| n.contains("diversity_threshold")),
         "{:?}",
         r.notes
     );
+    for n in &r.notes {
+        assert!(!n.contains("--"), "library notes name no flags: {n}");
+    }
 
-    let missing = Highlights::new(dir.path().join("nope.mp4"), HighlightsConfig::default())
-        .analyse()
-        .unwrap_err();
+    let nope = dir.path().join("nope.mp4");
+    let missing = highlights::analyse(
+        &HighlightsInput::new(&nope, dir.path(), &models),
+        &model_free(),
+        &NoProgress,
+    )
+    .unwrap_err();
     assert!(missing.to_string().contains("nope.mp4"));
 }
 
 #[test]
 fn segments_split_at_the_content_changes() {
-    use reelsmith::segments::{segment_video, SegmentsConfig};
     let dir = tempfile::tempdir().unwrap();
     let video = stretches_video(dir.path());
     let out = dir.path().join("seg");
@@ -290,7 +328,13 @@ fn segments_split_at_the_content_changes() {
         preset: reelsmith::decode::X264Preset::Ultrafast,
         ..SegmentsConfig::default()
     };
-    let r = segment_video(&video, &out, &cfg, None, None).unwrap();
+    let models = Models::new();
+    let r = segments::run(
+        &SegmentsInput::new(&video, &out, &models),
+        &cfg,
+        &NoProgress,
+    )
+    .unwrap();
     let bounds: Vec<f64> = r.segments.iter().skip(1).map(|s| s.start).collect();
     for want in [10.0, 20.0] {
         assert!(

@@ -1,38 +1,31 @@
 //! `reelsmith embed IMAGE_OR_VIDEO... [--text T]... (--model ID | --model-dir DIR) [--fps F]
 //! [--device D] (-o OUT.safetensors | --json)`.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
-use reelsmith::decode::{DecodeOptions, Sampling};
-use reelsmith::embed::candle_core::{Device, Tensor};
-use reelsmith::embed::{
-    load_dir, load_pretrained, AnyModel, DeviceChoice, Embedder, EmbeddingCache, HubOptions,
-};
-use reelsmith::Embeddings;
+use anyhow::Result;
+use reelsmith::embed::HubOptions;
+use reelsmith::pipelines::embed::{self, EmbedConfig, EmbedInput};
 use serde::Serialize;
 
+use crate::progress::StageBars;
 use crate::Ctx;
 
 /// Arguments of `reelsmith embed`.
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("weights").required(true).args(["model", "model_dir"])))]
 #[command(group(clap::ArgGroup::new("out").required(true).args(["output", "json"])))]
+#[command(allow_negative_numbers = true)]
 pub struct Args {
-    /// Images (png, jpg, webp, bmp, gif, tiff) and videos (anything else); videos are
+    /// Images (png, jpg, webp, bmp, gif, tiff, ppm) and videos (anything else); videos are
     /// sampled at --fps.
     inputs: Vec<PathBuf>,
     /// A text to embed with CLIP's text tower (repeatable).
     #[arg(long = "text", value_name = "T")]
     texts: Vec<String>,
-    /// Hub id or manifest name (clip-b32, clip-b16, clip-l14, laion-b32, dinov2-small, ...),
-    /// loaded through the Hugging Face cache.
-    #[arg(long, value_name = "ID")]
-    model: Option<String>,
-    /// A checkpoint folder in the Hugging Face layout.
-    #[arg(long, value_name = "DIR")]
-    model_dir: Option<PathBuf>,
+    /// The model (--model ID or --model-dir DIR) and its device.
+    #[command(flatten)]
+    model: super::ModelArgs,
     /// Hub revision (default: the one pinned in the model's manifest).
     #[arg(long, requires = "model")]
     revision: Option<String>,
@@ -42,9 +35,6 @@ pub struct Args {
     /// Frames per second sampled from videos.
     #[arg(long, default_value_t = 1.0, value_name = "F")]
     fps: f64,
-    /// cpu, cuda, cuda:N, metal, metal:N or auto.
-    #[arg(long, default_value = "cpu", value_name = "D")]
-    device: String,
     /// Images per forward pass.
     #[arg(long, default_value_t = 16)]
     batch: usize,
@@ -61,17 +51,6 @@ pub struct Args {
     json: bool,
 }
 
-const IMAGE_EXTS: [&str; 9] = [
-    "png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff", "ppm",
-];
-
-fn is_image(p: &Path) -> bool {
-    p.extension()
-        .and_then(|e| e.to_str())
-        .map(|e| IMAGE_EXTS.contains(&e.to_ascii_lowercase().as_str()))
-        .unwrap_or(false)
-}
-
 #[derive(Serialize)]
 struct JsonOut<'a> {
     model: &'a str,
@@ -82,167 +61,53 @@ struct JsonOut<'a> {
 
 /// Runs the subcommand.
 pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
-    if args.inputs.is_empty() && args.texts.is_empty() {
-        bail!("nothing to embed: give images or videos, or --text");
-    }
-    if !(args.fps.is_finite() && args.fps > 0.0) {
-        bail!("--fps must be a positive number");
-    }
-    for p in &args.inputs {
-        if !p.is_file() {
-            bail!("{}: no such file", p.display());
-        }
-    }
-    let device: DeviceChoice = args.device.parse()?;
-    let model: AnyModel = match (&args.model, &args.model_dir) {
-        (_, Some(dir)) => load_dir(dir, device)?,
-        (Some(id), None) => {
-            let mut opts = HubOptions::default().progress(!ctx.quiet);
-            if args.offline {
-                opts = opts.offline(true);
-            }
-            if let Some(r) = &args.revision {
-                opts = opts.revision(r.clone());
-            }
-            load_pretrained(id, &opts, device)?
-        }
-        (None, None) => unreachable!("clap requires --model or --model-dir"),
+    let config = EmbedConfig {
+        model: args.model.choice().unwrap_or_default(),
+        fps: args.fps,
+        batch: args.batch,
+        cache: args.cache.clone(),
     };
-    let text_side = model.as_text_embedder();
-    if !args.texts.is_empty() && text_side.is_none() {
-        bail!(
-            "{} has no text tower: --text needs a CLIP model",
-            model.model_id()
-        );
+    let mut hub = HubOptions::default();
+    if args.offline {
+        hub = hub.offline(true);
     }
-    let cache = args.cache.as_ref().map(EmbeddingCache::new);
-    let batch = args.batch.max(1);
-
-    let mut rows: Vec<f32> = Vec::new();
-    let mut times: Vec<f64> = Vec::new();
-    let mut sources: Vec<u32> = Vec::new();
-    let mut still: Vec<(usize, reelsmith::embed::image::RgbImage)> = Vec::new();
-    let embed_stills = |still: &mut Vec<(usize, reelsmith::embed::image::RgbImage)>,
-                        rows: &mut Vec<f32>,
-                        times: &mut Vec<f64>,
-                        sources: &mut Vec<u32>|
-     -> Result<()> {
-        if still.is_empty() {
-            return Ok(());
-        }
-        let imgs: Vec<_> = still.iter().map(|(_, i)| i.clone()).collect();
-        let e = model.embed_images(&imgs)?;
-        rows.extend_from_slice(e.as_slice());
-        for (src, _) in still.drain(..) {
-            times.push(0.0);
-            sources.push(src as u32);
-        }
-        Ok(())
+    if let Some(r) = &args.revision {
+        hub = hub.revision(r.clone());
+    }
+    let models = args.model.models(hub, ctx.quiet)?;
+    let input = EmbedInput {
+        files: &args.inputs,
+        texts: &args.texts,
+        output: args.output.as_deref(),
+        models: &models,
     };
-    for (i, path) in args.inputs.iter().enumerate() {
-        if is_image(path) {
-            let img = reelsmith::embed::image::open(path)
-                .with_context(|| format!("cannot read image {}", path.display()))?
-                .to_rgb8();
-            still.push((i, img));
-            if still.len() == batch {
-                embed_stills(&mut still, &mut rows, &mut times, &mut sources)?;
-            }
-            continue;
-        }
-        embed_stills(&mut still, &mut rows, &mut times, &mut sources)?;
-        let info = reelsmith::decode::open(path)?.info().clone();
-        let expected = (info.duration * args.fps).ceil() as u64;
-        let pb = crate::progress::bar(expected, "embed", ctx.quiet);
-        let opts = DecodeOptions::new().sampling(Sampling::Fps(args.fps));
-        let out = reelsmith::embed_video(path, &model, &opts, batch, cache.as_ref(), |n| {
-            pb.set_position(n)
-        })?;
-        pb.finish_and_clear();
-        if !ctx.quiet {
+    let report = embed::run(&input, &config, &StageBars::new(ctx.quiet))?;
+    if !ctx.quiet {
+        for &(i, frames, cached) in &report.videos {
             eprintln!(
-                "{}: {} frames{}",
-                path.display(),
-                out.frames.len(),
-                if out.from_cache { " (from cache)" } else { "" }
+                "{}: {frames} frames{}",
+                args.inputs[i].display(),
+                if cached { " (from cache)" } else { "" }
             );
         }
-        rows.extend_from_slice(out.embeddings.as_slice());
-        times.extend(out.frames.iter().map(|f| f.time));
-        sources.extend(std::iter::repeat_n(i as u32, out.frames.len()));
     }
-    embed_stills(&mut still, &mut rows, &mut times, &mut sources)?;
-
-    let dim = model.dim();
-    let images = if rows.is_empty() {
-        Embeddings::empty(dim)?
-    } else {
-        Embeddings::new(rows, dim)?
-    };
-    let texts = match text_side {
-        Some(t) if !args.texts.is_empty() => {
-            let refs: Vec<&str> = args.texts.iter().map(String::as_str).collect();
-            t.embed_texts(&refs)?
-        }
-        _ => Embeddings::empty(dim)?,
-    };
-
     if args.json {
         let out = JsonOut {
-            model: model.model_id(),
-            dim,
-            images: images.rows().collect(),
-            texts: texts.rows().collect(),
+            model: &report.model,
+            dim: report.dim,
+            images: report.images.rows().collect(),
+            texts: report.texts.rows().collect(),
         };
         println!("{}", serde_json::to_string(&out)?);
     }
-    if let Some(path) = &args.output {
-        write_safetensors(path, dim, &images, &texts, &times, &sources)?;
-        if !ctx.quiet {
-            eprintln!(
-                "wrote {} image and {} text embeddings of width {dim} to {}",
-                images.len(),
-                texts.len(),
-                path.display()
-            );
-        }
+    if let (Some(path), false) = (&args.output, ctx.quiet) {
+        eprintln!(
+            "wrote {} image and {} text embeddings of width {} to {}",
+            report.images.len(),
+            report.texts.len(),
+            report.dim,
+            path.display()
+        );
     }
-    Ok(())
-}
-
-fn write_safetensors(
-    path: &Path,
-    dim: usize,
-    images: &Embeddings,
-    texts: &Embeddings,
-    times: &[f64],
-    sources: &[u32],
-) -> Result<()> {
-    let mut tensors: HashMap<String, Tensor> = HashMap::new();
-    tensors.insert(
-        "images".into(),
-        Tensor::from_vec(
-            images.as_slice().to_vec(),
-            (images.len(), dim),
-            &Device::Cpu,
-        )?,
-    );
-    tensors.insert(
-        "texts".into(),
-        Tensor::from_vec(texts.as_slice().to_vec(), (texts.len(), dim), &Device::Cpu)?,
-    );
-    tensors.insert(
-        "times".into(),
-        Tensor::from_vec(times.to_vec(), times.len(), &Device::Cpu)?,
-    );
-    tensors.insert(
-        "source".into(),
-        Tensor::from_vec(sources.to_vec(), sources.len(), &Device::Cpu)?,
-    );
-    let tmp = path.with_extension("safetensors.part");
-    reelsmith::embed::candle_core::safetensors::save(&tensors, &tmp)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("cannot move {} into place", path.display()))?;
     Ok(())
 }

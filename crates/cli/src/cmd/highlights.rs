@@ -2,17 +2,18 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use reelsmith::decode::{ClipMode, X264Preset};
-use reelsmith::embed::{load_dir, load_pretrained, AnyModel, DeviceChoice, Embedder, HubOptions};
-use reelsmith::highlights::{Highlights, HighlightsConfig, Model};
-use reelsmith::score::AestheticHead;
+use reelsmith::embed::HubOptions;
+use reelsmith::models::ModelChoice;
+use reelsmith::pipelines::highlights::{self, HighlightsConfig, HighlightsInput};
 
 use crate::progress::StageBars;
 use crate::Ctx;
 
 /// Arguments of `reelsmith highlights`. Every flag overrides the same field of `--config`.
 #[derive(Debug, clap::Args)]
+#[command(allow_negative_numbers = true)]
 pub struct Args {
     /// The video file.
     video: PathBuf,
@@ -66,7 +67,8 @@ pub struct Args {
     /// x264 CRF for re-encoded clips [default: 18].
     #[arg(long)]
     crf: Option<u8>,
-    /// x264 preset for re-encoded clips [default: veryfast].
+    /// x264 preset for re-encoded clips [default: superfast; veryfast or slower for smaller
+    /// files].
     #[arg(long)]
     preset: Option<X264Preset>,
     /// Drop the audio from the clips.
@@ -75,91 +77,21 @@ pub struct Args {
     /// Only analyse and write the reports; no clips.
     #[arg(long)]
     no_clips: bool,
-    /// CLIP model (hub id or alias such as clip-b32) for aesthetics, prompts and diversity
-    /// [default: openai/clip-vit-base-patch32 when it is in the Hugging Face cache].
-    #[arg(long, conflicts_with = "model_dir")]
-    model: Option<String>,
-    /// CLIP model folder in the Hugging Face layout.
-    #[arg(long)]
-    model_dir: Option<PathBuf>,
     /// Score without any model (sharpness and exposure only).
     #[arg(long, conflicts_with_all = ["model", "model_dir"])]
     no_model: bool,
     /// LAION aesthetic predictor head (.pth or .safetensors) for the CLIP model.
     #[arg(long)]
     aesthetic_head: Option<PathBuf>,
-    /// Device for the model: cpu, cuda, metal or auto.
-    #[arg(long, default_value = "cpu")]
-    device: String,
-}
-
-/// The default model, used when it is already in the Hugging Face cache.
-const DEFAULT_MODEL: &str = "openai/clip-vit-base-patch32";
-
-/// Loads the model the flags ask for; with none given, tries the default from the cache
-/// only (no download) and falls back to no model with a warning.
-fn load_model(args: &Args, quiet: bool) -> Result<Option<AnyModel>> {
-    if args.no_model {
-        return Ok(None);
-    }
-    let device: DeviceChoice = args.device.parse()?;
-    if let Some(dir) = &args.model_dir {
-        return Ok(Some(load_dir(dir, device)?));
-    }
-    if let Some(id) = &args.model {
-        return Ok(Some(load_pretrained(
-            id,
-            &HubOptions::default().progress(!quiet),
-            device,
-        )?));
-    }
-    match load_pretrained(
-        DEFAULT_MODEL,
-        &HubOptions::default().offline(true).progress(false),
-        device,
-    ) {
-        Ok(m) => Ok(Some(m)),
-        Err(e) => {
-            let how = format!(
-                "for aesthetics, prompts and CLIP diversity pass --model {DEFAULT_MODEL} (downloads \
-                 it), run `huggingface-cli download {DEFAULT_MODEL}` once, or pass --model-dir DIR"
-            );
-            if matches!(e, reelsmith::embed::EmbedError::Download { .. }) {
-                // Not cached: the usual first run. The hub's long explanation goes to -v.
-                tracing::debug!("{e}");
-                tracing::warn!(
-                    "no CLIP model ({DEFAULT_MODEL} is not in the Hugging Face cache): the score \
-                     uses sharpness and exposure only; {how}"
-                );
-            } else {
-                tracing::warn!(
-                    "no CLIP model ({DEFAULT_MODEL} could not be loaded: {e}): the score uses \
-                     sharpness and exposure only; {how}"
-                );
-            }
-            Ok(None)
-        }
-    }
-}
-
-/// Reads a pipeline configuration from a `.json` file, or TOML otherwise.
-pub fn load_config<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<T> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let parsed = if path.extension().and_then(|e| e.to_str()) == Some("json") {
-        serde_json::from_str(&text).map_err(anyhow::Error::from)
-    } else {
-        toml::from_str(&text).map_err(anyhow::Error::from)
-    };
-    parsed.with_context(|| format!("{}: not a valid configuration", path.display()))
+    /// The CLIP model for aesthetics, prompts and diversity [default:
+    /// openai/clip-vit-base-patch32 when it is in the Hugging Face cache].
+    #[command(flatten)]
+    model: super::ModelArgs,
 }
 
 /// Builds the configuration: defaults, then the file, then the flags.
 pub fn config(args: &Args) -> Result<HighlightsConfig> {
-    let mut c = match &args.config {
-        Some(p) => load_config(p)?,
-        None => HighlightsConfig::default(),
-    };
+    let mut c: HighlightsConfig = super::base_config(args.config.as_deref())?;
     macro_rules! set {
         ($($field:ident <- $arg:expr),* $(,)?) => { $( if let Some(v) = $arg { c.$field = v; } )* };
     }
@@ -177,9 +109,16 @@ pub fn config(args: &Args) -> Result<HighlightsConfig> {
         diversity_threshold <- args.diversity_threshold,
         crf <- args.crf,
         preset <- args.preset,
+        model <- args.model.choice(),
     );
     if !args.prompts.is_empty() {
         c.prompts = args.prompts.clone();
+    }
+    if args.aesthetic_head.is_some() {
+        c.aesthetic_head = args.aesthetic_head.clone();
+    }
+    if args.no_model {
+        c.model = ModelChoice::None;
     }
     if args.stream_copy {
         c.clip_mode = ClipMode::StreamCopy;
@@ -198,34 +137,14 @@ pub fn config(args: &Args) -> Result<HighlightsConfig> {
 pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     let cfg = config(&args)?;
     let started = std::time::Instant::now();
-    let model = load_model(&args, ctx.quiet)?;
-    let head = match &args.aesthetic_head {
-        Some(p) => {
-            if model.is_none() {
-                anyhow::bail!(
-                    "--aesthetic-head needs a CLIP model (--model ID or --model-dir DIR)"
-                );
-            }
-            Some(AestheticHead::load(p)?)
-        }
-        None => None,
-    };
-    let model_parts = Model {
-        image: model.as_ref().map(|m| m as &dyn Embedder),
-        text: model.as_ref().and_then(|m| m.as_text_embedder()),
-        head: head.as_ref(),
-    };
-    let bars = StageBars::new(ctx.quiet);
-    let report = Highlights::new(&args.video, cfg)
-        .model(model_parts)
-        .progress(&bars)
-        .run(&args.output)?;
+    let models = args.model.models(HubOptions::default(), ctx.quiet)?;
+    let input = HighlightsInput::new(&args.video, &args.output, &models);
+    let report = highlights::run(&input, &cfg, &StageBars::new(ctx.quiet))?;
     for note in &report.notes {
-        // The missing model was already explained above.
-        if model.is_none() && note.starts_with("no CLIP model") {
-            continue;
-        }
         tracing::warn!("{note}");
+    }
+    if report.model_free && cfg.model == ModelChoice::Auto && !ctx.quiet {
+        eprintln!("hint: choose a CLIP model with --model ID or --model-dir DIR");
     }
     if !ctx.quiet {
         for c in &report.clips {

@@ -1,10 +1,11 @@
-//! `reelsmith probe VIDEO [--json]`.
+//! `reelsmith probe VIDEO [--json] [--fast]`.
 
 use std::path::PathBuf;
 
 use anyhow::Result;
-use serde::Serialize;
+use reelsmith::pipelines::probe::{self, ProbeConfig};
 
+use crate::progress::StageBars;
 use crate::Ctx;
 
 /// Arguments of `reelsmith probe`.
@@ -20,58 +21,29 @@ pub struct Args {
     fast: bool,
 }
 
-#[derive(Serialize)]
-struct ProbeJson<'a> {
-    path: &'a std::path::Path,
-    width: u32,
-    height: u32,
-    fps: f64,
-    frames: Option<u64>,
-    duration: f64,
-    rotation: u32,
-    codec: &'a str,
-    has_audio: bool,
-}
-
 /// Runs the subcommand.
-pub fn run(args: Args, _ctx: &Ctx) -> Result<()> {
-    let video = reelsmith::decode::open(&args.video)?;
-    let frames = if args.fast {
-        video.info().declared_frames
-    } else {
-        Some(video.count_frames()?)
-    };
-    let i = video.info();
+pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
+    let config = ProbeConfig { fast: args.fast };
+    let i = probe::run(&args.video, &config, &StageBars::new(ctx.quiet))?;
     if args.json {
-        let j = ProbeJson {
-            path: &i.path,
-            width: i.width,
-            height: i.height,
-            fps: i.fps,
-            frames,
-            duration: i.duration,
-            rotation: i.rotation,
-            codec: &i.codec,
-            has_audio: i.has_audio,
-        };
-        println!("{}", serde_json::to_string_pretty(&j)?);
-    } else {
-        println!("file:      {}", i.path.display());
-        println!("size:      {}x{} (as displayed)", i.width, i.height);
-        if i.rotation != 0 {
-            println!(
-                "rotation:  {}° clockwise (coded {}x{})",
-                i.rotation, i.coded_width, i.coded_height
-            );
-        }
-        println!("codec:     {}", i.codec);
-        println!("fps:       {:.3}", i.fps);
-        match frames {
-            Some(n) => println!("frames:    {n}"),
-            None => println!("frames:    unknown (drop --fast to count)"),
-        }
-        println!("duration:  {:.3} s", i.duration);
-        println!("audio:     {}", if i.has_audio { "yes" } else { "no" });
+        println!("{}", serde_json::to_string_pretty(&i)?);
+        return Ok(());
     }
+    println!("file:      {}", i.path.display());
+    println!("size:      {}x{} (as displayed)", i.width, i.height);
+    if i.rotation != 0 {
+        println!(
+            "rotation:  {}° clockwise (coded {}x{})",
+            i.rotation, i.coded_width, i.coded_height
+        );
+    }
+    println!("codec:     {}", i.codec);
+    println!("fps:       {:.3}", i.fps);
+    match i.frames {
+        Some(n) => println!("frames:    {n}"),
+        None => println!("frames:    unknown (drop --fast to count)"),
+    }
+    println!("duration:  {:.3} s", i.duration);
+    println!("audio:     {}", if i.has_audio { "yes" } else { "no" });
     Ok(())
 }

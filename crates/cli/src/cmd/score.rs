@@ -4,46 +4,48 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use reelsmith::decode::Sampling;
-use reelsmith::pipeline::score::{self as pipeline, ModelSource, ScoreOptions};
-use reelsmith::score::{ScoreConfig, SharpnessNorm};
+use reelsmith::embed::HubOptions;
+use reelsmith::pipelines::score::{self as pipeline, ScoringConfig, ScoringInput};
+use reelsmith::score::SharpnessNorm;
 use serde::Serialize;
 
+use crate::progress::StageBars;
 use crate::Ctx;
 
-/// Arguments of `reelsmith score`.
+/// Arguments of `reelsmith score`. Flags override `--config`.
 #[derive(Debug, clap::Args)]
+#[command(allow_negative_numbers = true)]
 pub struct Args {
-    /// Images (.jpg, .jpeg, .png) and videos to score. Each video's sampled frames are one
-    /// set for sharpness normalisation; all images together are another.
+    /// Images (.jpg, .jpeg, .png, ...) and videos to score. Each video's sampled frames are
+    /// one set for sharpness normalisation; all images together are another.
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
     /// Text prompt for saliency (repeatable; a frame's saliency is its best match). Needs a
     /// CLIP model.
     #[arg(long = "prompt")]
     prompts: Vec<String>,
-    /// CLIP model id (Hugging Face), for aesthetics and saliency.
-    #[arg(long, conflicts_with = "model_dir")]
-    model: Option<String>,
-    /// CLIP model folder (Hugging Face layout), for aesthetics and saliency.
-    #[arg(long)]
-    model_dir: Option<PathBuf>,
     /// LAION aesthetic predictor head (.pth or .safetensors) matching the CLIP model.
     #[arg(long)]
     aesthetic_head: Option<PathBuf>,
-    /// Score about F frames per second of each video (default 1).
+    /// Score about F frames per second of each video [default: 1].
     #[arg(long, conflicts_with = "every")]
     fps: Option<f64>,
     /// Score every Nth decoded frame of each video instead.
     #[arg(long)]
     every: Option<u32>,
     /// Normalise sharpness between these percentiles of each set instead of min and max
-    /// (e.g. `--robust 5,95`).
-    #[arg(long, value_delimiter = ',', num_args = 2, value_names = ["LOW", "HIGH"])]
+    /// (e.g. `--robust 5,95`, or `--robust 5 95`).
+    #[arg(long, value_delimiter = ',', num_args = 1..=2, value_names = ["LOW", "HIGH"])]
     robust: Option<Vec<f64>>,
     /// Print `{"rows": [...]}` as JSON on stdout instead of a table.
     #[arg(long)]
     json: bool,
+    /// Settings file (.toml or .json) with the fields of the score configuration.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The CLIP model for aesthetics and saliency [default: none].
+    #[command(flatten)]
+    model: super::ModelArgs,
 }
 
 #[derive(Serialize)]
@@ -55,34 +57,36 @@ struct Json<'a> {
 
 /// Runs the subcommand.
 pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
-    let sampling = match (args.fps, args.every) {
-        (Some(f), _) => Sampling::Fps(f),
-        (None, Some(n)) => Sampling::EveryNth(n),
-        (None, None) => Sampling::Fps(1.0),
-    };
-    let mut config = ScoreConfig::default();
+    let mut config: ScoringConfig = super::base_config(args.config.as_deref())?;
+    if let Some(f) = args.fps {
+        config.fps = f;
+        config.every = None;
+    }
+    if args.every.is_some() {
+        config.every = args.every;
+    }
     if let Some(r) = &args.robust {
-        config.sharpness_norm = SharpnessNorm::Percentile {
-            low: r[0],
-            high: r[1],
+        let [low, high] = r[..] else {
+            anyhow::bail!("--robust takes two percentiles, LOW and HIGH (e.g. --robust 5,95)");
+        };
+        config.score.sharpness_norm = SharpnessNorm::Percentile {
+            low,
+            high,
             log: true,
         };
     }
-    let model = match (args.model, args.model_dir) {
-        (Some(id), _) => Some(ModelSource::Id(id)),
-        (None, Some(dir)) => Some(ModelSource::Dir(dir)),
-        (None, None) => None,
-    };
-    let opts = ScoreOptions {
-        sampling,
-        config,
-        model,
-        aesthetic_head: args.aesthetic_head,
-        prompts: args.prompts,
-    };
-    let pb = crate::progress::bar(0, "frames", ctx.quiet);
-    let report = pipeline::score(&args.inputs, &opts, || pb.inc(1))?;
-    pb.finish_and_clear();
+    if let Some(m) = args.model.choice() {
+        config.model = m;
+    }
+    if !args.prompts.is_empty() {
+        config.prompts = args.prompts.clone();
+    }
+    if args.aesthetic_head.is_some() {
+        config.aesthetic_head = args.aesthetic_head.clone();
+    }
+    let models = args.model.models(HubOptions::default(), ctx.quiet)?;
+    let input = ScoringInput::new(&args.inputs, &models);
+    let report = pipeline::run(&input, &config, &StageBars::new(ctx.quiet))?;
     if !ctx.quiet {
         for n in &report.notes {
             eprintln!("note: {n}");

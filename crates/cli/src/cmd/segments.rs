@@ -4,13 +4,15 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use reelsmith::decode::ClipMode;
-use reelsmith::segments::{segment_video, SegmentsConfig};
+use reelsmith::embed::HubOptions;
+use reelsmith::pipelines::segments::{self, SegmentsConfig, SegmentsInput};
 
 use crate::progress::StageBars;
 use crate::Ctx;
 
 /// Arguments of `reelsmith segments`. Flags override `--config`.
 #[derive(Debug, clap::Args)]
+#[command(allow_negative_numbers = true)]
 pub struct Args {
     /// The video file.
     video: PathBuf,
@@ -41,37 +43,36 @@ pub struct Args {
     /// Only write keyframes and segments.json.
     #[arg(long)]
     no_clips: bool,
+    #[command(flatten)]
+    model: super::ModelArgs,
 }
 
 /// Runs the subcommand.
 pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
-    let mut cfg: SegmentsConfig = match &args.config {
-        Some(p) => super::highlights::load_config(p)?,
-        None => SegmentsConfig::default(),
-    };
-    if let Some(v) = args.fps {
-        cfg.fps = v;
+    let mut cfg: SegmentsConfig = super::base_config(args.config.as_deref())?;
+    macro_rules! set {
+        ($($field:ident <- $arg:expr),* $(,)?) => { $( if let Some(v) = $arg { cfg.$field = v; } )* };
     }
-    if let Some(v) = args.window {
-        cfg.window_seconds = v;
-    }
-    if let Some(v) = args.k {
-        cfg.k = v;
-    }
-    if let Some(v) = args.min_seconds {
-        cfg.min_seconds = v;
-    }
-    if let Some(v) = args.max_seconds {
-        cfg.max_seconds = v;
-    }
+    set!(
+        fps <- args.fps,
+        window_seconds <- args.window,
+        k <- args.k,
+        min_seconds <- args.min_seconds,
+        max_seconds <- args.max_seconds,
+        model <- args.model.choice(),
+    );
     if args.stream_copy {
         cfg.clip_mode = ClipMode::StreamCopy;
     }
     if args.no_clips {
         cfg.export_clips = false;
     }
-    let bars = StageBars::new(ctx.quiet);
-    let report = segment_video(&args.video, &args.output, &cfg, None, Some(&bars))?;
+    let models = args.model.models(HubOptions::default(), ctx.quiet)?;
+    let input = SegmentsInput::new(&args.video, &args.output, &models);
+    let report = segments::run(&input, &cfg, &StageBars::new(ctx.quiet))?;
+    for note in &report.notes {
+        tracing::warn!("{note}");
+    }
     if !ctx.quiet {
         for s in &report.segments {
             eprintln!(

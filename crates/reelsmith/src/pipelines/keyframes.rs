@@ -1,5 +1,6 @@
 //! Keyframe extraction: pick frames by one of two methods on analysis-size frames, then
-//! decode the video once more at the output size and write the picked frames as images.
+//! decode the video once more at the output size and write the picked frames as images
+//! and `keyframes.json`.
 //!
 //! - [`KeyframeMethod::Quantile`]: the ComfyUI `ExtractKeyframes` rule — a frame is a
 //!   keyframe when its sum of absolute pixel differences to the previous frame exceeds the
@@ -11,11 +12,13 @@
 //!   contributes the frame closest to its mean row, its most typical picture.
 //!
 //! ```no_run
-//! use reelsmith::keyframes::{extract_keyframes, KeyframeMethod, KeyframeOptions};
+//! use reelsmith::pipelines::keyframes::{self, KeyframeMethod, KeyframesConfig, KeyframesInput};
+//! use reelsmith::progress::NoProgress;
 //!
-//! let opts = KeyframeOptions { method: KeyframeMethod::Seams, ..Default::default() };
-//! for k in extract_keyframes("movie.mp4", "keyframes/", &opts)? {
-//!     println!("frame {} at {:.3}s -> {}", k.frame, k.time, k.path.display());
+//! let config = KeyframesConfig { method: KeyframeMethod::Seams, ..Default::default() };
+//! let report = keyframes::run(&KeyframesInput::new("movie.mp4", "keyframes/"), &config, &NoProgress)?;
+//! for k in &report.keyframes {
+//!     println!("frame {} at {:.3}s -> {}", k.frame, k.time, k.path);
 //! }
 //! # Ok::<(), reelsmith::Error>(())
 //! ```
@@ -25,12 +28,15 @@ use std::path::{Path, PathBuf};
 use reelsmith_decode::{DecodeOptions, ImageFormat, Sampling, Scale};
 use reelsmith_segment::seams::{seams, SeamOptions, Threshold};
 use reelsmith_segment::{min_max_normalize, successor_distances, Metric};
+use serde::{Deserialize, Serialize};
 
-use crate::analysis::{AnalysisOptions, Progress};
+use crate::analysis::AnalysisOptions;
+use crate::progress::{Progress, Stage, StageGuard};
 use crate::Error;
 
 /// How keyframes are picked.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum KeyframeMethod {
     /// Frames whose change from the previous frame exceeds the `q`-quantile of all changes
     /// (ComfyUI's `ExtractKeyframes`).
@@ -40,9 +46,20 @@ pub enum KeyframeMethod {
     Seams,
 }
 
-/// Options of [`extract_keyframes`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct KeyframeOptions {
+impl KeyframeMethod {
+    /// The method's name as written in `keyframes.json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyframeMethod::Quantile => "quantile",
+            KeyframeMethod::Seams => "seams",
+        }
+    }
+}
+
+/// Settings of the keyframes pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeyframesConfig {
     /// The method (default [`KeyframeMethod::Quantile`]).
     pub method: KeyframeMethod,
     /// Quantile for [`KeyframeMethod::Quantile`] (default
@@ -53,71 +70,140 @@ pub struct KeyframeOptions {
     pub seams: Option<SeamOptions>,
     /// How frames are decoded for analysis.
     pub analysis: AnalysisOptions,
-    /// Size of the written images (default: the video's display size).
-    pub scale: Scale,
-    /// Image format (default JPEG quality 90).
-    pub format: ImageFormat,
+    /// Height of the written images, keeping the aspect (default: the video's size).
+    pub height: Option<u32>,
+    /// Write PNG instead of JPEG.
+    pub png: bool,
+    /// JPEG quality, 1..=100 (default 90).
+    pub quality: u8,
 }
 
-impl Default for KeyframeOptions {
+impl Default for KeyframesConfig {
     fn default() -> Self {
         Self {
             method: KeyframeMethod::Quantile,
             quantile: reelsmith_segment::keyframes::DEFAULT_QUANTILE,
             seams: None,
             analysis: AnalysisOptions::default(),
-            scale: Scale::Original,
-            format: ImageFormat::Jpeg(90),
+            height: None,
+            png: false,
+            quality: 90,
+        }
+    }
+}
+
+impl KeyframesConfig {
+    /// Checks every range; the error names the setting at fault.
+    pub fn validate(&self) -> Result<(), Error> {
+        if !(0.0..=1.0).contains(&self.quantile) {
+            return Err(Error::config(
+                "quantile",
+                format!("{} is not in [0, 1]", self.quantile),
+            ));
+        }
+        if !(1..=100).contains(&self.quality) {
+            return Err(Error::config(
+                "quality",
+                format!("{} is not in 1..=100", self.quality),
+            ));
+        }
+        if let Some(h) = self.height {
+            if !(2..=16384).contains(&h) {
+                return Err(Error::config("height", format!("{h} is not in 2..=16384")));
+            }
+        }
+        self.analysis.validate()
+    }
+
+    fn format(&self) -> ImageFormat {
+        if self.png {
+            ImageFormat::Png
+        } else {
+            ImageFormat::Jpeg(self.quality)
+        }
+    }
+}
+
+/// The video and the output folder of a keyframes run.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyframesInput<'a> {
+    /// The video file.
+    pub video: &'a Path,
+    /// The output folder (created when missing).
+    pub output: &'a Path,
+}
+
+impl<'a> KeyframesInput<'a> {
+    /// The input for `video`, writing into `output`.
+    pub fn new(
+        video: &'a (impl AsRef<Path> + ?Sized),
+        output: &'a (impl AsRef<Path> + ?Sized),
+    ) -> Self {
+        Self {
+            video: video.as_ref(),
+            output: output.as_ref(),
         }
     }
 }
 
 /// A written keyframe.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Keyframe {
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeyframeImage {
     /// 0-based decoded frame index.
     pub frame: usize,
     /// Presentation time in seconds.
     pub time: f64,
-    /// Where the image was written.
-    pub path: PathBuf,
+    /// The image's file name in the output folder.
+    pub path: String,
 }
 
-/// Picks the keyframes of the video at `path` and writes them into `out_dir` (created when
-/// missing) as `keyframe_NNNNNN.jpg` (or `.png`), `NNNNNN` the 0-based frame index.
-/// Returns them in frame order.
-pub fn extract_keyframes(
-    path: impl AsRef<Path>,
-    out_dir: impl AsRef<Path>,
-    opts: &KeyframeOptions,
-) -> Result<Vec<Keyframe>, Error> {
-    extract_keyframes_with_progress(path, out_dir, opts, |_| {})
+/// What a keyframes run wrote (also `keyframes.json`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeyframesReport {
+    /// The video.
+    pub video: PathBuf,
+    /// The method's name.
+    pub method: &'static str,
+    /// The keyframes in frame order.
+    pub keyframes: Vec<KeyframeImage>,
 }
 
-/// [`extract_keyframes`] calling `progress` every few frames of both passes.
-pub fn extract_keyframes_with_progress(
-    path: impl AsRef<Path>,
-    out_dir: impl AsRef<Path>,
-    opts: &KeyframeOptions,
-    mut progress: impl FnMut(Progress),
-) -> Result<Vec<Keyframe>, Error> {
-    let path = path.as_ref();
-    let out_dir = out_dir.as_ref();
-    if !(0.0..=1.0).contains(&opts.quantile) {
-        return Err(Error::InvalidArgument {
-            path: path.to_path_buf(),
-            detail: format!("keyframe quantile {}: use a value in [0, 1]", opts.quantile),
-        });
-    }
-    let quantile = opts.method == KeyframeMethod::Quantile;
-    let a = opts.analysis.run(path, quantile, &mut progress)?;
-    let picked = match opts.method {
+/// Picks the keyframes of the video and writes them into the output folder as
+/// `keyframe_NNNNNN.jpg` (or `.png`, `NNNNNN` the 0-based frame index) with
+/// `keyframes.json`.
+pub fn run(
+    input: &KeyframesInput<'_>,
+    config: &KeyframesConfig,
+    progress: &dyn Progress,
+) -> Result<KeyframesReport, Error> {
+    config.validate()?;
+    let picked = pick(input.video, config, progress)?;
+    crate::output::create_dir(input.output)?;
+    let keyframes = write_images(input, config, &picked, progress)?;
+    let report = KeyframesReport {
+        video: input.video.to_path_buf(),
+        method: config.method.name(),
+        keyframes,
+    };
+    crate::output::write_json(&input.output.join("keyframes.json"), &report)?;
+    Ok(report)
+}
+
+/// The picked frame indices, ascending.
+fn pick(
+    path: &Path,
+    config: &KeyframesConfig,
+    progress: &dyn Progress,
+) -> Result<Vec<usize>, Error> {
+    let quantile = config.method == KeyframeMethod::Quantile;
+    let a = config.analysis.run(path, quantile, progress)?;
+    Ok(match config.method {
         KeyframeMethod::Quantile => {
-            reelsmith_segment::keyframes::quantile_keyframes(&a.variation, opts.quantile).0
+            reelsmith_segment::keyframes::quantile_keyframes(&a.variation, config.quantile).0
         }
         KeyframeMethod::Seams => {
             let fps = if a.info.fps > 0.0 { a.info.fps } else { 25.0 };
-            let seam_opts = opts.seams.unwrap_or(SeamOptions {
+            let seam_opts = config.seams.unwrap_or(SeamOptions {
                 threshold: Threshold::Dynamic {
                     window: (fps.round() as usize).max(3),
                     k: 2.0,
@@ -130,45 +216,42 @@ pub fn extract_keyframes_with_progress(
             let starts = seams(&d, &seam_opts);
             representatives(&a.emb, &starts)
         }
-    };
-    std::fs::create_dir_all(out_dir).map_err(|source| Error::Write {
-        path: out_dir.to_path_buf(),
-        source,
-    })?;
-    let ext = match opts.format {
-        ImageFormat::Png => "png",
-        ImageFormat::Jpeg(_) => "jpg",
-    };
+    })
+}
+
+/// Decodes the video once more at the output size and writes the picked frames.
+fn write_images(
+    input: &KeyframesInput<'_>,
+    config: &KeyframesConfig,
+    picked: &[usize],
+    progress: &dyn Progress,
+) -> Result<Vec<KeyframeImage>, Error> {
     let mut out = Vec::with_capacity(picked.len());
     let Some(&last) = picked.last() else {
         return Ok(out);
     };
-    let video = reelsmith_decode::open(path)?;
+    let format = config.format();
+    let ext = if config.png { "png" } else { "jpg" };
+    let video = reelsmith_decode::open(input.video)?;
     let dec = DecodeOptions::new()
         .sampling(Sampling::All)
-        .scale(opts.scale)
-        .threads(opts.analysis.threads);
-    let total = Some(last as u64 + 1);
+        .scale(config.height.map_or(Scale::Original, Scale::Height))
+        .threads(config.analysis.threads);
+    let stage = StageGuard::start(progress, Stage::Write, Some(last as u64 + 1));
     let mut next = picked.iter().copied().peekable();
     for (i, frame) in video.frames(&dec)?.enumerate() {
         let frame = frame?;
         if next.peek() == Some(&i) {
             next.next();
-            let file = out_dir.join(format!("keyframe_{i:06}.{ext}"));
-            reelsmith_decode::save_image(&frame.image, &file, Some(opts.format))?;
-            out.push(Keyframe {
+            let name = format!("keyframe_{i:06}.{ext}");
+            reelsmith_decode::save_image(&frame.image, &input.output.join(&name), Some(format))?;
+            out.push(KeyframeImage {
                 frame: i,
                 time: frame.time,
-                path: file,
+                path: name,
             });
         }
-        if i % 16 == 0 || i == last {
-            progress(Progress {
-                stage: "write",
-                done: i as u64 + 1,
-                total,
-            });
-        }
+        stage.advance(1);
         if i >= last {
             break;
         }

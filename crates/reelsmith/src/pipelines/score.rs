@@ -4,60 +4,134 @@
 //! Each video is one normalisation set (sharpness is normalised across its sampled
 //! frames); all still images given together form one more set.
 //!
-//! With [`ScoreOptions::model`] set, every scored frame is also embedded with that CLIP
-//! model (in batches, as the frames stream by): the aesthetic head
-//! ([`ScoreOptions::aesthetic_head`]) scores the embeddings and the prompts give saliency.
-//! Without a model the score rests on sharpness and exposure, and the report says so
-//! ([`ScoreReport::model_free`], [`ScoreReport::notes`]).
+//! With a model ([`ScoringConfig::model`]), every scored frame is also embedded (in
+//! batches, as the frames stream by): the aesthetic head ([`ScoringConfig::aesthetic_head`])
+//! scores the embeddings and the prompts give saliency. Without a model the score rests on
+//! sharpness and exposure, and the report says so ([`ScoreReport::model_free`],
+//! [`ScoreReport::notes`]).
+//!
+//! ```no_run
+//! use reelsmith::models::Models;
+//! use reelsmith::pipelines::score::{self, ScoringConfig, ScoringInput};
+//! use reelsmith::progress::NoProgress;
+//!
+//! let files = ["holiday.mp4".into(), "cover.jpg".into()];
+//! let report = score::run(&ScoringInput::new(&files, &Models::new()), &ScoringConfig::default(), &NoProgress)?;
+//! for row in &report.rows {
+//!     println!("{} frame {}: {:.3}", row.source, row.frame, row.score.score);
+//! }
+//! # Ok::<(), reelsmith::Error>(())
+//! ```
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use reelsmith_core::Embeddings;
 use reelsmith_decode::{self as decode, DecodeOptions, Sampling};
-use reelsmith_embed::{
-    load_dir, load_pretrained, AnyModel, DeviceChoice, EmbedError, Embedder, HubOptions,
-};
+use reelsmith_embed::{AnyModel, Embedder};
 use reelsmith_score::{
-    score_frames, AestheticHead, FrameMeasures, FrameScore, ModelInputs, ScoreConfig, ScoreError,
+    score_frames, AestheticHead, FrameMeasures, FrameScore, ModelInputs, ScoreConfig,
 };
 use serde::{Deserialize, Serialize};
 
-/// File extensions read as still images (everything else is opened as a video).
-pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png"];
+use crate::embed_loop::{embed_error, embed_frames, DEFAULT_BATCH};
+use crate::models::{ModelChoice, Models};
+use crate::progress::{Progress, Stage, StageGuard};
+use crate::Error;
 
-/// Which CLIP model to embed frames with.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ModelSource {
-    /// A Hugging Face model id, such as `openai/clip-vit-large-patch14`.
-    Id(String),
-    /// A local folder in the Hugging Face layout.
-    Dir(PathBuf),
+/// File extensions read as still images (everything else is opened as a video).
+pub const IMAGE_EXTENSIONS: &[&str] = &[
+    "jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff", "ppm",
+];
+
+/// Whether `path` is read as a still image (by its extension).
+pub fn is_image(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .map(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+        .unwrap_or(false)
 }
 
-/// Options of [`score`].
-#[derive(Debug, Clone)]
-pub struct ScoreOptions {
-    /// Which frames of a video to score (default: 1 per second).
-    pub sampling: Sampling,
+/// Settings of the score pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScoringConfig {
+    /// Frames per second scored in each video (default 1), chosen by timestamp.
+    pub fps: f64,
+    /// Score every Nth decoded frame instead of `fps` (when set).
+    pub every: Option<u32>,
     /// Weights, normalisation and mappings.
-    pub config: ScoreConfig,
-    /// CLIP model for aesthetics and saliency; `None` scores without a model.
-    pub model: Option<ModelSource>,
-    /// LAION aesthetic head (`.pth` or `.safetensors`); needs `model`.
+    pub score: ScoreConfig,
+    /// The embedding model for aesthetics and saliency (default none).
+    pub model: ModelChoice,
+    /// LAION aesthetic head (`.pth` or `.safetensors`); needs a CLIP model.
     pub aesthetic_head: Option<PathBuf>,
-    /// Text prompts for saliency; need `model`.
+    /// Text prompts for saliency; need a CLIP model.
     pub prompts: Vec<String>,
 }
 
-impl Default for ScoreOptions {
+impl Default for ScoringConfig {
     fn default() -> Self {
         Self {
-            sampling: Sampling::Fps(1.0),
-            config: ScoreConfig::default(),
-            model: None,
+            fps: 1.0,
+            every: None,
+            score: ScoreConfig::default(),
+            model: ModelChoice::None,
             aesthetic_head: None,
             prompts: Vec::new(),
         }
+    }
+}
+
+impl ScoringConfig {
+    /// The frames kept of each video.
+    pub fn sampling(&self) -> Sampling {
+        match self.every {
+            Some(n) => Sampling::EveryNth(n),
+            None => Sampling::Fps(self.fps),
+        }
+    }
+
+    /// Checks every range; the error names the setting at fault.
+    pub fn validate(&self) -> Result<(), Error> {
+        if !(self.fps.is_finite() && self.fps > 0.0 && self.fps <= 1000.0) {
+            return Err(Error::config(
+                "fps",
+                format!("{} is not in (0, 1000]", self.fps),
+            ));
+        }
+        if self.every == Some(0) {
+            return Err(Error::config("every", "0: keep every 1st frame or more"));
+        }
+        if !self.model.is_some() {
+            if self.aesthetic_head.is_some() {
+                return Err(Error::NeedsModel {
+                    what: "aesthetic_head",
+                });
+            }
+            if !self.prompts.is_empty() {
+                return Err(Error::NeedsModel { what: "prompts" });
+            }
+        }
+        self.score
+            .validate()
+            .map_err(|e| Error::config("score", e.to_string()))
+    }
+}
+
+/// The files and models of a score run.
+#[derive(Debug, Clone, Copy)]
+pub struct ScoringInput<'a> {
+    /// Images and videos, scored in this order.
+    pub files: &'a [PathBuf],
+    /// Where models come from.
+    pub models: &'a Models,
+}
+
+impl<'a> ScoringInput<'a> {
+    /// The input for `files`, with models from `models`.
+    pub fn new(files: &'a [PathBuf], models: &'a Models) -> Self {
+        Self { files, models }
     }
 }
 
@@ -75,7 +149,7 @@ pub struct ScoredFrame {
     pub score: FrameScore,
 }
 
-/// The result of [`score`]: one row per image or sampled frame, in input order.
+/// The result of [`run`]: one row per image or sampled frame, in input order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScoreReport {
     /// The rows.
@@ -86,233 +160,280 @@ pub struct ScoreReport {
     pub notes: Vec<String>,
 }
 
-/// Errors of [`score`].
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ScorePipelineError {
-    /// No input files.
-    #[error("no input files: give at least one image or video")]
-    NoInputs,
-    /// Loading or running the CLIP model failed.
-    #[error(transparent)]
-    Embed(#[from] EmbedError),
-    /// `--aesthetic-head` or prompts without a model.
-    #[error("{0} needs a CLIP model (--model ID or --model-dir DIR)")]
-    NeedsModel(&'static str),
-    /// A video that yielded no frames with the chosen sampling.
-    #[error("{} gave no frames to score with sampling {sampling}", path.display())]
-    NoFrames {
-        /// The video.
-        path: PathBuf,
-        /// The sampling used.
-        sampling: String,
-    },
-    /// An image file that could not be read.
-    #[error("cannot read image {}: {error}", path.display())]
-    Image {
-        /// The file.
-        path: PathBuf,
-        /// The decoder's error (in the message, so not also a `source`).
-        error: image::ImageError,
-    },
-    /// Decoding a video failed.
-    #[error(transparent)]
-    Decode(#[from] decode::DecodeError),
-    /// Scoring failed.
-    #[error(transparent)]
-    Score(#[from] ScoreError),
+/// The loaded model side of a run.
+struct ModelParts {
+    model: Option<Arc<AnyModel>>,
+    head: Option<Arc<AestheticHead>>,
+    prompts: Option<Embeddings>,
 }
 
-fn is_image(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .map(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-        .unwrap_or(false)
-}
-
-/// Scores image and video files. `on_frame` is called after each measured frame (for
-/// progress reporting).
-pub fn score(
-    inputs: &[PathBuf],
-    opts: &ScoreOptions,
-    mut on_frame: impl FnMut(),
-) -> Result<ScoreReport, ScorePipelineError> {
-    if inputs.is_empty() {
-        return Err(ScorePipelineError::NoInputs);
-    }
-    if opts.model.is_none() {
-        if opts.aesthetic_head.is_some() {
-            return Err(ScorePipelineError::NeedsModel("--aesthetic-head"));
-        }
-        if !opts.prompts.is_empty() {
-            return Err(ScorePipelineError::NeedsModel("--prompt"));
-        }
-    }
-    let model: Option<AnyModel> = match &opts.model {
-        Some(ModelSource::Dir(d)) => Some(load_dir(d, DeviceChoice::Cpu)?),
-        Some(ModelSource::Id(id)) => Some(load_pretrained(
-            id,
-            &HubOptions::default(),
-            DeviceChoice::Cpu,
-        )?),
-        None => None,
-    };
-    let head = opts
-        .aesthetic_head
-        .as_ref()
-        .map(AestheticHead::load)
-        .transpose()?;
-    let prompts = match (&model, opts.prompts.is_empty()) {
-        (Some(m), false) => {
-            let t = m.as_text_embedder().ok_or_else(|| {
-                EmbedError::InvalidInput(format!(
-                    "{} has no text tower: --prompt needs a CLIP model",
-                    m.model_id()
-                ))
-            })?;
-            let refs: Vec<&str> = opts.prompts.iter().map(String::as_str).collect();
-            Some(t.embed_texts(&refs)?)
-        }
-        _ => None,
-    };
-    // Embeds a batch of frames into `into` when a model is loaded.
-    let embed_batch = |batch: &mut Vec<image::RgbImage>,
-                       into: &mut Option<Embeddings>|
-     -> Result<(), ScorePipelineError> {
-        if let (Some(m), false) = (&model, batch.is_empty()) {
-            let e = m.embed_images(batch)?;
-            match into {
-                Some(all) => all.extend(&e).map_err(EmbedError::from)?,
-                None => *into = Some(e),
+impl ModelParts {
+    fn load(models: &Models, config: &ScoringConfig) -> Result<Self, Error> {
+        let model = models.resolve(&config.model, crate::pipelines::highlights::DEFAULT_MODEL)?;
+        let (model, note) = (model.model, model.note);
+        if model.is_none() && (config.aesthetic_head.is_some() || !config.prompts.is_empty()) {
+            if let Some(n) = note {
+                tracing::warn!("{n}");
             }
+            let what = if config.prompts.is_empty() {
+                "aesthetic_head"
+            } else {
+                "prompts"
+            };
+            return Err(Error::NeedsModel { what });
         }
-        batch.clear();
-        Ok(())
-    };
-    let exposure = &opts.config.exposure;
-    // (input position, set rows) so the output keeps the input order.
-    let mut sets: Vec<(Vec<usize>, Vec<ScoredFrame>)> = Vec::new();
-    let mut notes: Vec<String> = Vec::new();
-    let mut model_free = true;
-    let mut push_set = |positions: Vec<usize>,
-                        meta: Vec<(String, u64, f64)>,
-                        measures: Vec<FrameMeasures>,
-                        embeddings: Option<Embeddings>|
-     -> Result<(), ScorePipelineError> {
-        let inputs = match (&model, &embeddings) {
-            (Some(m), Some(e)) => Some(ModelInputs {
-                image_embeddings: e,
-                model_id: Some(m.model_id()),
-                head: head.as_ref(),
-                prompts: prompts.as_ref(),
-            }),
+        let head = match &config.aesthetic_head {
+            Some(p) => Some(models.aesthetic_head(p)?),
+            None => None,
+        };
+        let prompts = match (&model, config.prompts.is_empty()) {
+            (Some(m), false) => {
+                let text = m
+                    .as_text_embedder()
+                    .ok_or(Error::NeedsModel { what: "prompts" })?;
+                let refs: Vec<&str> = config.prompts.iter().map(String::as_str).collect();
+                Some(text.embed_texts(&refs).map_err(|source| Error::Model {
+                    model: m.model_id().to_string(),
+                    source,
+                })?)
+            }
             _ => None,
         };
-        let set = score_frames(&measures, inputs.as_ref(), &opts.config)?;
-        model_free &= set.model_free;
-        for n in set.notes {
-            if !notes.contains(&n) {
-                notes.push(n);
-            }
-        }
-        let rows = meta
-            .into_iter()
-            .zip(set.rows)
-            .map(|((source, frame, time), score)| ScoredFrame {
-                source,
-                frame,
-                time,
-                score,
-            })
-            .collect();
-        sets.push((positions, rows));
-        Ok(())
-    };
+        Ok(Self {
+            model,
+            head,
+            prompts,
+        })
+    }
+}
 
-    let (mut img_pos, mut img_meta, mut img_measures) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut img_batch, mut img_emb) = (Vec::new(), None);
-    for (pos, path) in inputs.iter().enumerate() {
+/// One normalisation set: rows waiting to be scored together.
+#[derive(Default)]
+struct Set {
+    positions: Vec<usize>,
+    meta: Vec<(String, u64, f64)>,
+    measures: Vec<FrameMeasures>,
+    images: Vec<image::RgbImage>,
+    embeddings: Option<Embeddings>,
+}
+
+/// Scores image and video files (see the [module docs](self)).
+pub fn run(
+    input: &ScoringInput<'_>,
+    config: &ScoringConfig,
+    progress: &dyn Progress,
+) -> Result<ScoreReport, Error> {
+    if input.files.is_empty() {
+        return Err(Error::NoInputs);
+    }
+    config.validate()?;
+    let parts = ModelParts::load(input.models, config)?;
+    let stage = StageGuard::start(progress, Stage::Score, None);
+    let mut report = ScoreReport {
+        rows: Vec::new(),
+        model_free: true,
+        notes: Vec::new(),
+    };
+    let mut keyed: Vec<(usize, usize, ScoredFrame)> = Vec::new();
+    let mut stills = Set::default();
+    for (pos, path) in input.files.iter().enumerate() {
         if is_image(path) {
             let rgb = image::open(path)
-                .map_err(|error| ScorePipelineError::Image {
+                .map_err(|error| Error::Image {
                     path: path.clone(),
                     error,
                 })?
                 .to_rgb8();
-            img_measures.push(FrameMeasures::from_rgb(&rgb, exposure)?);
-            img_batch.push(rgb);
-            embed_batch(&mut img_batch, &mut img_emb)?;
-            img_meta.push((path.display().to_string(), 0, 0.0));
-            img_pos.push(pos);
-            on_frame();
+            let m =
+                FrameMeasures::from_rgb(&rgb, &config.score.exposure).map_err(score_err(path))?;
+            stills.measures.push(m);
+            stills.meta.push((path.display().to_string(), 0, 0.0));
+            stills.positions.push(pos);
+            if let Some(model) = &parts.model {
+                stills.images.push(rgb);
+                if stills.images.len() == DEFAULT_BATCH {
+                    embed_stills(model, &mut stills, path)?;
+                }
+            }
+            stage.advance(1);
             continue;
         }
-        let video = decode::open(path)?;
-        let frames = video.frames(&DecodeOptions::new().sampling(opts.sampling))?;
-        let (mut meta, mut measures) = (Vec::new(), Vec::new());
-        let (mut batch, mut emb) = (Vec::new(), None);
-        for frame in frames {
-            let frame = frame?;
-            measures.push(FrameMeasures::from_rgb(&frame.image, exposure)?);
-            meta.push((path.display().to_string(), frame.index, frame.time));
-            batch.push(frame.image);
-            if batch.len() == 16 {
-                embed_batch(&mut batch, &mut emb)?;
-            }
-            on_frame();
-        }
-        embed_batch(&mut batch, &mut emb)?;
-        if measures.is_empty() {
-            return Err(ScorePipelineError::NoFrames {
-                path: path.clone(),
-                sampling: format!("{:?}", opts.sampling),
-            });
-        }
-        push_set(vec![pos; meta.len()], meta, measures, emb)?;
+        let set = video_set(path, pos, config, &parts, &stage)?;
+        finish_set(set, &parts, config, path, &mut report, &mut keyed)?;
     }
-    if !img_measures.is_empty() {
-        push_set(img_pos, img_meta, img_measures, img_emb)?;
-    }
-    let mut keyed: Vec<(usize, usize, ScoredFrame)> = Vec::new();
-    for (positions, rows) in sets {
-        for (k, (pos, row)) in positions.into_iter().zip(rows).enumerate() {
-            keyed.push((pos, k, row));
+    if !stills.measures.is_empty() {
+        let last = input.files.last().cloned().unwrap_or_default();
+        if let Some(model) = &parts.model {
+            embed_stills(model, &mut stills, &last)?;
         }
+        finish_set(stills, &parts, config, &last, &mut report, &mut keyed)?;
     }
     keyed.sort_by_key(|(pos, k, _)| (*pos, *k));
-    Ok(ScoreReport {
-        rows: keyed.into_iter().map(|(_, _, r)| r).collect(),
-        model_free,
-        notes,
-    })
+    report.rows = keyed.into_iter().map(|(_, _, r)| r).collect();
+    Ok(report)
+}
+
+fn score_err(path: &Path) -> impl Fn(reelsmith_score::ScoreError) -> Error + '_ {
+    move |source| Error::Score {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Embeds the pending still images of `set` (`path` names the set in errors).
+fn embed_stills(model: &AnyModel, set: &mut Set, path: &Path) -> Result<(), Error> {
+    if set.images.is_empty() {
+        return Ok(());
+    }
+    let e = model.embed_images(&set.images).map_err(embed_error(path))?;
+    match &mut set.embeddings {
+        Some(all) => all.extend(&e).map_err(|e| embed_error(path)(e.into()))?,
+        None => set.embeddings = Some(e),
+    }
+    set.images.clear();
+    Ok(())
+}
+
+/// Decodes the sampled frames of one video, measuring (and embedding) each.
+fn video_set(
+    path: &Path,
+    pos: usize,
+    config: &ScoringConfig,
+    parts: &ModelParts,
+    stage: &StageGuard<'_>,
+) -> Result<Set, Error> {
+    let video = decode::open(path)?;
+    let opts = DecodeOptions::new().sampling(config.sampling());
+    let name = path.display().to_string();
+    let mut set = Set::default();
+    let mut measure = |frame: &decode::Frame| -> Result<(), Error> {
+        let m = FrameMeasures::from_rgb(&frame.image, &config.score.exposure)
+            .map_err(score_err(path))?;
+        set.measures.push(m);
+        set.meta.push((name.clone(), frame.index, frame.time));
+        Ok(())
+    };
+    match &parts.model {
+        Some(model) => {
+            let sampled = embed_frames(
+                &video,
+                &opts,
+                model.as_ref(),
+                DEFAULT_BATCH,
+                stage,
+                &mut measure,
+            )?;
+            set.embeddings = Some(sampled.embeddings);
+        }
+        None => {
+            for frame in video.frames(&opts)? {
+                measure(&frame?)?;
+                stage.advance(1);
+            }
+        }
+    }
+    if set.measures.is_empty() {
+        return Err(Error::NoFrames {
+            path: path.to_path_buf(),
+            sampling: format!("{:?}", opts.sampling),
+        });
+    }
+    set.positions = vec![pos; set.measures.len()];
+    Ok(set)
+}
+
+/// Scores one set and files its rows under their input positions.
+fn finish_set(
+    set: Set,
+    parts: &ModelParts,
+    config: &ScoringConfig,
+    path: &Path,
+    report: &mut ScoreReport,
+    keyed: &mut Vec<(usize, usize, ScoredFrame)>,
+) -> Result<(), Error> {
+    let inputs = match (&parts.model, &set.embeddings) {
+        (Some(m), Some(e)) => Some(ModelInputs {
+            image_embeddings: e,
+            model_id: Some(m.model_id()),
+            head: parts.head.as_deref(),
+            prompts: parts.prompts.as_ref(),
+        }),
+        _ => None,
+    };
+    let scored =
+        score_frames(&set.measures, inputs.as_ref(), &config.score).map_err(score_err(path))?;
+    report.model_free &= scored.model_free;
+    for n in scored.notes {
+        if !report.notes.contains(&n) {
+            report.notes.push(n);
+        }
+    }
+    for (k, ((pos, (source, frame, time)), score)) in set
+        .positions
+        .into_iter()
+        .zip(set.meta)
+        .zip(scored.rows)
+        .enumerate()
+    {
+        keyed.push((
+            pos,
+            k,
+            ScoredFrame {
+                source,
+                frame,
+                time,
+                score,
+            },
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::progress::NoProgress;
 
     #[test]
     fn model_requests_are_clear_errors() {
+        let models = Models::new();
         let inputs = vec![PathBuf::from("a.png")];
-        let opts = ScoreOptions {
-            model: Some(ModelSource::Dir(PathBuf::from("/nonexistent/clip"))),
+        let input = ScoringInput::new(&inputs, &models);
+        let opts = ScoringConfig {
+            model: ModelChoice::Dir(PathBuf::from("/nonexistent/clip")),
             ..Default::default()
         };
-        let e = score(&inputs, &opts, || {}).unwrap_err();
-        assert!(matches!(e, ScorePipelineError::Embed(_)), "{e}");
+        let e = run(&input, &opts, &NoProgress).unwrap_err();
+        assert!(matches!(e, Error::Model { .. }), "{e}");
         assert!(e.to_string().contains("/nonexistent/clip"), "{e}");
-        let opts = ScoreOptions {
+        let opts = ScoringConfig {
             prompts: vec!["a cat".into()],
             ..Default::default()
         };
         assert!(matches!(
-            score(&inputs, &opts, || {}),
-            Err(ScorePipelineError::NeedsModel("--prompt"))
+            run(&input, &opts, &NoProgress),
+            Err(Error::NeedsModel { what: "prompts" })
         ));
         assert!(matches!(
-            score(&[], &ScoreOptions::default(), || {}),
-            Err(ScorePipelineError::NoInputs)
+            run(
+                &ScoringInput::new(&[], &models),
+                &ScoringConfig::default(),
+                &NoProgress
+            ),
+            Err(Error::NoInputs)
         ));
+        let mut robust_backwards = ScoringConfig::default();
+        robust_backwards.score.sharpness_norm = reelsmith_score::SharpnessNorm::Percentile {
+            low: 95.0,
+            high: 5.0,
+            log: true,
+        };
+        assert_eq!(
+            run(&input, &robust_backwards, &NoProgress)
+                .unwrap_err()
+                .setting(),
+            Some("score")
+        );
     }
 
     #[test]
@@ -326,7 +447,14 @@ mod tests {
         let (a, b) = (dir.join("sharp.png"), dir.join("soft.png"));
         sharp.save(&a).unwrap();
         soft.save(&b).unwrap();
-        let report = score(&[b.clone(), a.clone()], &ScoreOptions::default(), || {}).unwrap();
+        let files = [b.clone(), a.clone()];
+        let models = Models::new();
+        let report = run(
+            &ScoringInput::new(&files, &models),
+            &ScoringConfig::default(),
+            &NoProgress,
+        )
+        .unwrap();
         assert!(report.model_free && !report.notes.is_empty());
         assert_eq!(report.rows.len(), 2);
         assert_eq!(report.rows[0].source, b.display().to_string());
@@ -354,8 +482,7 @@ mod tests {
 
     #[test]
     fn a_clip_model_adds_saliency_to_every_row() {
-        let fixture =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../embed/tests/fixtures/clip-quickgelu");
+        let fixture = reelsmith_test_support::tiny_clip();
         let dir = std::env::temp_dir().join(format!("reelsmith-score-clip-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut inputs = Vec::new();
@@ -367,12 +494,13 @@ mod tests {
             img.save(&p).unwrap();
             inputs.push(p);
         }
-        let opts = ScoreOptions {
-            model: Some(ModelSource::Dir(fixture)),
+        let opts = ScoringConfig {
+            model: ModelChoice::Dir(fixture),
             prompts: vec!["a red square".into(), "a blue sky".into()],
             ..Default::default()
         };
-        let report = score(&inputs, &opts, || {}).unwrap();
+        let models = Models::new();
+        let report = run(&ScoringInput::new(&inputs, &models), &opts, &NoProgress).unwrap();
         assert!(!report.model_free);
         assert_eq!(report.rows.len(), 2);
         for r in &report.rows {

@@ -8,23 +8,32 @@
 //! segment clips, keyframe images and `segments.json`.
 //!
 //! ```no_run
-//! use reelsmith::segments::{segment_video, SegmentsConfig};
-//! let report = segment_video("talk.mp4".as_ref(), "out/".as_ref(), &SegmentsConfig::default(), None, None)?;
+//! use reelsmith::models::Models;
+//! use reelsmith::pipelines::segments::{self, SegmentsConfig, SegmentsInput};
+//! use reelsmith::progress::NoProgress;
+//!
+//! let models = Models::new();
+//! let input = SegmentsInput::new("talk.mp4", "out/", &models);
+//! let report = segments::run(&input, &SegmentsConfig::default(), &NoProgress)?;
 //! println!("{} segments", report.segments.len());
 //! # Ok::<(), reelsmith::Error>(())
 //! ```
 
 use std::path::{Path, PathBuf};
 
+use reelsmith_core::FrameRef;
 use reelsmith_decode::{
     self as decode, ClipJob, ClipMode, ClipOptions, DecodeOptions, Sampling, Scale, X264Preset,
 };
 use reelsmith_embed::{Embedder, PixelEmbedder};
 use reelsmith_segment::seams::{seams, segments_from_starts, SeamOptions, Threshold};
+use reelsmith_segment::summary::SegmentSummary;
 use reelsmith_segment::{min_max_normalize, successor_distances, summary::summarize, Metric};
 use serde::{Deserialize, Serialize};
 
-use crate::progress::{Progress, Stage};
+use crate::embed_loop::{embed_error, embed_frames, DEFAULT_BATCH};
+use crate::models::{ModelChoice, Models};
+use crate::progress::{Progress, Stage, StageGuard};
 use crate::Error;
 
 /// Settings of the segments pipeline (serde, so they can come from a file).
@@ -53,7 +62,12 @@ pub struct SegmentsConfig {
     /// counts more here than for a few highlight clips (whose default is superfast: at the
     /// same CRF about 1.5× larger files, cut in about 30 % less time).
     pub preset: X264Preset,
+    /// The embedding model (default [`ModelChoice::None`]: the weight-free pixel embedder).
+    pub model: ModelChoice,
 }
+
+/// The model [`ModelChoice::Auto`] stands for in this pipeline.
+pub const DEFAULT_MODEL: &str = "laion/CLIP-ViT-B-32-laion2B-s34B-b79K";
 
 impl Default for SegmentsConfig {
     fn default() -> Self {
@@ -68,6 +82,7 @@ impl Default for SegmentsConfig {
             clip_mode: ClipMode::Reencode,
             crf: 18,
             preset: X264Preset::Veryfast,
+            model: ModelChoice::None,
         }
     }
 }
@@ -86,14 +101,14 @@ pub struct Segment {
     /// Its clip's file name, when clips were written.
     pub clip: Option<String>,
     /// Representative keyframes: (decoded-frame index, time, image file name).
-    pub keyframes: Vec<Keyframe>,
+    pub keyframes: Vec<SegmentKeyframe>,
     /// Mean embedding of its sampled frames.
     pub mean_embedding: Vec<f32>,
 }
 
 /// A representative keyframe of a segment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Keyframe {
+pub struct SegmentKeyframe {
     /// Decoded-frame index.
     pub frame: u64,
     /// Time in seconds.
@@ -102,7 +117,7 @@ pub struct Keyframe {
     pub path: String,
 }
 
-/// What [`segment_video`] wrote (also `segments.json`).
+/// What [`run`] wrote (also `segments.json`).
 #[derive(Debug, Clone, Serialize)]
 pub struct SegmentsReport {
     /// The source video.
@@ -115,187 +130,258 @@ pub struct SegmentsReport {
     pub parameters: SegmentsConfig,
     /// The segments in order.
     pub segments: Vec<Segment>,
+    /// Remarks (the model that was not available...).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
-/// Runs the pipeline on `video`, writing clips (`segment_001.mp4`...), keyframe images
-/// (`segment_001_kf1.jpg`...) and `segments.json` into `out_dir`. `embedder` defaults to
-/// the pixel embedder.
-pub fn segment_video(
-    video: &Path,
-    out_dir: &Path,
-    cfg: &SegmentsConfig,
-    embedder: Option<&dyn Embedder>,
-    progress: Option<&dyn Progress>,
-) -> Result<SegmentsReport, Error> {
-    let invalid = |detail: String| Error::InvalidArgument {
-        path: video.to_path_buf(),
-        detail,
-    };
-    if !(cfg.fps.is_finite() && cfg.fps > 0.0) {
-        return Err(invalid(format!("fps is {}; it must be positive", cfg.fps)));
-    }
-    if !(cfg.min_seconds >= 0.0
-        && cfg.max_seconds >= cfg.min_seconds
-        && cfg.max_seconds.is_finite())
-    {
-        return Err(invalid(format!(
-            "segment lengths {}..{} s are invalid: need 0 <= min_seconds <= max_seconds",
-            cfg.min_seconds, cfg.max_seconds
-        )));
-    }
-    if !(cfg.window_seconds > 0.0 && cfg.k.is_finite()) {
-        return Err(invalid(
-            "window_seconds must be positive and k finite".into(),
-        ));
-    }
-    let v = decode::open(video)?;
-    let info = v.info().clone();
-    let embed_err = |source| Error::Embed {
-        path: video.to_path_buf(),
-        source,
-    };
-    let pixel = PixelEmbedder::new(16, 9).map_err(embed_err)?;
-    let emb: &dyn Embedder = embedder.unwrap_or(&pixel);
-    let opts = DecodeOptions::new()
-        .sampling(Sampling::Fps(cfg.fps))
-        .scale(Scale::MaxHeight(cfg.height));
-    let expected = (info.duration * cfg.fps).ceil() as u64;
-    let sampled = crate::sampling::embed_sampled(
-        &v,
-        &opts,
-        emb,
-        progress.map(|p| (p, Stage::Scoring, expected)),
-        embed_err,
-        |_| Ok(()),
-    )?;
-    if sampled.refs.is_empty() {
-        return Err(reelsmith_decode::DecodeError::ZeroLength {
-            path: info.path.clone(),
+/// The video, the output folder and the models of a segments run.
+#[derive(Debug, Clone, Copy)]
+pub struct SegmentsInput<'a> {
+    /// The video file.
+    pub video: &'a Path,
+    /// The output folder (created when missing).
+    pub output: &'a Path,
+    /// Where models come from.
+    pub models: &'a Models,
+}
+
+impl<'a> SegmentsInput<'a> {
+    /// The input for `video`, writing into `output`, with models from `models`.
+    pub fn new(
+        video: &'a (impl AsRef<Path> + ?Sized),
+        output: &'a (impl AsRef<Path> + ?Sized),
+        models: &'a Models,
+    ) -> Self {
+        Self {
+            video: video.as_ref(),
+            output: output.as_ref(),
+            models,
         }
-        .into());
     }
-    let mut dists = successor_distances(&sampled.embeddings, Metric::Cosine);
+}
+
+impl SegmentsConfig {
+    /// Checks every range; the error names the setting at fault.
+    pub fn validate(&self) -> Result<(), Error> {
+        if !(self.fps.is_finite() && self.fps > 0.0 && self.fps <= 120.0) {
+            return Err(Error::config(
+                "fps",
+                format!("{} is not in (0, 120]", self.fps),
+            ));
+        }
+        if self.height < 16 {
+            return Err(Error::config(
+                "height",
+                format!("{} is below 16", self.height),
+            ));
+        }
+        if !(self.min_seconds.is_finite() && self.min_seconds > 0.0) {
+            return Err(Error::config(
+                "min_seconds",
+                format!("{} s: a segment must last more than 0 s", self.min_seconds),
+            ));
+        }
+        if !(self.max_seconds.is_finite() && self.max_seconds >= self.min_seconds) {
+            return Err(Error::config(
+                "max_seconds",
+                format!(
+                    "{} s is below the shortest segment (min_seconds, {} s)",
+                    self.max_seconds, self.min_seconds
+                ),
+            ));
+        }
+        if !(self.window_seconds.is_finite() && self.window_seconds > 0.0) {
+            return Err(Error::config(
+                "window_seconds",
+                format!("{} s: the window must be positive", self.window_seconds),
+            ));
+        }
+        if !(self.k.is_finite() && self.k >= 0.0) {
+            return Err(Error::config(
+                "k",
+                format!("{} is not a finite number ≥ 0", self.k),
+            ));
+        }
+        if self.crf > 51 {
+            return Err(Error::config(
+                "crf",
+                format!("{}: x264 takes 0..=51", self.crf),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Runs the pipeline, writing clips (`segment_001.mp4`...), keyframe images
+/// (`segment_001_kf1.jpg`...) and `segments.json` into the output folder.
+pub fn run(
+    input: &SegmentsInput<'_>,
+    config: &SegmentsConfig,
+    progress: &dyn Progress,
+) -> Result<SegmentsReport, Error> {
+    config.validate()?;
+    let video = decode::open(input.video)?;
+    let info = video.info().clone();
+    let resolved = input.models.resolve(&config.model, DEFAULT_MODEL)?;
+    let pixel = PixelEmbedder::new(16, 9).map_err(embed_error(input.video))?;
+    let embedder: &dyn Embedder = match &resolved.model {
+        Some(m) => m.as_ref(),
+        None => &pixel,
+    };
+    let opts = DecodeOptions::new()
+        .sampling(Sampling::Fps(config.fps))
+        .scale(Scale::MaxHeight(config.height));
+    let expected = (info.duration * config.fps).ceil() as u64;
+    let sampled = {
+        let stage = StageGuard::start(progress, Stage::Embed, Some(expected));
+        embed_frames(&video, &opts, embedder, DEFAULT_BATCH, &stage, |_| Ok(()))?
+    };
+    let Some(last) = sampled.frames.last() else {
+        return Err(Error::NoFrames {
+            path: info.path.clone(),
+            sampling: format!("{:?}", opts.sampling),
+        });
+    };
+    let duration = info.duration.max(last.time);
+    let summaries = find_segments(&sampled.embeddings, config);
+    crate::output::create_dir(input.output)?;
+    let spans = spans(&summaries, &sampled.frames, duration);
+    let segments = export(
+        &video,
+        &summaries,
+        &spans,
+        &sampled.frames,
+        config,
+        input.output,
+        progress,
+    )?;
+    let report = SegmentsReport {
+        video: input.video.to_path_buf(),
+        duration,
+        embedder: embedder.model_id().to_string(),
+        parameters: config.clone(),
+        segments,
+        notes: resolved.note.into_iter().collect(),
+    };
+    crate::output::write_json(&input.output.join("segments.json"), &report)?;
+    Ok(report)
+}
+
+/// Seams on the successor distances of `embeddings`, as segments with their summaries.
+fn find_segments(
+    embeddings: &reelsmith_core::Embeddings,
+    config: &SegmentsConfig,
+) -> Vec<SegmentSummary> {
+    let mut dists = successor_distances(embeddings, Metric::Cosine);
     min_max_normalize(&mut dists);
-    let to_frames = |s: f64| ((s * cfg.fps).round() as usize).max(1);
+    let to_frames = |s: f64| ((s * config.fps).round() as usize).max(1);
     let starts = seams(
         &dists,
         &SeamOptions {
             threshold: Threshold::Dynamic {
-                window: to_frames(cfg.window_seconds),
-                k: cfg.k,
+                window: to_frames(config.window_seconds),
+                k: config.k,
             },
-            min_len: to_frames(cfg.min_seconds),
-            max_len: Some(to_frames(cfg.max_seconds)),
+            min_len: to_frames(config.min_seconds),
+            max_len: Some(to_frames(config.max_seconds)),
         },
     );
-    let n = sampled.refs.len();
-    let ranges = segments_from_starts(&starts, n);
-    let summaries = summarize(&sampled.embeddings, &ranges, cfg.fps);
-    std::fs::create_dir_all(out_dir).map_err(|source| Error::Write {
-        path: out_dir.to_path_buf(),
-        source,
-    })?;
-    let duration = info.duration.max(sampled.refs[n - 1].1);
-    let clip_opts = ClipOptions {
-        mode: cfg.clip_mode,
-        crf: cfg.crf,
-        preset: cfg.preset,
-        audio: true,
-        threads: 0,
-    };
-    let kf_opts = DecodeOptions::new();
-    // one step per clip and one per segment's keyframes
-    if let Some(p) = progress {
-        let steps = summaries.len() * if cfg.export_clips { 2 } else { 1 };
-        p.start(Stage::Export, steps as u64);
-    }
-    let spans: Vec<(f64, f64)> = summaries
+    let ranges = segments_from_starts(&starts, embeddings.len());
+    summarize(embeddings, &ranges, config.fps)
+}
+
+/// Each segment's `[start, end)` in seconds: from its first sampled frame (0 for the
+/// first) to the next segment's start (the video's end for the last).
+fn spans(summaries: &[SegmentSummary], frames: &[FrameRef], duration: f64) -> Vec<(f64, f64)> {
+    summaries
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            let start = if i == 0 { 0.0 } else { sampled.refs[s.start].1 };
-            let end = if s.end < n {
-                sampled.refs[s.end].1
-            } else {
-                duration
-            };
+            let start = if i == 0 { 0.0 } else { frames[s.start].time };
+            let end = frames.get(s.end).map_or(duration, |f| f.time);
             (start, end)
         })
-        .collect();
+        .collect()
+}
+
+/// Cuts the segment clips (when asked) and writes each segment's keyframe images.
+fn export(
+    video: &decode::Video,
+    summaries: &[SegmentSummary],
+    spans: &[(f64, f64)],
+    frames: &[FrameRef],
+    config: &SegmentsConfig,
+    out_dir: &Path,
+    progress: &dyn Progress,
+) -> Result<Vec<Segment>, Error> {
+    // one step per clip and one per segment's keyframes
+    let steps = summaries.len() * if config.export_clips { 2 } else { 1 };
+    let stage = StageGuard::start(progress, Stage::Export, Some(steps as u64));
     let clip_name = |i: usize| format!("segment_{:03}.mp4", i + 1);
     let mut clips: Vec<Option<String>> = vec![None; summaries.len()];
     let mut stills: Vec<Vec<Option<decode::Frame>>> = vec![Vec::new(); summaries.len()];
-    if cfg.export_clips {
+    if config.export_clips {
+        let clip_opts = ClipOptions {
+            mode: config.clip_mode,
+            crf: config.crf,
+            preset: config.preset,
+            audio: true,
+            threads: 0,
+        };
         let (which, jobs): (Vec<usize>, Vec<ClipJob>) = spans
             .iter()
             .enumerate()
             .filter(|(_, (start, end))| end > start)
             .map(|(i, &(start, end))| {
-                let out = out_dir.join(clip_name(i));
                 // The keyframes lie inside the segment: the cut hands them back decoded.
-                let times = summaries[i]
-                    .keyframes
-                    .iter()
-                    .map(|&row| sampled.refs[row].1);
-                (i, ClipJob::new(start, end, out).with_stills(times))
+                let times = summaries[i].keyframes.iter().map(|&row| frames[row].time);
+                let job = ClipJob::new(start, end, out_dir.join(clip_name(i))).with_stills(times);
+                (i, job)
             })
             .unzip();
-        let written = decode::export_clips(&v, &jobs, &clip_opts, |_, _| {
-            if let Some(p) = progress {
-                p.advance(Stage::Export, 1);
-            }
-        })?;
+        let written = decode::export_clips(video, &jobs, &clip_opts, |_, _| stage.advance(1))?;
         for (i, r) in which.into_iter().zip(written) {
             clips[i] = Some(clip_name(i));
             stills[i] = r.stills;
         }
     }
+    let kf_opts = DecodeOptions::new();
     let mut segments = Vec::with_capacity(summaries.len());
     for (i, ((s, clip), mut decoded)) in summaries.iter().zip(clips).zip(stills).enumerate() {
         let number = i + 1;
-        let (start, end) = spans[i];
         let mut keyframes = Vec::new();
         decoded.resize(s.keyframes.len(), None);
         for (j, (&row, still)) in s.keyframes.iter().zip(decoded).enumerate() {
-            let (frame, time) = sampled.refs[row];
+            let f = frames[row];
             let name = format!("segment_{number:03}_kf{}.jpg", j + 1);
-            let f = match still {
-                Some(f) => Some(f),
-                None => v.frames_from(time, &kf_opts)?.next().transpose()?,
+            let image = match still {
+                Some(still) => Some(still.image),
+                None => video
+                    .frames_from(f.time, &kf_opts)?
+                    .next()
+                    .transpose()?
+                    .map(|d| d.image),
             };
-            if let Some(f) = f {
-                decode::save_image(&f.image, &out_dir.join(&name), None)?;
+            if let Some(image) = image {
+                crate::output::save_image(&image, &out_dir.join(&name))?;
             }
-            keyframes.push(Keyframe {
-                frame,
-                time,
+            keyframes.push(SegmentKeyframe {
+                frame: f.index,
+                time: f.time,
                 path: name,
             });
         }
         segments.push(Segment {
             number,
-            start,
-            end,
-            start_frame: sampled.refs[s.start].0,
+            start: spans[i].0,
+            end: spans[i].1,
+            start_frame: frames[s.start].index,
             clip,
             keyframes,
             mean_embedding: s.mean.clone(),
         });
-        if let Some(p) = progress {
-            p.advance(Stage::Export, 1);
-        }
+        stage.advance(1);
     }
-    if let Some(p) = progress {
-        p.finish(Stage::Export);
-    }
-    let report = SegmentsReport {
-        video: video.to_path_buf(),
-        duration,
-        embedder: emb.model_id().to_string(),
-        parameters: cfg.clone(),
-        segments,
-    };
-    let json = out_dir.join("segments.json");
-    crate::report::write_json(&json, &report)?;
-    Ok(report)
+    Ok(segments)
 }

@@ -1,96 +1,38 @@
-//! Output files of the pipelines: JSON, CSV, the score plot and the contact sheet.
+//! The highlights report files: JSON, CSVs, the score plot and the contact sheet.
 
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::path::Path;
 
 use image::RgbImage;
 use plotters::prelude::*;
 use reelsmith_decode::{DecodeOptions, Scale, Video};
-use serde::Serialize;
 
-use crate::highlights::{HighlightsError, HighlightsReport};
-
-fn write_err(path: &Path, e: impl std::fmt::Display) -> HighlightsError {
-    HighlightsError::Write {
-        path: path.to_path_buf(),
-        source: std::io::Error::other(e.to_string()),
-    }
-}
-
-/// Writes `bytes` to `path` through a temporary file renamed into place.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), HighlightsError> {
-    let tmp = path.with_extension(format!(
-        "{}.part",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("out")
-    ));
-    std::fs::write(&tmp, bytes).map_err(|e| write_err(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| write_err(path, e))
-}
-
-/// Writes pretty JSON atomically.
-pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), HighlightsError> {
-    let bytes = serde_json::to_vec_pretty(value).map_err(|e| write_err(path, e))?;
-    write_atomic(path, &bytes)
-}
-
-/// Registers a system sans-serif font with plotters once; false when none is found, in
-/// which case images are drawn without text. `REELSMITH_FONT` names a TTF/OTF file to use.
-fn font_available() -> bool {
-    static FONT: OnceLock<bool> = OnceLock::new();
-    *FONT.get_or_init(|| {
-        let mut candidates: Vec<PathBuf> = Vec::new();
-        if let Some(p) = std::env::var_os("REELSMITH_FONT") {
-            candidates.push(p.into());
-        }
-        for p in [
-            "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-            "/usr/share/fonts/TTF/DejaVuSans.ttf",
-            "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-            "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-            "/System/Library/Fonts/Supplemental/Arial.ttf",
-            "/Library/Fonts/Arial.ttf",
-            "C:\\Windows\\Fonts\\arial.ttf",
-        ] {
-            candidates.push(p.into());
-        }
-        for c in candidates {
-            if let Ok(bytes) = std::fs::read(&c) {
-                let leaked: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-                if plotters::style::register_font("sans-serif", FontStyle::Normal, leaked).is_ok() {
-                    return true;
-                }
-            }
-        }
-        tracing::warn!("no TrueType font found (set REELSMITH_FONT); plots and contact sheets are drawn without text");
-        false
-    })
-}
+use super::types::HighlightsReport;
+use crate::output::{font_available, save_image, write_csv, write_err, write_json};
+use crate::Error;
 
 /// Writes `highlights.json`, `timeline.csv`, `similarity.csv`, `scores.png` and
 /// `contact_sheet.jpg` for a highlights run. `peak_frames[i]` is clip `i`'s peak frame
 /// where the clip export already decoded it; the others are decoded here.
-pub fn write_highlights(
+pub(super) fn write_all(
     video: &Video,
     report: &HighlightsReport,
     peak_frames: Vec<Option<RgbImage>>,
     dir: &Path,
-) -> Result<(), HighlightsError> {
-    write_json(&dir.join("highlights.json"), report)?;
+) -> Result<(), Error> {
     write_timeline(report, &dir.join("timeline.csv"))?;
     write_similarity(report, &dir.join("similarity.csv"))?;
     plot_scores(report, &dir.join("scores.png"))?;
     contact_sheet(video, report, peak_frames, &dir.join("contact_sheet.jpg"))?;
-    Ok(())
+    // The report last: its presence says the run finished.
+    write_json(&dir.join("highlights.json"), report)
 }
 
 fn opt(v: Option<f64>) -> String {
     v.map(|x| format!("{x:.6}")).unwrap_or_default()
 }
 
-fn write_timeline(report: &HighlightsReport, path: &Path) -> Result<(), HighlightsError> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let e = |e: csv::Error| write_err(path, e);
-    w.write_record([
+fn write_timeline(report: &HighlightsReport, path: &Path) -> Result<(), Error> {
+    let header = [
         "frame",
         "time",
         "sharpness_var",
@@ -101,10 +43,9 @@ fn write_timeline(report: &HighlightsReport, path: &Path) -> Result<(), Highligh
         "saliency",
         "score",
         "smoothed",
-    ])
-    .map_err(e)?;
-    for r in &report.timeline {
-        w.write_record([
+    ];
+    let rows = report.timeline.iter().map(|r| {
+        [
             r.frame.to_string(),
             format!("{:.4}", r.time),
             format!("{:.4}", r.score.sharpness_var),
@@ -115,34 +56,26 @@ fn write_timeline(report: &HighlightsReport, path: &Path) -> Result<(), Highligh
             opt(r.score.saliency),
             format!("{:.6}", r.score.score),
             format!("{:.6}", r.smoothed),
-        ])
-        .map_err(e)?;
-    }
-    let bytes = w.into_inner().map_err(|err| write_err(path, err))?;
-    write_atomic(path, &bytes)
+        ]
+    });
+    write_csv(path, &header, rows)
 }
 
-fn write_similarity(report: &HighlightsReport, path: &Path) -> Result<(), HighlightsError> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let e = |e: csv::Error| write_err(path, e);
+fn write_similarity(report: &HighlightsReport, path: &Path) -> Result<(), Error> {
     let labels: Vec<String> = report
         .candidates
         .iter()
         .map(|&i| format!("frame_{}", report.timeline[i].frame))
         .collect();
-    let mut header = vec!["candidate".to_string()];
-    header.extend(labels.iter().cloned());
-    w.write_record(&header).map_err(e)?;
-    for (label, row) in labels.iter().zip(&report.similarity) {
-        let mut rec = vec![label.clone()];
-        rec.extend(row.iter().map(|d| format!("{d:.6}")));
-        w.write_record(&rec).map_err(e)?;
-    }
-    let bytes = w.into_inner().map_err(|err| write_err(path, err))?;
-    write_atomic(path, &bytes)
+    let mut header = vec!["candidate"];
+    header.extend(labels.iter().map(String::as_str));
+    let rows = labels.iter().zip(&report.similarity).map(|(label, row)| {
+        std::iter::once(label.clone()).chain(row.iter().map(|d| format!("{d:.6}")))
+    });
+    write_csv(path, &header, rows)
 }
 
-fn plot_scores(report: &HighlightsReport, path: &Path) -> Result<(), HighlightsError> {
+fn plot_scores(report: &HighlightsReport, path: &Path) -> Result<(), Error> {
     let (w, h) = (1200u32, 400u32);
     let mut buf = vec![255u8; (w * h * 3) as usize];
     let text = font_available();
@@ -213,11 +146,7 @@ fn plot_scores(report: &HighlightsReport, path: &Path) -> Result<(), HighlightsE
         root.present().map_err(|x| e(&x))?;
     }
     let img = RgbImage::from_raw(w, h, buf).expect("buffer size matches");
-    save(&img, path)
-}
-
-fn save(img: &RgbImage, path: &Path) -> Result<(), HighlightsError> {
-    reelsmith_decode::save_image(img, path, None).map_err(|e| write_err(path, e))
+    save_image(&img, path)
 }
 
 fn contact_sheet(
@@ -225,7 +154,7 @@ fn contact_sheet(
     report: &HighlightsReport,
     mut peak_frames: Vec<Option<RgbImage>>,
     path: &Path,
-) -> Result<(), HighlightsError> {
+) -> Result<(), Error> {
     const TILE_H: u32 = 240;
     const LABEL_H: u32 = 28;
     let opts = DecodeOptions::new().scale(Scale::Height(TILE_H));
@@ -286,7 +215,7 @@ fn contact_sheet(
         }
         sheet = RgbImage::from_raw(w, h, buf).expect("buffer size matches");
     }
-    save(&sheet, path)
+    save_image(&sheet, path)
 }
 
 /// `img` shrunk to `height` rows, the width keeping the aspect (even, as a scaled decode
