@@ -24,6 +24,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -86,13 +87,17 @@ def run(args):
     print(f"outputs in {out} ({failures} command(s) failed)")
 
 
+# The checkout the fixtures were read from differs between two runs.
+REPO_PATH = re.compile(r"/[^\s\"']*?(?=/crates/)")
+
+
 def normalise(value, root):
     if isinstance(value, dict):
         return {k: normalise(v, root) for k, v in value.items()}
     if isinstance(value, list):
         return [normalise(v, root) for v in value]
     if isinstance(value, str):
-        return value.replace(root, "<OUT>")
+        return REPO_PATH.sub("<REPO>", value.replace(root, "<OUT>"))
     return value
 
 
