@@ -47,6 +47,29 @@ enum Command {
     Embed(cmd::embed::Args),
 }
 
+#[cfg(not(unix))]
+fn on_signals_clean_up() {}
+
+/// On SIGINT, SIGTERM (and SIGHUP): removes the staging folders and temporary files of the
+/// run in progress, so the output folder stays as it was, and exits with 130.
+#[cfg(unix)]
+fn on_signals_clean_up() {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+        tracing::debug!(
+            "cannot install signal handlers; an interrupted run may leave temporary files"
+        );
+        return;
+    };
+    std::thread::spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            reelsmith::output::cleanup();
+            eprintln!("interrupted (signal {sig}): nothing was written");
+            std::process::exit(130);
+        }
+    });
+}
+
 /// What every subcommand gets besides its own arguments.
 pub struct Ctx {
     /// Suppress progress bars and summaries.
@@ -65,6 +88,7 @@ fn main() {
         std::env::set_var("CANDLE_BARRIER_POOL_SPIN_LIMIT", CANDLE_SPIN_LIMIT);
     }
     let cli = Cli::parse();
+    on_signals_clean_up();
     let level = match cli.verbose {
         0 => "warn",
         1 => "info",

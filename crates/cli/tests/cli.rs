@@ -308,3 +308,80 @@ fn highlights_without_a_cached_model_warns_once_and_scores_without_clip() {
         assert!(c["components"]["sharpness"].is_number(), "{c}");
     }
 }
+
+/// SIGINT in the middle of a run: exit 130, and the output folder (new here) is gone
+/// again with nothing half-written; a folder holding an earlier run keeps it.
+#[cfg(unix)]
+#[test]
+fn an_interrupted_run_leaves_the_output_as_it_was() {
+    let tmp = tempfile::tempdir().unwrap();
+    // 20 s of 640x360 keeps `frames` busy long enough to be interrupted.
+    let video = tmp.path().join("long.mp4");
+    let frames = (0..500usize).map(|k| {
+        ndarray::Array3::from_shape_fn((360, 640, 3), |(y, x, c)| {
+            ((x + y * 3 + k * 5 + c * 40) % 251) as u8
+        })
+    });
+    reelsmith_test_support::encode_h264(&video, (640, 360, 25), 25, "ultrafast", "", frames);
+    let out = tmp.path().join("frames");
+    for earlier in [false, true] {
+        if earlier {
+            std::fs::create_dir(&out).unwrap();
+            succeeded(
+                reelsmith()
+                    .args(["-q", "frames", "--every", "100", "-o"])
+                    .arg(&out)
+                    .arg(&video)
+                    .output()
+                    .unwrap(),
+            );
+        }
+        let before = listing(&out);
+        let mut child = reelsmith()
+            .args(["-q", "frames", "-o"])
+            .arg(&out)
+            .arg(&video)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Wait until the run is staging its frames, then interrupt it.
+        let t = std::time::Instant::now();
+        while !staging_has_files(&out) && t.elapsed().as_secs() < 60 {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(staging_has_files(&out), "the run never started staging");
+        std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(130), "{status:?}");
+        assert_eq!(listing(&out), before, "earlier run: {earlier}");
+    }
+}
+
+/// The names in `dir` (sorted; empty when it does not exist).
+#[cfg(unix)]
+fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|r| {
+            r.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Whether a staging folder in `dir` holds at least one file.
+#[cfg(unix)]
+fn staging_has_files(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|r| {
+        r.flatten().any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".reelsmith-staging-")
+                && std::fs::read_dir(e.path()).is_ok_and(|mut s| s.next().is_some())
+        })
+    })
+}

@@ -116,6 +116,15 @@ pub enum Error {
         /// What is wrong and what to do.
         detail: String,
     },
+    /// An output destination cannot be used as it is (a link, a foreign folder, one of the
+    /// inputs...); the message says why and what to do.
+    #[error("{}: {detail}", path.display())]
+    Output {
+        /// The destination.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        detail: String,
+    },
     /// Creating an output folder or writing a file failed.
     #[error("{}: cannot write output: {source}", path.display())]
     Write {
@@ -142,6 +151,7 @@ impl Error {
             | Error::NoPeak { path, .. }
             | Error::InvalidInput { path, .. }
             | Error::ConfigFile { path, .. }
+            | Error::Output { path, .. }
             | Error::Write { path, .. } => Some(path),
             Error::Model { .. }
             | Error::Config { .. }

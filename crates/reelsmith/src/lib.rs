@@ -57,7 +57,7 @@ pub mod config;
 mod embed_loop;
 mod error;
 pub mod models;
-mod output;
+pub mod output;
 pub mod pipelines;
 pub mod progress;
 

@@ -27,6 +27,10 @@ pub struct Args {
     /// discarded (for timing).
     #[arg(long, short)]
     output: Option<PathBuf>,
+    /// Write into a folder that holds files this command did not write (by default such a
+    /// folder is refused; an earlier run's folder is always reused, its stale files removed).
+    #[arg(long)]
+    overwrite: bool,
     /// JPEG quality 1..=100.
     #[arg(long, default_value_t = 90)]
     quality: u8,
@@ -41,10 +45,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
         quality: args.quality,
     };
     let start = std::time::Instant::now();
-    let input = FramesInput {
-        video: &args.video,
-        output: args.output.as_deref(),
-    };
+    let input = FramesInput::new(&args.video, args.output.as_ref()).overwrite(args.overwrite);
     let report = frames::run(&input, &config, &StageBars::new(ctx.quiet))?;
     if !ctx.quiet {
         let (w, h, n) = (report.width, report.height, report.frames.len());

@@ -74,6 +74,10 @@ pub struct Args {
     /// Drop the audio from the clips.
     #[arg(long)]
     no_audio: bool,
+    /// Write into a folder that holds files this command did not write (by default such a
+    /// folder is refused; an earlier run's folder is always reused, its stale files removed).
+    #[arg(long)]
+    overwrite: bool,
     /// Only analyse and write the reports; no clips.
     #[arg(long)]
     no_clips: bool,
@@ -138,7 +142,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     let cfg = config(&args)?;
     let started = std::time::Instant::now();
     let models = args.model.models(HubOptions::default(), ctx.quiet)?;
-    let input = HighlightsInput::new(&args.video, &args.output, &models);
+    let input = HighlightsInput::new(&args.video, &args.output, &models).overwrite(args.overwrite);
     let report = highlights::run(&input, &cfg, &StageBars::new(ctx.quiet))?;
     for note in &report.notes {
         tracing::warn!("{note}");

@@ -32,6 +32,10 @@ pub struct Args {
     /// Quantile for `--method quantile`, in [0, 1] [default: 0.85].
     #[arg(long)]
     quantile: Option<f64>,
+    /// Write into a folder that holds files this command did not write (by default such a
+    /// folder is refused; an earlier run's folder is always reused, its stale files removed).
+    #[arg(long)]
+    overwrite: bool,
     /// Write PNG instead of JPEG.
     #[arg(long)]
     png: bool,
@@ -60,7 +64,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     }
     config.png |= args.png;
     let start = std::time::Instant::now();
-    let input = KeyframesInput::new(&args.video, &args.output);
+    let input = KeyframesInput::new(&args.video, &args.output).overwrite(args.overwrite);
     let report = keyframes::run(&input, &config, &StageBars::new(ctx.quiet))?;
     if !ctx.quiet {
         eprintln!(

@@ -40,6 +40,10 @@ pub struct Args {
     /// Cut by stream copy instead of re-encoding.
     #[arg(long)]
     stream_copy: bool,
+    /// Write into a folder that holds files this command did not write (by default such a
+    /// folder is refused; an earlier run's folder is always reused, its stale files removed).
+    #[arg(long)]
+    overwrite: bool,
     /// Only write keyframes and segments.json.
     #[arg(long)]
     no_clips: bool,
@@ -68,7 +72,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
         cfg.export_clips = false;
     }
     let models = args.model.models(HubOptions::default(), ctx.quiet)?;
-    let input = SegmentsInput::new(&args.video, &args.output, &models);
+    let input = SegmentsInput::new(&args.video, &args.output, &models).overwrite(args.overwrite);
     let report = segments::run(&input, &cfg, &StageBars::new(ctx.quiet))?;
     for note in &report.notes {
         tracing::warn!("{note}");

@@ -127,6 +127,9 @@ pub fn run(
         return Err(Error::NoInputs);
     }
     config.validate()?;
+    if let Some(out) = input.output {
+        crate::output::check_output_file(out, input.files)?;
+    }
     let model = input
         .models
         .resolve(&config.model, "")?

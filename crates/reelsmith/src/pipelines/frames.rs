@@ -13,11 +13,11 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 
 use reelsmith_decode::{self as decode, DecodeOptions, ImageFormat, Sampling, Scale};
 use serde::{Deserialize, Serialize};
 
+use crate::output::OutputDir;
 use crate::progress::{Progress, Stage, StageGuard};
 use crate::Error;
 
@@ -89,6 +89,10 @@ pub struct FramesInput<'a> {
     pub video: &'a Path,
     /// The output folder (created when missing).
     pub output: Option<&'a Path>,
+    /// Replace a folder that holds files this pipeline did not write (default false: such a
+    /// folder is refused). A folder of an earlier run of the same pipeline is always
+    /// reused, its stale files removed.
+    pub overwrite: bool,
 }
 
 impl<'a> FramesInput<'a> {
@@ -100,7 +104,14 @@ impl<'a> FramesInput<'a> {
         Self {
             video: video.as_ref(),
             output: output.map(AsRef::as_ref),
+            overwrite: false,
         }
+    }
+
+    /// Sets [`FramesInput::overwrite`].
+    pub fn overwrite(mut self, overwrite: bool) -> Self {
+        self.overwrite = overwrite;
+        self
     }
 }
 
@@ -148,9 +159,10 @@ pub fn run(
     let sampling = config.sampling();
     let scale = config.height.map_or(Scale::Original, Scale::Height);
     let opts = DecodeOptions::new().sampling(sampling).scale(scale);
-    if let Some(dir) = input.output {
-        crate::output::create_dir(dir)?;
-    }
+    let out = input
+        .output
+        .map(|dir| OutputDir::begin(dir, "frames", input.overwrite))
+        .transpose()?;
     let expected = match sampling {
         Sampling::All => info.declared_frames,
         Sampling::EveryNth(n) => info
@@ -160,41 +172,31 @@ pub fn run(
     };
     let stage = StageGuard::start(progress, Stage::Decode, expected);
     let (width, height) = info.output_size(scale);
-    let written = Mutex::new(Vec::<PathBuf>::new());
+    // Frames are written where they decode, in the staging folder under numbers of their
+    // own; once every chunk is done they are renamed in order (ffmpeg's frame_000001.jpg
+    // numbering). The staging folder goes if anything fails.
     let next_tmp = AtomicU64::new(0);
     let mapped = video.map_frames(
         &opts,
         0,
         |frame| -> Result<Option<PathBuf>, Error> {
-            let Some(dir) = input.output else {
+            let Some(out) = &out else {
                 return Ok(None);
             };
             let n = next_tmp.fetch_add(1, Ordering::Relaxed);
-            let tmp = dir.join(format!(".frame-{n:08}.jpg.part"));
+            let tmp = out.staging().join(format!(".frame-{n:08}.jpg"));
             decode::save_image(&frame.image, &tmp, Some(ImageFormat::Jpeg(config.quality)))?;
-            written
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(tmp.clone());
             Ok(Some(tmp))
         },
         |_| stage.advance(1),
-    );
-    let remove_written = || {
-        for tmp in written.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            let _ = std::fs::remove_file(tmp);
-        }
-    };
-    let mapped = mapped.inspect_err(|_| remove_written())?;
+    )?;
     let mut frames = Vec::with_capacity(mapped.len());
     for (n, m) in mapped.into_iter().enumerate() {
-        let path = match (input.output, m.value) {
-            (Some(dir), Some(tmp)) => {
+        let path = match (&out, m.value) {
+            (Some(out), Some(tmp)) => {
                 let name = format!("frame_{:06}.jpg", n + 1);
-                if let Err(e) = std::fs::rename(&tmp, dir.join(&name)) {
-                    remove_written();
-                    return Err(Error::write(&tmp, e));
-                }
+                let to = out.path(&name)?;
+                std::fs::rename(&tmp, &to).map_err(|e| Error::write(&to, e))?;
                 name
             }
             _ => String::new(),
@@ -213,8 +215,8 @@ pub fn run(
         height,
         frames,
     };
-    if let Some(dir) = input.output {
-        crate::output::write_json(&dir.join("frames.json"), &report)?;
+    if let Some(out) = out {
+        out.commit("frames.json", &report)?;
     }
     Ok(report)
 }

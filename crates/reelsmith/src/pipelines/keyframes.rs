@@ -31,6 +31,7 @@ use reelsmith_segment::{min_max_normalize, successor_distances, Metric};
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::AnalysisOptions;
+use crate::output::OutputDir;
 use crate::progress::{Progress, Stage, StageGuard};
 use crate::Error;
 
@@ -131,6 +132,10 @@ pub struct KeyframesInput<'a> {
     pub video: &'a Path,
     /// The output folder (created when missing).
     pub output: &'a Path,
+    /// Replace a folder that holds files this pipeline did not write (default false: such a
+    /// folder is refused). A folder of an earlier run of the same pipeline is always
+    /// reused, its stale files removed.
+    pub overwrite: bool,
 }
 
 impl<'a> KeyframesInput<'a> {
@@ -142,7 +147,14 @@ impl<'a> KeyframesInput<'a> {
         Self {
             video: video.as_ref(),
             output: output.as_ref(),
+            overwrite: false,
         }
+    }
+
+    /// Sets [`KeyframesInput::overwrite`].
+    pub fn overwrite(mut self, overwrite: bool) -> Self {
+        self.overwrite = overwrite;
+        self
     }
 }
 
@@ -178,14 +190,14 @@ pub fn run(
 ) -> Result<KeyframesReport, Error> {
     config.validate()?;
     let picked = pick(input.video, config, progress)?;
-    crate::output::create_dir(input.output)?;
-    let keyframes = write_images(input, config, &picked, progress)?;
+    let out = OutputDir::begin(input.output, "keyframes", input.overwrite)?;
+    let keyframes = write_images(input.video, &out, config, &picked, progress)?;
     let report = KeyframesReport {
         video: input.video.to_path_buf(),
         method: config.method.name(),
         keyframes,
     };
-    crate::output::write_json(&input.output.join("keyframes.json"), &report)?;
+    out.commit("keyframes.json", &report)?;
     Ok(report)
 }
 
@@ -221,18 +233,19 @@ fn pick(
 
 /// Decodes the video once more at the output size and writes the picked frames.
 fn write_images(
-    input: &KeyframesInput<'_>,
+    video: &Path,
+    out: &OutputDir,
     config: &KeyframesConfig,
     picked: &[usize],
     progress: &dyn Progress,
 ) -> Result<Vec<KeyframeImage>, Error> {
-    let mut out = Vec::with_capacity(picked.len());
+    let mut written = Vec::with_capacity(picked.len());
     let Some(&last) = picked.last() else {
-        return Ok(out);
+        return Ok(written);
     };
     let format = config.format();
     let ext = if config.png { "png" } else { "jpg" };
-    let video = reelsmith_decode::open(input.video)?;
+    let video = reelsmith_decode::open(video)?;
     let dec = DecodeOptions::new()
         .sampling(Sampling::All)
         .scale(config.height.map_or(Scale::Original, Scale::Height))
@@ -244,8 +257,8 @@ fn write_images(
         if next.peek() == Some(&i) {
             next.next();
             let name = format!("keyframe_{i:06}.{ext}");
-            reelsmith_decode::save_image(&frame.image, &input.output.join(&name), Some(format))?;
-            out.push(KeyframeImage {
+            reelsmith_decode::save_image(&frame.image, &out.path(&name)?, Some(format))?;
+            written.push(KeyframeImage {
                 frame: i,
                 time: frame.time,
                 path: name,
@@ -256,7 +269,7 @@ fn write_images(
             break;
         }
     }
-    Ok(out)
+    Ok(written)
 }
 
 /// For each segment (starting at 0 and at each of `starts`), the frame whose row is closest

@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::embed_loop::{embed_error, embed_frames, DEFAULT_BATCH};
 use crate::models::{ModelChoice, Models};
+use crate::output::OutputDir;
 use crate::progress::{Progress, Stage, StageGuard};
 use crate::Error;
 
@@ -144,6 +145,10 @@ pub struct SegmentsInput<'a> {
     pub output: &'a Path,
     /// Where models come from.
     pub models: &'a Models,
+    /// Replace a folder that holds files this pipeline did not write (default false: such a
+    /// folder is refused). A folder of an earlier run of the same pipeline is always
+    /// reused, its stale files removed.
+    pub overwrite: bool,
 }
 
 impl<'a> SegmentsInput<'a> {
@@ -157,7 +162,14 @@ impl<'a> SegmentsInput<'a> {
             video: video.as_ref(),
             output: output.as_ref(),
             models,
+            overwrite: false,
         }
+    }
+
+    /// Sets [`SegmentsInput::overwrite`].
+    pub fn overwrite(mut self, overwrite: bool) -> Self {
+        self.overwrite = overwrite;
+        self
     }
 }
 
@@ -245,7 +257,7 @@ pub fn run(
     };
     let duration = info.duration.max(last.time);
     let summaries = find_segments(&sampled.embeddings, config);
-    crate::output::create_dir(input.output)?;
+    let out = OutputDir::begin(input.output, "segments", input.overwrite)?;
     let spans = spans(&summaries, &sampled.frames, duration);
     let segments = export(
         &video,
@@ -253,7 +265,7 @@ pub fn run(
         &spans,
         &sampled.frames,
         config,
-        input.output,
+        &out,
         progress,
     )?;
     let report = SegmentsReport {
@@ -264,7 +276,7 @@ pub fn run(
         segments,
         notes: resolved.note.into_iter().collect(),
     };
-    crate::output::write_json(&input.output.join("segments.json"), &report)?;
+    out.commit("segments.json", &report)?;
     Ok(report)
 }
 
@@ -312,7 +324,7 @@ fn export(
     spans: &[(f64, f64)],
     frames: &[FrameRef],
     config: &SegmentsConfig,
-    out_dir: &Path,
+    out: &OutputDir,
     progress: &dyn Progress,
 ) -> Result<Vec<Segment>, Error> {
     // one step per clip and one per segment's keyframes
@@ -329,17 +341,14 @@ fn export(
             audio: true,
             threads: 0,
         };
-        let (which, jobs): (Vec<usize>, Vec<ClipJob>) = spans
-            .iter()
-            .enumerate()
-            .filter(|(_, (start, end))| end > start)
-            .map(|(i, &(start, end))| {
-                // The keyframes lie inside the segment: the cut hands them back decoded.
-                let times = summaries[i].keyframes.iter().map(|&row| frames[row].time);
-                let job = ClipJob::new(start, end, out_dir.join(clip_name(i))).with_stills(times);
-                (i, job)
-            })
-            .unzip();
+        let mut which = Vec::new();
+        let mut jobs = Vec::new();
+        for (i, &(start, end)) in spans.iter().enumerate().filter(|(_, (s, e))| e > s) {
+            // The keyframes lie inside the segment: the cut hands them back decoded.
+            let times = summaries[i].keyframes.iter().map(|&row| frames[row].time);
+            jobs.push(ClipJob::new(start, end, out.path(&clip_name(i))?).with_stills(times));
+            which.push(i);
+        }
         let written = decode::export_clips(video, &jobs, &clip_opts, |_, _| stage.advance(1))?;
         for (i, r) in which.into_iter().zip(written) {
             clips[i] = Some(clip_name(i));
@@ -364,7 +373,7 @@ fn export(
                     .map(|d| d.image),
             };
             if let Some(image) = image {
-                crate::output::save_image(&image, &out_dir.join(&name))?;
+                crate::output::save_image(&image, &out.path(&name)?)?;
             }
             keyframes.push(SegmentKeyframe {
                 frame: f.index,

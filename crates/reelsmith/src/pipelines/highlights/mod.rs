@@ -38,6 +38,7 @@ use reelsmith_segment::{diversity::diverse, peaks};
 
 use crate::embed_loop::{embed_error, embed_frames, DEFAULT_BATCH};
 use crate::models::Models;
+use crate::output::OutputDir;
 use crate::progress::{Progress, Stage, StageGuard};
 use crate::Error;
 
@@ -58,6 +59,10 @@ pub struct HighlightsInput<'a> {
     pub output: &'a Path,
     /// Where models come from (loaded once, shared across runs).
     pub models: &'a Models,
+    /// Replace a folder that holds files this pipeline did not write (default false: such a
+    /// folder is refused). A folder of an earlier run of the same pipeline is always
+    /// reused, its stale files removed.
+    pub overwrite: bool,
 }
 
 impl<'a> HighlightsInput<'a> {
@@ -71,7 +76,14 @@ impl<'a> HighlightsInput<'a> {
             video: video.as_ref(),
             output: output.as_ref(),
             models,
+            overwrite: false,
         }
+    }
+
+    /// Sets [`HighlightsInput::overwrite`].
+    pub fn overwrite(mut self, overwrite: bool) -> Self {
+        self.overwrite = overwrite;
+        self
     }
 }
 
@@ -87,15 +99,16 @@ pub fn run(
     let mut report = analyse(input, config, progress)?;
     tracing::info!("analysis took {:.2} s", t.elapsed().as_secs_f64());
     let t = std::time::Instant::now();
-    crate::output::create_dir(input.output)?;
+    let out = OutputDir::begin(input.output, "highlights", input.overwrite)?;
     let video = decode::open(input.video)?;
     let mut peak_frames = vec![None; report.clips.len()];
     if config.export_clips {
-        peak_frames = export(&video, &mut report, config, input.output, progress)?;
+        peak_frames = export(&video, &mut report, config, &out, progress)?;
         tracing::info!("clip export took {:.2} s", t.elapsed().as_secs_f64());
     }
     let t = std::time::Instant::now();
-    report::write_all(&video, &report, peak_frames, input.output)?;
+    report::write_all(&video, &report, peak_frames, &out)?;
+    out.commit("highlights.json", &report)?;
     tracing::info!("reports took {:.2} s", t.elapsed().as_secs_f64());
     Ok(report)
 }
@@ -419,7 +432,7 @@ fn export(
     video: &Video,
     report: &mut HighlightsReport,
     config: &HighlightsConfig,
-    out_dir: &Path,
+    out: &OutputDir,
     progress: &dyn Progress,
 ) -> Result<Vec<Option<image::RgbImage>>, Error> {
     let stage = StageGuard::start(progress, Stage::Export, Some(report.clips.len() as u64));
@@ -430,19 +443,19 @@ fn export(
         audio: config.audio,
         threads: 0,
     };
-    let jobs: Vec<ClipJob> = report
+    let jobs = report
         .clips
         .iter()
         .map(|c| {
             // The peak frame comes back from the cut for the contact sheet.
-            ClipJob::new(
+            Ok(ClipJob::new(
                 c.start_time,
                 c.start_time + c.duration,
-                out_dir.join(&c.filename),
+                out.path(&c.filename)?,
             )
-            .with_stills([c.peak_time])
+            .with_stills([c.peak_time]))
         })
-        .collect();
+        .collect::<Result<Vec<ClipJob>, Error>>()?;
     let written = decode::export_clips(video, &jobs, &opts, |_, _| stage.advance(1))?;
     let mut peak_frames = vec![None; report.clips.len()];
     for (n, (clip, r)) in report.clips.iter_mut().zip(written).enumerate() {

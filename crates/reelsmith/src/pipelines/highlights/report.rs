@@ -7,24 +7,22 @@ use plotters::prelude::*;
 use reelsmith_decode::{DecodeOptions, Scale, Video};
 
 use super::types::HighlightsReport;
-use crate::output::{font_available, save_image, write_csv, write_err, write_json};
+use crate::output::{font_available, save_image, write_csv, write_err, OutputDir};
 use crate::Error;
 
-/// Writes `highlights.json`, `timeline.csv`, `similarity.csv`, `scores.png` and
-/// `contact_sheet.jpg` for a highlights run. `peak_frames[i]` is clip `i`'s peak frame
-/// where the clip export already decoded it; the others are decoded here.
+/// Writes `timeline.csv`, `similarity.csv`, `scores.png` and `contact_sheet.jpg` for a
+/// highlights run (`highlights.json` comes last, with the commit). `peak_frames[i]` is clip
+/// `i`'s peak frame where the clip export already decoded it; the others are decoded here.
 pub(super) fn write_all(
     video: &Video,
     report: &HighlightsReport,
     peak_frames: Vec<Option<RgbImage>>,
-    dir: &Path,
+    out: &OutputDir,
 ) -> Result<(), Error> {
-    write_timeline(report, &dir.join("timeline.csv"))?;
-    write_similarity(report, &dir.join("similarity.csv"))?;
-    plot_scores(report, &dir.join("scores.png"))?;
-    contact_sheet(video, report, peak_frames, &dir.join("contact_sheet.jpg"))?;
-    // The report last: its presence says the run finished.
-    write_json(&dir.join("highlights.json"), report)
+    write_timeline(report, &out.path("timeline.csv")?)?;
+    write_similarity(report, &out.path("similarity.csv")?)?;
+    plot_scores(report, &out.path("scores.png")?)?;
+    contact_sheet(video, report, peak_frames, &out.path("contact_sheet.jpg")?)
 }
 
 fn opt(v: Option<f64>) -> String {

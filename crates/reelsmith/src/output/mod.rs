@@ -1,5 +1,9 @@
-//! Writing output files: every file is written to a temporary name beside its destination
-//! and renamed into place, so a reader never sees half a file.
+//! Writing outputs: a folder is written as one set ([`OutputDir`]), a single file through a
+//! temporary name renamed into place, so a reader never sees half an output and a failed
+//! or cancelled run leaves nothing behind.
+//!
+//! Front ends that stop on a signal call [`cleanup`] first: it removes the staging
+//! folders and temporary files of the runs in progress.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -8,14 +12,90 @@ use serde::Serialize;
 
 use crate::Error;
 
+mod dir;
+
+pub use dir::{OutputDir, MANIFEST, STAGING_PREFIX};
+
+/// Staging folders and temporary files of the runs in progress, for [`cleanup`].
+pub(crate) mod live {
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+
+    static LIVE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+    pub(crate) fn register(p: &Path) {
+        LIVE.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(p.to_path_buf());
+    }
+
+    pub(crate) fn unregister(p: &Path) {
+        let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = live.iter().position(|q| q == p) {
+            live.swap_remove(i);
+        }
+    }
+
+    pub(crate) fn take() -> Vec<PathBuf> {
+        std::mem::take(&mut *LIVE.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// Removes the staging folders and temporary files of every run in progress in this
+/// process, and the output folders those runs created (when empty). Call it from a signal
+/// handler before exiting; the destinations stay as they were before the runs.
+pub fn cleanup() {
+    // Most recent first: a staging folder goes before the folder created to hold it.
+    for p in live::take().into_iter().rev() {
+        if p.is_dir() {
+            if p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(STAGING_PREFIX))
+            {
+                let _ = std::fs::remove_dir_all(&p);
+            } else {
+                let _ = std::fs::remove_dir(&p);
+            }
+        } else {
+            let _ = std::fs::remove_file(&p);
+        }
+    }
+}
+
+/// Checks that `path` may receive a single output file: it is not one of `inputs`, and
+/// whatever is there now is a regular file (replaced) or nothing; never a folder, a link
+/// or a special file.
+pub fn check_output_file(path: &Path, inputs: &[PathBuf]) -> Result<(), Error> {
+    let refuse = |detail: &str| Error::Output {
+        path: path.to_path_buf(),
+        detail: detail.to_string(),
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            return Err(refuse(
+                "is a symbolic link; outputs are never written through links",
+            ))
+        }
+        Ok(m) if m.is_dir() => return Err(refuse("is a folder; give a file name")),
+        Ok(m) if !m.is_file() => {
+            return Err(refuse(
+                "is not a regular file (a device, a pipe?); give a file name",
+            ))
+        }
+        _ => {}
+    }
+    if let Ok(out) = std::fs::canonicalize(path) {
+        for i in inputs {
+            if std::fs::canonicalize(i).is_ok_and(|i| i == out) {
+                return Err(refuse("is also an input; give another output file"));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// An output error naming `path`, from any error message.
 pub(crate) fn write_err(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::write(path, std::io::Error::other(e.to_string()))
-}
-
-/// Creates the output folder `dir` (and its parents) when missing.
-pub(crate) fn create_dir(dir: &Path) -> Result<(), Error> {
-    std::fs::create_dir_all(dir).map_err(|source| Error::write(dir, source))
 }
 
 /// The temporary name `path` is written under before the rename.
@@ -36,14 +116,16 @@ pub(crate) fn write_with(
     write: impl FnOnce(&Path) -> std::io::Result<()>,
 ) -> Result<(), Error> {
     let tmp = part_path(path);
-    if let Err(e) = write(&tmp) {
+    live::register(&tmp);
+    let result = match write(&tmp) {
+        Err(e) => Err(write_err(&tmp, e)),
+        Ok(()) => std::fs::rename(&tmp, path).map_err(|e| write_err(path, e)),
+    };
+    if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
-        return Err(write_err(&tmp, e));
     }
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        write_err(path, e)
-    })
+    live::unregister(&tmp);
+    result
 }
 
 /// Writes `value` as pretty JSON, atomically.
