@@ -38,7 +38,6 @@
 //! # Ok::<(), reelsmith_decode::DecodeError>(())
 //! ```
 
-mod boxscale;
 mod error;
 mod export;
 mod frames;
@@ -53,15 +52,3 @@ pub use export::{
 pub use frames::{DecodeOptions, Frame, Frames, Resampler, Sampling, Scale};
 pub use parallel::Mapped;
 pub use probe::{open, Video, VideoInfo};
-
-use std::sync::Once;
-
-/// Initialises FFmpeg once and lowers its console logging to errors only.
-pub(crate) fn init() {
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        // `init` only registers formats on old FFmpeg versions; it cannot fail on 5.x+.
-        let _ = ffmpeg_next::init();
-        ffmpeg_next::util::log::set_level(ffmpeg_next::util::log::Level::Fatal);
-    });
-}
