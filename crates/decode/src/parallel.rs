@@ -14,7 +14,7 @@ use std::sync::mpsc;
 use ffmpeg_next as ff;
 
 use crate::error::DecodeError;
-use crate::frames::stream::{ChunkStats, Frame, Frames, Pass, Want};
+use crate::frames::stream::{nothing_sampled, ChunkStats, Frame, Frames, Pass, Want};
 use crate::frames::{DecodeOptions, Sampling};
 use crate::probe::demux::{next_packet, open_input, seek_target};
 use crate::probe::video::Video;
@@ -59,6 +59,10 @@ pub struct Mapped<T> {
     /// What the function returned.
     pub value: T,
 }
+
+/// What a parallel decode gives when its chunks tile the video: the mapped frames in
+/// order, and the number of frames decoded.
+type ChunkResults<T> = (Vec<Mapped<T>>, u64);
 
 /// Why a chunk stopped early.
 enum ChunkFail<E> {
@@ -182,7 +186,19 @@ impl Video {
         };
         if !splits.is_empty() {
             match self.map_chunks(opts, workers, &splits, &map, &mut progress)? {
-                Some(out) => return Ok(out),
+                Some((out, decoded)) if out.is_empty() && decoded > 0 => {
+                    let info = self.info();
+                    let span = info.duration;
+                    return Err(nothing_sampled(
+                        &info.path,
+                        opts.sampling,
+                        decoded,
+                        span,
+                        info.fps,
+                    )
+                    .into());
+                }
+                Some((out, _)) => return Ok(out),
                 None => tracing::debug!(
                     "{}: chunks did not tile the video; decoding it sequentially",
                     self.path().display()
@@ -302,9 +318,9 @@ impl Video {
         Ok(splits)
     }
 
-    /// Decodes the chunks that `splits` cut the video into. `Ok(None)` when the chunks
-    /// do not tile the video exactly or one fails to decode (the caller then decodes
-    /// sequentially).
+    /// Decodes the chunks that `splits` cut the video into; returns the mapped frames and
+    /// the number of frames decoded. `Ok(None)` when the chunks do not tile the video
+    /// exactly or one fails to decode (the caller then decodes sequentially).
     fn map_chunks<T, E, F>(
         &self,
         opts: &DecodeOptions,
@@ -312,7 +328,7 @@ impl Video {
         splits: &[f64],
         map: &F,
         progress: &mut impl FnMut(u64),
-    ) -> Result<Option<Vec<Mapped<T>>>, E>
+    ) -> Result<Option<ChunkResults<T>>, E>
     where
         T: Send,
         E: From<DecodeError> + Send,
@@ -393,7 +409,7 @@ impl Video {
         if decode_failed {
             return Ok(None);
         }
-        let Some((offsets, _)) = chunk_offsets(&stats, splits) else {
+        let Some((offsets, decoded)) = chunk_offsets(&stats, splits) else {
             return Ok(None);
         };
         let mut out = Vec::with_capacity(values.iter().map(Vec::len).sum());
@@ -404,7 +420,7 @@ impl Video {
                 value,
             }));
         }
-        Ok(Some(out))
+        Ok(Some((out, decoded)))
     }
 
     /// Decodes chunk `chunk` (frames with times in `[start, end)`) and sends each mapped

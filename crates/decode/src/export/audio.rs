@@ -1,18 +1,17 @@
 //! The audio of a re-encoded clip: the source's audio stream over the clip's range,
 //! copied when MP4 can hold its codec, else decoded, trimmed and encoded to AAC.
 
-use std::path::Path;
-
 use ff::codec::Id as CodecId;
 use ff::media::Type as MediaType;
 use ff::Rational;
 use ffmpeg_next as ff;
 
-use crate::error::DecodeError;
+use crate::export::job::CutFailure;
 use crate::export::output::{
     add_copy_stream, build_graph, graph_flush, graph_pull, graph_push, mp4_audio_ok, secs,
-    stream_time_base, to_ts, write_error,
+    stream_time_base, to_ts,
 };
+use crate::export::timestamps::TimestampFixer;
 
 /// The clip's range on the source's timeline.
 #[derive(Debug, Clone, Copy)]
@@ -25,15 +24,23 @@ pub(super) struct Range {
     pub end: f64,
 }
 
-/// The audio of a clip, written beside its video.
+/// The audio of a clip, written beside its video. Its failures are
+/// [`CutFailure::Audio`]: the cut is then made again without audio.
 pub(super) struct ClipAudio {
     /// The source's audio stream.
     input_index: usize,
     /// Its time base.
     input_tb: Rational,
     way: Way,
+    /// Keeps the output packets' timestamps increasing.
+    timestamps: TimestampFixer,
     /// Whether the packets past the clip's end were reached.
     done: bool,
+}
+
+/// A [`CutFailure::Audio`]: `what` failed with `e`.
+fn audio_failure(what: &str, e: impl std::fmt::Display) -> CutFailure {
+    CutFailure::Audio(format!("{what}: {e}"))
 }
 
 /// How the audio gets into the clip.
@@ -55,14 +62,13 @@ struct AacTranscoder {
 
 impl ClipAudio {
     /// Adds the source's best audio stream to `muxer` (copied or as AAC), before the
-    /// header is written; `None` when the source has no audio. Errors name `out`.
+    /// header is written; `None` when the source has no audio.
     pub(super) fn add(
         input: &ff::format::context::Input,
         muxer: &mut ff::format::context::Output,
         global_header: bool,
         clip_duration: f64,
-        out: &Path,
-    ) -> Result<Option<Self>, DecodeError> {
+    ) -> Result<Option<Self>, CutFailure> {
         let Some(stream) = input.streams().best(MediaType::Audio) else {
             return Ok(None);
         };
@@ -70,17 +76,18 @@ impl ClipAudio {
             (stream.index(), stream.time_base(), stream.parameters());
         let way = if mp4_audio_ok(params.id()) {
             let out_index = add_copy_stream(muxer, params, input_tb)
-                .map_err(|e| write_error(out, "adding the audio stream", e))?;
+                .map_err(|e| audio_failure("adding the audio stream", e))?;
             Way::Copy { out_index }
         } else {
             let tx = AacTranscoder::new(muxer, params, global_header, clip_duration)
-                .map_err(|e| write_error(out, "setting up AAC audio", e))?;
+                .map_err(|e| audio_failure("setting up AAC audio", e))?;
             Way::Transcode(Box::new(tx))
         };
         Ok(Some(Self {
             input_index,
             input_tb,
             way,
+            timestamps: TimestampFixer::default(),
             done: false,
         }))
     }
@@ -97,8 +104,7 @@ impl ClipAudio {
         packet: &mut ff::Packet,
         muxer: &mut ff::format::context::Output,
         range: Range,
-        out: &Path,
-    ) -> Result<(), DecodeError> {
+    ) -> Result<(), CutFailure> {
         if packet.stream() != self.input_index || self.done {
             return Ok(());
         }
@@ -122,9 +128,10 @@ impl ClipAudio {
                 packet.set_position(-1);
                 packet.set_stream(*out_index);
                 packet.rescale_ts(tb, stream_time_base(muxer, *out_index));
+                self.timestamps.fix_packet(packet);
                 packet
                     .write_interleaved(muxer)
-                    .map_err(|e| write_error(out, "writing audio", e))
+                    .map_err(|e| audio_failure("writing audio", e))
             }
             Way::Transcode(tx) => {
                 if packet
@@ -135,8 +142,8 @@ impl ClipAudio {
                     return Ok(());
                 }
                 let _ = tx.decoder.send_packet(packet);
-                tx.pump(tb, range, muxer, false)
-                    .map_err(|e| write_error(out, "encoding audio", e))
+                tx.pump(tb, range, muxer, &mut self.timestamps, false)
+                    .map_err(|e| audio_failure("encoding audio", e))
             }
         }
     }
@@ -146,14 +153,18 @@ impl ClipAudio {
         &mut self,
         muxer: &mut ff::format::context::Output,
         range: Range,
-        out: &Path,
-    ) -> Result<(), DecodeError> {
+    ) -> Result<(), CutFailure> {
         if let Way::Transcode(tx) = &mut self.way {
             let _ = tx.decoder.send_eof();
-            tx.pump(self.input_tb, range, muxer, true)
-                .map_err(|e| write_error(out, "encoding audio", e))?;
+            tx.pump(self.input_tb, range, muxer, &mut self.timestamps, true)
+                .map_err(|e| audio_failure("encoding audio", e))?;
         }
         Ok(())
+    }
+
+    /// How many packets had their timestamps made increasing.
+    pub(super) fn timestamps_fixed(&self) -> u64 {
+        self.timestamps.fixed()
     }
 }
 
@@ -224,6 +235,7 @@ impl AacTranscoder {
         in_tb: Rational,
         range: Range,
         muxer: &mut ff::format::context::Output,
+        timestamps: &mut TimestampFixer,
         flush: bool,
     ) -> Result<(), ff::Error> {
         let rate = self.decoder.rate() as f64;
@@ -243,22 +255,27 @@ impl AacTranscoder {
         let mut filtered = ff::frame::Audio::empty();
         while graph_pull(&mut self.graph, &mut filtered) {
             self.encoder.send_frame(&filtered)?;
-            self.write_packets(muxer)?;
+            self.write_packets(muxer, timestamps)?;
         }
         if flush {
             self.encoder.send_eof()?;
-            self.write_packets(muxer)?;
+            self.write_packets(muxer, timestamps)?;
         }
         Ok(())
     }
 
     /// Writes the packets the encoder has ready.
-    fn write_packets(&mut self, muxer: &mut ff::format::context::Output) -> Result<(), ff::Error> {
+    fn write_packets(
+        &mut self,
+        muxer: &mut ff::format::context::Output,
+        timestamps: &mut TimestampFixer,
+    ) -> Result<(), ff::Error> {
         let otb = stream_time_base(muxer, self.out_index);
         let mut p = ff::Packet::empty();
         while self.encoder.receive_packet(&mut p).is_ok() {
             p.set_stream(self.out_index);
             p.rescale_ts(self.out_tb, otb);
+            timestamps.fix_packet(&mut p);
             p.write_interleaved(muxer)?;
         }
         Ok(())

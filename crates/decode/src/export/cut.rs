@@ -4,7 +4,8 @@
 use std::path::Path;
 
 use crate::error::DecodeError;
-use crate::export::job::{ClipJob, ClipMode, ClipOptions, ClipReport};
+use crate::export::job::{ClipJob, ClipMode, ClipOptions, ClipReport, CutFailure};
+use crate::export::output::write_error;
 use crate::export::{copy, output, reencode};
 use crate::probe::video::Video;
 
@@ -34,6 +35,8 @@ pub fn export_clip(
 }
 
 /// [`export_clip`] of one job, also handing back the frames at the job's still times.
+/// When the audio cannot be cut (damaged, or refused by the encoder or the muxer), the clip
+/// is cut again without it and the report says so in its warnings.
 pub(crate) fn cut(
     video: &Video,
     job: &ClipJob,
@@ -41,11 +44,31 @@ pub(crate) fn cut(
 ) -> Result<ClipReport, DecodeError> {
     check_job(video, job, opts)?;
     let out = job.out.as_path();
-    let tmp = output::temp_beside(out)?;
-    let report = match opts.mode {
-        ClipMode::Reencode => reencode::Reencoder::new(video, job, tmp.path(), opts)?.run(),
-        ClipMode::StreamCopy => copy::stream_copy(video, job, tmp.path(), opts),
-    }?;
+    let tmp = output::temp_beside(out, Some(video.path()))?;
+    let report = match attempt(video, job, tmp.path(), opts) {
+        Ok(report) => report,
+        Err(CutFailure::Clip(e)) => return Err(e),
+        Err(CutFailure::Audio(what)) => {
+            let without = ClipOptions {
+                audio: false,
+                ..opts.clone()
+            };
+            let mut report = match attempt(video, job, tmp.path(), &without) {
+                Ok(report) => report,
+                Err(CutFailure::Clip(e)) => return Err(e),
+                // Without audio nothing can fail on audio.
+                Err(CutFailure::Audio(what)) => return Err(write_error(out, "cutting", what)),
+            };
+            report.warnings.insert(
+                0,
+                format!(
+                    "{}: the audio could not be cut ({what}), so the clip has no audio",
+                    video.path().display()
+                ),
+            );
+            report
+        }
+    };
     if report.frames == 0 {
         return Err(DecodeError::InvalidArgument {
             path: video.path().to_path_buf(),
@@ -55,11 +78,24 @@ pub(crate) fn cut(
             ),
         });
     }
-    tmp.persist(out).map_err(|e| DecodeError::Write {
-        path: out.to_path_buf(),
-        detail: e.to_string(),
-    })?;
+    for warning in &report.warnings {
+        tracing::warn!("{warning}");
+    }
+    output::persist(tmp, out)?;
     Ok(report)
+}
+
+/// One attempt at cutting `job` into `tmp` (the muxer truncates it first).
+fn attempt(
+    video: &Video,
+    job: &ClipJob,
+    tmp: &Path,
+    opts: &ClipOptions,
+) -> Result<ClipReport, CutFailure> {
+    match opts.mode {
+        ClipMode::Reencode => reencode::Reencoder::new(video, job, tmp, opts)?.run(),
+        ClipMode::StreamCopy => copy::stream_copy(video, job, tmp, opts),
+    }
 }
 
 /// Checks a job's range against the video and the options' CRF.

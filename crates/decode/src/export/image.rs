@@ -6,7 +6,7 @@ use std::path::Path;
 use image::RgbImage;
 
 use crate::error::DecodeError;
-use crate::export::output::{temp_beside, write_error};
+use crate::export::output::{persist, temp_beside, write_error};
 
 /// Image file formats for [`save_image`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +50,7 @@ pub fn save_image(
             path: path.to_path_buf(),
             detail: "unknown image extension: use .jpg, .jpeg or .png".into(),
         })?;
-    let tmp = temp_beside(path)?;
+    let tmp = temp_beside(path, None)?;
     {
         let mut w = std::io::BufWriter::new(tmp.as_file());
         let res = match fmt {
@@ -64,7 +64,5 @@ pub fn save_image(
         w.flush()
             .map_err(|e| write_error(path, "writing the image", e))?;
     }
-    tmp.persist(path)
-        .map_err(|e| write_error(path, "renaming into place", e))?;
-    Ok(())
+    persist(tmp, path)
 }

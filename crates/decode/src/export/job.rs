@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::DecodeError;
 use crate::frames::Frame;
 
 /// How [`export_clip`](crate::export_clip) cuts.
@@ -119,6 +120,11 @@ pub struct ClipReport {
     /// decodes nothing. Empty for [`export_clip`](crate::export_clip).
     #[serde(skip)]
     pub stills: Vec<Option<Frame>>,
+    /// What the cut had to change or leave out, in words (each names the source file): the
+    /// audio left out because it could not be cut or copied, a size made even for H.264,
+    /// timestamps made increasing. Empty when the clip is what was asked for.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// One clip for [`export_clips`](crate::export_clips): `[start, end)` seconds of the video, written to `out`.
@@ -152,5 +158,21 @@ impl ClipJob {
     pub fn with_stills(mut self, times: impl IntoIterator<Item = f64>) -> Self {
         self.stills = times.into_iter().collect();
         self
+    }
+}
+
+/// Why an attempt at a cut failed.
+#[derive(Debug)]
+pub(super) enum CutFailure {
+    /// The audio could not be set up, decoded, encoded or muxed (what failed, in words):
+    /// the cut is made again without it.
+    Audio(String),
+    /// Anything else: the cut fails with this error.
+    Clip(DecodeError),
+}
+
+impl From<DecodeError> for CutFailure {
+    fn from(e: DecodeError) -> Self {
+        CutFailure::Clip(e)
     }
 }

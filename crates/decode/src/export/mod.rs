@@ -12,8 +12,10 @@ mod output;
 mod pool;
 mod reencode;
 mod stills;
+mod timestamps;
 
 pub use cut::export_clip;
 pub use image::{save_image, ImageFormat};
 pub use job::{ClipJob, ClipMode, ClipOptions, ClipReport, X264Preset};
+pub use output::remove_temp_files;
 pub use pool::{export_clips, MAX_CLIPS_AT_ONCE};

@@ -11,12 +11,13 @@ use ffmpeg_next as ff;
 
 use crate::error::DecodeError;
 use crate::export::audio::{ClipAudio, Range};
-use crate::export::job::{ClipJob, ClipMode, ClipOptions, ClipReport};
+use crate::export::job::{ClipJob, ClipMode, ClipOptions, ClipReport, CutFailure};
 use crate::export::output::{
     build_graph, graph_flush, graph_pull, graph_push, open_mp4, stream_time_base, to_ts,
     wants_global_header, write_error,
 };
 use crate::export::stills::Stills;
+use crate::export::timestamps::{IncreasingPts, TimestampFixer};
 use crate::frames::decoder::{frame_ts, open_decoder, skip_unreferenced_before, Clock};
 use crate::probe::demux::{next_packet, seek_to_show};
 use crate::probe::info::VideoInfo;
@@ -35,6 +36,10 @@ struct VideoOut {
     out_tb: Rational,
     /// One frame in `tb` units, for packets x264 leaves without a duration (0: unknown).
     frame_dur: i64,
+    /// Keeps the pictures' timestamps strictly increasing into the encoder.
+    pts: IncreasingPts,
+    /// Keeps the packets' timestamps valid for the muxer.
+    timestamps: TimestampFixer,
     /// The filter's output frame, reused.
     filtered: ff::frame::Video,
 }
@@ -63,6 +68,8 @@ pub(super) struct Reencoder<'a> {
     first_time: Option<f64>,
     /// Whether a frame at or past the end came out.
     video_done: bool,
+    /// What the cut changed, for the report.
+    warnings: Vec<String>,
 }
 
 impl<'a> Reencoder<'a> {
@@ -73,7 +80,7 @@ impl<'a> Reencoder<'a> {
         job: &'a ClipJob,
         tmp: &Path,
         opts: &ClipOptions,
-    ) -> Result<Self, DecodeError> {
+    ) -> Result<Self, CutFailure> {
         let info = video.info();
         let out = job.out.as_path();
         let mut input = video.input()?;
@@ -87,10 +94,20 @@ impl<'a> Reencoder<'a> {
         let decoder = open_decoder(&info.path, &stream, opts.threads, false)?;
         let mut muxer = open_mp4(tmp, out)?;
         let global_header = wants_global_header(&muxer);
-        let mut video_out =
-            VideoOut::new(info, &decoder, tb, opts, global_header, &mut muxer, out)?;
+        let mut warnings = Vec::new();
+        let size = encoder_size(info, &mut warnings);
+        let mut video_out = VideoOut::new(
+            info,
+            &decoder,
+            tb,
+            size,
+            opts,
+            global_header,
+            &mut muxer,
+            out,
+        )?;
         let audio = if opts.audio {
-            ClipAudio::add(&input, &mut muxer, global_header, job.end - job.start, out)?
+            ClipAudio::add(&input, &mut muxer, global_header, job.end - job.start)?
         } else {
             None
         };
@@ -119,12 +136,13 @@ impl<'a> Reencoder<'a> {
             frames: 0,
             first_time: None,
             video_done: false,
+            warnings,
         })
     }
 
     /// Cuts: reads packets until the video and the audio are past the end, drains the
     /// decoder and the encoders, and writes the trailer.
-    pub(super) fn run(mut self) -> Result<ClipReport, DecodeError> {
+    pub(super) fn run(mut self) -> Result<ClipReport, CutFailure> {
         let src = self.info.path.clone();
         let mut packet = ff::Packet::empty();
         while !(self.video_done && self.audio.as_ref().is_none_or(ClipAudio::done)) {
@@ -136,16 +154,25 @@ impl<'a> Reencoder<'a> {
                     self.on_video_packet(&packet)?;
                 }
             } else if let Some(audio) = self.audio.as_mut() {
-                audio.on_packet(&mut packet, &mut self.muxer, self.range, self.out)?;
+                audio.on_packet(&mut packet, &mut self.muxer, self.range)?;
             }
         }
         self.finish_video()?;
         if let Some(audio) = self.audio.as_mut() {
-            audio.finish(&mut self.muxer, self.range, self.out)?;
+            audio.finish(&mut self.muxer, self.range)?;
         }
         self.muxer
             .write_trailer()
             .map_err(|e| write_error(self.out, "finishing the MP4", e))?;
+        let fixed = self.video.pts.fixed()
+            + self.video.timestamps.fixed()
+            + self.audio.as_ref().map_or(0, ClipAudio::timestamps_fixed);
+        if fixed > 0 {
+            self.warnings.push(format!(
+                "{}: {fixed} timestamps repeat or run backwards; the clip has them increasing",
+                src.display()
+            ));
+        }
         Ok(ClipReport {
             path: self.out.to_path_buf(),
             start: self.first_time.unwrap_or(self.range.start),
@@ -155,6 +182,7 @@ impl<'a> Reencoder<'a> {
             mode: ClipMode::Reencode,
             snapped_to_keyframe: false,
             stills: self.stills.into_frames(),
+            warnings: self.warnings,
         })
     }
 
@@ -177,10 +205,8 @@ impl<'a> Reencoder<'a> {
     fn drain_decoder(&mut self) -> Result<(), DecodeError> {
         let (start, end) = (self.range.start, self.range.end);
         while self.decoder.receive_frame(&mut self.decoded).is_ok() {
-            let Some(ts) = frame_ts(&self.decoded) else {
-                continue;
-            };
-            let t = self.clock.seconds(ts);
+            // A frame without a timestamp comes one average frame after the previous one.
+            let t = self.clock.frame_time(frame_ts(&self.decoded));
             if t < start - 5e-4 {
                 continue;
             }
@@ -190,7 +216,8 @@ impl<'a> Reencoder<'a> {
             }
             self.first_time.get_or_insert(t);
             self.stills.offer(&self.decoded, t)?;
-            self.decoded.set_pts(Some(to_ts(t - start, self.video.tb)));
+            let pts = self.video.pts.next(to_ts(t - start, self.video.tb));
+            self.decoded.set_pts(Some(pts));
             self.frames += self
                 .video
                 .encode(&self.decoded, &mut self.muxer, self.out)?;
@@ -208,19 +235,20 @@ impl<'a> Reencoder<'a> {
 }
 
 impl VideoOut {
-    /// Opens x264 at the display size (even sides for 4:2:0) in the source's time base,
-    /// adds its stream to `muxer`, and builds the filter from the decoder's pictures to
-    /// the encoder's: rotation, scaling, 4:2:0.
+    /// Opens x264 for `(w, h)` pictures in the source's time base, adds its stream to
+    /// `muxer`, and builds the filter from the decoder's pictures to the encoder's:
+    /// rotation, scaling, 4:2:0.
+    #[allow(clippy::too_many_arguments)]
     fn new(
         info: &VideoInfo,
         decoder: &ff::decoder::Video,
         tb: Rational,
+        (w, h): (u32, u32),
         opts: &ClipOptions,
         global_header: bool,
         muxer: &mut ff::format::context::Output,
         out: &Path,
     ) -> Result<Self, DecodeError> {
-        let (w, h) = (info.width & !1, info.height & !1);
         let (encoder, codec) = open_x264(info, (w, h), tb, opts, global_header, out)?;
         let index = {
             let mut ost = muxer
@@ -244,6 +272,8 @@ impl VideoOut {
             tb,
             out_tb: tb,
             frame_dur,
+            pts: IncreasingPts::default(),
+            timestamps: TimestampFixer::default(),
             filtered: ff::frame::Video::empty(),
         })
     }
@@ -305,11 +335,31 @@ impl VideoOut {
             }
             p.set_stream(self.index);
             p.rescale_ts(self.tb, self.out_tb);
+            self.timestamps.fix_packet(&mut p);
             p.write_interleaved(muxer)
                 .map_err(|e| write_error(out, "writing video", e))?;
         }
         Ok(())
     }
+}
+
+/// The size of the clip's pictures: the display size with even sides, as x264's 4:2:0
+/// needs. An odd side loses its last pixel by scaling (641×361 becomes 640×360); a side of
+/// one pixel is scaled up to two. A change is noted in `warnings`.
+fn encoder_size(info: &VideoInfo, warnings: &mut Vec<String>) -> (u32, u32) {
+    let even = |side: u32| if side >= 2 { side & !1 } else { 2 };
+    let size = (even(info.width), even(info.height));
+    if size != (info.width, info.height) {
+        warnings.push(format!(
+            "{}: the video is {}x{}; H.264 in 4:2:0 needs even sides, so the clip is scaled to {}x{}",
+            info.path.display(),
+            info.width,
+            info.height,
+            size.0,
+            size.1
+        ));
+    }
+    size
 }
 
 /// Opens the H.264 encoder (libx264 when present) for `size` pictures in time base `tb`,

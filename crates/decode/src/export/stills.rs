@@ -5,7 +5,8 @@ use ffmpeg_next as ff;
 
 use crate::error::DecodeError;
 use crate::frames::convert::Converter;
-use crate::frames::{DecodeOptions, Frame};
+use crate::frames::options::check_frame_size;
+use crate::frames::{DecodeOptions, Frame, Scale};
 use crate::probe::info::VideoInfo;
 
 /// Collects the first frame at or after each asked time.
@@ -43,10 +44,13 @@ impl<'a> Stills<'a> {
             let image = match self.found[..k].iter().flatten().find(|f| f.time == t) {
                 Some(same) => same.image.clone(),
                 None => {
-                    let info = self.info;
-                    let conv = self
-                        .conv
-                        .get_or_insert_with(|| Converter::new(info, &DecodeOptions::new()));
+                    let conv = match &mut self.conv {
+                        Some(conv) => conv,
+                        slot => {
+                            check_frame_size(self.info, Scale::Original)?;
+                            slot.insert(Converter::new(self.info, &DecodeOptions::new()))
+                        }
+                    };
                     conv.convert(frame)?
                 }
             };

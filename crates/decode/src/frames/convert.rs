@@ -113,9 +113,21 @@ impl Converter {
         let data = rgb.data(0);
         let mut buf = Vec::with_capacity(w * h * 3);
         for row in 0..h {
-            buf.extend_from_slice(&data[row * stride..row * stride + w * 3]);
+            // A picture the converter could not allocate has no rows at all.
+            let Some(pixels) = data.get(row * stride..row * stride + w * 3) else {
+                return Err(DecodeError::InvalidArgument {
+                    path: self.path.clone(),
+                    detail: format!(
+                        "the colour converter could not make a {w}x{h} picture; ask for a smaller size"
+                    ),
+                });
+            };
+            buf.extend_from_slice(pixels);
         }
-        Ok(RgbImage::from_raw(w as u32, h as u32, buf).expect("buffer has w*h*3 bytes"))
+        RgbImage::from_raw(w as u32, h as u32, buf).ok_or_else(|| DecodeError::InvalidArgument {
+            path: self.path.clone(),
+            detail: format!("the colour converter made a picture of {w}x{h} pixels without them"),
+        })
     }
 
     /// The area-average shrink of an 8-bit 4:2:0 frame by whole, even factors, done

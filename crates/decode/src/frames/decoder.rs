@@ -54,6 +54,20 @@ impl Clock {
         t
     }
 
+    /// The average frame rate (0 when unknown).
+    pub(crate) fn avg_fps(&self) -> f64 {
+        self.avg_fps
+    }
+
+    /// One average frame in seconds (0 when the rate is unknown).
+    pub(crate) fn average_frame(&self) -> f64 {
+        if self.avg_fps > 0.0 {
+            1.0 / self.avg_fps
+        } else {
+            0.0
+        }
+    }
+
     /// The time of the last frame timed, if any.
     pub(crate) fn last_time(&self) -> Option<f64> {
         self.last_time
@@ -189,6 +203,11 @@ impl StreamDecoder {
             decoded_any: false,
             bad_packets: 0,
         })
+    }
+
+    /// The file.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Gives back the demuxer, for another pass to seek in (opening a file again reads its

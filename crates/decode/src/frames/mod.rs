@@ -10,5 +10,5 @@ pub(crate) mod options;
 pub(crate) mod sampler;
 pub(crate) mod stream;
 
-pub use options::{DecodeOptions, Resampler, Sampling, Scale};
+pub use options::{DecodeOptions, Resampler, Sampling, Scale, MAX_FRAME_PIXELS, MAX_FRAME_SIDE};
 pub use stream::{Frame, Frames};

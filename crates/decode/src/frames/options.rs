@@ -20,7 +20,18 @@ pub enum Sampling {
     Fps(f64),
 }
 
-/// How to scale the kept frames. Sizes refer to the picture as displayed (rotation applied).
+/// The largest side, in pixels, of the frames decoding converts to (16384). A larger
+/// request is a [`DecodeError::InvalidArgument`], checked before anything is allocated.
+pub const MAX_FRAME_SIDE: u32 = 16_384;
+
+/// The most pixels of a frame decoding converts to: 64 megapixels (8192×8192; an 8K UHD
+/// frame has 33), 192 MB of RGB. A larger request is a [`DecodeError::InvalidArgument`],
+/// checked before anything is allocated.
+pub const MAX_FRAME_PIXELS: u64 = 1 << 26;
+
+/// How to scale the kept frames. Sizes refer to the picture as displayed (rotation applied),
+/// and may not exceed [`MAX_FRAME_SIDE`] a side or [`MAX_FRAME_PIXELS`] in all (the original
+/// size included: a larger video is decoded scaled down).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Scale {
     /// Keep the display size.
@@ -167,13 +178,38 @@ impl VideoInfo {
     }
 }
 
+/// Checks that the frames of `info`'s video scaled by `scale` stay within
+/// [`MAX_FRAME_SIDE`] and [`MAX_FRAME_PIXELS`].
+pub(crate) fn check_frame_size(info: &VideoInfo, scale: Scale) -> Result<(), DecodeError> {
+    let (w, h) = target_size(info, scale);
+    let pixels = u64::from(w) * u64::from(h);
+    if w <= MAX_FRAME_SIDE && h <= MAX_FRAME_SIDE && pixels <= MAX_FRAME_PIXELS {
+        return Ok(());
+    }
+    let asked = match scale {
+        Scale::Original => format!("the video's own size, {w}x{h}"),
+        _ => format!(
+            "{w}x{h} ({scale:?} of a {}x{} video)",
+            info.width, info.height
+        ),
+    };
+    Err(DecodeError::InvalidArgument {
+        path: info.path.clone(),
+        detail: format!(
+            "frames of {asked} are larger than decoding converts to (at most {MAX_FRAME_SIDE} pixels a side and {} megapixels); ask for a smaller height or size",
+            MAX_FRAME_PIXELS >> 20
+        ),
+    })
+}
+
 /// The displayed size of the frames a pass with `scale` yields.
 pub(crate) fn target_size(info: &VideoInfo, scale: Scale) -> (u32, u32) {
     let (w, h) = (info.width, info.height);
     let by_height = |th: u32| {
-        // FFmpeg's scale=-2:H: width = 2 * round(H * w / (2 * h)).
+        // FFmpeg's scale=-2:H: width = 2 * round(H * w / (2 * h)) (saturating: a huge
+        // request is refused by `check_frame_size`, never wrapped).
         let half = (f64::from(th) * f64::from(w) / (2.0 * f64::from(h))).round() as u32;
-        ((half * 2).max(2), th)
+        (half.saturating_mul(2).max(2), th)
     };
     match scale {
         Scale::Original => (w, h),
@@ -181,5 +217,60 @@ pub(crate) fn target_size(info: &VideoInfo, scale: Scale) -> (u32, u32) {
         Scale::MaxHeight(th) if th < h => by_height(th),
         Scale::MaxHeight(_) => (w, h),
         Scale::Exact { width, height } => (width, height),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(width: u32, height: u32) -> VideoInfo {
+        VideoInfo {
+            path: "v.mp4".into(),
+            width,
+            height,
+            coded_width: width,
+            coded_height: height,
+            codec: "h264".into(),
+            fps: 25.0,
+            declared_frames: None,
+            duration: 1.0,
+            rotation: 0,
+            has_audio: false,
+            start_time: 0.0,
+            stream_index: 0,
+        }
+    }
+
+    #[test]
+    fn sizes_follow_ffmpeg_scale() {
+        let v = info(64, 48);
+        assert_eq!(target_size(&v, Scale::Height(30)), (40, 30));
+        assert_eq!(target_size(&v, Scale::MaxHeight(480)), (64, 48));
+        assert_eq!(target_size(&v, Scale::MaxHeight(24)), (32, 24));
+        assert_eq!(target_size(&info(1, 1000), Scale::Height(10)), (2, 10));
+        // A huge height saturates instead of wrapping.
+        assert_eq!(
+            target_size(&info(1000, 1), Scale::Height(u32::MAX)).0,
+            u32::MAX
+        );
+    }
+
+    #[test]
+    fn frame_size_limits() {
+        let v = info(64, 48);
+        assert!(check_frame_size(&v, Scale::Height(12_288)).is_err()); // 16384 x 12288 > 64 Mpx
+        assert!(check_frame_size(&v, Scale::Height(6144)).is_ok()); // 8192 x 6144
+        assert!(check_frame_size(&v, Scale::Height(16_000)).is_err()); // 21334 wide
+        assert!(check_frame_size(&v, Scale::Height(u32::MAX)).is_err());
+        let exact = |width, height| Scale::Exact { width, height };
+        assert!(check_frame_size(&v, exact(MAX_FRAME_SIDE, 2)).is_ok());
+        assert!(check_frame_size(&v, exact(MAX_FRAME_SIDE + 1, 2)).is_err());
+        assert!(check_frame_size(&v, exact(2, MAX_FRAME_SIDE + 1)).is_err());
+        assert!(check_frame_size(&v, exact(8192, 8192)).is_ok());
+        assert!(check_frame_size(&v, exact(8192, 8193)).is_err());
+        let e = check_frame_size(&info(20_000, 12_000), Scale::Original).unwrap_err();
+        assert!(e.to_string().contains("20000x12000"), "{e}");
+        assert!(check_frame_size(&info(20_000, 12_000), Scale::MaxHeight(2160)).is_ok());
     }
 }

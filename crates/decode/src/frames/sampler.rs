@@ -56,6 +56,11 @@ impl<T> Sampler<T> {
         }
     }
 
+    /// The sampling this sampler applies.
+    pub(crate) fn sampling(&self) -> Sampling {
+        self.sampling
+    }
+
     /// Offers the next decoded frame. Returns the frame this settles as kept: the frame
     /// itself for [`Sampling::All`] and [`Sampling::EveryNth`], the last frame of the slot
     /// this one closes for [`Sampling::Fps`].

@@ -3,6 +3,7 @@
 //! start one.
 
 use std::collections::VecDeque;
+use std::path::Path;
 
 use ffmpeg_next as ff;
 use image::RgbImage;
@@ -10,7 +11,7 @@ use image::RgbImage;
 use crate::error::DecodeError;
 use crate::frames::convert::Converter;
 use crate::frames::decoder::{frame_ts, Step, StreamDecoder};
-use crate::frames::options::DecodeOptions;
+use crate::frames::options::{check_frame_size, DecodeOptions, Sampling};
 use crate::frames::sampler::{Kept, Sampler};
 use crate::probe::info::VideoInfo;
 use crate::probe::video::Video;
@@ -39,6 +40,10 @@ impl Frame {
 
 impl Video {
     /// Streams frames from the start, sampled and scaled as `opts` says.
+    ///
+    /// A pass in which frames are decoded but the sampling keeps none of them (a rate too
+    /// low for a very short video) ends with [`DecodeError::NothingSampled`], which says
+    /// what to sample instead.
     pub fn frames(&self, opts: &DecodeOptions) -> Result<Frames, DecodeError> {
         Frames::new(self.info(), opts, Pass::sequential(), Want::Images, || {
             self.input()
@@ -233,6 +238,8 @@ pub struct Frames {
     ready: VecDeque<Frame>,
     /// Frames counted by a [`Want::Count`] pass.
     counted: u64,
+    /// Whether the sampling kept a frame.
+    kept_any: bool,
     done: bool,
 }
 
@@ -247,6 +254,9 @@ impl Frames {
         input: impl FnOnce() -> Result<ff::format::context::Input, DecodeError>,
     ) -> Result<Self, DecodeError> {
         opts.check(&info.path)?;
+        if want == Want::Images {
+            check_frame_size(info, opts.scale)?;
+        }
         // Chunks of a parallel decode keep every frame from their keyframe on, for their
         // bookkeeping; a seek drops what nothing references before its time.
         let skip_pre_roll = matches!(pass, Pass::FromSeek { .. });
@@ -266,6 +276,7 @@ impl Frames {
             conv: Converter::new(info, opts),
             ready: VecDeque::new(),
             counted: 0,
+            kept_any: false,
             done: false,
         })
     }
@@ -302,18 +313,38 @@ impl Frames {
         match self.decoder.step()? {
             Step::Frame(frame) => self.accept(frame),
             Step::End => {
+                self.done = true;
                 let clock = &self.decoder.clock;
                 if let Some(kept) = self.sampler.finish(|f| clock.frame_duration(f)) {
                     self.emit(kept)?;
                 }
-                self.done = true;
-                Ok(())
+                self.check_kept_any()
             }
             Step::Stalled => {
                 self.done = true;
                 Ok(())
             }
         }
+    }
+
+    /// At the end of a pass from the start that converts frames: an error when frames were
+    /// decoded but the sampling kept none of them (only a rate can; see
+    /// [`nothing_sampled`]).
+    fn check_kept_any(&self) -> Result<(), DecodeError> {
+        let (Pass::Sequential { next: decoded }, Want::Images, false) =
+            (&self.pass, self.want, self.kept_any)
+        else {
+            return Ok(());
+        };
+        let clock = &self.decoder.clock;
+        let span = clock.last_time().unwrap_or(0.0) + clock.average_frame();
+        Err(nothing_sampled(
+            self.decoder.path(),
+            self.sampler.sampling(),
+            *decoded,
+            span,
+            clock.avg_fps(),
+        ))
     }
 
     /// Decides what to do with a freshly decoded frame.
@@ -349,6 +380,7 @@ impl Frames {
 
     /// Converts a kept frame and queues it.
     fn emit(&mut self, kept: Kept<ff::frame::Video>) -> Result<(), DecodeError> {
+        self.kept_any = true;
         let image = self.conv.convert(&kept.item)?;
         self.ready.push_back(Frame {
             index: kept.index,
@@ -356,6 +388,34 @@ impl Frames {
             image,
         });
         Ok(())
+    }
+}
+
+/// The error for a pass from the start in which `sampling` kept none of the `decoded`
+/// frames of a video lasting `span` seconds at `fps` frames per second (0: unknown). Only
+/// a rate can keep nothing: an fps slot is kept only when the video lasts past it, which
+/// a short video at a low rate never does. The video's own rate always keeps frames.
+pub(crate) fn nothing_sampled(
+    path: &Path,
+    sampling: Sampling,
+    decoded: u64,
+    span: f64,
+    fps: f64,
+) -> DecodeError {
+    let what = match sampling {
+        Sampling::Fps(rate) => format!("sampling at {rate} fps"),
+        other => format!("sampling {other:?}"),
+    };
+    let instead = if fps > 0.0 {
+        format!("sample every frame, or at the video's own rate ({fps:.3} fps)")
+    } else {
+        "sample every frame".to_string()
+    };
+    DecodeError::NothingSampled {
+        path: path.to_path_buf(),
+        detail: format!(
+            "{what} keeps no frame of this {span:.3} s video ({decoded} frames decoded): a slot is kept only when the video lasts past it; {instead}"
+        ),
     }
 }
 
