@@ -45,9 +45,10 @@ pub(super) fn stream_copy(
     let mut muxer = open_mp4(tmp, out)?;
     let mut warnings = Vec::new();
     let mut map = add_streams(info, &input, &mut muxer, opts, out, &mut warnings)?;
+    let with_audio = map.iter().flatten().count() > 1;
     muxer
         .write_header()
-        .map_err(|e| write_error(out, "writing the MP4 header", e))?;
+        .map_err(|e| CutFailure::header(out, e, with_audio))?;
     seek_to_show(&mut input, info, job.start);
     let copied = copy_packets(info, &mut input, &mut muxer, &mut map, job, out)?;
     muxer

@@ -1,11 +1,12 @@
 //! What a cut is asked for and what it reports: [`ClipOptions`], [`ClipJob`],
 //! [`ClipReport`].
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::DecodeError;
+use crate::export::output::write_error;
 use crate::frames::Frame;
 
 /// How [`export_clip`](crate::export_clip) cuts.
@@ -169,6 +170,19 @@ pub(super) enum CutFailure {
     Audio(String),
     /// Anything else: the cut fails with this error.
     Clip(DecodeError),
+}
+
+impl CutFailure {
+    /// The MP4 muxer refused the header of `out` with `e`. With an audio stream in it, the
+    /// audio's parameters (damaged, say) are the likely cause: the cut is tried again
+    /// without audio, and if the video was the cause that attempt fails on its own.
+    pub(super) fn header(out: &Path, e: impl std::fmt::Display, with_audio: bool) -> Self {
+        if with_audio {
+            CutFailure::Audio(format!("the MP4 muxer refused its parameters: {e}"))
+        } else {
+            CutFailure::Clip(write_error(out, "writing the MP4 header", e))
+        }
+    }
 }
 
 impl From<DecodeError> for CutFailure {

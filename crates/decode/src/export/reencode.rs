@@ -113,7 +113,7 @@ impl<'a> Reencoder<'a> {
         };
         muxer
             .write_header()
-            .map_err(|e| write_error(out, "writing the MP4 header", e))?;
+            .map_err(|e| CutFailure::header(out, e, audio.is_some()))?;
         video_out.out_tb = stream_time_base(&muxer, video_out.index);
         seek_to_show(&mut input, info, job.start);
         Ok(Self {

@@ -441,6 +441,7 @@ impl Iterator for Frames {
 impl std::fmt::Debug for Frames {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Frames")
+            .field("path", &self.decoder.path())
             .field("pass", &self.pass)
             .field("done", &self.done)
             .finish_non_exhaustive()
