@@ -15,7 +15,13 @@ use crate::probe::video::Video;
 /// the rotation to the pixels (the clip plays upright everywhere) and copies or re-encodes
 /// the audio of the same range. Stream copy starts at the keyframe at or before `start`.
 /// The clip is written to a temporary file beside `out` and renamed into place only when
-/// complete.
+/// complete; `out` may not be a symbolic link, something other than a regular file, or
+/// the video itself ([`DecodeError::OutputRefused`]).
+///
+/// Unusual input is cut rather than refused, and [`ClipReport::warnings`] says how: audio
+/// that cannot be cut (damaged, or refused by the encoder or the muxer) is left out,
+/// timestamps that repeat or run backwards are made increasing, and a re-encoded picture
+/// gets even sides for H.264 (1×1 becomes 2×2, 3×5 becomes 2×4).
 ///
 /// ```no_run
 /// use reelsmith_decode::{open, export_clip, ClipOptions};

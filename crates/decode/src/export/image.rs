@@ -30,7 +30,9 @@ impl ImageFormat {
 }
 
 /// Writes `image` to `path` as JPEG or PNG (from `format`, or from the extension when
-/// `None`), through a temporary file renamed into place.
+/// `None`), through a temporary file renamed into place (removed if encoding fails).
+/// `path` may not be a symbolic link or something other than a regular file
+/// ([`DecodeError::OutputRefused`]).
 ///
 /// ```
 /// let dir = tempfile::tempdir().unwrap();
