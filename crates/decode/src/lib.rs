@@ -1,7 +1,9 @@
 //! Video probing, sampled decoding and clip export for reelsmith.
 //!
 //! Built on FFmpeg through `ffmpeg-next` (the library `video-rs` wraps), with what video
-//! analysis needs on top:
+//! analysis needs on top. The modules: `probe` (what a file holds), `frames` (options,
+//! the pure sampler, decoding, conversion), `parallel` (keyframe-aligned chunks on all
+//! cores) and `export` (clips and images).
 //!
 //! - [`open`] probes a file: display size with rotation applied, codec, frame rate,
 //!   duration, audio presence; [`Video::count_frames`] gives the exact frame count.
@@ -17,7 +19,16 @@
 //! - [`save_image`] writes a frame as JPEG or PNG.
 //!
 //! Every output is written to a temporary file in the destination folder and renamed into
-//! place, so a failure never leaves a partial file behind.
+//! place, so a failure never leaves a partial file behind; [`remove_temp_files`] clears
+//! those of an interrupted process. Outputs are never written through a symbolic link,
+//! onto something that is not a regular file, or onto the input video.
+//!
+//! Bad input gives a [`DecodeError`] naming the file and what to do, never a panic: paths
+//! that are not UTF-8 are opened by their bytes; devices and FIFOs are refused before
+//! they are opened; frames larger than [`MAX_FRAME_SIDE`] a side or [`MAX_FRAME_PIXELS`]
+//! are refused before anything is allocated. Clip export copes with unusual timestamps
+//! (made increasing), odd and tiny sizes (made even for H.264), and audio it cannot cut
+//! (left out); [`ClipReport::warnings`] says what it changed.
 //!
 //! Times are seconds on the file's own timeline: a frame's time is its presentation
 //! timestamp minus the container's start time (as `ffmpeg` and `ffprobe` count), so it is
@@ -38,30 +49,20 @@
 //! # Ok::<(), reelsmith_decode::DecodeError>(())
 //! ```
 
-mod boxscale;
 mod error;
 mod export;
 mod frames;
 mod parallel;
+mod paths;
 mod probe;
 
 pub use error::DecodeError;
 pub use export::{
-    export_clip, export_clips, save_image, ClipJob, ClipMode, ClipOptions, ClipReport, ImageFormat,
-    X264Preset, MAX_CLIPS_AT_ONCE,
+    export_clip, export_clips, remove_temp_files, save_image, ClipJob, ClipMode, ClipOptions,
+    ClipReport, ImageFormat, X264Preset, MAX_CLIPS_AT_ONCE,
 };
-pub use frames::{DecodeOptions, Frame, Frames, Resampler, Sampling, Scale};
+pub use frames::{
+    DecodeOptions, Frame, Frames, Resampler, Sampling, Scale, MAX_FRAME_PIXELS, MAX_FRAME_SIDE,
+};
 pub use parallel::Mapped;
 pub use probe::{open, Video, VideoInfo};
-
-use std::sync::Once;
-
-/// Initialises FFmpeg once and lowers its console logging to errors only.
-pub(crate) fn init() {
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        // `init` only registers formats on old FFmpeg versions; it cannot fail on 5.x+.
-        let _ = ffmpeg_next::init();
-        ffmpeg_next::util::log::set_level(ffmpeg_next::util::log::Level::Fatal);
-    });
-}

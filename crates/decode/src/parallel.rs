@@ -14,8 +14,10 @@ use std::sync::mpsc;
 use ffmpeg_next as ff;
 
 use crate::error::DecodeError;
-use crate::frames::{ChunkStats, DecodeOptions, Frame, Sampling};
-use crate::probe::{next_packet, open_input, Video};
+use crate::frames::stream::{nothing_sampled, ChunkStats, Frame, Frames, Pass, Want};
+use crate::frames::{DecodeOptions, Sampling};
+use crate::probe::demux::{next_packet, open_input, seek_target};
+use crate::probe::video::Video;
 
 /// Shortest stretch of video worth a chunk of its own, in seconds: each chunk opens its
 /// own demuxer and decoder (a few milliseconds).
@@ -58,6 +60,10 @@ pub struct Mapped<T> {
     pub value: T,
 }
 
+/// What a parallel decode gives when its chunks tile the video: the mapped frames in
+/// order, and the number of frames decoded.
+type ChunkResults<T> = (Vec<Mapped<T>>, u64);
+
 /// Why a chunk stopped early.
 enum ChunkFail<E> {
     /// The frame function failed: the whole call fails with this error.
@@ -87,9 +93,9 @@ enum Msg<T, E> {
 /// Checks the seams of chunk passes (`stats[c]` for the chunk starting at `splits[c − 1]`):
 /// every chunk but the last ran into the next one's first frame, every chunk but the first
 /// began exactly at its keyframe, and no chunk met a missing or backward timestamp. Then
-/// the chunks tile the video exactly as one sequential pass does, and this returns the
+/// the chunks cover the video exactly as one sequential pass does, and this returns the
 /// index of each chunk's first frame and the total; `None` otherwise.
-fn tile(stats: &[Option<ChunkStats>], splits: &[f64]) -> Option<(Vec<u64>, u64)> {
+fn chunk_offsets(stats: &[Option<ChunkStats>], splits: &[f64]) -> Option<(Vec<u64>, u64)> {
     let mut offsets = Vec::with_capacity(stats.len());
     let mut total = 0u64;
     for (c, s) in stats.iter().enumerate() {
@@ -109,6 +115,24 @@ fn tile(stats: &[Option<ChunkStats>], splits: &[f64]) -> Option<(Vec<u64>, u64)>
 }
 
 impl Video {
+    /// The exact number of frames a decoder outputs, counted by decoding the whole stream
+    /// without converting any frame (keyframe-aligned chunks on all cores, or one
+    /// frame-threaded pass). Equals `ffprobe -count_frames`.
+    /// [`Video::count_packets`] is much faster and agrees on ordinary files, but not where
+    /// an edit list hides frames.
+    pub fn count_frames(&self) -> Result<u64, DecodeError> {
+        // Keyframe-aligned chunks on all cores where the video splits cleanly (see
+        // `Video::map_frames`); one sequential pass otherwise.
+        if let Some(n) = self.count_frames_parallel() {
+            return Ok(n);
+        }
+        let opts = DecodeOptions::new();
+        Frames::new(self.info(), &opts, Pass::sequential(), Want::Count, || {
+            self.input()
+        })?
+        .count_rest()
+    }
+
     /// Decodes the video with `opts`, runs `map` on every kept frame on `workers` threads
     /// at once (0 = one per CPU core), and returns the results in presentation order.
     ///
@@ -162,7 +186,19 @@ impl Video {
         };
         if !splits.is_empty() {
             match self.map_chunks(opts, workers, &splits, &map, &mut progress)? {
-                Some(out) => return Ok(out),
+                Some((out, decoded)) if out.is_empty() && decoded > 0 => {
+                    let info = self.info();
+                    let span = info.duration;
+                    return Err(nothing_sampled(
+                        &info.path,
+                        opts.sampling,
+                        decoded,
+                        span,
+                        info.fps,
+                    )
+                    .into());
+                }
+                Some((out, _)) => return Ok(out),
                 None => tracing::debug!(
                     "{}: chunks did not tile the video; decoding it sequentially",
                     self.path().display()
@@ -186,7 +222,7 @@ impl Video {
     /// The exact number of decoded frames, counted by decoding keyframe-aligned chunks on
     /// all cores without converting anything; `None` when the video is too short to split
     /// or the chunks do not tile it exactly (the caller then counts sequentially).
-    pub(crate) fn count_frames_parallel(&self) -> Option<u64> {
+    fn count_frames_parallel(&self) -> Option<u64> {
         let workers = cores();
         let splits = self.chunk_splits(workers);
         if splits.is_empty() {
@@ -204,12 +240,17 @@ impl Video {
                         let mut mine = Vec::new();
                         let mut spare = None;
                         while let Some(&c) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
-                            let start = c.checked_sub(1).map(|p| splits[p]);
-                            let frames = self.chunk_frames(start, opts, &mut spare);
-                            let end = splits.get(c).copied();
-                            let s = frames
-                                .and_then(|f| f.into_chunk(end).count_chunk_keep(&mut spare))
-                                .ok();
+                            let (start, end) = chunk_bounds(splits, c);
+                            let s = self
+                                .chunk_frames(start, end, opts, Want::Count, &mut spare)
+                                .and_then(|mut f| {
+                                    f.count_rest()?;
+                                    let stats = f.chunk_stats();
+                                    spare = Some(f.into_input());
+                                    Ok(stats)
+                                })
+                                .ok()
+                                .flatten();
                             mine.push((c, s));
                         }
                         mine
@@ -224,7 +265,7 @@ impl Video {
             }
             all
         });
-        tile(&stats, &splits).map(|(_, total)| total)
+        chunk_offsets(&stats, &splits).map(|(_, total)| total)
     }
 
     /// Where to cut the video for `workers` threads: the start times of chunks 1.., or
@@ -254,7 +295,7 @@ impl Video {
         let mut splits: Vec<f64> = Vec::with_capacity(n);
         for j in 1..n {
             let t = info.duration * j as f64 / n as f64;
-            let target = ((t + info.start_time) * f64::from(ff::ffi::AV_TIME_BASE)) as i64;
+            let target = seek_target(info, t);
             if input.seek(target, ..target).is_err() {
                 return Ok(Vec::new());
             }
@@ -277,9 +318,9 @@ impl Video {
         Ok(splits)
     }
 
-    /// Decodes the chunks that `splits` cut the video into. `Ok(None)` when the chunks
-    /// do not tile the video exactly or one fails to decode (the caller then decodes
-    /// sequentially).
+    /// Decodes the chunks that `splits` cut the video into; returns the mapped frames and
+    /// the number of frames decoded. `Ok(None)` when the chunks do not tile the video
+    /// exactly or one fails to decode (the caller then decodes sequentially).
     fn map_chunks<T, E, F>(
         &self,
         opts: &DecodeOptions,
@@ -287,18 +328,13 @@ impl Video {
         splits: &[f64],
         map: &F,
         progress: &mut impl FnMut(u64),
-    ) -> Result<Option<Vec<Mapped<T>>>, E>
+    ) -> Result<Option<ChunkResults<T>>, E>
     where
         T: Send,
         E: From<DecodeError> + Send,
         F: Fn(Frame) -> Result<T, E> + Sync,
     {
         let n = splits.len() + 1;
-        let bounds = |c: usize| {
-            let start = (c > 0).then(|| splits[c - 1]);
-            let end = splits.get(c).copied();
-            (start, end)
-        };
         // One decoder thread per chunk: the chunks themselves are the parallelism.
         let chunk_opts = opts.clone().threads(1);
         let order = longest_first(splits, self.info().duration);
@@ -319,7 +355,7 @@ impl Video {
                         if stop.load(Ordering::Relaxed) {
                             break;
                         }
-                        let (start, end) = bounds(chunk);
+                        let (start, end) = chunk_bounds(splits, chunk);
                         let msg = match self
                             .run_chunk(chunk, start, end, chunk_opts, map, &tx, stop, &mut spare)
                         {
@@ -373,7 +409,7 @@ impl Video {
         if decode_failed {
             return Ok(None);
         }
-        let Some((offsets, _)) = tile(&stats, splits) else {
+        let Some((offsets, decoded)) = chunk_offsets(&stats, splits) else {
             return Ok(None);
         };
         let mut out = Vec::with_capacity(values.iter().map(Vec::len).sum());
@@ -384,7 +420,7 @@ impl Video {
                 value,
             }));
         }
-        Ok(Some(out))
+        Ok(Some((out, decoded)))
     }
 
     /// Decodes chunk `chunk` (frames with times in `[start, end)`) and sends each mapped
@@ -404,10 +440,9 @@ impl Video {
     where
         F: Fn(Frame) -> Result<T, E>,
     {
-        let frames = self
-            .chunk_frames(start, opts, spare)
+        let mut frames = self
+            .chunk_frames(start, end, opts, Want::Images, spare)
             .map_err(ChunkFail::Decode)?;
-        let mut frames = frames.into_chunk(end);
         for frame in frames.by_ref() {
             if stop.load(Ordering::Relaxed) {
                 break;
@@ -427,31 +462,38 @@ impl Video {
                 break;
             }
         }
-        let stats = frames.stats;
+        let stats = frames.chunk_stats().unwrap_or_default();
         *spare = Some(frames.into_input());
         Ok(stats)
     }
 
-    /// The frames of a chunk starting at `start` (the video's start for `None`): a worker
+    /// The pass over the chunk `[start, end)` (the video's start for `None`): a worker
     /// seeks in the demuxer its last chunk left in `spare` rather than opening the file
     /// again.
     fn chunk_frames(
         &self,
         start: Option<f64>,
+        end: Option<f64>,
         opts: &DecodeOptions,
+        want: Want,
         spare: &mut Option<ff::format::context::Input>,
-    ) -> Result<crate::Frames, DecodeError> {
+    ) -> Result<Frames, DecodeError> {
+        let pass = Pass::chunk(start, end);
         match (start, spare.take()) {
-            (Some(t), Some(input)) => {
-                crate::frames::Frames::new(self.info(), opts, Some(t), || Ok(input))
-            }
-            (Some(t), None) => self.frames_from(t, opts),
+            (Some(_), Some(input)) => Frames::new(self.info(), opts, pass, want, || Ok(input)),
+            (Some(_), None) => Frames::new(self.info(), opts, pass, want, || self.input()),
             (None, input) => {
                 *spare = input;
-                self.frames(opts)
+                Frames::new(self.info(), opts, pass, want, || self.input())
             }
         }
     }
+}
+
+/// Start and end of chunk `c` of a video cut at `splits` (`None`: the video's start or end).
+fn chunk_bounds(splits: &[f64], c: usize) -> (Option<f64>, Option<f64>) {
+    let start = c.checked_sub(1).map(|p| splits[p]);
+    (start, splits.get(c).copied())
 }
 
 #[cfg(test)]

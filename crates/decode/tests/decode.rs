@@ -869,3 +869,435 @@ fn seeks_skip_unreferenced_frames_and_give_the_frames_of_a_full_pass() {
         assert_seek_matches(&videos.join(name), &[1.0, 3.37, 6.5]);
     }
 }
+
+// ---- Hostile input (issue 19) ---------------------------------------------------------------
+
+/// Runs the ffmpeg command line (scripts/setup-system.sh installs it) to build a test input.
+fn ffmpeg(args: &[&str]) {
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y"])
+        .args(args)
+        .status()
+        .expect("the ffmpeg command line builds these inputs: run scripts/setup-system.sh");
+    assert!(status.success(), "ffmpeg {args:?} failed");
+}
+
+/// The frames of `path` whose times lie in `[start, end)`, as a sequential pass gives them.
+fn frames_in(path: &Path, start: f64, end: f64) -> u64 {
+    open(path)
+        .unwrap()
+        .frames(&DecodeOptions::new())
+        .unwrap()
+        .map(Result::unwrap)
+        .filter(|f| f.time >= start - 5e-4 && f.time < end - 5e-4)
+        .count() as u64
+}
+
+fn temp_leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".part"))
+        .collect()
+}
+
+#[cfg(unix)]
+#[test]
+fn paths_that_are_not_utf8_are_read_and_written() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let src = synthetic(dir.path());
+    let odd = |bytes: &[u8]| PathBuf::from(std::ffi::OsStr::from_bytes(bytes));
+    let input = dir.path().join(odd(b"caf\xe9.mp4"));
+    std::fs::copy(&src, &input).unwrap();
+    let v = open(&input).unwrap();
+    assert_eq!(v.path(), input.as_path());
+    let n = v.frames(&DecodeOptions::new()).unwrap().count() as u64;
+    assert_eq!(n, v.count_frames().unwrap());
+    let out_dir = dir.path().join(odd(b"out\xff"));
+    std::fs::create_dir(&out_dir).unwrap();
+    for mode in [ClipMode::Reencode, ClipMode::StreamCopy] {
+        let mut name = format!("clip-{mode:?}-").into_bytes();
+        name.extend_from_slice(b"\xe9.mp4");
+        let out = out_dir.join(odd(&name));
+        let opts = ClipOptions {
+            mode,
+            ..ClipOptions::default()
+        };
+        let r = export_clip(&v, 0.5, 1.5, &out, &opts).unwrap();
+        assert_eq!(open(&out).unwrap().count_frames().unwrap(), r.frames);
+    }
+    let image = out_dir.join(odd(b"still\xe9.png"));
+    let f = v
+        .frames(&DecodeOptions::new())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    reelsmith_decode::save_image(&f.image, &image, Some(reelsmith_decode::ImageFormat::Png))
+        .unwrap();
+    assert_eq!(image::open(&image).unwrap().to_rgb8(), f.image);
+    assert!(temp_leftovers(&out_dir).is_empty());
+}
+
+#[test]
+fn scale_requests_beyond_the_limits_are_refused_before_allocating() {
+    use reelsmith_decode::{MAX_FRAME_PIXELS, MAX_FRAME_SIDE};
+    let dir = tempfile::tempdir().unwrap();
+    let v = open(synthetic(dir.path())).unwrap();
+    let first = |scale: Scale| {
+        v.frames(&DecodeOptions::new().scale(scale))
+            .and_then(|mut f| f.next().unwrap())
+    };
+    // 64x48 to height 16000 would be 21334 pixels wide.
+    for scale in [
+        Scale::Height(16_000),
+        Scale::Height(u32::MAX),
+        Scale::Exact {
+            width: MAX_FRAME_SIDE + 1,
+            height: 2,
+        },
+        Scale::Exact {
+            width: 2,
+            height: u32::MAX,
+        },
+        Scale::Exact {
+            width: 16_000,
+            height: 16_000,
+        },
+    ] {
+        let e = first(scale).unwrap_err();
+        assert!(
+            matches!(e, DecodeError::InvalidArgument { .. }),
+            "{scale:?}: {e}"
+        );
+        assert!(e.to_string().contains("16384"), "{scale:?}: {e}");
+    }
+    // At the limits it works.
+    let wide = first(Scale::Exact {
+        width: MAX_FRAME_SIDE,
+        height: 2,
+    })
+    .unwrap();
+    assert_eq!(wide.image.dimensions(), (MAX_FRAME_SIDE, 2));
+    let side = (MAX_FRAME_PIXELS as f64).sqrt() as u32;
+    let big = first(Scale::Exact {
+        width: side,
+        height: side,
+    })
+    .unwrap();
+    assert_eq!(big.image.dimensions(), (side, side));
+    // MaxHeight never enlarges, so a huge one is fine.
+    assert_eq!(
+        first(Scale::MaxHeight(16_000)).unwrap().image.dimensions(),
+        (W as u32, H as u32)
+    );
+}
+
+/// Patches every sample delta of the first `stts` box (the video track of `src`) to 0: all
+/// decode timestamps equal, as in a damaged `moov`.
+fn zero_stts(src: &Path, dst: &Path) {
+    let mut b = std::fs::read(src).unwrap();
+    let i = b
+        .windows(4)
+        .position(|w| w == b"stts")
+        .expect("an stts box");
+    let entries = u32::from_be_bytes(b[i + 8..i + 12].try_into().unwrap()) as usize;
+    assert!(entries > 0);
+    for k in 0..entries {
+        let at = i + 16 + 8 * k;
+        b[at..at + 4].copy_from_slice(&0u32.to_be_bytes());
+    }
+    std::fs::write(dst, b).unwrap();
+}
+
+#[test]
+fn unusual_timestamps_cut_to_valid_clips() {
+    let dir = tempfile::tempdir().unwrap();
+    // A time base of one second: frames one second apart, two of them at the same second.
+    let tb1 = dir.path().join("tb1.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=64x48:rate=25:duration=2",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-video_track_timescale",
+        "1",
+        tb1.to_str().unwrap(),
+    ]);
+    // Every sample duration 0 in the index: FFmpeg's demuxer makes up times that differ
+    // between a pass from the start and one after a seek, and repeat.
+    let flat = dir.path().join("flat-stts.mp4");
+    zero_stts(&synthetic(dir.path()), &flat);
+    let copy = ClipOptions {
+        mode: ClipMode::StreamCopy,
+        ..ClipOptions::default()
+    };
+    for (src, (start, end)) in [(&tb1, (0.0, 100.0)), (&flat, (0.0, 1.0))] {
+        let v = open(src).unwrap();
+        let name = src.file_name().unwrap().to_string_lossy().into_owned();
+        for opts in [ClipOptions::default(), copy.clone()] {
+            let what = format!("{name} {:?}", opts.mode);
+            let out = dir.path().join(format!("{name}-{:?}.mp4", opts.mode));
+            let r =
+                export_clip(&v, start, end, &out, &opts).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert!(r.frames > 1, "{what}: {} frames", r.frames);
+            // A valid MP4: it opens, holds every frame written, and decodes.
+            let clip = open(&out).unwrap();
+            assert_eq!(clip.count_packets().unwrap(), r.frames, "{what}");
+            assert!(clip.count_frames().unwrap() > 0, "{what}");
+            if src == &flat {
+                assert!(
+                    r.warnings.iter().any(|w| w.contains("timestamps")),
+                    "{what}: {:?}",
+                    r.warnings
+                );
+            }
+        }
+        // The time base of one second decodes the same from a seek: the re-encoded clip
+        // holds exactly the frames of the range.
+        if src == &tb1 {
+            let out = dir.path().join("tb1-again.mp4");
+            let r = export_clip(&v, start, end, &out, &ClipOptions::default()).unwrap();
+            assert_eq!(r.frames, frames_in(src, start, end));
+        }
+    }
+}
+
+/// A 3 s, 64x48 H.264 video with 8 kHz PCM audio in Matroska (MP4 cannot hold PCM, so a
+/// re-encoding cut encodes the audio to AAC).
+fn pcm_mkv(path: &Path) {
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=64x48:rate=25:duration=3",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:duration=3:sample_rate=8000",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-c:a",
+        "pcm_s16le",
+        "-shortest",
+        path.to_str().unwrap(),
+    ]);
+}
+
+#[test]
+fn damaged_audio_is_left_out_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("pcm.mkv");
+    pcm_mkv(&good);
+    let r = export_clip(
+        &open(&good).unwrap(),
+        0.5,
+        2.5,
+        &dir.path().join("good.mp4"),
+        &ClipOptions::default(),
+    )
+    .unwrap();
+    assert!(r.audio && r.warnings.is_empty(), "{r:?}");
+    // Its SamplingFrequency (Matroska element 0xB5, an 8-byte float) set to 1 GHz: FFmpeg
+    // decodes the file, the AAC encoder refuses the rate.
+    let mut b = std::fs::read(&good).unwrap();
+    let i = b
+        .windows(2)
+        .position(|w| w == [0xB5, 0x88])
+        .expect("a SamplingFrequency element");
+    b[i + 2..i + 10].copy_from_slice(&1e9f64.to_be_bytes());
+    let bad = dir.path().join("bad-audio.mkv");
+    std::fs::write(&bad, b).unwrap();
+    let v = open(&bad).unwrap();
+    assert!(v.info().has_audio);
+    let out = dir.path().join("bad.mp4");
+    let r = export_clip(&v, 0.5, 2.5, &out, &ClipOptions::default()).unwrap();
+    assert!(!r.audio);
+    assert_eq!(r.frames, 50);
+    assert!(
+        r.warnings
+            .first()
+            .is_some_and(|w| w.contains("audio") && w.contains("bad-audio.mkv")),
+        "{:?}",
+        r.warnings
+    );
+    let clip = open(&out).unwrap();
+    assert!(!clip.info().has_audio);
+    assert_eq!(clip.count_frames().unwrap(), 50);
+    assert!(temp_leftovers(dir.path()).is_empty());
+}
+
+#[test]
+fn odd_and_tiny_sizes_reencode() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = dir.path().join("1x1.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=1x1:rate=25:duration=1",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv444p",
+        one.to_str().unwrap(),
+    ]);
+    let odd = dir.path().join("3x5.mkv");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=3x5:rate=25:duration=1",
+        "-c:v",
+        "ffv1",
+        odd.to_str().unwrap(),
+    ]);
+    for (src, size) in [(&one, (2, 2)), (&odd, (2, 4))] {
+        let v = open(src).unwrap();
+        let out = dir.path().join("clip.mp4");
+        let r = export_clip(&v, 0.0, 0.5, &out, &ClipOptions::default()).unwrap();
+        assert_eq!(r.frames, 13, "{}", src.display());
+        assert!(r.warnings.iter().any(|w| w.contains("even")), "{r:?}");
+        let clip = open(&out).unwrap();
+        assert_eq!((clip.info().width, clip.info().height), size);
+        assert_eq!(clip.count_frames().unwrap(), 13);
+    }
+    // FFV1 cannot go into MP4 as it is: a stream copy says so and what to do instead.
+    let copy = ClipOptions {
+        mode: ClipMode::StreamCopy,
+        ..ClipOptions::default()
+    };
+    let e = export_clip(
+        &open(&odd).unwrap(),
+        0.0,
+        0.5,
+        &dir.path().join("c.mp4"),
+        &copy,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("re-encoding"), "{e}");
+    assert_eq!(e.path(), odd.as_path());
+    assert!(temp_leftovers(dir.path()).is_empty());
+}
+
+#[test]
+fn special_files_and_empty_samplings_get_true_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    #[cfg(unix)]
+    {
+        for dev in ["/dev/zero", "/dev/urandom"] {
+            let e = open(dev).unwrap_err();
+            assert!(
+                matches!(e, DecodeError::NotARegularFile { .. }),
+                "{dev}: {e}"
+            );
+            assert!(e.to_string().contains("character device"), "{e}");
+        }
+        // A FIFO with no writer: refused without being opened (opening would block).
+        let fifo = dir.path().join("pipe.mp4");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+        let e = open(&fifo).unwrap_err();
+        assert!(e.to_string().contains("FIFO"), "{e}");
+        assert_eq!(e.path(), fifo.as_path());
+    }
+    // A YUV4MPEG2 header declaring a picture FFmpeg refuses.
+    let y4m = dir.path().join("huge.y4m");
+    let mut b = b"YUV4MPEG2 W30000 H30000 F25:1 Ip A1:1 C420jpeg\nFRAME\n".to_vec();
+    b.resize(b.len() + 4096, 0);
+    std::fs::write(&y4m, b).unwrap();
+    let e = open(&y4m).unwrap_err();
+    assert!(matches!(e, DecodeError::UnreadableStream { .. }), "{e}");
+    assert!(e.to_string().contains("30000x30000"), "{e}");
+
+    // 0.1 fps keeps no frame of a 2.4 s video: the error says which sampling and what works.
+    let v = open(synthetic(dir.path())).unwrap();
+    let opts = DecodeOptions::new().sampling(Sampling::Fps(0.1));
+    let e = v.frames(&opts).unwrap().find_map(Result::err).unwrap();
+    assert!(matches!(e, DecodeError::NothingSampled { .. }), "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("0.1 fps") && msg.contains("25.000 fps"),
+        "{msg}"
+    );
+    let e = v
+        .map_frames(&opts, 2, |f| Ok::<_, DecodeError>(f.index), |_| {})
+        .unwrap_err();
+    assert!(matches!(e, DecodeError::NothingSampled { .. }), "{e}");
+    // The rate it suggests keeps frames.
+    assert!(v
+        .frames(&DecodeOptions::new().sampling(Sampling::Fps(25.0)))
+        .unwrap()
+        .next()
+        .is_some_and(|f| f.is_ok()));
+}
+
+#[test]
+fn outputs_are_never_written_through_links_onto_special_files_or_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = synthetic(dir.path());
+    let v = open(&src).unwrap();
+    let before = std::fs::read(&src).unwrap();
+    let refused = |out: &Path| {
+        let e = export_clip(&v, 0.0, 1.0, out, &ClipOptions::default()).unwrap_err();
+        assert!(
+            matches!(e, DecodeError::OutputRefused { .. }),
+            "{}: {e}",
+            out.display()
+        );
+        assert_eq!(e.path(), out);
+    };
+    // The input itself.
+    refused(&src);
+    assert_eq!(std::fs::read(&src).unwrap(), before);
+    // A folder.
+    let folder = dir.path().join("folder.mp4");
+    std::fs::create_dir(&folder).unwrap();
+    refused(&folder);
+    #[cfg(unix)]
+    {
+        // A symbolic link: its target stays as it was.
+        let target = dir.path().join("target.txt");
+        std::fs::write(&target, b"keep me").unwrap();
+        let link = dir.path().join("link.mp4");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        refused(&link);
+        let img = image::RgbImage::new(4, 4);
+        let link_png = dir.path().join("link.png");
+        std::os::unix::fs::symlink(&target, &link_png).unwrap();
+        let e = reelsmith_decode::save_image(&img, &link_png, None).unwrap_err();
+        assert!(matches!(e, DecodeError::OutputRefused { .. }), "{e}");
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep me");
+        // A device.
+        refused(Path::new("/dev/null"));
+    }
+    // A failed write leaves no temporary file: an image with no pixels cannot be encoded.
+    let e =
+        reelsmith_decode::save_image(&image::RgbImage::new(0, 0), &dir.path().join("e.jpg"), None);
+    assert!(e.is_err());
+    assert!(temp_leftovers(dir.path()).is_empty());
+    assert!(!dir.path().join("e.jpg").exists());
+
+    // Leftover temporary files of this process are removed; other files and other
+    // processes' temporary files stay.
+    let mine = dir
+        .path()
+        .join(format!(".reelsmith-{}-abc123.part", std::process::id()));
+    let theirs = dir.path().join(".reelsmith-1-abc123.part");
+    for p in [&mine, &theirs] {
+        std::fs::write(p, b"half").unwrap();
+    }
+    let removed = reelsmith_decode::remove_temp_files(dir.path()).unwrap();
+    assert_eq!(removed, std::slice::from_ref(&mine));
+    assert!(!mine.exists() && theirs.exists() && src.exists());
+    let e = reelsmith_decode::remove_temp_files(&dir.path().join("missing")).unwrap_err();
+    assert!(e.to_string().contains("missing"), "{e}");
+}

@@ -1,0 +1,322 @@
+//! The decoding loop under [`crate::Frames`]: a demuxer and a decoder of one video stream,
+//! fed packet by packet, yielding decoded pictures and their times.
+
+use std::path::{Path, PathBuf};
+
+use ffmpeg_next as ff;
+
+use crate::error::DecodeError;
+use crate::probe::demux::seek_to_show;
+use crate::probe::info::VideoInfo;
+
+/// Converts a stream's timestamps to seconds on the file's timeline.
+#[derive(Debug, Clone)]
+pub(crate) struct Clock {
+    /// Seconds per timestamp unit.
+    time_base: f64,
+    /// The container's start time in timestamp units: time 0.
+    origin_ts: i64,
+    /// Average frame rate, for frames without a timestamp (0 when unknown).
+    avg_fps: f64,
+    /// Time of the last frame timed.
+    last_time: Option<f64>,
+}
+
+impl Clock {
+    /// The clock of a stream with time base `time_base` (seconds per unit) in `info`'s file.
+    pub(crate) fn new(info: &VideoInfo, time_base: f64) -> Self {
+        Self {
+            time_base,
+            origin_ts: (info.start_time / time_base).round() as i64,
+            avg_fps: info.fps,
+            last_time: None,
+        }
+    }
+
+    /// Seconds on the file's timeline of timestamp `ts`.
+    pub(crate) fn seconds(&self, ts: i64) -> f64 {
+        (ts - self.origin_ts) as f64 * self.time_base
+    }
+
+    /// The time of the next frame, whose timestamp is `ts`: a frame without one comes one
+    /// average frame after the previous (at the previous one's time when the rate is
+    /// unknown, at 0 when it is the first).
+    pub(crate) fn frame_time(&mut self, ts: Option<i64>) -> f64 {
+        let t = match ts {
+            Some(ts) => self.seconds(ts),
+            None => match self.last_time {
+                Some(prev) if self.avg_fps > 0.0 => prev + 1.0 / self.avg_fps,
+                Some(prev) => prev,
+                None => 0.0,
+            },
+        };
+        self.last_time = Some(t);
+        t
+    }
+
+    /// The average frame rate (0 when unknown).
+    pub(crate) fn avg_fps(&self) -> f64 {
+        self.avg_fps
+    }
+
+    /// One average frame in seconds (0 when the rate is unknown).
+    pub(crate) fn average_frame(&self) -> f64 {
+        if self.avg_fps > 0.0 {
+            1.0 / self.avg_fps
+        } else {
+            0.0
+        }
+    }
+
+    /// The time of the last frame timed, if any.
+    pub(crate) fn last_time(&self) -> Option<f64> {
+        self.last_time
+    }
+
+    /// How long `frame` is shown, in seconds: its packet's duration, else one average
+    /// frame, else 0.
+    pub(crate) fn frame_duration(&self, frame: &ff::frame::Video) -> f64 {
+        if frame.packet().duration > 0 {
+            frame.packet().duration as f64 * self.time_base
+        } else if self.avg_fps > 0.0 {
+            1.0 / self.avg_fps
+        } else {
+            0.0
+        }
+    }
+}
+
+/// The timestamp of a decoded frame: FFmpeg's best effort, else its own.
+pub(crate) fn frame_ts(frame: &ff::frame::Video) -> Option<i64> {
+    frame.timestamp().or(frame.pts())
+}
+
+/// Opens a decoder for the video stream `stream` of `path` with `threads` frame threads
+/// (0 = FFmpeg's choice), optionally skipping the in-loop filter.
+pub(crate) fn open_decoder(
+    path: &Path,
+    stream: &ff::format::stream::Stream,
+    threads: usize,
+    skip_loop_filter: bool,
+) -> Result<ff::decoder::Video, DecodeError> {
+    let mut ctx = ff::codec::context::Context::from_parameters(stream.parameters())
+        .map_err(|e| DecodeError::ffmpeg(path, "reading stream parameters", e))?;
+    ctx.set_threading(ff::codec::threading::Config {
+        kind: ff::codec::threading::Type::Frame,
+        count: threads,
+        ..Default::default()
+    });
+    let mut dec = ctx.decoder();
+    dec.set_packet_time_base(stream.time_base());
+    if skip_loop_filter {
+        dec.skip_loop_filter(ff::Discard::All);
+    }
+    dec.video()
+        .map_err(|e| DecodeError::ffmpeg(path, "opening the video decoder", e))
+}
+
+/// Tells `decoder` to drop the frames nothing references while packets lie before
+/// `start` (seconds; `packet_time` is the next packet's time, `None` when unknown), and to
+/// decode everything again from there. `skipping` remembers the setting, so the decoder
+/// is only touched when it changes. Frames before a seek target are decoded only as
+/// references of later ones, so the unreferenced ones (most B-frames) are wasted work.
+pub(crate) fn skip_unreferenced_before(
+    decoder: &mut ff::decoder::Video,
+    packet_time: Option<f64>,
+    start: f64,
+    skipping: &mut bool,
+) {
+    let before = packet_time.is_some_and(|t| t < start - 5e-4);
+    if before != *skipping {
+        decoder.skip_frame(if before {
+            ff::Discard::NonReference
+        } else {
+            ff::Discard::Default
+        });
+        *skipping = before;
+    }
+}
+
+/// What one step of decoding gave.
+pub(crate) enum Step {
+    /// A decoded picture.
+    Frame(ff::frame::Video),
+    /// The decoder is drained: the stream is over.
+    End,
+    /// The decoder asks for input after the end of the file was sent: nothing more comes.
+    Stalled,
+}
+
+/// A demuxer and a decoder of one video stream.
+pub(crate) struct StreamDecoder {
+    path: PathBuf,
+    input: ff::format::context::Input,
+    decoder: ff::decoder::Video,
+    stream_index: usize,
+    /// Times of the decoded frames.
+    pub(crate) clock: Clock,
+    /// The seek target before which unreferenced frames are not decoded (see
+    /// [`skip_unreferenced_before`]).
+    pre_roll: Option<f64>,
+    /// Whether the decoder is dropping non-reference frames now.
+    skipping: bool,
+    eof_sent: bool,
+    decoded_any: bool,
+    bad_packets: u32,
+}
+
+impl StreamDecoder {
+    /// A decoder of `info`'s video stream reading `input`. With `seek`, the input is first
+    /// moved to a keyframe shown at or before that time; with `skip_pre_roll` too, frames
+    /// nothing references are not decoded before it.
+    pub(crate) fn new(
+        info: &VideoInfo,
+        threads: usize,
+        skip_loop_filter: bool,
+        seek: Option<f64>,
+        skip_pre_roll: bool,
+        mut input: ff::format::context::Input,
+    ) -> Result<Self, DecodeError> {
+        let path = info.path.clone();
+        let stream = input
+            .stream(info.stream_index)
+            .ok_or_else(|| DecodeError::NoVideoStream {
+                path: path.clone(),
+                streams: "the stream found when probing has gone".into(),
+            })?;
+        let time_base = f64::from(stream.time_base());
+        let decoder = open_decoder(&path, &stream, threads, skip_loop_filter)?;
+        if let Some(t) = seek {
+            // Lands on a keyframe shown at or before `t`; frames before `t` are decoded
+            // (where something references them) and dropped.
+            seek_to_show(&mut input, info, t);
+        }
+        Ok(Self {
+            path,
+            input,
+            decoder,
+            stream_index: info.stream_index,
+            clock: Clock::new(info, time_base),
+            pre_roll: seek.filter(|_| skip_pre_roll),
+            skipping: false,
+            eof_sent: false,
+            decoded_any: false,
+            bad_packets: 0,
+        })
+    }
+
+    /// The file.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Gives back the demuxer, for another pass to seek in (opening a file again reads its
+    /// header and probes its streams: about 10 ms).
+    pub(crate) fn into_input(self) -> ff::format::context::Input {
+        self.input
+    }
+
+    /// Decodes until a picture comes out or the stream ends. Pictures the decoder gives up
+    /// on are skipped, as FFmpeg's command line does. A stream that ends without any
+    /// picture is an error: [`DecodeError::Corrupt`] when packets failed to decode,
+    /// [`DecodeError::ZeroLength`] otherwise.
+    pub(crate) fn step(&mut self) -> Result<Step, DecodeError> {
+        loop {
+            let mut decoded = ff::frame::Video::empty();
+            match self.decoder.receive_frame(&mut decoded) {
+                Ok(()) => {
+                    self.decoded_any = true;
+                    return Ok(Step::Frame(decoded));
+                }
+                Err(ff::Error::Eof) => {
+                    self.check_decoded_any()?;
+                    return Ok(Step::End);
+                }
+                Err(ff::Error::Other { errno }) if errno == ff::error::EAGAIN => {}
+                Err(e) => {
+                    self.bad_packets += 1;
+                    tracing::debug!("{}: decoder error {e}; skipping", self.path.display());
+                    continue;
+                }
+            }
+            if self.eof_sent {
+                return Ok(Step::Stalled);
+            }
+            self.feed()?;
+        }
+    }
+
+    /// The error for a stream that ended without a single picture.
+    fn check_decoded_any(&self) -> Result<(), DecodeError> {
+        if self.decoded_any {
+            return Ok(());
+        }
+        Err(if self.bad_packets > 0 {
+            DecodeError::Corrupt {
+                path: self.path.clone(),
+                at: None,
+                detail: format!(
+                    "{} packets could not be decoded and no frame came out",
+                    self.bad_packets
+                ),
+            }
+        } else {
+            DecodeError::ZeroLength {
+                path: self.path.clone(),
+            }
+        })
+    }
+
+    /// Sends the decoder the next packet of the stream, or the end of the stream.
+    fn feed(&mut self) -> Result<(), DecodeError> {
+        loop {
+            // A fresh packet each time: av_read_frame overwrites a packet without releasing
+            // what it held (a skipped audio packet), so reusing one leaks.
+            let mut packet = ff::Packet::empty();
+            match packet.read(&mut self.input) {
+                Ok(()) if packet.stream() == self.stream_index => {
+                    self.skip_pre_roll(&packet);
+                    match self.decoder.send_packet(&packet) {
+                        Ok(()) => {}
+                        Err(ff::Error::InvalidData) | Err(ff::Error::Other { .. }) => {
+                            self.bad_packets += 1;
+                        }
+                        Err(e) => {
+                            self.bad_packets += 1;
+                            tracing::debug!("{}: packet rejected: {e}", self.path.display());
+                        }
+                    }
+                    return Ok(());
+                }
+                Ok(()) => continue,
+                Err(ff::Error::Eof) => {
+                    self.eof_sent = true;
+                    let _ = self.decoder.send_eof();
+                    return Ok(());
+                }
+                Err(ff::Error::InvalidData) => {
+                    self.bad_packets += 1;
+                    continue;
+                }
+                Err(e) => {
+                    return Err(DecodeError::Corrupt {
+                        path: self.path.clone(),
+                        at: self.clock.last_time(),
+                        detail: e.to_string(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// After a seek, drops the frames nothing references while the packets lie before the
+    /// asked time: they are decoded only to rebuild the references of the frames after
+    /// it. Chunks of a parallel decode start at their keyframe and keep every frame.
+    fn skip_pre_roll(&mut self, packet: &ff::Packet) {
+        let Some(start) = self.pre_roll else {
+            return;
+        };
+        let time = packet.pts().map(|p| self.clock.seconds(p));
+        skip_unreferenced_before(&mut self.decoder, time, start, &mut self.skipping);
+    }
+}
