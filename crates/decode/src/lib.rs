@@ -35,18 +35,24 @@
 //! correct on variable-frame-rate input. Indices count decoded frames in presentation
 //! order from 0.
 //!
-//! ```no_run
+//! ```
 //! use reelsmith_decode::{open, DecodeOptions, Sampling, Scale};
 //!
-//! let video = open("movie.mp4")?;
-//! println!("{}x{} at {:.3} fps", video.info().width, video.info().height, video.info().fps);
-//! let opts = DecodeOptions::new().sampling(Sampling::Fps(3.0)).scale(Scale::Height(720));
+//! # let dir = tempfile::tempdir()?;
+//! # let path = reelsmith_test_support::two_shot_video(dir.path());
+//! // `path`: 4 s of 160x90 at 25 fps.
+//! let video = open(&path)?;
+//! assert_eq!((video.info().width, video.info().height), (160, 90));
+//! let opts = DecodeOptions::new().sampling(Sampling::Fps(2.0)).scale(Scale::Height(36));
+//! let mut kept = 0;
 //! for frame in video.frames(&opts)? {
 //!     let frame = frame?;
-//!     println!("frame {} at {:.3}s: {}x{}", frame.index, frame.time,
-//!              frame.image.width(), frame.image.height());
+//!     assert_eq!((frame.image.width(), frame.image.height()), (64, 36));
+//!     println!("frame {} at {:.3}s", frame.index, frame.time);
+//!     kept += 1;
 //! }
-//! # Ok::<(), reelsmith_decode::DecodeError>(())
+//! assert_eq!(kept, 8); // 2 per second
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 mod error;

@@ -259,7 +259,8 @@ pub fn run(
     let summaries = find_segments(&sampled.embeddings, config);
     let out = OutputDir::begin(input.output, "segments", input.overwrite)?;
     let spans = spans(&summaries, &sampled.frames, duration);
-    let segments = export(
+    let mut notes: Vec<String> = resolved.note.into_iter().collect();
+    let (segments, warnings) = export(
         &video,
         &summaries,
         &spans,
@@ -268,13 +269,14 @@ pub fn run(
         &out,
         progress,
     )?;
+    notes.extend(warnings);
     let report = SegmentsReport {
         video: input.video.to_path_buf(),
         duration,
         embedder: embedder.model_id().to_string(),
         parameters: config.clone(),
         segments,
-        notes: resolved.note.into_iter().collect(),
+        notes,
     };
     out.commit("segments.json", &report)?;
     Ok(report)
@@ -326,7 +328,8 @@ fn export(
     config: &SegmentsConfig,
     out: &OutputDir,
     progress: &dyn Progress,
-) -> Result<Vec<Segment>, Error> {
+) -> Result<(Vec<Segment>, Vec<String>), Error> {
+    let mut notes = Vec::new();
     // one step per clip and one per segment's keyframes
     let steps = summaries.len() * if config.export_clips { 2 } else { 1 };
     let stage = StageGuard::start(progress, Stage::Export, Some(steps as u64));
@@ -352,6 +355,7 @@ fn export(
         let written = decode::export_clips(video, &jobs, &clip_opts, |_, _| stage.advance(1))?;
         for (i, r) in which.into_iter().zip(written) {
             clips[i] = Some(clip_name(i));
+            notes.extend(r.warnings.iter().map(|w| format!("{}: {w}", clip_name(i))));
             stills[i] = r.stills;
         }
     }
@@ -392,5 +396,5 @@ fn export(
         });
         stage.advance(1);
     }
-    Ok(segments)
+    Ok((segments, notes))
 }

@@ -458,7 +458,9 @@ fn export(
         .collect::<Result<Vec<ClipJob>, Error>>()?;
     let written = decode::export_clips(video, &jobs, &opts, |_, _| stage.advance(1))?;
     let mut peak_frames = vec![None; report.clips.len()];
+    let mut warnings = Vec::new();
     for (n, (clip, r)) in report.clips.iter_mut().zip(written).enumerate() {
+        warnings.extend(r.warnings.iter().map(|w| format!("{}: {w}", clip.filename)));
         if let Some(Some(f)) = r.stills.into_iter().next() {
             peak_frames[n] = Some(f.image);
         }
@@ -467,5 +469,6 @@ fn export(
             clip.start_time = r.start;
         }
     }
+    report.notes.extend(warnings);
     Ok(peak_frames)
 }
