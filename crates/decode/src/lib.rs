@@ -16,7 +16,8 @@
 //! - [`Video::frames_from`] seeks exactly to a time.
 //! - [`export_clip`] cuts `[start, end)` into an MP4, frame-accurately (H.264 re-encode,
 //!   audio kept) or fast (stream copy from the keyframe before `start`).
-//! - [`save_image`] writes a frame as JPEG or PNG.
+//! - [`save_image`] writes a frame as JPEG or PNG; [`VideoWriter`] / [`write_video`] encode
+//!   generated RGB frames as an H.264 MP4.
 //!
 //! Every output is written to a temporary file in the destination folder and renamed into
 //! place, so a failure never leaves a partial file behind; [`remove_temp_files`] clears
@@ -67,6 +68,7 @@ pub use export::{
     export_clip, export_clips, remove_temp_files, save_image, ClipJob, ClipMode, ClipOptions,
     ClipReport, ImageFormat, X264Preset, MAX_CLIPS_AT_ONCE,
 };
+pub use export::{write_video, VideoWriter, WriterOptions};
 pub use frames::{
     DecodeOptions, Frame, Frames, Resampler, Sampling, Scale, MAX_FRAME_PIXELS, MAX_FRAME_SIDE,
 };

@@ -1301,3 +1301,61 @@ fn outputs_are_never_written_through_links_onto_special_files_or_inputs() {
     let e = reelsmith_decode::remove_temp_files(&dir.path().join("missing")).unwrap_err();
     assert!(e.to_string().contains("missing"), "{e}");
 }
+
+/// Frames written by `VideoWriter` decode back: count, size, timestamps at the asked rate,
+/// colours within the 4:2:0 rounding; odd sizes become even; a frame of another size is
+/// refused and an unfinished writer leaves nothing.
+#[test]
+fn written_videos_decode_back() {
+    use reelsmith_decode::{write_video, VideoWriter, WriterOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gen.mp4");
+    let frames: Vec<image::RgbImage> = (0..9u8)
+        .map(|k| image::RgbImage::from_pixel(48, 32, image::Rgb([20 + k * 20, 200 - k * 10, 90])))
+        .collect();
+    let opts = WriterOptions {
+        fps: reelsmith_core::FrameRate { num: 8, den: 1 },
+        crf: 0,
+        ..WriterOptions::default()
+    };
+    write_video(&path, &frames, &opts).unwrap();
+    let v = open(&path).unwrap();
+    assert_eq!((v.info().width, v.info().height), (48, 32));
+    let back: Vec<_> = v
+        .frames(&DecodeOptions::new())
+        .unwrap()
+        .map(|f| f.unwrap())
+        .collect();
+    assert_eq!(back.len(), 9);
+    for (k, (f, want)) in back.iter().zip(&frames).enumerate() {
+        assert!(
+            (f.time - k as f64 / 8.0).abs() < 1e-6,
+            "frame {k} at {}",
+            f.time
+        );
+        for (a, b) in f.image.as_raw().iter().zip(want.as_raw()) {
+            assert!(a.abs_diff(*b) <= 3, "frame {k}: {a} vs {b}");
+        }
+    }
+    // Odd sizes are made even.
+    let odd = dir.path().join("odd.mp4");
+    write_video(
+        &odd,
+        &[image::RgbImage::new(3, 5)],
+        &WriterOptions::default(),
+    )
+    .unwrap();
+    let v = open(&odd).unwrap();
+    assert_eq!((v.info().width, v.info().height), (2, 4));
+    // Another size is refused; an unfinished writer leaves nothing behind.
+    let bad = dir.path().join("bad.mp4");
+    let mut w = VideoWriter::create(&bad, 8, 8, &WriterOptions::default()).unwrap();
+    assert!(w.push(&image::RgbImage::new(4, 4)).is_err());
+    drop(w);
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(write_video(&bad, std::iter::empty(), &WriterOptions::default()).is_err());
+}

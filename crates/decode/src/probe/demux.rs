@@ -13,7 +13,7 @@ use crate::paths::{ffmpeg_url, special_kind};
 use crate::probe::info::VideoInfo;
 
 /// Initialises FFmpeg once and lowers its console logging to errors only.
-fn init() {
+pub(crate) fn init() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
         // `init` only registers formats on old FFmpeg versions; it cannot fail on 5.x+.
