@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""ISNet at 1024x1024 on the CPU: reelsmith-entity beside onnxruntime running the same
+network, in one run, on the same machine and input.
+
+    cargo build --release -p reelsmith-entity --example isnet_speed
+    python3 benches/isnet_vs_onnxruntime.py [--runs 3] [--threads 2] [--frame chaplin_f0120]
+
+Needs $REELSMITH_SHARED/models/isnet (real weights, frames), torch (CPU), onnx and
+onnxruntime (pip). The ONNX is rebuilt from the shared safetensors (weights upcast to f32,
+all math f32 - the README's "rebuilt_f32" graph) with the PyTorch ISNet of
+crates/entity/tests/fixtures/isnet_torch.py. Each side runs in its own process; reported
+per frame: median wall seconds and process CPU seconds (user + sys, from the OS, so a
+loaded machine inflates wall time but not CPU time), peak RSS, and the ratios
+(onnxruntime / reelsmith: > 1 means reelsmith is faster). The Rust side is timed with the
+example binary under the same thread count (RAYON_NUM_THREADS).
+"""
+import argparse, json, os, resource, statistics, subprocess, sys, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "crates/entity/tests/fixtures"))
+EXAMPLE = os.path.join(ROOT, "target", "release", "examples", "isnet_speed")
+
+ORT_CHILD = r"""
+import sys, time, json, resource, numpy as np, onnxruntime as ort
+from PIL import Image
+path, img, runs, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+o = ort.SessionOptions(); o.intra_op_num_threads = threads; o.inter_op_num_threads = 1
+s = ort.InferenceSession(path, o, providers=["CPUExecutionProvider"])
+x = (np.asarray(Image.open(img).convert("RGB"), np.float32) - 128.0) / 256.0
+x = np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+name = s.get_inputs()[0].name
+s.run(None, {name: x})  # warm-up
+walls, cpus = [], []
+for _ in range(runs):
+    c0 = time.process_time(); t0 = time.perf_counter()
+    y = s.run(None, {name: x})[0]
+    walls.append(time.perf_counter() - t0); cpus.append(time.process_time() - c0)
+print(json.dumps({"wall": walls, "cpu": cpus, "mean_p": float(y.mean()),
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def build_onnx(weights, out):
+    import torch
+    from isnet_torch import ISNetDIS, load_folded_safetensors
+
+    m = load_folded_safetensors(ISNetDIS(unit=16), weights).eval()
+    x = torch.zeros(1, 3, 1024, 1024)
+    torch.onnx.export(m, x, out, input_names=["input"], output_names=["output"],
+                      opset_version=17, dynamo=False)
+
+
+def rust_side(weights, img, runs, threads):
+    env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
+    walls, cpus, rss = [], [], 0
+    for _ in range(runs + 1):  # the first run (weights load + warm-up) is dropped
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        out = subprocess.run([EXAMPLE, weights, img, "2"], env=env, check=True,
+                             capture_output=True, text=True).stdout
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        lines = [l for l in out.splitlines() if l.startswith("forward")]
+        walls.append(float(lines[1].split()[1]))
+        cpus.append((r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime))
+        rss = max(rss, r1.ru_maxrss / 1024)
+    return walls[1:], cpus[1:], rss
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--frame", default="chaplin_f0120")
+    a = ap.parse_args()
+    shared = os.environ.get("REELSMITH_SHARED", os.path.join(ROOT, "..", "shared"))
+    d = os.path.join(shared, "models", "isnet")
+    weights = os.path.join(d, "isnet-general-use.safetensors")
+    img = os.path.join(d, "frames", a.frame + "_1024.png")
+    if not os.path.exists(EXAMPLE):
+        sys.exit(f"build first: cargo build --release -p reelsmith-entity --example isnet_speed")
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = os.path.join(tmp, "isnet_f32.onnx")
+        build_onnx(weights, onnx_path)
+        ort = subprocess.run([sys.executable, "-c", ORT_CHILD, onnx_path, img, str(a.runs),
+                              str(a.threads)], check=True, capture_output=True, text=True)
+        ort = json.loads(ort.stdout.strip().splitlines()[-1])
+    rw, rc, rrss = rust_side(weights, img, a.runs, a.threads)
+    # The Rust process CPU time includes loading the weights and one warm-up forward; its
+    # per-forward CPU is estimated as (process CPU) / 2 forwards, an over-estimate.
+    rust_cpu_per = [c / 2 for c in rc]
+    res = {
+        "frame": a.frame, "threads": a.threads, "runs": a.runs,
+        "loadavg": os.getloadavg(),
+        "onnxruntime": {"wall_s_median": statistics.median(ort["wall"]),
+                        "cpu_s_median": statistics.median(ort["cpu"]),
+                        "peak_rss_mb": ort["rss_mb"], "mean_p": ort["mean_p"]},
+        "reelsmith": {"wall_s_median": statistics.median(rw),
+                      "cpu_s_per_forward_median": statistics.median(rust_cpu_per),
+                      "peak_rss_mb": rrss},
+    }
+    res["ratio_wall"] = res["onnxruntime"]["wall_s_median"] / res["reelsmith"]["wall_s_median"]
+    res["ratio_cpu"] = res["onnxruntime"]["cpu_s_median"] / res["reelsmith"]["cpu_s_per_forward_median"]
+    print(json.dumps(res, indent=1))
+
+
+if __name__ == "__main__":
+    main()
