@@ -5,6 +5,9 @@ mod weights;
 pub mod mask;
 pub mod instances;
 pub mod segment;
+pub mod entity;
+pub mod memory;
+pub mod compose;
 
 use std::path::PathBuf;
 
@@ -22,6 +25,30 @@ pub enum EntityError {
     /// Input that cannot be used (sizes, values, formats), with what to do instead.
     #[error("{0}")]
     Invalid(String),
+    /// A file that cannot be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// An image that cannot be read, written or used.
+    #[error("image {path}: {message}")]
+    Image {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// A JSON file that cannot be read or does not describe what it should.
+    #[error("JSON {path}: {message}")]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// A model error.
     #[error("model: {0}")]
     Candle(#[from] candle_core::Error),
