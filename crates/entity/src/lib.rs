@@ -8,6 +8,8 @@ pub mod segment;
 pub mod entity;
 pub mod memory;
 pub mod compose;
+pub mod retention;
+pub mod output;
 
 use std::path::PathBuf;
 
