@@ -10,6 +10,7 @@ pub mod memory;
 pub mod compose;
 pub mod retention;
 pub mod output;
+pub mod sam;
 
 use std::path::PathBuf;
 

@@ -644,3 +644,33 @@ mod tests {
         assert_eq!(resize_bilinear(&x, 1, 2).data, vec![0.5, 2.5]);
     }
 }
+
+#[cfg(test)]
+mod speed_probe {
+    use super::*;
+
+    fn cpu_ns() -> f64 {
+        std::fs::read_to_string("/proc/thread-self/schedstat")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    /// Kernel throughput on cache-resident data (run with --ignored --nocapture).
+    #[test]
+    #[ignore]
+    fn tile_kernel_gflops() {
+        for k in [576usize, 2304] {
+            let a = vec![0.5f32; k * MR];
+            let b = vec![0.25f32; k * NR];
+            let mut c = [[0f32; NR]; MR];
+            let reps = 20000 * 576 / k;
+            let t = cpu_ns();
+            for _ in 0..reps {
+                tile(k, &a, &b, &mut c);
+            }
+            let s = (cpu_ns() - t) / 1e9;
+            eprintln!("k {k}: {:.1} GFLOP/s", (2 * MR * NR * k * reps) as f64 / s / 1e9);
+        }
+    }
+}
