@@ -17,6 +17,10 @@
 //! A cut-out that sticks out of the canvas is clipped (and marked `clipped` in the layout
 //! record); one entirely outside is an error.
 //!
+//! Cut-outs must come from images with an alpha channel (an RGB or JPEG file is refused
+//! unless [`ComposeOptions::allow_opaque`] pastes it as a rectangle); an RGBA cut-out that
+//! happens to be fully opaque (a rectangular object) is used as is.
+//!
 //! Blending is done on premultiplied colour (no dark or coloured fringes from the RGB under
 //! transparent pixels); resizing uses Catmull-Rom.
 
@@ -125,7 +129,7 @@ pub struct ComposeOptions {
     pub height: u32,
     /// Canvas colour where nothing is drawn (white, as FFGo).
     pub canvas: [u8; 3],
-    /// Paste cut-outs without transparency as opaque rectangles instead of failing.
+    /// Paste cut-outs without an alpha channel as opaque rectangles instead of failing.
     pub allow_opaque: bool,
 }
 
@@ -219,12 +223,11 @@ pub fn compose(
     // Validate and crop every cut-out first: nothing is drawn unless all are usable.
     let mut crops = Vec::with_capacity(cutouts.len());
     for c in cutouts {
-        let opaque = !c.has_alpha || c.image.pixels().all(|p| p[3] == 255);
-        if opaque && !opts.allow_opaque {
+        if !c.has_alpha && !opts.allow_opaque {
             return Err(EntityError::Invalid(format!(
-                "cut-out {} has no transparency, so it would paste as a rectangle; use an RGBA \
-                 PNG with the object cut out (e.g. entity_NN.png from `reelsmith entities`) or \
-                 allow opaque cut-outs",
+                "cut-out {} has no alpha channel (no transparency), so it would paste as a \
+                 rectangle; use an RGBA PNG with the object cut out (e.g. entity_NN.png from \
+                 `reelsmith entities`) or allow opaque cut-outs",
                 c.name
             )));
         }

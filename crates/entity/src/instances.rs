@@ -9,6 +9,19 @@ use imageproc::region_labelling::{connected_components, Connectivity};
 use crate::mask::Mask;
 use crate::EntityError;
 
+/// 8-connected components of the non-zero pixels (labels 1, 2, …; 0 = background).
+///
+/// imageproc 0.25's labelling indexes past its union-find when an image's only pixel is
+/// foreground (it sizes the forest by the pixel count and labels from 1); a one-pixel image
+/// is labelled here instead.
+pub(crate) fn components(bin: &GrayImage) -> image::ImageBuffer<Luma<u32>, Vec<u32>> {
+    if bin.width() as u64 * bin.height() as u64 == 1 {
+        let l = u32::from(bin.get_pixel(0, 0)[0] != 0);
+        return image::ImageBuffer::from_pixel(1, 1, Luma([l]));
+    }
+    connected_components(bin, Connectivity::Eight, Luma([0u8]))
+}
+
 /// A per-pixel probability map, row-major.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProbabilityMap {
@@ -125,7 +138,7 @@ pub fn instances_from_probability(
         bin = imageproc::morphology::open(&bin, Norm::LInf, r);
         bin = imageproc::morphology::close(&bin, Norm::LInf, r);
     }
-    let labels = connected_components(&bin, Connectivity::Eight, Luma([0u8]));
+    let labels = components(&bin);
     let mut stats: Vec<(u64, f64)> = Vec::new();
     for (x, y, l) in labels.enumerate_pixels() {
         let l = l[0] as usize;

@@ -23,7 +23,6 @@ use candle_transformers::models::segment_anything::{
     tiny_vit::{tiny_vit_5m, TinyViT},
 };
 use image::{GrayImage, Luma, RgbImage};
-use imageproc::region_labelling::{connected_components, Connectivity};
 
 use crate::instances::Instance;
 use crate::isnet::cpu::{resize_bilinear, Feat};
@@ -262,11 +261,25 @@ impl SamModel {
                 } else {
                     None
                 };
-                let (sparse, dense) = self.prompt.forward(
-                    points.as_ref().map(|(a, b)| (a, b)),
-                    boxes.as_ref(),
-                    None,
-                )?;
+                // candle-transformers 0.11's PromptEncoder returns box embeddings as
+                // [B, 4·dim/2] and cannot concatenate them with points; the corner tokens are
+                // reshaped here and the points are embedded with the box-less padding token,
+                // which is dropped again when a box follows (upstream pads only without a box).
+                let (sparse, dense) = match (&points, &boxes) {
+                    (Some((xy, lab)), None) => self.prompt.forward(Some((xy, lab)), None, None)?,
+                    (None, Some(bx)) => {
+                        let (s, d) = self.prompt.forward(None, Some(bx), None)?;
+                        (s.reshape((b, 2, PROMPT_DIM))?, d)
+                    }
+                    (Some((xy, lab)), Some(bx)) => {
+                        let (sp, d) = self.prompt.forward(Some((xy, lab)), None, None)?;
+                        let sp = sp.narrow(1, 0, np)?;
+                        let (sb, _) = self.prompt.forward(None, Some(bx), None)?;
+                        let sb = sb.reshape((b, 2, PROMPT_DIM))?;
+                        (Tensor::cat(&[&sp, &sb], 1)?, d)
+                    }
+                    (None, None) => unreachable!("empty prompts are rejected above"),
+                };
                 let (masks, iou) =
                     self.decoder
                         .forward(&image.embedding, &pe, &sparse, &dense, multimask)?;
@@ -469,7 +482,7 @@ fn nms(masks: &[AutoMask], order: &[usize], thresh: f32) -> Vec<usize> {
 fn remove_small_regions(mask: &mut Mask, area: u64, fill: bool) -> bool {
     let (w, h) = (mask.width(), mask.height());
     let img = GrayImage::from_fn(w, h, |x, y| Luma([u8::from(mask.get(x, y) != fill) * 255]));
-    let labels = connected_components(&img, Connectivity::Eight, Luma([0u8]));
+    let labels = crate::instances::components(&img);
     let mut sizes: Vec<u64> = Vec::new();
     for p in labels.pixels() {
         let l = p[0] as usize;

@@ -176,3 +176,266 @@ fn isnet_real_weights_match_onnxruntime_on_four_frames() {
         }
     }
 }
+
+mod entities_and_memory {
+    use image::{Rgb, RgbImage};
+    use reelsmith_entity::entity::FrameEntities;
+    use reelsmith_entity::instances::{instances_from_probability, InstanceOptions, ProbabilityMap};
+    use reelsmith_entity::mask::Mask;
+
+    fn scene() -> (RgbImage, Vec<reelsmith_entity::instances::Instance>) {
+        let frame = RgbImage::from_fn(160, 90, |x, y| Rgb([x as u8, y as u8, 128]));
+        let mut p = vec![0.02f32; 160 * 90];
+        for y in 10..60 {
+            for x in 20..70 {
+                p[y * 160 + x] = 0.9;
+            }
+        }
+        for y in 40..80 {
+            for x in 100..140 {
+                p[y * 160 + x] = 0.8;
+            }
+        }
+        let map = ProbabilityMap::new(160, 90, p).unwrap();
+        let inst = instances_from_probability(&map, &InstanceOptions::default());
+        (frame, inst)
+    }
+
+    #[test]
+    fn memory_folder_round_trips_and_is_written_whole() {
+        let (frame, inst) = scene();
+        assert_eq!(inst.len(), 2);
+        let mut ents = FrameEntities::from_instances(&frame, inst, "isnet").unwrap();
+        ents.source = Some("scene.png".into());
+        ents.set_embeddings("test", vec![vec![1.0, 0.0, 0.5], vec![0.0, 1.0, 0.25]], Some(vec![0.5; 3]))
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("mem");
+        ents.save(&out, Some(&frame)).unwrap();
+        for f in ["entities.json", "mask_00.png", "mask_01.png", "entity_00.png", "entity_01.png", "overlay.png", "embeddings.safetensors"] {
+            assert!(out.join(f).is_file(), "{f}");
+        }
+        let back = FrameEntities::load(&out).unwrap();
+        assert_eq!(back, ents);
+        // entities.json carries the COCO RLE and the numbers a user reads.
+        let j: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("entities.json")).unwrap()).unwrap();
+        let e0 = &j["entities"][0];
+        assert_eq!(e0["bbox"]["width"], 50);
+        assert!(e0["mask_rle"]["counts"].is_string());
+        assert_eq!(e0["mask_rle"]["size"], serde_json::json!([90, 160]));
+        // Saving again replaces the folder whole; no temporary siblings are left behind.
+        ents.entities.truncate(1);
+        ents.set_embeddings("test", vec![vec![1.0, 0.0, 0.5]], None).unwrap();
+        ents.save(&out, None).unwrap();
+        assert!(!out.join("mask_01.png").exists() && !out.join("overlay.png").exists());
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+        // A symlink target and a damaged folder are clear errors.
+        #[cfg(unix)]
+        {
+            let link = dir.path().join("link");
+            std::os::unix::fs::symlink(&out, &link).unwrap();
+            assert!(ents.save(&link, None).unwrap_err().to_string().contains("symlink"));
+        }
+        std::fs::write(out.join("entities.json"), "{}").unwrap();
+        assert!(FrameEntities::load(&out).unwrap_err().to_string().contains("entities.json"));
+        std::fs::remove_file(out.join("entities.json")).unwrap();
+        assert!(FrameEntities::load(&out).is_err());
+        // Embeddings for some entities only, or of mixed dimensions, are refused.
+        let (frame, inst) = scene();
+        let mut e = FrameEntities::from_instances(&frame, inst, "isnet").unwrap();
+        assert!(e.set_embeddings("x", vec![vec![1.0]], None).is_err());
+        assert!(e.set_embeddings("x", vec![vec![1.0], vec![1.0, 2.0]], None).is_err());
+    }
+
+    #[test]
+    fn degenerate_images_give_errors_or_nothing() {
+        let frame = RgbImage::new(1, 1);
+        let map = ProbabilityMap::new(1, 1, vec![0.9]).unwrap();
+        let inst = instances_from_probability(&map, &InstanceOptions::default());
+        // A 1x1 foreground survives as one tiny instance or is cleaned away: never a panic.
+        let ents = FrameEntities::from_instances(&frame, inst, "isnet").unwrap();
+        assert!(ents.entities.len() <= 1);
+        assert!(reelsmith_entity::segment::check_image(&RgbImage::new(0, 5)).is_err());
+        let huge = RgbImage::new(1, 1);
+        assert!(reelsmith_entity::segment::check_image(&huge).is_ok());
+        assert!(Mask::from_bytes(2, 2, &[1, 0, 1]).is_err());
+    }
+}
+
+mod composition {
+    use image::{Rgb, RgbImage};
+    use reelsmith_entity::compose::{compose, ComposeOptions, Cutout, FreeLayout, Layout};
+    use reelsmith_entity::entity::FrameEntities;
+    use reelsmith_entity::instances::{instances_from_probability, InstanceOptions, ProbabilityMap};
+
+    #[test]
+    fn entities_of_one_frame_compose_onto_another_background() {
+        let frame = RgbImage::from_pixel(120, 80, Rgb([10, 200, 10]));
+        let mut p = vec![0.0f32; 120 * 80];
+        for y in 20..60 {
+            for x in 30..60 {
+                p[y * 120 + x] = 1.0;
+            }
+        }
+        let inst = instances_from_probability(&ProbabilityMap::new(120, 80, p).unwrap(), &InstanceOptions::default());
+        let ents = FrameEntities::from_instances(&frame, inst, "isnet").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        ents.save(&dir.path().join("m"), None).unwrap();
+        let cut = Cutout::open(&dir.path().join("m/entity_00.png")).unwrap();
+        assert!(cut.has_alpha);
+        let bg = RgbImage::from_pixel(320, 180, Rgb([0, 0, 200]));
+        let (img, rec) = compose(&bg, std::slice::from_ref(&cut), &Layout::Ffgo, &ComposeOptions::default()).unwrap();
+        // The 30x40 green cut-out fills its 640x720 cell's height, centred in the left half.
+        let r = rec.entities[0].rect;
+        assert_eq!((r.width, r.height), (540, 720));
+        assert_eq!(*img.get_pixel(320, 360), Rgb([10, 200, 10]));
+        assert_eq!(*img.get_pixel(960, 360), Rgb([0, 0, 200]));
+        let json = serde_json::to_string(&rec).unwrap();
+        assert!(json.contains("\"layout\":\"ffgo\""));
+        // A free layout from a file.
+        let lf = dir.path().join("layout.json");
+        std::fs::write(&lf, r#"{"entities": [{"center": [0.75, 0.5], "scale": 0.25}]}"#).unwrap();
+        let lay = FreeLayout::open(&lf).unwrap();
+        let (img, _) = compose(&bg, &[cut], &Layout::Free(lay), &ComposeOptions { width: 640, height: 360, ..Default::default() }).unwrap();
+        assert_eq!(*img.get_pixel(480, 180), Rgb([10, 200, 10]));
+        assert_eq!(*img.get_pixel(100, 180), Rgb([0, 0, 200]));
+        std::fs::write(&lf, "[1, 2]").unwrap();
+        assert!(FreeLayout::open(&lf).unwrap_err().to_string().contains("layout.json"));
+    }
+}
+
+mod retention_from_memory {
+    use image::{Rgb, RgbImage};
+    use reelsmith_core::FrameRef;
+    use reelsmith_entity::entity::FrameEntities;
+    use reelsmith_entity::mask::Mask;
+    use reelsmith_entity::retention::{Candidate, Retention, RetentionOptions};
+
+    #[test]
+    fn retention_follows_a_saved_memory() {
+        let frame = RgbImage::from_pixel(40, 40, Rgb([1, 2, 3]));
+        let inst = vec![reelsmith_entity::instances::Instance {
+            mask: Mask::from_fn(40, 40, |x, y| x < 10 && y < 10),
+            score: 0.9,
+        }];
+        let mut ents = FrameEntities::from_instances(&frame, inst, "sam").unwrap();
+        ents.set_embeddings("e", vec![vec![0.0, 1.0]], None).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        ents.save(&dir.path().join("mem"), None).unwrap();
+        let mem = FrameEntities::load(&dir.path().join("mem")).unwrap();
+        let mut r = Retention::new(&mem, RetentionOptions::default()).unwrap();
+        for i in 0..4u64 {
+            let c = Candidate { embedding: vec![i as f32, 1.0], bbox: None, score: 1.0 };
+            r.observe(FrameRef { index: i * 10, time: i as f64 }, &[c]).unwrap();
+        }
+        let rep = r.report();
+        // cos = 1, 0.707, 0.447, 0.316: present in the first two frames.
+        assert!((rep.entities[0].fraction_present - 0.5).abs() < 1e-6);
+        assert_eq!(rep.entities[0].first_frame_lost.map(|f| f.index), Some(20));
+        for f in ["retention.csv", "retention.json", "retention.png"] {
+            let p = dir.path().join(f);
+            match f {
+                "retention.csv" => r.write_csv(&p).unwrap(),
+                "retention.json" => r.write_json(&p).unwrap(),
+                _ => r.write_plot(&p).unwrap(),
+            }
+            assert!(p.is_file());
+        }
+        // A memory without embeddings cannot measure retention.
+        let mut plain = mem.clone();
+        plain.entities[0].embedding = None;
+        assert!(Retention::new(&plain, RetentionOptions::default()).is_err());
+    }
+}
+
+mod segment_anything {
+    use candle_core::{DType, Device, Tensor};
+    use candle_nn::{VarBuilder, VarMap};
+    use image::{Rgb, RgbImage};
+    use reelsmith_entity::sam::{load_sam, AutoMaskOptions, Prompt, SamModel, SamVariant, VitConfig, SAM_LOW_RES};
+
+    fn tiny() -> SamVariant {
+        SamVariant::Custom(VitConfig { embed_dim: 32, depth: 1, num_heads: 2, global_attn_indexes: vec![] })
+    }
+
+    /// Writes a random-weight SAM (small ViT encoder, SAM's real prompt encoder and decoder)
+    /// with this test's own seeded generator, as a checkpoint file.
+    fn write_random_checkpoint(path: &std::path::Path) {
+        let vm = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
+        SamModel::new(vb, &tiny()).unwrap();
+        let mut s = 7u64;
+        let data = vm.data().lock().unwrap();
+        let mut names: Vec<_> = data.keys().cloned().collect();
+        names.sort();
+        for n in names {
+            let v = &data[&n];
+            let count = v.elem_count();
+            let vals: Vec<f32> = (0..count)
+                .map(|_| {
+                    s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    let u = (s >> 40) as f32 / (1u64 << 24) as f32;
+                    if n.ends_with(".weight") && (n.contains("norm") || n.contains(".ln")) {
+                        1.0 + (u - 0.5) * 0.1
+                    } else {
+                        (u * 2.0 - 1.0) * 0.08
+                    }
+                })
+                .collect();
+            v.set(&Tensor::from_vec(vals, v.shape(), &Device::Cpu).unwrap()).unwrap();
+        }
+        drop(data);
+        vm.save(path).unwrap();
+    }
+
+    #[test]
+    fn sam_plumbing_on_a_random_weight_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let ck = dir.path().join("sam_tiny.safetensors");
+        write_random_checkpoint(&ck);
+        let model = load_sam(&ck, &tiny(), &Device::Cpu).unwrap();
+        let img = RgbImage::from_fn(200, 120, |x, y| Rgb([(x * 255 / 200) as u8, (y * 2) as u8, 90]));
+        let enc = model.embed(&img).unwrap();
+        assert_eq!(enc.size, (200, 120));
+        assert_eq!(enc.resized, (1024, 614));
+        // Three prompt shapes in one call: single points (batched), a box, points + box.
+        let prompts = vec![
+            Prompt { points: vec![(50.0, 60.0, true)], bbox: None },
+            Prompt { points: vec![(150.0, 20.0, true)], bbox: None },
+            Prompt { points: vec![], bbox: Some([10.0, 10.0, 90.0, 100.0]) },
+            Prompt { points: vec![(40.0, 40.0, true), (180.0, 100.0, false)], bbox: Some([0.0, 0.0, 100.0, 100.0]) },
+        ];
+        let out = model.predict(&enc, &prompts, true).unwrap();
+        assert_eq!(out.len(), 4);
+        for o in &out {
+            assert_eq!(o.logits.len(), 3);
+            assert_eq!(o.iou.len(), 3);
+            assert!(o.logits.iter().all(|l| l.len() == SAM_LOW_RES * SAM_LOW_RES && l.iter().all(|v| v.is_finite())));
+        }
+        // Different prompts give different logits (the prompt reaches the decoder).
+        assert_ne!(out[0].logits[0], out[1].logits[0]);
+        assert_ne!(out[2].logits[0], out[3].logits[0]);
+        // Batched and one-by-one decoding agree.
+        let single = model.predict(&enc, &prompts[1..2], true).unwrap();
+        let d = single[0].logits[0].iter().zip(&out[1].logits[0]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(d < 1e-3, "{d}");
+        // The automatic generator runs end to end (random weights: any number of masks).
+        let opts = AutoMaskOptions { points_per_side: 2, points_per_batch: 3, pred_iou_thresh: -1e9, stability_score_thresh: 0.0, ..Default::default() };
+        let masks = model.generate(&img, &opts).unwrap();
+        for m in &masks {
+            assert_eq!((m.mask.width(), m.mask.height()), (200, 120));
+            assert_eq!(m.rle().to_mask().unwrap(), m.mask);
+        }
+        // Bad prompts and bad weights are errors.
+        assert!(model.predict(&enc, &[Prompt::default()], true).is_err());
+        assert!(model.predict(&enc, &[Prompt { points: vec![(f32::NAN, 0.0, true)], bbox: None }], true).is_err());
+        let err = load_sam(&ck, &SamVariant::VitB, &Device::Cpu).unwrap_err().to_string();
+        assert!(err.contains("sam_tiny.safetensors"), "{err}");
+        assert!(load_sam(&dir.path().join("none.safetensors"), &SamVariant::Mobile, &Device::Cpu)
+            .unwrap_err()
+            .to_string()
+            .contains("lmz/candle-sam"));
+    }
+}
