@@ -236,11 +236,7 @@ pub fn compose(
         })?;
         crops.push(imageops::crop_imm(&c.image, x, y, w, h).to_image());
     }
-    let mut canvas = Rgb32FImage::from_pixel(
-        cw,
-        ch,
-        Rgb(opts.canvas.map(|v| v as f32 / 255.0)),
-    );
+    let mut canvas = Rgb32FImage::from_pixel(cw, ch, Rgb(opts.canvas.map(|v| v as f32 / 255.0)));
     let (bg_area, fit_mode, name) = match layout {
         Layout::Ffgo => ((cw / 2, 0, cw - cw / 2, ch), BackgroundFit::Contain, "ffgo"),
         Layout::Free(f) => {
@@ -272,7 +268,9 @@ pub fn compose(
             }
             Layout::Free(f) => {
                 let p = f.entities[i];
-                if !(p.scale.is_finite() && p.scale > 0.0 && p.scale <= 16.0)
+                if !p.scale.is_finite()
+                    || p.scale <= 0.0
+                    || p.scale > 16.0
                     || !p.center.iter().all(|v| v.is_finite())
                 {
                     return Err(EntityError::Invalid(format!(
@@ -281,8 +279,8 @@ pub fn compose(
                     )));
                 }
                 let h = ((p.scale as f64 * ch as f64).round() as u32).max(1);
-                let w = ((crop.width() as f64 * h as f64 / crop.height() as f64).round() as u32)
-                    .max(1);
+                let w =
+                    ((crop.width() as f64 * h as f64 / crop.height() as f64).round() as u32).max(1);
                 Rect {
                     x: (p.center[0] as f64 * cw as f64 - w as f64 / 2.0).round() as i64,
                     y: (p.center[1] as f64 * ch as f64 - h as f64 / 2.0).round() as i64,
@@ -386,7 +384,12 @@ fn paste(canvas: &mut Rgb32FImage, crop: &RgbaImage, rect: Rect) {
             ]),
         );
     }
-    let scaled = imageops::resize(&pre, rect.width, rect.height, imageops::FilterType::CatmullRom);
+    let scaled = imageops::resize(
+        &pre,
+        rect.width,
+        rect.height,
+        imageops::FilterType::CatmullRom,
+    );
     for (x, y, p) in scaled.enumerate_pixels() {
         let (cx, cy) = (rect.x + x as i64, rect.y + y as i64);
         if cx < 0 || cy < 0 || cx >= canvas.width() as i64 || cy >= canvas.height() as i64 {
@@ -425,12 +428,36 @@ mod tests {
         let (img, rec) = compose(&bg, &cuts, &Layout::Ffgo, &ComposeOptions::default()).unwrap();
         assert_eq!(img.dimensions(), (1280, 720));
         // 16:9 background in the right half at y 180..540, as in FFGo's combined frames.
-        assert_eq!(rec.background, Rect { x: 640, y: 180, width: 640, height: 360 });
+        assert_eq!(
+            rec.background,
+            Rect {
+                x: 640,
+                y: 180,
+                width: 640,
+                height: 360
+            }
+        );
         assert_eq!(*img.get_pixel(900, 360), Rgb([10, 20, 30]));
         assert_eq!(*img.get_pixel(900, 100), Rgb([255, 255, 255]));
         // Two cut-outs in two 360-high cells of the left half, fitted and centred.
-        assert_eq!(rec.entities[0].rect, Rect { x: 230, y: 0, width: 180, height: 360 });
-        assert_eq!(rec.entities[1].rect, Rect { x: 0, y: 434, width: 640, height: 213 });
+        assert_eq!(
+            rec.entities[0].rect,
+            Rect {
+                x: 230,
+                y: 0,
+                width: 180,
+                height: 360
+            }
+        );
+        assert_eq!(
+            rec.entities[1].rect,
+            Rect {
+                x: 0,
+                y: 434,
+                width: 640,
+                height: 213
+            }
+        );
         assert_eq!(*img.get_pixel(320, 180), Rgb([255, 0, 0]));
         assert_eq!(*img.get_pixel(320, 540), Rgb([0, 255, 0]));
         // Transparent corners of a cut-out show the canvas, without fringes.
@@ -442,45 +469,105 @@ mod tests {
     fn free_layout_places_clips_and_rejects() {
         let bg = RgbImage::from_pixel(64, 64, Rgb([0, 0, 255]));
         let cuts = [disc(50, 50, [255, 0, 0])];
-        let opts = ComposeOptions { width: 200, height: 100, ..Default::default() };
+        let opts = ComposeOptions {
+            width: 200,
+            height: 100,
+            ..Default::default()
+        };
         let lay: FreeLayout = serde_json::from_str(
             r#"{"background": "stretch", "entities": [{"center": [0.25, 0.5], "scale": 0.5}]}"#,
         )
         .unwrap();
         let (img, rec) = compose(&bg, &cuts, &Layout::Free(lay), &opts).unwrap();
-        assert_eq!(rec.entities[0].rect, Rect { x: 25, y: 25, width: 50, height: 50 });
+        assert_eq!(
+            rec.entities[0].rect,
+            Rect {
+                x: 25,
+                y: 25,
+                width: 50,
+                height: 50
+            }
+        );
         assert_eq!(*img.get_pixel(50, 50), Rgb([255, 0, 0]));
         assert_eq!(*img.get_pixel(150, 50), Rgb([0, 0, 255]));
         // Partly outside: clipped and recorded; entirely outside: an error.
-        let lay = FreeLayout { background: BackgroundFit::Cover, entities: vec![Placement { center: [1.0, 0.5], scale: 0.5 }] };
+        let lay = FreeLayout {
+            background: BackgroundFit::Cover,
+            entities: vec![Placement {
+                center: [1.0, 0.5],
+                scale: 0.5,
+            }],
+        };
         let (_, rec) = compose(&bg, &cuts, &Layout::Free(lay), &opts).unwrap();
         assert!(rec.entities[0].clipped);
-        let lay = FreeLayout { background: BackgroundFit::Cover, entities: vec![Placement { center: [3.0, 0.5], scale: 0.5 }] };
-        let err = compose(&bg, &cuts, &Layout::Free(lay), &opts).unwrap_err().to_string();
+        let lay = FreeLayout {
+            background: BackgroundFit::Cover,
+            entities: vec![Placement {
+                center: [3.0, 0.5],
+                scale: 0.5,
+            }],
+        };
+        let err = compose(&bg, &cuts, &Layout::Free(lay), &opts)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("entirely outside"), "{err}");
         for bad in [0.0, -1.0, f32::NAN] {
-            let lay = FreeLayout { background: BackgroundFit::Cover, entities: vec![Placement { center: [0.5, 0.5], scale: bad }] };
+            let lay = FreeLayout {
+                background: BackgroundFit::Cover,
+                entities: vec![Placement {
+                    center: [0.5, 0.5],
+                    scale: bad,
+                }],
+            };
             assert!(compose(&bg, &cuts, &Layout::Free(lay), &opts).is_err());
         }
         let lay = FreeLayout::default();
-        assert!(compose(&bg, &cuts, &Layout::Free(lay), &opts).unwrap_err().to_string().contains("places 0"));
+        assert!(compose(&bg, &cuts, &Layout::Free(lay), &opts)
+            .unwrap_err()
+            .to_string()
+            .contains("places 0"));
     }
 
     #[test]
     fn opaque_and_empty_cutouts() {
         let bg = RgbImage::from_pixel(8, 8, Rgb([0, 0, 0]));
         let opaque = Cutout::from_image("photo.jpg", DynamicImage::ImageRgb8(RgbImage::new(4, 4)));
-        let err = compose(&bg, std::slice::from_ref(&opaque), &Layout::Ffgo, &ComposeOptions::default())
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("photo.jpg") && err.contains("no transparency"), "{err}");
-        let ok = ComposeOptions { allow_opaque: true, ..Default::default() };
+        let err = compose(
+            &bg,
+            std::slice::from_ref(&opaque),
+            &Layout::Ffgo,
+            &ComposeOptions::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("photo.jpg") && err.contains("no transparency"),
+            "{err}"
+        );
+        let ok = ComposeOptions {
+            allow_opaque: true,
+            ..Default::default()
+        };
         assert!(compose(&bg, &[opaque], &Layout::Ffgo, &ok).is_ok());
-        let clear = Cutout { name: "clear".into(), image: RgbaImage::new(3, 3), has_alpha: true };
+        let clear = Cutout {
+            name: "clear".into(),
+            image: RgbaImage::new(3, 3),
+            has_alpha: true,
+        };
         assert!(compose(&bg, &[clear], &Layout::Ffgo, &ComposeOptions::default()).is_err());
-        let tiny = ComposeOptions { width: 1, height: 1, ..Default::default() };
+        let tiny = ComposeOptions {
+            width: 1,
+            height: 1,
+            ..Default::default()
+        };
         assert!(compose(&bg, &[], &Layout::Ffgo, &tiny).is_err());
-        assert!(compose(&RgbImage::new(0, 0), &[], &Layout::Ffgo, &ComposeOptions::default()).is_err());
+        assert!(compose(
+            &RgbImage::new(0, 0),
+            &[],
+            &Layout::Ffgo,
+            &ComposeOptions::default()
+        )
+        .is_err());
         // No cut-outs at all: just the background.
         assert!(compose(&bg, &[], &Layout::Ffgo, &ComposeOptions::default()).is_ok());
     }

@@ -229,11 +229,11 @@ pub fn overlay(frame: &RgbImage, entities: &[Entity]) -> RgbImage {
                     || !m.get(x, y - 1)
                     || !m.get(x, y + 1);
                 let p = out.get_pixel_mut(x, y);
-                for k in 0..3 {
-                    p.0[k] = if edge {
-                        c[k]
+                for (v, &ck) in p.0.iter_mut().zip(&c) {
+                    *v = if edge {
+                        ck
                     } else {
-                        (p.0[k] as f32 * 0.55 + c[k] as f32 * 0.45) as u8
+                        (*v as f32 * 0.55 + ck as f32 * 0.45) as u8
                     };
                 }
             }
@@ -252,7 +252,7 @@ pub fn overlay(frame: &RgbImage, entities: &[Entity]) -> RgbImage {
                     continue;
                 }
                 let (cx, cy) = (x / scale, y / scale);
-                let on = cy >= 1 && cy <= 5 && cx >= 1 && {
+                let on = (1..=5).contains(&cy) && cx >= 1 && {
                     let d = ((cx - 1) / 4) as usize;
                     let col = (cx - 1) % 4;
                     d < text.len()
@@ -261,7 +261,15 @@ pub fn overlay(frame: &RgbImage, entities: &[Entity]) -> RgbImage {
                             & (4 >> col)
                             != 0
                 };
-                out.put_pixel(px, py, if on { Rgb([255, 255, 255]) } else { Rgb([20, 20, 20]) });
+                out.put_pixel(
+                    px,
+                    py,
+                    if on {
+                        Rgb([255, 255, 255])
+                    } else {
+                        Rgb([20, 20, 20])
+                    },
+                );
             }
         }
     }
@@ -316,7 +324,9 @@ mod tests {
     #[test]
     fn overlay_tints_the_mask_and_leaves_the_rest() {
         let frame = RgbImage::from_pixel(200, 120, Rgb([100, 100, 100]));
-        let mask = Mask::from_fn(200, 120, |x, y| (20..120).contains(&x) && (10..110).contains(&y));
+        let mask = Mask::from_fn(200, 120, |x, y| {
+            (20..120).contains(&x) && (10..110).contains(&y)
+        });
         let e = Entity::from_mask(&frame, mask, 1.0, 0).unwrap();
         let o = overlay(&frame, &[e]);
         assert_eq!(*o.get_pixel(5, 5), Rgb([100, 100, 100]));

@@ -121,16 +121,17 @@ pub struct Instance {
 
 /// Cuts the instances out of a probability map, largest first. A map with nothing above the
 /// threshold (a frame without a salient subject) gives an empty list.
-pub fn instances_from_probability(
-    prob: &ProbabilityMap,
-    opts: &InstanceOptions,
-) -> Vec<Instance> {
+pub fn instances_from_probability(prob: &ProbabilityMap, opts: &InstanceOptions) -> Vec<Instance> {
     let (w, h) = (prob.width, prob.height);
     if w == 0 || h == 0 {
         return Vec::new();
     }
     let mut bin = GrayImage::from_fn(w, h, |x, y| {
-        Luma([if prob.get(x, y) > opts.threshold { 255 } else { 0 }])
+        Luma([if prob.get(x, y) > opts.threshold {
+            255
+        } else {
+            0
+        }])
     });
     if opts.morph_radius > 0 {
         let scale = w.min(h) as f32 / 1024.0;
@@ -190,7 +191,11 @@ mod tests {
         let p = map_with(
             200,
             100,
-            &[(10, 10, 60, 90, 0.9), (120, 20, 150, 50, 0.7), (180, 5, 182, 7, 0.99)],
+            &[
+                (10, 10, 60, 90, 0.9),
+                (120, 20, 150, 50, 0.7),
+                (180, 5, 182, 7, 0.99),
+            ],
         );
         let inst = instances_from_probability(&p, &InstanceOptions::default());
         assert_eq!(inst.len(), 2, "the 2x2 speck is opened away");

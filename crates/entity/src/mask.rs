@@ -98,7 +98,11 @@ impl Mask {
         Self {
             width: img.width(),
             height: img.height(),
-            data: img.as_raw().iter().map(|&v| u8::from(v > threshold)).collect(),
+            data: img
+                .as_raw()
+                .iter()
+                .map(|&v| u8::from(v > threshold))
+                .collect(),
         }
     }
 
@@ -412,7 +416,9 @@ mod tests {
         assert_eq!(rle.to_mask().unwrap(), m);
         // A larger mask with a hole: pycocotools' string for it.
         let big = Mask::from_fn(80, 64, |x, y| {
-            (10..50).contains(&y) && (5..70).contains(&x) && !((20..30).contains(&y) && (20..40).contains(&x))
+            (10..50).contains(&y)
+                && (5..70).contains(&x)
+                && !((20..30).contains(&y) && (20..40).contains(&x))
         });
         let want = format!(
             "Z:X1h{}ROB:>{}d{}fc0",
@@ -421,7 +427,13 @@ mod tests {
             "0".repeat(59)
         );
         assert_eq!(big.to_rle().to_coco_string(), want);
-        assert_eq!(Rle::from_coco_string([64, 80], &want).unwrap().to_mask().unwrap(), big);
+        assert_eq!(
+            Rle::from_coco_string([64, 80], &want)
+                .unwrap()
+                .to_mask()
+                .unwrap(),
+            big
+        );
     }
 
     #[test]
@@ -450,7 +462,10 @@ mod tests {
         let f = Mask::from_fn(3, 2, |_, _| true);
         assert_eq!(f.to_rle().counts, vec![0, 6]);
         assert_eq!(f.to_rle().to_mask().unwrap(), f);
-        assert_eq!(Mask::empty(0, 0).to_rle().to_mask().unwrap(), Mask::empty(0, 0));
+        assert_eq!(
+            Mask::empty(0, 0).to_rle().to_mask().unwrap(),
+            Mask::empty(0, 0)
+        );
     }
 
     #[test]
@@ -469,8 +484,18 @@ mod tests {
         let c = m.centroid().unwrap();
         assert!((c[0] - (27.0 + 6.0) / 11.0).abs() < 1e-6);
         assert!((c[1] - (18.0 + 4.0) / 11.0).abs() < 1e-6);
-        let a = BBox { x: 0, y: 0, width: 2, height: 2 };
-        let b = BBox { x: 1, y: 1, width: 2, height: 2 };
+        let a = BBox {
+            x: 0,
+            y: 0,
+            width: 2,
+            height: 2,
+        };
+        let b = BBox {
+            x: 1,
+            y: 1,
+            width: 2,
+            height: 2,
+        };
         assert!((a.iou(&b) - 1.0 / 7.0).abs() < 1e-6);
     }
 }

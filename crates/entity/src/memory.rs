@@ -128,7 +128,11 @@ impl FrameEntities {
     /// `overlay.png` (numbered coloured masks over the frame).
     pub fn save(&self, dir: &Path, frame: Option<&RgbImage>) -> Result<(), EntityError> {
         let n = self.entities.len();
-        let embedded = self.entities.iter().filter(|e| e.embedding.is_some()).count();
+        let embedded = self
+            .entities
+            .iter()
+            .filter(|e| e.embedding.is_some())
+            .count();
         if embedded != 0 && embedded != n {
             return Err(EntityError::Invalid(format!(
                 "{embedded} of {n} entities have embeddings; embed all or none"
@@ -264,17 +268,21 @@ impl FrameEntities {
             }
             None => None,
         };
-        let rows: Option<Vec<Vec<f32>>> = match emb.as_ref().and_then(|m| m.get("entity_embeddings")) {
-            Some(t) => Some(t.to_vec2::<f32>()?),
-            None => None,
-        };
+        let rows: Option<Vec<Vec<f32>>> =
+            match emb.as_ref().and_then(|m| m.get("entity_embeddings")) {
+                Some(t) => Some(t.to_vec2::<f32>()?),
+                None => None,
+            };
         let frame_embedding = match emb.as_ref().and_then(|m| m.get("frame_embedding")) {
             Some(t) => Some(t.to_vec1::<f32>()?),
             None => None,
         };
         let mut entities = Vec::with_capacity(json.entities.len());
         for r in json.entities {
-            let mask = r.mask_rle.to_mask().map_err(|e| bad(format!("entity {}: {e}", r.id)))?;
+            let mask = r
+                .mask_rle
+                .to_mask()
+                .map_err(|e| bad(format!("entity {}: {e}", r.id)))?;
             if (mask.width(), mask.height()) != (json.width, json.height) {
                 return Err(bad(format!(
                     "entity {}: mask is {}x{}, frame {}x{}",
@@ -300,9 +308,11 @@ impl FrameEntities {
                 });
             }
             let embedding = match (r.embedding_row, &rows) {
-                (Some(i), Some(rows)) => Some(rows.get(i).cloned().ok_or_else(|| {
-                    bad(format!("entity {}: no embedding row {i}", r.id))
-                })?),
+                (Some(i), Some(rows)) => Some(
+                    rows.get(i)
+                        .cloned()
+                        .ok_or_else(|| bad(format!("entity {}: no embedding row {i}", r.id)))?,
+                ),
                 (Some(_), None) => {
                     return Err(bad(format!(
                         "entity {} has an embedding row but there is no entity_embeddings",

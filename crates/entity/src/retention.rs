@@ -146,7 +146,9 @@ impl Retention {
             ));
         }
         if !options.presence_threshold.is_finite() {
-            return Err(EntityError::Invalid("presence threshold must be finite".into()));
+            return Err(EntityError::Invalid(
+                "presence threshold must be finite".into(),
+            ));
         }
         Ok(Self {
             ids: (0..embeddings.len()).collect(),
@@ -241,8 +243,16 @@ impl Retention {
                     entity: self.ids[e],
                     label: self.labels[e].clone(),
                     mean_best_similarity: mean(&sims),
-                    min_best_similarity: sims.iter().copied().fold(f32::INFINITY, f32::min).min(if n == 0 { 0.0 } else { f32::INFINITY }),
-                    fraction_present: if n == 0 { 0.0 } else { present as f32 / n as f32 },
+                    min_best_similarity: sims
+                        .iter()
+                        .copied()
+                        .fold(f32::INFINITY, f32::min)
+                        .min(if n == 0 { 0.0 } else { f32::INFINITY }),
+                    fraction_present: if n == 0 {
+                        0.0
+                    } else {
+                        present as f32 / n as f32
+                    },
                     first_frame_lost: self
                         .observations
                         .iter()
@@ -255,9 +265,17 @@ impl Retention {
             frames: n,
             options: self.options,
             mean_best_similarity: mean(
-                &entities.iter().map(|s| s.mean_best_similarity).collect::<Vec<_>>(),
+                &entities
+                    .iter()
+                    .map(|s| s.mean_best_similarity)
+                    .collect::<Vec<_>>(),
             ),
-            fraction_present: mean(&entities.iter().map(|s| s.fraction_present).collect::<Vec<_>>()),
+            fraction_present: mean(
+                &entities
+                    .iter()
+                    .map(|s| s.fraction_present)
+                    .collect::<Vec<_>>(),
+            ),
             entities,
         }
     }
@@ -268,7 +286,15 @@ impl Retention {
         let mut w = csv::Writer::from_writer(Vec::new());
         let err = |e: csv::Error| EntityError::Invalid(format!("{}: {e}", path.display()));
         w.write_record([
-            "frame", "time", "entity", "similarity", "present", "candidate", "x", "y", "width",
+            "frame",
+            "time",
+            "entity",
+            "similarity",
+            "present",
+            "candidate",
+            "x",
+            "y",
+            "width",
             "height",
         ])
         .map_err(err)?;
@@ -291,7 +317,9 @@ impl Retention {
                 .map_err(err)?;
             }
         }
-        let bytes = w.into_inner().map_err(|e| EntityError::Invalid(e.to_string()))?;
+        let bytes = w
+            .into_inner()
+            .map_err(|e| EntityError::Invalid(e.to_string()))?;
         write_atomic(path, &bytes)
     }
 
@@ -367,9 +395,10 @@ impl Retention {
                     .draw_series(LineSeries::new(pts, color.stroke_width(2)))
                     .map_err(|e| perr(&e))?;
                 if text {
-                    s.label(format!("entity {}", self.ids[e])).legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
-                    });
+                    s.label(format!("entity {}", self.ids[e]))
+                        .legend(move |(x, y)| {
+                            PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+                        });
                 }
             }
             if text && !self.ids.is_empty() {
@@ -433,7 +462,8 @@ mod tests {
         assert!(!o.matches[1].present);
         // No candidates: nobody present, similarity 0.
         r.observe(fr(1), &[]).unwrap();
-        r.observe(fr(2), &[cand(&[0.9, 0.1, 0.0]), cand(&[1.0, 0.0, 0.0])]).unwrap();
+        r.observe(fr(2), &[cand(&[0.9, 0.1, 0.0]), cand(&[1.0, 0.0, 0.0])])
+            .unwrap();
         let rep = r.report();
         assert_eq!(rep.frames, 3);
         let e0 = &rep.entities[0];
@@ -461,7 +491,11 @@ mod tests {
         r.write_plot(&dir.path().join("retention.png")).unwrap();
         let csv = std::fs::read_to_string(dir.path().join("retention.csv")).unwrap();
         assert_eq!(csv.lines().count(), 6);
-        assert!(csv.lines().nth(1).unwrap().starts_with("0,0.0000,0,1.000000,1,0"));
+        assert!(csv
+            .lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("0,0.0000,0,1.000000,1,0"));
         let rep: RetentionReport =
             serde_json::from_slice(&std::fs::read(dir.path().join("retention.json")).unwrap())
                 .unwrap();

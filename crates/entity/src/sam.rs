@@ -19,7 +19,9 @@ use std::path::Path;
 use candle_core::{DType, Device, IndexOp, Module, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::segment_anything::{
-    image_encoder::ImageEncoderViT, mask_decoder::MaskDecoder, prompt_encoder::PromptEncoder,
+    image_encoder::ImageEncoderViT,
+    mask_decoder::MaskDecoder,
+    prompt_encoder::PromptEncoder,
     tiny_vit::{tiny_vit_5m, TinyViT},
 };
 use image::{GrayImage, Luma, RgbImage};
@@ -193,7 +195,8 @@ impl SamModel {
         const STD: [f32; 3] = [58.395, 57.12, 57.375];
         for (x, y, p) in resized.enumerate_pixels() {
             for c in 0..3 {
-                data[c * n + y as usize * SAM_INPUT + x as usize] = (p[c] as f32 - MEAN[c]) / STD[c];
+                data[c * n + y as usize * SAM_INPUT + x as usize] =
+                    (p[c] as f32 - MEAN[c]) / STD[c];
             }
         }
         let x = Tensor::from_vec(data, (1, 3, SAM_INPUT, SAM_INPUT), &self.device)?;
@@ -222,14 +225,23 @@ impl SamModel {
         let mut groups: std::collections::BTreeMap<(usize, bool), Vec<usize>> = Default::default();
         for (i, p) in prompts.iter().enumerate() {
             if p.points.is_empty() && p.bbox.is_none() {
-                return Err(EntityError::Invalid(format!("prompt {i} has no point and no box")));
+                return Err(EntityError::Invalid(format!(
+                    "prompt {i} has no point and no box"
+                )));
             }
-            if p.points.iter().any(|&(x, y, _)| !x.is_finite() || !y.is_finite())
+            if p.points
+                .iter()
+                .any(|&(x, y, _)| !x.is_finite() || !y.is_finite())
                 || p.bbox.is_some_and(|b| b.iter().any(|v| !v.is_finite()))
             {
-                return Err(EntityError::Invalid(format!("prompt {i} has non-finite coordinates")));
+                return Err(EntityError::Invalid(format!(
+                    "prompt {i} has non-finite coordinates"
+                )));
             }
-            groups.entry((p.points.len(), p.bbox.is_some())).or_default().push(i);
+            groups
+                .entry((p.points.len(), p.bbox.is_some()))
+                .or_default()
+                .push(i);
         }
         let pe = self.prompt.get_dense_pe()?;
         for ((np, has_box), idx) in groups {
@@ -299,13 +311,20 @@ impl SamModel {
                 }
             }
         }
-        Ok(out.into_iter().map(|o| o.expect("every prompt decoded")).collect())
+        Ok(out
+            .into_iter()
+            .map(|o| o.expect("every prompt decoded"))
+            .collect())
     }
 
     /// Automatic mask generation on the whole image (one crop): a grid of single-point
     /// prompts, decoded in batches, filtered and de-duplicated ([`postprocess_candidate`],
     /// [`finish_masks`]).
-    pub fn generate(&self, image: &RgbImage, opts: &AutoMaskOptions) -> Result<Vec<AutoMask>, EntityError> {
+    pub fn generate(
+        &self,
+        image: &RgbImage,
+        opts: &AutoMaskOptions,
+    ) -> Result<Vec<AutoMask>, EntityError> {
         opts.check()?;
         let enc = self.embed(image)?;
         let (w, h) = enc.size;
@@ -332,7 +351,9 @@ impl SamModel {
             let preds = self.predict(&enc, &prompts, true)?;
             for (p, pt) in preds.iter().zip(batch) {
                 for (logits, &iou) in p.logits.iter().zip(&p.iou) {
-                    if let Some(m) = postprocess_candidate(logits, iou, enc.resized, enc.size, *pt, opts) {
+                    if let Some(m) =
+                        postprocess_candidate(logits, iou, enc.resized, enc.size, *pt, opts)
+                    {
                         cands.push(m);
                     }
                 }
@@ -423,7 +444,12 @@ pub fn upscale_logits(low: &[f32], resized: (u32, u32), size: (u32, u32)) -> Vec
     for y in 0..rh {
         crop.extend_from_slice(&big.data[y * SAM_INPUT..y * SAM_INPUT + rw]);
     }
-    resize_bilinear(&Feat::new(1, rh, rw, crop), size.1 as usize, size.0 as usize).data
+    resize_bilinear(
+        &Feat::new(1, rh, rw, crop),
+        size.1 as usize,
+        size.0 as usize,
+    )
+    .data
 }
 
 /// Filters one decoded mask: predicted IoU, then stability on the upscaled logits; returns
@@ -436,7 +462,10 @@ pub fn postprocess_candidate(
     point: (f32, f32),
     opts: &AutoMaskOptions,
 ) -> Option<AutoMask> {
-    if !(predicted_iou >= opts.pred_iou_thresh) || low.len() != SAM_LOW_RES * SAM_LOW_RES {
+    if predicted_iou.is_nan()
+        || predicted_iou < opts.pred_iou_thresh
+        || low.len() != SAM_LOW_RES * SAM_LOW_RES
+    {
         return None;
     }
     let logits = upscale_logits(low, resized, size);
@@ -449,11 +478,18 @@ pub fn postprocess_candidate(
         inter += (v > hi) as u64;
         union += (v > lo) as u64;
     }
-    let stability = if union == 0 { 0.0 } else { inter as f32 / union as f32 };
+    let stability = if union == 0 {
+        0.0
+    } else {
+        inter as f32 / union as f32
+    };
     if stability < opts.stability_score_thresh {
         return None;
     }
-    let bytes: Vec<u8> = logits.iter().map(|&v| u8::from(v > opts.mask_threshold)).collect();
+    let bytes: Vec<u8> = logits
+        .iter()
+        .map(|&v| u8::from(v > opts.mask_threshold))
+        .collect();
     let mask = Mask::from_bytes(size.0, size.1, &bytes).ok()?;
     let bbox = mask.bbox()?;
     Some(AutoMask {
@@ -470,7 +506,10 @@ pub fn postprocess_candidate(
 fn nms(masks: &[AutoMask], order: &[usize], thresh: f32) -> Vec<usize> {
     let mut keep: Vec<usize> = Vec::new();
     for &i in order {
-        if keep.iter().all(|&k| masks[k].bbox.iou(&masks[i].bbox) <= thresh) {
+        if keep
+            .iter()
+            .all(|&k| masks[k].bbox.iou(&masks[i].bbox) <= thresh)
+        {
             keep.push(i);
         }
     }
@@ -499,7 +538,11 @@ fn remove_small_regions(mask: &mut Mask, area: u64, fill: bool) -> bool {
     }
     if !fill && small.iter().all(|&s| s) {
         // Keep the largest island rather than erasing the whole mask (as SAM does).
-        let biggest = sizes.iter().enumerate().max_by_key(|(_, &s)| s).map(|(i, _)| i);
+        let biggest = sizes
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, &s)| s)
+            .map(|(i, _)| i);
         let mut changed = false;
         for (x, y, p) in labels.enumerate_pixels() {
             let l = p[0] as usize;
@@ -537,7 +580,9 @@ pub fn finish_masks(masks: Vec<AutoMask>, opts: &AutoMaskOptions) -> Vec<AutoMas
                 m.bbox = bb;
             }
         }
-        let mut order: Vec<usize> = (0..kept.len()).filter(|&i| !kept[i].mask.is_empty()).collect();
+        let mut order: Vec<usize> = (0..kept.len())
+            .filter(|&i| !kept[i].mask.is_empty())
+            .collect();
         order.sort_by(|&a, &b| {
             unchanged[b]
                 .cmp(&unchanged[a])
@@ -551,7 +596,11 @@ pub fn finish_masks(masks: Vec<AutoMask>, opts: &AutoMaskOptions) -> Vec<AutoMas
 }
 
 /// Loads SAM weights from a file — the one place that reads SAM checkpoints.
-pub fn load_sam(path: &Path, variant: &SamVariant, device: &Device) -> Result<SamModel, EntityError> {
+pub fn load_sam(
+    path: &Path,
+    variant: &SamVariant,
+    device: &Device,
+) -> Result<SamModel, EntityError> {
     let err = |message: String| EntityError::Weights {
         path: path.to_path_buf(),
         message,
@@ -565,7 +614,11 @@ pub fn load_sam(path: &Path, variant: &SamVariant, device: &Device) -> Result<Sa
                 .unwrap_or_default()
         )));
     }
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     let vb = match ext.as_str() {
         "safetensors" => {
             crate::weights::check_safetensors(path).map_err(err)?;
@@ -575,7 +628,11 @@ pub fn load_sam(path: &Path, variant: &SamVariant, device: &Device) -> Result<Sa
         }
         "pth" | "pt" | "bin" => VarBuilder::from_pth(path, DType::F32, device)
             .map_err(|e| err(format!("cannot read as a PyTorch checkpoint: {e}")))?,
-        other => return Err(err(format!("unknown weights format '.{other}'; use .safetensors or .pth"))),
+        other => {
+            return Err(err(format!(
+                "unknown weights format '.{other}'; use .safetensors or .pth"
+            )))
+        }
     };
     SamModel::new(vb, variant).map_err(|e| err(format!("{e} (is this checkpoint a {variant:?}?)")))
 }
@@ -628,20 +685,61 @@ mod tests {
         // A 640x360 image: resized to 1024x576, which fills the top 144 rows of the 256² logits.
         let (size, resized) = ((640, 360), (1024, 576));
         let o = AutoMaskOptions::default();
-        let a = postprocess_candidate(&disc(64.0, 72.0, 30.0, 4.0), 0.95, resized, size, (0.0, 0.0), &o)
-            .expect("sharp disc passes");
+        let a = postprocess_candidate(
+            &disc(64.0, 72.0, 30.0, 4.0),
+            0.95,
+            resized,
+            size,
+            (0.0, 0.0),
+            &o,
+        )
+        .expect("sharp disc passes");
         // Centre 64 of 256 low-res = 256 of 1024 = 160 of 640 (x); 72 -> 288 -> 180 (y).
         let c = a.mask.centroid().unwrap();
-        assert!((c[0] - 159.5).abs() < 1.5 && (c[1] - 179.5).abs() < 1.5, "{c:?}");
+        assert!(
+            (c[0] - 159.5).abs() < 1.5 && (c[1] - 179.5).abs() < 1.5,
+            "{c:?}"
+        );
         assert!((a.bbox.width as f32 - 2.0 * 30.0 * 2.5).abs() < 4.0);
         // Low predicted IoU, and a blurry (unstable) disc, are dropped.
-        assert!(postprocess_candidate(&disc(64.0, 72.0, 30.0, 4.0), 0.5, resized, size, (0.0, 0.0), &o).is_none());
-        let blurry = postprocess_candidate(&disc(64.0, 72.0, 30.0, 0.05), 0.95, resized, size, (0.0, 0.0), &o);
+        assert!(postprocess_candidate(
+            &disc(64.0, 72.0, 30.0, 4.0),
+            0.5,
+            resized,
+            size,
+            (0.0, 0.0),
+            &o
+        )
+        .is_none());
+        let blurry = postprocess_candidate(
+            &disc(64.0, 72.0, 30.0, 0.05),
+            0.95,
+            resized,
+            size,
+            (0.0, 0.0),
+            &o,
+        );
         assert!(blurry.is_none());
         // Near-duplicates are removed by NMS (the higher predicted IoU wins), a separate
         // disc stays.
-        let b = postprocess_candidate(&disc(65.0, 72.0, 30.0, 4.0), 0.97, resized, size, (1.0, 0.0), &o).unwrap();
-        let d = postprocess_candidate(&disc(190.0, 72.0, 20.0, 4.0), 0.90, resized, size, (2.0, 0.0), &o).unwrap();
+        let b = postprocess_candidate(
+            &disc(65.0, 72.0, 30.0, 4.0),
+            0.97,
+            resized,
+            size,
+            (1.0, 0.0),
+            &o,
+        )
+        .unwrap();
+        let d = postprocess_candidate(
+            &disc(190.0, 72.0, 20.0, 4.0),
+            0.90,
+            resized,
+            size,
+            (2.0, 0.0),
+            &o,
+        )
+        .unwrap();
         let out = finish_masks(vec![a, b, d], &o);
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].point, (1.0, 0.0));
@@ -654,14 +752,33 @@ mod tests {
 
     #[test]
     fn small_regions_removed_and_holes_filled() {
-        let mut m = Mask::from_fn(60, 40, |x, y| (5..35).contains(&x) && (5..35).contains(&y) && !(x == 20 && y == 20));
+        let mut m = Mask::from_fn(60, 40, |x, y| {
+            (5..35).contains(&x) && (5..35).contains(&y) && !(x == 20 && y == 20)
+        });
         m.set(50, 10, true); // an island
-        let am = AutoMask { bbox: m.bbox().unwrap(), mask: m, predicted_iou: 0.9, stability_score: 1.0, point: (0.0, 0.0) };
-        let o = AutoMaskOptions { min_mask_region_area: 10, ..Default::default() };
+        let am = AutoMask {
+            bbox: m.bbox().unwrap(),
+            mask: m,
+            predicted_iou: 0.9,
+            stability_score: 1.0,
+            point: (0.0, 0.0),
+        };
+        let o = AutoMaskOptions {
+            min_mask_region_area: 10,
+            ..Default::default()
+        };
         let out = finish_masks(vec![am], &o);
         assert_eq!(out.len(), 1);
         assert!(out[0].mask.get(20, 20), "hole filled");
         assert!(!out[0].mask.get(50, 10), "island removed");
-        assert_eq!(out[0].bbox, BBox { x: 5, y: 5, width: 30, height: 30 });
+        assert_eq!(
+            out[0].bbox,
+            BBox {
+                x: 5,
+                y: 5,
+                width: 30,
+                height: 30
+            }
+        );
     }
 }

@@ -85,7 +85,11 @@ pub fn isnet_input(image: &RgbImage, device: &Device) -> Result<Tensor, EntityEr
             data[c * n + i] = (px[c] as f32 - 128.0) / 256.0;
         }
     }
-    Ok(Tensor::from_vec(data, (1, 3, h as usize, w as usize), device)?)
+    Ok(Tensor::from_vec(
+        data,
+        (1, 3, h as usize, w as usize),
+        device,
+    )?)
 }
 
 /// Salient-object segmentation with ISNet (`isnet-general-use`).

@@ -8,10 +8,7 @@ use std::path::Path;
 /// reported with the first tensor whose data lies past its end.
 pub(crate) fn check_safetensors(path: &Path) -> Result<(), String> {
     let mut f = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-    let len = f
-        .metadata()
-        .map_err(|e| format!("cannot stat: {e}"))?
-        .len();
+    let len = f.metadata().map_err(|e| format!("cannot stat: {e}"))?.len();
     let mut n = [0u8; 8];
     f.read_exact(&mut n).map_err(|_| {
         format!("{len} bytes: too short for a safetensors file (truncated or not safetensors)")
@@ -63,8 +60,11 @@ mod tests {
     #[test]
     fn truncated_file_names_the_first_cut_tensor() {
         let dir = tempfile::tempdir().unwrap();
-        let a = candle_core::Tensor::zeros((4, 4), candle_core::DType::F32, &candle_core::Device::Cpu).unwrap();
-        let b = candle_core::Tensor::ones((8,), candle_core::DType::F32, &candle_core::Device::Cpu).unwrap();
+        let a =
+            candle_core::Tensor::zeros((4, 4), candle_core::DType::F32, &candle_core::Device::Cpu)
+                .unwrap();
+        let b = candle_core::Tensor::ones((8,), candle_core::DType::F32, &candle_core::Device::Cpu)
+            .unwrap();
         let path = dir.path().join("w.safetensors");
         candle_core::safetensors::save(
             &[("a.weight".to_string(), a), ("b.weight".to_string(), b)]
@@ -80,7 +80,10 @@ mod tests {
         assert!(err.contains("truncated"), "{err}");
         // 16 f32 of a.weight (64 bytes) then 8 f32 of b.weight: the cut hits whichever is
         // stored last; the message names exactly that one.
-        assert!(err.contains("a.weight") || err.contains("b.weight"), "{err}");
+        assert!(
+            err.contains("a.weight") || err.contains("b.weight"),
+            "{err}"
+        );
         std::fs::write(&path, &bytes[..5]).unwrap();
         assert!(check_safetensors(&path).unwrap_err().contains("too short"));
     }

@@ -20,13 +20,20 @@ fn shared_isnet() -> Option<PathBuf> {
     let dir = match std::env::var("REELSMITH_SHARED") {
         Ok(s) => PathBuf::from(s).join("models/isnet"),
         Err(_) => {
-            assert!(!require, "REELSMITH_REQUIRE_SHARED=1 but REELSMITH_SHARED is unset");
+            assert!(
+                !require,
+                "REELSMITH_REQUIRE_SHARED=1 but REELSMITH_SHARED is unset"
+            );
             eprintln!("skipped: REELSMITH_SHARED is unset (the real ISNet weights live there)");
             return None;
         }
     };
     if !dir.join("isnet-general-use.safetensors").is_file() {
-        assert!(!require, "{} has no isnet-general-use.safetensors", dir.display());
+        assert!(
+            !require,
+            "{} has no isnet-general-use.safetensors",
+            dir.display()
+        );
         eprintln!("skipped: {} has no ISNet weights", dir.display());
         return None;
     }
@@ -68,8 +75,24 @@ fn isnet_upstream_checkpoint_folds_batchnorm_and_matches_pytorch() {
     eprintln!("tiny ISNet vs PyTorch eval: max |dp| cpu kernels {df:.2e}, candle ops {ds:.2e}");
     assert!(df < 1e-5 && ds < 1e-5, "{df} {ds}");
     // The outputs are not trivially equal to a constant: the test would catch a broken net.
-    let spread = want.max_keepdim(3).unwrap().max_keepdim(2).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()[0]
-        - want.min_keepdim(3).unwrap().min_keepdim(2).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()[0];
+    let spread = want
+        .max_keepdim(3)
+        .unwrap()
+        .max_keepdim(2)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap()[0]
+        - want
+            .min_keepdim(3)
+            .unwrap()
+            .min_keepdim(2)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()[0];
     assert!(spread > 0.05);
 }
 
@@ -102,20 +125,29 @@ fn isnet_bad_weights_name_the_tensor() {
     let err = load_isnet(&t, &cfg, &Device::Cpu).unwrap_err();
     assert!(matches!(err, EntityError::Weights { .. }));
     let err = err.to_string();
-    assert!(err.contains("truncated") && err.contains("tensor "), "{err}");
+    assert!(
+        err.contains("truncated") && err.contains("tensor "),
+        "{err}"
+    );
     // Not a checkpoint at all, and a missing file.
     let junk = dir.path().join("junk.pth");
     std::fs::write(&junk, b"not a pickle").unwrap();
     assert!(load_isnet(&junk, &cfg, &Device::Cpu).is_err());
-    assert!(load_isnet(&dir.path().join("none.safetensors"), &cfg, &Device::Cpu)
-        .unwrap_err()
-        .to_string()
-        .contains("no such file"));
+    assert!(
+        load_isnet(&dir.path().join("none.safetensors"), &cfg, &Device::Cpu)
+            .unwrap_err()
+            .to_string()
+            .contains("no such file")
+    );
     // The real architecture given the tiny file: every tensor is misshapen, one error.
     let err = load_isnet(&src, &IsnetConfig::default(), &Device::Cpu)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("conv_in.weight"), "{}", &err[..err.len().min(300)]);
+    assert!(
+        err.contains("conv_in.weight"),
+        "{}",
+        &err[..err.len().min(300)]
+    );
 }
 
 const FRAMES: [&str; 4] = [
@@ -128,10 +160,12 @@ const FRAMES: [&str; 4] = [
 #[test]
 fn isnet_real_weights_match_onnxruntime_on_four_frames() {
     let Some(dir) = shared_isnet() else { return };
-    let seg = IsnetSegmenter::load(&dir.join("isnet-general-use.safetensors"), &Device::Cpu)
-        .unwrap();
+    let seg =
+        IsnetSegmenter::load(&dir.join("isnet-general-use.safetensors"), &Device::Cpu).unwrap();
     for name in FRAMES {
-        let frame = image::open(dir.join(format!("frames/{name}.png"))).unwrap().to_rgb8();
+        let frame = image::open(dir.join(format!("frames/{name}.png")))
+            .unwrap()
+            .to_rgb8();
         let input = image::open(dir.join(format!("frames/{name}_1024.png")))
             .unwrap()
             .to_rgb8();
@@ -143,7 +177,10 @@ fn isnet_real_weights_match_onnxruntime_on_four_frames() {
             .zip(input.as_raw())
             .filter(|(a, b)| a != b)
             .count();
-        assert_eq!(differing, 0, "{name}: resize differs from the reference input");
+        assert_eq!(
+            differing, 0,
+            "{name}: resize differs from the reference input"
+        );
         let t0 = std::time::Instant::now();
         let p = seg.probability_of_input(&input).unwrap();
         let secs = t0.elapsed().as_secs_f64();
@@ -159,12 +196,19 @@ fn isnet_real_weights_match_onnxruntime_on_four_frames() {
             union += (a || b) as u64;
             fg += a as u64;
         }
-        let iou = if union == 0 { 1.0 } else { inter as f64 / union as f64 };
+        let iou = if union == 0 {
+            1.0
+        } else {
+            inter as f64 / union as f64
+        };
         eprintln!(
             "{name}: max |dp| {max_d:.2e}, IoU(p>0.5) {iou:.6}, frac p>0.5 {:.6}, {secs:.2} s",
             fg as f64 / (1024.0 * 1024.0)
         );
-        assert!(max_d <= 1e-3 + 0.5 / 255.0 + 1e-6, "{name}: max |dp| {max_d}");
+        assert!(
+            max_d <= 1e-3 + 0.5 / 255.0 + 1e-6,
+            "{name}: max |dp| {max_d}"
+        );
         assert!(iou >= 0.999, "{name}: IoU {iou}");
         // Instances: the two frames without a salient subject give none.
         let inst = seg.segment(&frame).unwrap();
@@ -180,7 +224,9 @@ fn isnet_real_weights_match_onnxruntime_on_four_frames() {
 mod entities_and_memory {
     use image::{Rgb, RgbImage};
     use reelsmith_entity::entity::FrameEntities;
-    use reelsmith_entity::instances::{instances_from_probability, InstanceOptions, ProbabilityMap};
+    use reelsmith_entity::instances::{
+        instances_from_probability, InstanceOptions, ProbabilityMap,
+    };
     use reelsmith_entity::mask::Mask;
 
     fn scene() -> (RgbImage, Vec<reelsmith_entity::instances::Instance>) {
@@ -207,46 +253,72 @@ mod entities_and_memory {
         assert_eq!(inst.len(), 2);
         let mut ents = FrameEntities::from_instances(&frame, inst, "isnet").unwrap();
         ents.source = Some("scene.png".into());
-        ents.set_embeddings("test", vec![vec![1.0, 0.0, 0.5], vec![0.0, 1.0, 0.25]], Some(vec![0.5; 3]))
-            .unwrap();
+        ents.set_embeddings(
+            "test",
+            vec![vec![1.0, 0.0, 0.5], vec![0.0, 1.0, 0.25]],
+            Some(vec![0.5; 3]),
+        )
+        .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("mem");
         ents.save(&out, Some(&frame)).unwrap();
-        for f in ["entities.json", "mask_00.png", "mask_01.png", "entity_00.png", "entity_01.png", "overlay.png", "embeddings.safetensors"] {
+        for f in [
+            "entities.json",
+            "mask_00.png",
+            "mask_01.png",
+            "entity_00.png",
+            "entity_01.png",
+            "overlay.png",
+            "embeddings.safetensors",
+        ] {
             assert!(out.join(f).is_file(), "{f}");
         }
         let back = FrameEntities::load(&out).unwrap();
         assert_eq!(back, ents);
         // entities.json carries the COCO RLE and the numbers a user reads.
         let j: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(out.join("entities.json")).unwrap()).unwrap();
+            serde_json::from_str(&std::fs::read_to_string(out.join("entities.json")).unwrap())
+                .unwrap();
         let e0 = &j["entities"][0];
         assert_eq!(e0["bbox"]["width"], 50);
         assert!(e0["mask_rle"]["counts"].is_string());
         assert_eq!(e0["mask_rle"]["size"], serde_json::json!([90, 160]));
         // Saving again replaces the folder whole; no temporary siblings are left behind.
         ents.entities.truncate(1);
-        ents.set_embeddings("test", vec![vec![1.0, 0.0, 0.5]], None).unwrap();
+        ents.set_embeddings("test", vec![vec![1.0, 0.0, 0.5]], None)
+            .unwrap();
         ents.save(&out, None).unwrap();
         assert!(!out.join("mask_01.png").exists() && !out.join("overlay.png").exists());
-        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 1, "{names:?}");
         // A symlink target and a damaged folder are clear errors.
         #[cfg(unix)]
         {
             let link = dir.path().join("link");
             std::os::unix::fs::symlink(&out, &link).unwrap();
-            assert!(ents.save(&link, None).unwrap_err().to_string().contains("symlink"));
+            assert!(ents
+                .save(&link, None)
+                .unwrap_err()
+                .to_string()
+                .contains("symlink"));
         }
         std::fs::write(out.join("entities.json"), "{}").unwrap();
-        assert!(FrameEntities::load(&out).unwrap_err().to_string().contains("entities.json"));
+        assert!(FrameEntities::load(&out)
+            .unwrap_err()
+            .to_string()
+            .contains("entities.json"));
         std::fs::remove_file(out.join("entities.json")).unwrap();
         assert!(FrameEntities::load(&out).is_err());
         // Embeddings for some entities only, or of mixed dimensions, are refused.
         let (frame, inst) = scene();
         let mut e = FrameEntities::from_instances(&frame, inst, "isnet").unwrap();
         assert!(e.set_embeddings("x", vec![vec![1.0]], None).is_err());
-        assert!(e.set_embeddings("x", vec![vec![1.0], vec![1.0, 2.0]], None).is_err());
+        assert!(e
+            .set_embeddings("x", vec![vec![1.0], vec![1.0, 2.0]], None)
+            .is_err());
     }
 
     #[test]
@@ -268,7 +340,9 @@ mod composition {
     use image::{Rgb, RgbImage};
     use reelsmith_entity::compose::{compose, ComposeOptions, Cutout, FreeLayout, Layout};
     use reelsmith_entity::entity::FrameEntities;
-    use reelsmith_entity::instances::{instances_from_probability, InstanceOptions, ProbabilityMap};
+    use reelsmith_entity::instances::{
+        instances_from_probability, InstanceOptions, ProbabilityMap,
+    };
 
     #[test]
     fn entities_of_one_frame_compose_onto_another_background() {
@@ -279,14 +353,23 @@ mod composition {
                 p[y * 120 + x] = 1.0;
             }
         }
-        let inst = instances_from_probability(&ProbabilityMap::new(120, 80, p).unwrap(), &InstanceOptions::default());
+        let inst = instances_from_probability(
+            &ProbabilityMap::new(120, 80, p).unwrap(),
+            &InstanceOptions::default(),
+        );
         let ents = FrameEntities::from_instances(&frame, inst, "isnet").unwrap();
         let dir = tempfile::tempdir().unwrap();
         ents.save(&dir.path().join("m"), None).unwrap();
         let cut = Cutout::open(&dir.path().join("m/entity_00.png")).unwrap();
         assert!(cut.has_alpha);
         let bg = RgbImage::from_pixel(320, 180, Rgb([0, 0, 200]));
-        let (img, rec) = compose(&bg, std::slice::from_ref(&cut), &Layout::Ffgo, &ComposeOptions::default()).unwrap();
+        let (img, rec) = compose(
+            &bg,
+            std::slice::from_ref(&cut),
+            &Layout::Ffgo,
+            &ComposeOptions::default(),
+        )
+        .unwrap();
         // The 30x40 green cut-out fills its 640x720 cell's height, centred in the left half.
         let r = rec.entities[0].rect;
         assert_eq!((r.width, r.height), (540, 720));
@@ -296,13 +379,30 @@ mod composition {
         assert!(json.contains("\"layout\":\"ffgo\""));
         // A free layout from a file.
         let lf = dir.path().join("layout.json");
-        std::fs::write(&lf, r#"{"entities": [{"center": [0.75, 0.5], "scale": 0.25}]}"#).unwrap();
+        std::fs::write(
+            &lf,
+            r#"{"entities": [{"center": [0.75, 0.5], "scale": 0.25}]}"#,
+        )
+        .unwrap();
         let lay = FreeLayout::open(&lf).unwrap();
-        let (img, _) = compose(&bg, &[cut], &Layout::Free(lay), &ComposeOptions { width: 640, height: 360, ..Default::default() }).unwrap();
+        let (img, _) = compose(
+            &bg,
+            &[cut],
+            &Layout::Free(lay),
+            &ComposeOptions {
+                width: 640,
+                height: 360,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(*img.get_pixel(480, 180), Rgb([10, 200, 10]));
         assert_eq!(*img.get_pixel(100, 180), Rgb([0, 0, 200]));
         std::fs::write(&lf, "[1, 2]").unwrap();
-        assert!(FreeLayout::open(&lf).unwrap_err().to_string().contains("layout.json"));
+        assert!(FreeLayout::open(&lf)
+            .unwrap_err()
+            .to_string()
+            .contains("layout.json"));
     }
 }
 
@@ -321,14 +421,26 @@ mod retention_from_memory {
             score: 0.9,
         }];
         let mut ents = FrameEntities::from_instances(&frame, inst, "sam").unwrap();
-        ents.set_embeddings("e", vec![vec![0.0, 1.0]], None).unwrap();
+        ents.set_embeddings("e", vec![vec![0.0, 1.0]], None)
+            .unwrap();
         let dir = tempfile::tempdir().unwrap();
         ents.save(&dir.path().join("mem"), None).unwrap();
         let mem = FrameEntities::load(&dir.path().join("mem")).unwrap();
         let mut r = Retention::new(&mem, RetentionOptions::default()).unwrap();
         for i in 0..4u64 {
-            let c = Candidate { embedding: vec![i as f32, 1.0], bbox: None, score: 1.0 };
-            r.observe(FrameRef { index: i * 10, time: i as f64 }, &[c]).unwrap();
+            let c = Candidate {
+                embedding: vec![i as f32, 1.0],
+                bbox: None,
+                score: 1.0,
+            };
+            r.observe(
+                FrameRef {
+                    index: i * 10,
+                    time: i as f64,
+                },
+                &[c],
+            )
+            .unwrap();
         }
         let rep = r.report();
         // cos = 1, 0.707, 0.447, 0.316: present in the first two frames.
@@ -350,14 +462,22 @@ mod retention_from_memory {
     }
 }
 
+#[cfg(feature = "sam")]
 mod segment_anything {
     use candle_core::{DType, Device, Tensor};
     use candle_nn::{VarBuilder, VarMap};
     use image::{Rgb, RgbImage};
-    use reelsmith_entity::sam::{load_sam, AutoMaskOptions, Prompt, SamModel, SamVariant, VitConfig, SAM_LOW_RES};
+    use reelsmith_entity::sam::{
+        load_sam, AutoMaskOptions, Prompt, SamModel, SamVariant, VitConfig, SAM_LOW_RES,
+    };
 
     fn tiny() -> SamVariant {
-        SamVariant::Custom(VitConfig { embed_dim: 32, depth: 1, num_heads: 2, global_attn_indexes: vec![] })
+        SamVariant::Custom(VitConfig {
+            embed_dim: 32,
+            depth: 1,
+            num_heads: 2,
+            global_attn_indexes: vec![],
+        })
     }
 
     /// Writes a random-weight SAM (small ViT encoder, SAM's real prompt encoder and decoder)
@@ -375,7 +495,9 @@ mod segment_anything {
             let count = v.elem_count();
             let vals: Vec<f32> = (0..count)
                 .map(|_| {
-                    s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    s = s
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
                     let u = (s >> 40) as f32 / (1u64 << 24) as f32;
                     if n.ends_with(".weight") && (n.contains("norm") || n.contains(".ln")) {
                         1.0 + (u - 0.5) * 0.1
@@ -384,7 +506,8 @@ mod segment_anything {
                     }
                 })
                 .collect();
-            v.set(&Tensor::from_vec(vals, v.shape(), &Device::Cpu).unwrap()).unwrap();
+            v.set(&Tensor::from_vec(vals, v.shape(), &Device::Cpu).unwrap())
+                .unwrap();
         }
         drop(data);
         vm.save(path).unwrap();
@@ -396,33 +519,60 @@ mod segment_anything {
         let ck = dir.path().join("sam_tiny.safetensors");
         write_random_checkpoint(&ck);
         let model = load_sam(&ck, &tiny(), &Device::Cpu).unwrap();
-        let img = RgbImage::from_fn(200, 120, |x, y| Rgb([(x * 255 / 200) as u8, (y * 2) as u8, 90]));
+        let img = RgbImage::from_fn(200, 120, |x, y| {
+            Rgb([(x * 255 / 200) as u8, (y * 2) as u8, 90])
+        });
         let enc = model.embed(&img).unwrap();
         assert_eq!(enc.size, (200, 120));
         assert_eq!(enc.resized, (1024, 614));
         // Three prompt shapes in one call: single points (batched), a box, points + box.
         let prompts = vec![
-            Prompt { points: vec![(50.0, 60.0, true)], bbox: None },
-            Prompt { points: vec![(150.0, 20.0, true)], bbox: None },
-            Prompt { points: vec![], bbox: Some([10.0, 10.0, 90.0, 100.0]) },
-            Prompt { points: vec![(40.0, 40.0, true), (180.0, 100.0, false)], bbox: Some([0.0, 0.0, 100.0, 100.0]) },
+            Prompt {
+                points: vec![(50.0, 60.0, true)],
+                bbox: None,
+            },
+            Prompt {
+                points: vec![(150.0, 20.0, true)],
+                bbox: None,
+            },
+            Prompt {
+                points: vec![],
+                bbox: Some([10.0, 10.0, 90.0, 100.0]),
+            },
+            Prompt {
+                points: vec![(40.0, 40.0, true), (180.0, 100.0, false)],
+                bbox: Some([0.0, 0.0, 100.0, 100.0]),
+            },
         ];
         let out = model.predict(&enc, &prompts, true).unwrap();
         assert_eq!(out.len(), 4);
         for o in &out {
             assert_eq!(o.logits.len(), 3);
             assert_eq!(o.iou.len(), 3);
-            assert!(o.logits.iter().all(|l| l.len() == SAM_LOW_RES * SAM_LOW_RES && l.iter().all(|v| v.is_finite())));
+            assert!(o
+                .logits
+                .iter()
+                .all(|l| l.len() == SAM_LOW_RES * SAM_LOW_RES && l.iter().all(|v| v.is_finite())));
         }
         // Different prompts give different logits (the prompt reaches the decoder).
         assert_ne!(out[0].logits[0], out[1].logits[0]);
         assert_ne!(out[2].logits[0], out[3].logits[0]);
         // Batched and one-by-one decoding agree.
         let single = model.predict(&enc, &prompts[1..2], true).unwrap();
-        let d = single[0].logits[0].iter().zip(&out[1].logits[0]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        let d = single[0].logits[0]
+            .iter()
+            .zip(&out[1].logits[0])
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
         assert!(d < 1e-3, "{d}");
         // The automatic generator runs end to end (random weights: any number of masks).
-        let opts = AutoMaskOptions { points_per_side: 2, points_per_batch: 3, pred_iou_thresh: -1e9, stability_score_thresh: 0.0, ..Default::default() };
+        let opts = AutoMaskOptions {
+            points_per_side: 2,
+            points_per_batch: 3,
+            pred_iou_thresh: -1e9,
+            stability_score_thresh: 0.0,
+            ..Default::default()
+        };
         let masks = model.generate(&img, &opts).unwrap();
         for m in &masks {
             assert_eq!((m.mask.width(), m.mask.height()), (200, 120));
@@ -430,12 +580,27 @@ mod segment_anything {
         }
         // Bad prompts and bad weights are errors.
         assert!(model.predict(&enc, &[Prompt::default()], true).is_err());
-        assert!(model.predict(&enc, &[Prompt { points: vec![(f32::NAN, 0.0, true)], bbox: None }], true).is_err());
-        let err = load_sam(&ck, &SamVariant::VitB, &Device::Cpu).unwrap_err().to_string();
-        assert!(err.contains("sam_tiny.safetensors"), "{err}");
-        assert!(load_sam(&dir.path().join("none.safetensors"), &SamVariant::Mobile, &Device::Cpu)
+        assert!(model
+            .predict(
+                &enc,
+                &[Prompt {
+                    points: vec![(f32::NAN, 0.0, true)],
+                    bbox: None
+                }],
+                true
+            )
+            .is_err());
+        let err = load_sam(&ck, &SamVariant::VitB, &Device::Cpu)
             .unwrap_err()
-            .to_string()
-            .contains("lmz/candle-sam"));
+            .to_string();
+        assert!(err.contains("sam_tiny.safetensors"), "{err}");
+        assert!(load_sam(
+            &dir.path().join("none.safetensors"),
+            &SamVariant::Mobile,
+            &Device::Cpu
+        )
+        .unwrap_err()
+        .to_string()
+        .contains("lmz/candle-sam"));
     }
 }

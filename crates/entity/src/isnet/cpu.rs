@@ -54,6 +54,13 @@ struct SyncPtr(*mut f32);
 unsafe impl Send for SyncPtr {}
 unsafe impl Sync for SyncPtr {}
 
+impl SyncPtr {
+    /// The pointer (a method, so closures capture the whole `Sync` wrapper).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
 /// Output positions per panel of the packed convolution (three 16-lane vectors).
 pub(crate) const NR: usize = 48;
 /// Output channels per block of the packed convolution.
@@ -299,7 +306,12 @@ pub(crate) fn conv3x3(
     let (h, w) = (inputs[0].h, inputs[0].w);
     let cin: usize = inputs.iter().map(|f| f.c).sum();
     let k = cin * 9;
-    assert_eq!(weight.k, k, "conv weights for {} inputs, got {cin}", weight.k / 9);
+    assert_eq!(
+        weight.k,
+        k,
+        "conv weights for {} inputs, got {cin}",
+        weight.k / 9
+    );
     assert_eq!(weight.cout, spec.cout);
     assert_eq!(bias.len(), spec.cout);
     let (oh, ow) = (spec.out_len(h), spec.out_len(w));
@@ -312,7 +324,6 @@ pub(crate) fn conv3x3(
     let dst = SyncPtr(out.as_mut_ptr());
     // The epilogue: bias, ReLU, residual, written to positions p0..p0+nt of every channel.
     let finish = |c: &[[f32; NR]; MR], cb: usize, p0: usize, nt: usize| {
-        let dst = dst;
         for (r, cr) in c.iter().enumerate() {
             let co = cb * MR + r;
             if co >= spec.cout {
@@ -320,7 +331,7 @@ pub(crate) fn conv3x3(
             }
             // SAFETY: `out` holds cout * n floats; only the task owning positions
             // p0..p0+nt writes them.
-            let row = unsafe { std::slice::from_raw_parts_mut(dst.0.add(co * n + p0), nt) };
+            let row = unsafe { std::slice::from_raw_parts_mut(dst.get().add(co * n + p0), nt) };
             let b = bias[co];
             let acc = &cr[..nt];
             match residual {
@@ -518,7 +529,9 @@ mod tests {
         let mut s = seed;
         (0..n)
             .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
             })
             .collect()
@@ -535,12 +548,11 @@ mod tests {
                     for ci in 0..x.c {
                         for ky in 0..3 {
                             for kx in 0..3 {
-                                let iy = (oy * spec.stride + ky * spec.dil) as isize
-                                    - spec.pad as isize;
-                                let ix = (ox * spec.stride + kx * spec.dil) as isize
-                                    - spec.pad as isize;
-                                if iy >= 0 && ix >= 0 && iy < x.h as isize && ix < x.w as isize
-                                {
+                                let iy =
+                                    (oy * spec.stride + ky * spec.dil) as isize - spec.pad as isize;
+                                let ix =
+                                    (ox * spec.stride + kx * spec.dil) as isize - spec.pad as isize;
+                                if iy >= 0 && ix >= 0 && iy < x.h as isize && ix < x.w as isize {
                                     acc += wt[((co * x.c + ci) * 3 + ky) * 3 + kx] as f64
                                         * x.data[(ci * x.h + iy as usize) * x.w + ix as usize]
                                             as f64;
@@ -558,7 +570,10 @@ mod tests {
 
     fn max_diff(a: &[f32], b: &[f32]) -> f32 {
         assert_eq!(a.len(), b.len());
-        a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
     }
 
     #[test]
@@ -576,14 +591,29 @@ mod tests {
             (2, 9, 97, 3, 1, 8, true),
             (3, 2, 1, 1, 1, 1, true),
         ] {
-            let spec = ConvSpec { cout, stride, pad: dil, dil, relu };
+            let spec = ConvSpec {
+                cout,
+                stride,
+                pad: dil,
+                dil,
+                relu,
+            };
             let x = Feat::new(c, h, w, lcg(c * h * w, 1));
             let wt = lcg(cout * c * 9, 2);
             let b = lcg(cout, 3);
             let want = naive(&x, &wt, &b, spec);
-            let got = conv3x3(&[&x], &PackedWeights::pack(&wt, cout, c * 9), &b, spec, None);
+            let got = conv3x3(
+                &[&x],
+                &PackedWeights::pack(&wt, cout, c * 9),
+                &b,
+                spec,
+                None,
+            );
             assert_eq!((got.c, got.h, got.w), (want.c, want.h, want.w));
-            assert!(max_diff(&got.data, &want.data) < 1e-4, "{c} {h} {w} {stride} {dil}");
+            assert!(
+                max_diff(&got.data, &want.data) < 1e-4,
+                "{c} {h} {w} {stride} {dil}"
+            );
         }
     }
 
@@ -595,13 +625,28 @@ mod tests {
         let mut cat = a.data.clone();
         cat.extend_from_slice(&b.data);
         let cat = Feat::new(5, h, w, cat);
-        let spec = ConvSpec { cout: 4, stride: 1, pad: 1, dil: 1, relu: true };
+        let spec = ConvSpec {
+            cout: 4,
+            stride: 1,
+            pad: 1,
+            dil: 1,
+            relu: true,
+        };
         let wt = lcg(4 * 5 * 9, 6);
         let bias = lcg(4, 7);
         let res = Feat::new(4, h, w, lcg(4 * h * w, 8));
         let mut want = naive(&cat, &wt, &bias, spec);
-        want.data.iter_mut().zip(&res.data).for_each(|(v, r)| *v += r);
-        let got = conv3x3(&[&a, &b], &PackedWeights::pack(&wt, 4, 45), &bias, spec, Some(&res));
+        want.data
+            .iter_mut()
+            .zip(&res.data)
+            .for_each(|(v, r)| *v += r);
+        let got = conv3x3(
+            &[&a, &b],
+            &PackedWeights::pack(&wt, 4, 45),
+            &bias,
+            spec,
+            Some(&res),
+        );
         assert!(max_diff(&got.data, &want.data) < 1e-5);
     }
 
@@ -670,7 +715,10 @@ mod speed_probe {
                 tile(k, &a, &b, &mut c);
             }
             let s = (cpu_ns() - t) / 1e9;
-            eprintln!("k {k}: {:.1} GFLOP/s", (2 * MR * NR * k * reps) as f64 / s / 1e9);
+            eprintln!(
+                "k {k}: {:.1} GFLOP/s",
+                (2 * MR * NR * k * reps) as f64 / s / 1e9
+            );
         }
     }
 }

@@ -4,7 +4,7 @@
 //! [`VarBuilder`] and [`Module::forward`], which maps an RGB batch `[N, 3, H, W]` (normalised
 //! as `(v − 128) / 256`) to the saliency probability `[N, 1, H, W]` (the sigmoid of the first
 //! side output, upsampled to the input size). On a CPU device with `f32` tensors the forward
-//! pass runs on this crate's own tiled im2col + `gemm` convolution ([`cpu`]); on other devices
+//! pass runs on this crate's own tiled im2col + `gemm` convolution (the private `cpu` module); on other devices
 //! (or with [`Isnet::forward_candle`]) it runs on candle's own ops. Both are tested against
 //! each other and against PyTorch.
 //!
@@ -148,9 +148,17 @@ impl Conv {
         Self::build(weight, bias, cin, spec)
     }
 
-    fn build(weight: Tensor, bias: Tensor, cin: usize, spec: ConvSpec) -> candle_core::Result<Self> {
+    fn build(
+        weight: Tensor,
+        bias: Tensor,
+        cin: usize,
+        spec: ConvSpec,
+    ) -> candle_core::Result<Self> {
         let params = if weight.device().is_cpu() {
-            let w = weight.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+            let w = weight
+                .flatten_all()?
+                .to_dtype(DType::F32)?
+                .to_vec1::<f32>()?;
             let weight = cpu::PackedWeights::pack(&w, spec.cout, cin * 9);
             let bias = bias.to_dtype(DType::F32)?.to_vec1::<f32>()?;
             Params::Packed { weight, bias }
@@ -161,7 +169,13 @@ impl Conv {
     }
 
     /// A `REBNCONV(cin, cout, dirate)` at `name`: `conv_s1` (+ `bn_s1`, folded) + ReLU.
-    fn rebn(ld: &Loader, name: &str, cin: usize, cout: usize, dil: usize) -> candle_core::Result<Self> {
+    fn rebn(
+        ld: &Loader,
+        name: &str,
+        cin: usize,
+        cout: usize,
+        dil: usize,
+    ) -> candle_core::Result<Self> {
         let l = ld.pp(name);
         let c = l.pp("conv_s1");
         let mut weight = c.get(&[cout, cin, 3, 3], "weight")?;
@@ -271,7 +285,13 @@ impl Rsu {
         let mut dec = Vec::with_capacity(n - 1);
         for i in (1..n).rev() {
             let co = if i == 1 { out } else { mid };
-            dec.push(Conv::rebn(&l, &format!("rebnconv{i}d"), 2 * mid, co, dil(i))?);
+            dec.push(Conv::rebn(
+                &l,
+                &format!("rebnconv{i}d"),
+                2 * mid,
+                co,
+                dil(i),
+            )?);
         }
         ld.absorb(l);
         Ok(Self {
@@ -432,7 +452,11 @@ impl Isnet {
         let mut skips = Vec::with_capacity(self.enc.len());
         let mut cur = hxin;
         for (i, stage) in self.enc.iter().enumerate() {
-            let inp = if i == 0 { cur.clone() } else { maxpool_ceil_candle(&cur)? };
+            let inp = if i == 0 {
+                cur.clone()
+            } else {
+                maxpool_ceil_candle(&cur)?
+            };
             cur = stage.candle(&inp)?;
             skips.push(cur.clone());
         }
@@ -475,7 +499,9 @@ impl Isnet {
         }
         let d1 = self.side1.cpu(&[&d], None)?;
         let mut p = cpu::resize_bilinear(&d1, h, w);
-        p.data.iter_mut().for_each(|v| *v = 1.0 / (1.0 + (-*v).exp()));
+        p.data
+            .iter_mut()
+            .for_each(|v| *v = 1.0 / (1.0 + (-*v).exp()));
         Ok(p)
     }
 }
