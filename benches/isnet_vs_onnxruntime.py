@@ -4,24 +4,29 @@ network, in one run, on the same machine and input.
 
     cargo build --release -p reelsmith-entity --example isnet_speed
     python3 benches/isnet_vs_onnxruntime.py [--runs 3] [--threads 2] [--frame chaplin_f0120]
+        [--bin target/release/examples/isnet_speed]
 
 Needs $REELSMITH_SHARED/models/isnet (real weights, frames), torch (CPU), onnx and
 onnxruntime (pip). The ONNX is rebuilt from the shared safetensors (weights upcast to f32,
 all math f32 - the README's "rebuilt_f32" graph) with the PyTorch ISNet of
 crates/entity/tests/fixtures/isnet_torch.py. Each side runs in its own process; reported
-per frame: median wall seconds and process CPU seconds (user + sys, from the OS, so a
-loaded machine inflates wall time but not CPU time), peak RSS, and the ratios
+per frame: median wall seconds and CPU seconds per forward (onnxruntime: process_time() of
+its session.run; reelsmith: user + sys of a process running 1 + runs forwards minus one
+running 1, so loading and warm-up cancel; a loaded machine inflates wall time, much less CPU
+time), peak RSS of each process (GNU time; onnxruntime's includes Python and numpy), and the
+ratios
 (onnxruntime / reelsmith: > 1 means reelsmith is faster). The Rust side is timed with the
 example binary under the same thread count (RAYON_NUM_THREADS).
 """
-import argparse, json, os, resource, statistics, subprocess, sys, tempfile, time
+import argparse, json, os, statistics, subprocess, sys, tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "crates/entity/tests/fixtures"))
 EXAMPLE = os.path.join(ROOT, "target", "release", "examples", "isnet_speed")
 
+# onnxruntime in its own process: process_time() covers all its threads.
 ORT_CHILD = r"""
-import sys, time, json, resource, numpy as np, onnxruntime as ort
+import sys, time, json, numpy as np, onnxruntime as ort
 from PIL import Image
 path, img, runs, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 o = ort.SessionOptions(); o.intra_op_num_threads = threads; o.inter_op_num_threads = 1
@@ -35,8 +40,7 @@ for _ in range(runs):
     c0 = time.process_time(); t0 = time.perf_counter()
     y = s.run(None, {name: x})[0]
     walls.append(time.perf_counter() - t0); cpus.append(time.process_time() - c0)
-print(json.dumps({"wall": walls, "cpu": cpus, "mean_p": float(y.mean()),
-                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+print(json.dumps({"wall": walls, "cpu": cpus, "mean_p": float(y.mean())}))
 """
 
 
@@ -50,19 +54,22 @@ def build_onnx(weights, out):
                       opset_version=17, dynamo=False)
 
 
-def rust_side(weights, img, runs, threads):
+def child_cpu(cmd, env):
+    """Runs cmd under GNU time: (stdout, CPU seconds user + sys, peak RSS in MB)."""
+    p = subprocess.run(["/usr/bin/time", "-f", "TIME %U %S %M"] + cmd, env=env, check=True,
+                       capture_output=True, text=True)
+    u, s_, m = p.stderr.strip().splitlines()[-1].split()[1:]
+    return p.stdout, float(u) + float(s_), int(m) / 1024
+
+
+def rust_side(binary, weights, img, runs, threads):
+    """Per-forward CPU = (CPU of a process running 1 + runs forwards - CPU of one running
+    1 forward) / runs: loading and the first (warm-up) forward cancel out."""
     env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
-    walls, cpus, rss = [], [], 0
-    for _ in range(runs + 1):  # the first run (weights load + warm-up) is dropped
-        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        out = subprocess.run([EXAMPLE, weights, img, "2"], env=env, check=True,
-                             capture_output=True, text=True).stdout
-        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        lines = [l for l in out.splitlines() if l.startswith("forward")]
-        walls.append(float(lines[1].split()[1]))
-        cpus.append((r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime))
-        rss = max(rss, r1.ru_maxrss / 1024)
-    return walls[1:], cpus[1:], rss
+    _, base, _ = child_cpu([binary, weights, img, "1"], env)
+    out, total, rss = child_cpu([binary, weights, img, str(runs + 1)], env)
+    walls = [float(l.split()[1]) for l in out.splitlines() if l.startswith("forward")][1:]
+    return walls, [(total - base) / runs], rss
 
 
 def main():
@@ -70,23 +77,22 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--frame", default="chaplin_f0120")
+    ap.add_argument("--bin", default=EXAMPLE, help="the isnet_speed example binary")
     a = ap.parse_args()
     shared = os.environ.get("REELSMITH_SHARED", os.path.join(ROOT, "..", "shared"))
     d = os.path.join(shared, "models", "isnet")
     weights = os.path.join(d, "isnet-general-use.safetensors")
     img = os.path.join(d, "frames", a.frame + "_1024.png")
-    if not os.path.exists(EXAMPLE):
+    if not os.path.exists(a.bin):
         sys.exit(f"build first: cargo build --release -p reelsmith-entity --example isnet_speed")
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = os.path.join(tmp, "isnet_f32.onnx")
         build_onnx(weights, onnx_path)
-        ort = subprocess.run([sys.executable, "-c", ORT_CHILD, onnx_path, img, str(a.runs),
-                              str(a.threads)], check=True, capture_output=True, text=True)
-        ort = json.loads(ort.stdout.strip().splitlines()[-1])
-    rw, rc, rrss = rust_side(weights, img, a.runs, a.threads)
-    # The Rust process CPU time includes loading the weights and one warm-up forward; its
-    # per-forward CPU is estimated as (process CPU) / 2 forwards, an over-estimate.
-    rust_cpu_per = [c / 2 for c in rc]
+        out, _, ort_rss = child_cpu([sys.executable, "-c", ORT_CHILD, onnx_path, img,
+                                     str(a.runs), str(a.threads)], dict(os.environ))
+        ort = json.loads(out.strip().splitlines()[-1])
+        ort["rss_mb"] = ort_rss
+    rw, rust_cpu_per, rrss = rust_side(a.bin, weights, img, a.runs, a.threads)
     res = {
         "frame": a.frame, "threads": a.threads, "runs": a.runs,
         "loadavg": os.getloadavg(),

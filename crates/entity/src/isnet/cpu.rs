@@ -1,9 +1,17 @@
 //! CPU kernels of ISNet on plain `f32` slices (NCHW, one image at a time).
 //!
 //! candle's CPU `conv2d` builds the im2col matrix of the whole feature map (1.2 GB for one
-//! 128-channel 512² layer of ISNet) and has no fused bias/ReLU; here the im2col is built a tile
-//! of output positions at a time (a few MB, cache-resident), multiplied with `gemm` (the crate
-//! candle itself multiplies with) and finished by a fused bias + ReLU (+ residual) epilogue.
+//! 128-channel 512² layer of ISNet) and has no fused epilogue. Here every convolution is cut
+//! into panels of [`NR`] output positions (or Winograd tiles) computed in parallel, each
+//! multiplied by one register-tiled kernel ([`MR`] output channels × [`NR`] positions, 24
+//! accumulators, AVX-512 when the CPU has it) and finished by a fused bias + ReLU (+ residual)
+//! epilogue:
+//! - stride 1, dilation 1 (most of the network): Winograd F(2×2, 3×3), 16 products of
+//!   `cin`-deep matrices per panel instead of one `9·cin`-deep one (2.25× fewer multiplies);
+//! - stride 1, dilated, wide rows: input rows read in place (no im2col copy), masked loads at
+//!   the borders;
+//! - otherwise: the panel's im2col (`9·cin × NR`) is built and multiplied.
+//!
 //! Concatenated inputs are read in place, never copied. Max pooling uses `ceil_mode` and the
 //! bilinear resize uses half-pixel centres without antialiasing, as PyTorch's
 //! `F.interpolate(mode="bilinear", align_corners=False)` and ONNX `Resize` (`half_pixel`).
@@ -393,6 +401,298 @@ pub(crate) fn conv3x3(
     Feat::new(spec.cout, oh, ow, out)
 }
 
+/// Weights in the Winograd F(2×2, 3×3) domain: `U = G·g·Gᵀ` (4×4) for every output and
+/// input channel, packed per transform position ξ (16) in blocks of [`MR`] output channels,
+/// each `[cin][MR]`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct WinoWeights {
+    pub cout: usize,
+    pub cin: usize,
+    data: Vec<f32>,
+}
+
+/// `G·v` for a 3-vector: the F(2, 3) weight transform along one axis.
+fn g3(v: [f32; 3]) -> [f32; 4] {
+    [
+        v[0],
+        0.5 * (v[0] + v[1] + v[2]),
+        0.5 * (v[0] - v[1] + v[2]),
+        v[2],
+    ]
+}
+
+/// Inverse of [`g3`] (exact: rows 0 and 3 of G are unit vectors).
+fn g3_inv(u: [f32; 4]) -> [f32; 3] {
+    [u[0], 2.0 * u[1] - u[0] - u[3], u[3]]
+}
+
+impl WinoWeights {
+    /// From row-major `[cout, cin, 3, 3]` weights.
+    #[allow(clippy::needless_range_loop)] // indices name matrix positions
+    pub fn from_3x3(w: &[f32], cout: usize, cin: usize) -> Self {
+        let blocks = cout.div_ceil(MR);
+        let mut data = vec![0f32; 16 * blocks * cin * MR];
+        for co in 0..cout {
+            let (cb, r) = (co / MR, co % MR);
+            for ci in 0..cin {
+                let g = &w[(co * cin + ci) * 9..][..9];
+                // Rows: t = G·g (4×3); then columns: U = t·Gᵀ (4×4).
+                let cols: Vec<[f32; 4]> = (0..3).map(|x| g3([g[x], g[3 + x], g[6 + x]])).collect();
+                for i in 0..4 {
+                    let u = g3([cols[0][i], cols[1][i], cols[2][i]]);
+                    for (j, &v) in u.iter().enumerate() {
+                        let xi = i * 4 + j;
+                        data[((xi * blocks + cb) * cin + ci) * MR + r] = v;
+                    }
+                }
+            }
+        }
+        Self { cout, cin, data }
+    }
+
+    /// Back to row-major `[cout, cin, 3, 3]`.
+    pub fn to_3x3(&self) -> Vec<f32> {
+        let blocks = self.cout.div_ceil(MR);
+        let mut w = vec![0f32; self.cout * self.cin * 9];
+        for co in 0..self.cout {
+            let (cb, r) = (co / MR, co % MR);
+            for ci in 0..self.cin {
+                let u = |xi: usize| self.data[((xi * blocks + cb) * self.cin + ci) * MR + r];
+                // Undo the column transform per row i, then the row transform per column.
+                let t: Vec<[f32; 3]> = (0..4)
+                    .map(|i| g3_inv([u(i * 4), u(i * 4 + 1), u(i * 4 + 2), u(i * 4 + 3)]))
+                    .collect();
+                for x in 0..3 {
+                    let g = g3_inv([t[0][x], t[1][x], t[2][x], t[3][x]]);
+                    for (y, &v) in g.iter().enumerate() {
+                        w[(co * self.cin + ci) * 9 + y * 3 + x] = v;
+                    }
+                }
+            }
+        }
+        w
+    }
+
+    fn block(&self, xi: usize, cb: usize) -> &[f32] {
+        let blocks = self.cout.div_ceil(MR);
+        let n = self.cin * MR;
+        &self.data[(xi * blocks + cb) * n..][..n]
+    }
+}
+
+/// Writes `a[k]`, `b[k]` to `out[2k]`, `out[2k + 1]` (as far as `out` reaches) with bias,
+/// optional ReLU and optional residual; the branches are hoisted so each loop vectorises.
+#[inline(always)]
+fn store_pairs(out: &mut [f32], a: &[f32], b: &[f32], bias: f32, relu: bool, res: Option<&[f32]>) {
+    let full = out.len() / 2;
+    let f = |v: f32| if relu { (v + bias).max(0.0) } else { v + bias };
+    match res {
+        None => {
+            for k in 0..full {
+                out[2 * k] = f(a[k]);
+                out[2 * k + 1] = f(b[k]);
+            }
+        }
+        Some(r) => {
+            for k in 0..full {
+                out[2 * k] = f(a[k]) + r[2 * k];
+                out[2 * k + 1] = f(b[k]) + r[2 * k + 1];
+            }
+        }
+    }
+    if out.len() % 2 == 1 {
+        let k = full;
+        out[2 * k] = f(a[k]) + res.map_or(0.0, |r| r[2 * k]);
+    }
+}
+
+/// A 3×3 convolution with stride 1, padding 1, dilation 1 by Winograd F(2×2, 3×3): 2.25×
+/// fewer multiplications than the direct form. Same contract as [`conv3x3`].
+///
+/// Tiles of 2×2 outputs are taken [`NR`] at a time; per panel the inputs' 4×4 patches are
+/// transformed once into 16 `cin × NR` matrices, multiplied by the 16 weight matrices with
+/// the register-tiled kernel, and transformed back with the fused epilogue.
+#[allow(clippy::needless_range_loop)] // lane loops over parallel arrays vectorise as written
+pub(crate) fn conv3x3_winograd(
+    inputs: &[&Feat],
+    weight: &WinoWeights,
+    bias: &[f32],
+    relu: bool,
+    residual: Option<&Feat>,
+) -> Feat {
+    let (h, w) = (inputs[0].h, inputs[0].w);
+    let cin: usize = inputs.iter().map(|f| f.c).sum();
+    assert_eq!(
+        weight.cin, cin,
+        "conv weights for {} inputs, got {cin}",
+        weight.cin
+    );
+    assert_eq!(bias.len(), weight.cout);
+    let cout = weight.cout;
+    if let Some(r) = residual {
+        assert_eq!((r.c, r.h, r.w), (cout, h, w));
+    }
+    let n = h * w;
+    let mut out = vec![0f32; cout * n];
+    let dst = SyncPtr(out.as_mut_ptr());
+    let (tx_n, ty_n) = (w.div_ceil(2), h.div_ceil(2));
+    let tiles = tx_n * ty_n;
+    let blocks = cout.div_ceil(MR);
+    // Panels of NR consecutive tiles (row-major); a panel is cut into segments of tiles of
+    // one tile row, whose 4×4 patches overlap by two columns: every patch row of a segment
+    // is one contiguous input row span, split into even and odd columns, so the 16 patch
+    // values of all the segment's tiles are plain (vectorisable) slices.
+    (0..tiles.div_ceil(NR)).into_par_iter().for_each_init(
+        || {
+            (
+                vec![0f32; 16 * cin * NR],
+                vec![[[0f32; NR]; MR]; 16],
+                vec![0f32; 2 * NR + 2],
+            )
+        },
+        |(vbuf, mbuf, edge), panel| {
+            let t0 = panel * NR;
+            let nt = (tiles - t0).min(NR);
+            // (first lane, length, tile row, first tile column)
+            let mut segs: Vec<(usize, usize, usize, usize)> = Vec::with_capacity(4);
+            let mut j = 0;
+            while j < nt {
+                let t = t0 + j;
+                let (ty, tx) = (t / tx_n, t % tx_n);
+                let len = (tx_n - tx).min(nt - j);
+                segs.push((j, len, ty, tx));
+                j += len;
+            }
+            let mut ev = [0f32; NR + 1];
+            let mut od = [0f32; NR + 1];
+            // Column-transformed patch rows: cr[r][j][k] for patch row r, column index j.
+            let mut cr = [[[0f32; NR]; 4]; 4];
+            let mut ci = 0;
+            for f in inputs {
+                for c in 0..f.c {
+                    let src = &f.data[c * n..(c + 1) * n];
+                    for &(js, len, ty, tx) in &segs {
+                        let x0 = 2 * tx as isize - 1;
+                        let span = 2 * len + 2;
+                        for (r, crr) in cr.iter_mut().enumerate() {
+                            let y = 2 * ty as isize - 1 + r as isize;
+                            if y < 0 || y >= h as isize {
+                                for v in crr.iter_mut() {
+                                    v[..len].fill(0.0);
+                                }
+                                continue;
+                            }
+                            let row = &src[y as usize * w..(y as usize + 1) * w];
+                            let s: &[f32] = if x0 >= 0 && x0 as usize + span <= w {
+                                &row[x0 as usize..x0 as usize + span]
+                            } else {
+                                for (k, e) in edge[..span].iter_mut().enumerate() {
+                                    let x = x0 + k as isize;
+                                    *e = if x >= 0 && x < w as isize {
+                                        row[x as usize]
+                                    } else {
+                                        0.0
+                                    };
+                                }
+                                &edge[..span]
+                            };
+                            for k in 0..=len {
+                                ev[k] = s[2 * k];
+                                od[k] = s[2 * k + 1];
+                            }
+                            // Patch columns q0..q3 = ev[k], od[k], ev[k+1], od[k+1]; d·B:
+                            let [c0, c1, c2, c3] = crr;
+                            for k in 0..len {
+                                let (q0, q1, q2, q3) = (ev[k], od[k], ev[k + 1], od[k + 1]);
+                                c0[k] = q0 - q2;
+                                c1[k] = q1 + q2;
+                                c2[k] = q2 - q1;
+                                c3[k] = q1 - q3;
+                            }
+                        }
+                        // Bᵀ·(d·B) across the patch rows, into the 16 product inputs.
+                        for j in 0..4 {
+                            let at = |xi: usize| (xi * cin + ci) * NR + js;
+                            let (r0, r1, r2, r3) = (&cr[0][j], &cr[1][j], &cr[2][j], &cr[3][j]);
+                            let v = &mut vbuf[at(j)..at(j) + len];
+                            for k in 0..len {
+                                v[k] = r0[k] - r2[k];
+                            }
+                            let v = &mut vbuf[at(4 + j)..at(4 + j) + len];
+                            for k in 0..len {
+                                v[k] = r1[k] + r2[k];
+                            }
+                            let v = &mut vbuf[at(8 + j)..at(8 + j) + len];
+                            for k in 0..len {
+                                v[k] = r2[k] - r1[k];
+                            }
+                            let v = &mut vbuf[at(12 + j)..at(12 + j) + len];
+                            for k in 0..len {
+                                v[k] = r1[k] - r3[k];
+                            }
+                        }
+                    }
+                    ci += 1;
+                }
+            }
+            for cb in 0..blocks {
+                for (xi, m) in mbuf.iter_mut().enumerate() {
+                    tile(
+                        cin,
+                        weight.block(xi, cb),
+                        &vbuf[xi * cin * NR..(xi + 1) * cin * NR],
+                        m,
+                    );
+                }
+                for r in 0..MR {
+                    let co = cb * MR + r;
+                    if co >= cout {
+                        break;
+                    }
+                    // Output transform lane-wise: s = Aᵀ·m (2×4), then y = s·A (2×2).
+                    let m = |xi: usize| &mbuf[xi][r];
+                    let mut y = [[0f32; NR]; 4];
+                    for j in 0..NR {
+                        let mut s = [0f32; 8];
+                        for q in 0..4 {
+                            let (m0, m1, m2, m3) =
+                                (m(q)[j], m(4 + q)[j], m(8 + q)[j], m(12 + q)[j]);
+                            s[q] = m0 + m1 + m2;
+                            s[4 + q] = m1 - m2 - m3;
+                        }
+                        y[0][j] = s[0] + s[1] + s[2];
+                        y[1][j] = s[1] - s[2] - s[3];
+                        y[2][j] = s[4] + s[5] + s[6];
+                        y[3][j] = s[5] - s[6] - s[7];
+                    }
+                    let b = bias[co];
+                    for &(js, len, ty, tx) in &segs {
+                        for dy in 0..2 {
+                            let oy = 2 * ty + dy;
+                            if oy >= h {
+                                continue;
+                            }
+                            let x0 = 2 * tx;
+                            let width = (2 * len).min(w - x0);
+                            let off = co * n + oy * w + x0;
+                            // SAFETY: `out` holds cout * n floats; this span is the outputs
+                            // of tiles t0+js .. t0+js+len in one output row, written only
+                            // by this panel's task.
+                            let orow = unsafe {
+                                std::slice::from_raw_parts_mut(dst.get().add(off), width)
+                            };
+                            let (ya, yb) = (&y[dy * 2][js..js + len], &y[dy * 2 + 1][js..js + len]);
+                            let res = residual.map(|rf| &rf.data[off..off + width]);
+                            store_pairs(orow, ya, yb, b, relu, res);
+                        }
+                    }
+                }
+            }
+        },
+    );
+    Feat::new(cout, h, w, out)
+}
+
 /// Fills `col` (`k` rows of `stride` floats) with the 3×3 patches of output positions
 /// p0..p1; columns past `p1 - p0` are zeroed.
 fn im2col(
@@ -666,6 +966,63 @@ mod tests {
         }
         // Rows past cout in the last block are zero weights, so zero output.
         assert!(got[3..].iter().all(|r| r.iter().all(|&v| v == 0.0)));
+    }
+
+    #[test]
+    fn winograd_matches_direct_convolution() {
+        for &(c, h, w, cout, relu) in &[
+            (3usize, 9usize, 7usize, 5usize, true),
+            (4, 1, 1, 3, false),
+            (2, 2, 3, 9, true),
+            (17, 33, 31, 10, false),
+            (70, 13, 17, 16, true),
+        ] {
+            let spec = ConvSpec {
+                cout,
+                stride: 1,
+                pad: 1,
+                dil: 1,
+                relu,
+            };
+            let x = Feat::new(c, h, w, lcg(c * h * w, 11));
+            let wt = lcg(cout * c * 9, 12);
+            let b = lcg(cout, 13);
+            let want = naive(&x, &wt, &b, spec);
+            let ww = WinoWeights::from_3x3(&wt, cout, c);
+            assert!(max_diff(&ww.to_3x3(), &wt) < 1e-6);
+            let got = conv3x3_winograd(&[&x], &ww, &b, relu, None);
+            assert!(max_diff(&got.data, &want.data) < 1e-4, "{c} {h} {w}");
+        }
+        // Concatenated inputs and the residual.
+        let (h, w) = (6, 5);
+        let a = Feat::new(2, h, w, lcg(2 * h * w, 4));
+        let b = Feat::new(3, h, w, lcg(3 * h * w, 5));
+        let mut cat = a.data.clone();
+        cat.extend_from_slice(&b.data);
+        let cat = Feat::new(5, h, w, cat);
+        let spec = ConvSpec {
+            cout: 4,
+            stride: 1,
+            pad: 1,
+            dil: 1,
+            relu: true,
+        };
+        let wt = lcg(4 * 5 * 9, 6);
+        let bias = lcg(4, 7);
+        let res = Feat::new(4, h, w, lcg(4 * h * w, 8));
+        let mut want = naive(&cat, &wt, &bias, spec);
+        want.data
+            .iter_mut()
+            .zip(&res.data)
+            .for_each(|(v, r)| *v += r);
+        let got = conv3x3_winograd(
+            &[&a, &b],
+            &WinoWeights::from_3x3(&wt, 4, 5),
+            &bias,
+            true,
+            Some(&res),
+        );
+        assert!(max_diff(&got.data, &want.data) < 1e-5);
     }
 
     #[test]
