@@ -211,6 +211,7 @@ mod tests {
         assert!(instances_from_probability(&p, &InstanceOptions::default()).is_empty());
         let empty = ProbabilityMap::new(0, 0, vec![]).unwrap();
         assert!(instances_from_probability(&empty, &InstanceOptions::default()).is_empty());
+        assert_eq!(empty.resized(3, 2).data, vec![0.0; 6]);
     }
 
     #[test]

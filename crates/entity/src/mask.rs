@@ -263,6 +263,12 @@ impl Rle {
     pub fn to_mask(&self) -> Result<Mask, EntityError> {
         let [h, w] = self.size;
         let (hu, wu) = (h as usize, w as usize);
+        if hu as u64 * wu as u64 > crate::segment::MAX_PIXELS {
+            return Err(EntityError::Invalid(format!(
+                "RLE mask of {h}x{w} is larger than the {} MP this crate handles",
+                crate::segment::MAX_PIXELS >> 20
+            )));
+        }
         let total: u64 = self.counts.iter().map(|&c| c as u64).sum();
         if total != hu as u64 * wu as u64 {
             return Err(EntityError::Invalid(format!(
@@ -451,6 +457,12 @@ mod tests {
         assert!(bad.to_mask().is_err());
         assert!(Rle::from_coco_string([2, 2], "\u{7f}").is_err());
         assert!(Rle::from_coco_string([2, 2], "o").is_err());
+        // A huge declared size is refused before anything is allocated.
+        let huge = Rle {
+            size: [100_000, 100_000],
+            counts: vec![u32::MAX, u32::MAX, 1_410_065_410],
+        };
+        assert!(huge.to_mask().unwrap_err().to_string().contains("larger"));
     }
 
     #[test]

@@ -800,6 +800,10 @@ pub(crate) fn resize_bilinear(x: &Feat, oh: usize, ow: usize) -> Feat {
     if (oh, ow) == (x.h, x.w) {
         return x.clone();
     }
+    if x.h == 0 || x.w == 0 {
+        // Nothing to sample from: zeros.
+        return Feat::new(x.c, oh, ow, vec![0.0; x.c * oh * ow]);
+    }
     let ty = taps(x.h, oh);
     let tx = taps(x.w, ow);
     let mut out = vec![0f32; x.c * oh * ow];
