@@ -11,8 +11,8 @@ onnxruntime (pip). The ONNX is rebuilt from the shared safetensors (weights upca
 all math f32 - the README's "rebuilt_f32" graph) with the PyTorch ISNet of
 crates/entity/tests/fixtures/isnet_torch.py. Each side runs in its own process; reported
 per frame: median wall seconds and CPU seconds per forward (onnxruntime: process_time() of
-its session.run; reelsmith: user + sys of a process running 1 + runs forwards minus one
-running 1, so loading and warm-up cancel; a loaded machine inflates wall time, much less CPU
+its session.run; reelsmith: user + sys of a process running 2 forwards minus one running 1,
+so loading and warm-up cancel; the two sides alternate, one process each per run; a loaded machine inflates wall time, much less CPU
 time), peak RSS of each process (GNU time; onnxruntime's includes Python and numpy), and the
 ratios
 (onnxruntime / reelsmith: > 1 means reelsmith is faster). The Rust side is timed with the
@@ -62,14 +62,27 @@ def child_cpu(cmd, env):
     return p.stdout, float(u) + float(s_), int(m) / 1024
 
 
-def rust_side(binary, weights, img, runs, threads):
-    """Per-forward CPU = (CPU of a process running 1 + runs forwards - CPU of one running
-    1 forward) / runs: loading and the first (warm-up) forward cancel out."""
+def rust_base(binary, weights, img, threads):
+    """CPU seconds of a process that loads the model and runs one (warm-up) forward."""
     env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
-    _, base, _ = child_cpu([binary, weights, img, "1"], env)
-    out, total, rss = child_cpu([binary, weights, img, str(runs + 1)], env)
-    walls = [float(l.split()[1]) for l in out.splitlines() if l.startswith("forward")][1:]
-    return walls, [(total - base) / runs], rss
+    return child_cpu([binary, weights, img, "1"], env)[1]
+
+
+def rust_once(binary, weights, img, threads, base):
+    """One timed forward after a warm-up one: (wall s, CPU s, peak RSS MB); the CPU of the
+    load and warm-up (`base`) is subtracted."""
+    env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
+    out, total, rss = child_cpu([binary, weights, img, "2"], env)
+    walls = [float(l.split()[1]) for l in out.splitlines() if l.startswith("forward")]
+    return walls[1], total - base, rss
+
+
+def ort_once(onnx_path, img, threads):
+    """One timed session.run after a warm-up: (wall s, CPU s, peak RSS MB, mean p)."""
+    out, _, rss = child_cpu([sys.executable, "-c", ORT_CHILD, onnx_path, img, "1",
+                             str(threads)], dict(os.environ))
+    r = json.loads(out.strip().splitlines()[-1])
+    return r["wall"][0], r["cpu"][0], rss, r["mean_p"]
 
 
 def main():
@@ -88,23 +101,24 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = os.path.join(tmp, "isnet_f32.onnx")
         build_onnx(weights, onnx_path)
-        out, _, ort_rss = child_cpu([sys.executable, "-c", ORT_CHILD, onnx_path, img,
-                                     str(a.runs), str(a.threads)], dict(os.environ))
-        ort = json.loads(out.strip().splitlines()[-1])
-        ort["rss_mb"] = ort_rss
-    rw, rust_cpu_per, rrss = rust_side(a.bin, weights, img, a.runs, a.threads)
+        base = rust_base(a.bin, weights, img, a.threads)
+        ort, rust = [], []
+        # Alternate the two so that both see the same (shared, varying) machine load.
+        for _ in range(a.runs):
+            ort.append(ort_once(onnx_path, img, a.threads))
+            rust.append(rust_once(a.bin, weights, img, a.threads, base))
+    med = lambda xs, i: statistics.median(x[i] for x in xs)
     res = {
         "frame": a.frame, "threads": a.threads, "runs": a.runs,
         "loadavg": os.getloadavg(),
-        "onnxruntime": {"wall_s_median": statistics.median(ort["wall"]),
-                        "cpu_s_median": statistics.median(ort["cpu"]),
-                        "peak_rss_mb": ort["rss_mb"], "mean_p": ort["mean_p"]},
-        "reelsmith": {"wall_s_median": statistics.median(rw),
-                      "cpu_s_per_forward_median": statistics.median(rust_cpu_per),
-                      "peak_rss_mb": rrss},
+        "onnxruntime": {"wall_s_median": med(ort, 0), "cpu_s_median": med(ort, 1),
+                        "peak_rss_mb": max(x[2] for x in ort), "mean_p": ort[0][3]},
+        "reelsmith": {"wall_s_median": med(rust, 0), "cpu_s_per_forward_median": med(rust, 1),
+                      "peak_rss_mb": max(x[2] for x in rust)},
     }
     res["ratio_wall"] = res["onnxruntime"]["wall_s_median"] / res["reelsmith"]["wall_s_median"]
-    res["ratio_cpu"] = res["onnxruntime"]["cpu_s_median"] / res["reelsmith"]["cpu_s_per_forward_median"]
+    res["ratio_cpu"] = (res["onnxruntime"]["cpu_s_median"]
+                        / res["reelsmith"]["cpu_s_per_forward_median"])
     print(json.dumps(res, indent=1))
 
 
