@@ -1,0 +1,18 @@
+//! Video diffusion on candle: the Wan 2.x family, equal to diffusers.
+//!
+//! - [`WanTransformer`]: the diffusion transformer (Wan2.1-T2V, Wan2.2-I2V-A14B experts,
+//!   Wan2.2-TI2V-5B), from a diffusers folder or an original single-file checkpoint.
+//! - [`NoiseGenerator`]: seeded noise, the same on every device.
+
+pub use candle_core;
+
+mod error;
+pub mod keymap;
+pub mod layers;
+pub mod loading;
+mod rng;
+mod transformer;
+
+pub use error::{DiffusionError, Result};
+pub use rng::NoiseGenerator;
+pub use transformer::{WanTransformer, WanTransformerConfig};
