@@ -2,6 +2,7 @@
 //!
 //! - [`WanTransformer`]: the diffusion transformer (Wan2.1-T2V, Wan2.2-I2V-A14B experts,
 //!   Wan2.2-TI2V-5B), from a diffusers folder or an original single-file checkpoint.
+//! - [`WanVae`]: the causal 3D video VAE, Wan 2.1 (z 16) and Wan 2.2 (z 48, patchified).
 //! - [`NoiseGenerator`]: seeded noise, the same on every device.
 
 pub use candle_core;
@@ -12,7 +13,9 @@ pub mod layers;
 pub mod loading;
 mod rng;
 mod transformer;
+mod vae;
 
 pub use error::{DiffusionError, Result};
 pub use rng::NoiseGenerator;
 pub use transformer::{WanTransformer, WanTransformerConfig};
+pub use vae::{LatentDistribution, WanVae, WanVaeConfig};

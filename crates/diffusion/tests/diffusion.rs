@@ -169,3 +169,48 @@ fn transformer_rejects_wrong_channels() {
     let err = model.forward(&x, &t, &c).err().unwrap().to_string();
     assert!(err.contains("multiples of the patch size"), "{err}");
 }
+
+fn vae_case(dir: &str, name: &str) {
+    let vae =
+        reelsmith_diffusion::WanVae::load(&fixtures().join(dir), DType::F32, &Device::Cpu).unwrap();
+    let r = refs(name);
+    let dist = vae.encode(&r["video"]).unwrap();
+    assert_close(&format!("{name} encode mean"), &dist.mean, &r["mean"], 1e-4);
+    assert_close(
+        &format!("{name} encode logvar"),
+        &dist.logvar,
+        &r["logvar"],
+        1e-4,
+    );
+    let video = vae.decode(&r["latents"]).unwrap();
+    assert_close(&format!("{name} decode"), &video, &r["decoded"], 1e-4);
+}
+
+#[test]
+fn vae_wan21_encode_decode_match_diffusers() {
+    vae_case("wan22_i2v/vae", "vae21");
+}
+
+#[test]
+fn vae_wan22_encode_decode_match_diffusers() {
+    vae_case("wan22_ti2v/vae", "vae22");
+}
+
+#[test]
+fn vae_rejects_bad_sizes() {
+    let vae = reelsmith_diffusion::WanVae::load(
+        &fixtures().join("wan22_i2v/vae"),
+        DType::F32,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let v = Tensor::zeros((1, 3, 8, 16, 16), DType::F32, &Device::Cpu).unwrap();
+    let err = vae.encode(&v).err().unwrap().to_string();
+    assert!(err.contains("4k+1") && err.contains("use 5 or 9"), "{err}");
+    let v = Tensor::zeros((1, 3, 5, 20, 16), DType::F32, &Device::Cpu).unwrap();
+    let err = vae.encode(&v).err().unwrap().to_string();
+    assert!(
+        err.contains("multiples of 8") && err.contains("16x16"),
+        "{err}"
+    );
+}
