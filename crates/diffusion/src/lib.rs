@@ -3,6 +3,8 @@
 //! - [`WanTransformer`]: the diffusion transformer (Wan2.1-T2V, Wan2.2-I2V-A14B experts,
 //!   Wan2.2-TI2V-5B), from a diffusers folder or an original single-file checkpoint.
 //! - [`WanVae`]: the causal 3D video VAE, Wan 2.1 (z 16) and Wan 2.2 (z 48, patchified).
+//! - [`TextEncoder`]: the UMT5 text encoder with its tokenizer, prompt embeddings as the
+//!   pipelines build them.
 //! - [`NoiseGenerator`]: seeded noise, the same on every device.
 
 pub use candle_core;
@@ -12,10 +14,14 @@ pub mod keymap;
 pub mod layers;
 pub mod loading;
 mod rng;
+mod text;
 mod transformer;
 mod vae;
 
 pub use error::{DiffusionError, Result};
 pub use rng::NoiseGenerator;
+pub use text::{
+    clean_prompt, TextEncoder, Umt5Config, Umt5Encoder, MAX_SEQUENCE_LENGTH, WAN_NEGATIVE_PROMPT,
+};
 pub use transformer::{WanTransformer, WanTransformerConfig};
 pub use vae::{LatentDistribution, WanVae, WanVaeConfig};

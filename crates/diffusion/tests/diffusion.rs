@@ -214,3 +214,52 @@ fn vae_rejects_bad_sizes() {
         "{err}"
     );
 }
+
+#[test]
+fn text_encoder_matches_transformers() {
+    let te = reelsmith_diffusion::TextEncoder::load(
+        &fixtures().join("wan22_i2v"),
+        DType::F32,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let r = refs("text");
+    let prompts: Vec<serde_json::Value> = serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join("refs/prompts.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(prompts.len(), 5);
+    for p in prompts {
+        let name = p["name"].as_str().unwrap();
+        let prompt = p["prompt"].as_str().unwrap();
+        let max_len = p["max_len"].as_u64().unwrap() as usize;
+        assert_eq!(
+            reelsmith_diffusion::clean_prompt(prompt),
+            p["cleaned"].as_str().unwrap(),
+            "{name}: cleaning"
+        );
+        let ids = te.token_ids(prompt, max_len).unwrap();
+        let want: Vec<u32> = r[&format!("{name}.ids")]
+            .to_vec1::<f32>()
+            .unwrap()
+            .into_iter()
+            .map(|v| v as u32)
+            .collect();
+        assert_eq!(ids, want, "{name}: token ids");
+        let emb = te.encode(prompt, max_len).unwrap();
+        assert_eq!(emb.dims(), &[1, max_len, 32]);
+        let n = want.len();
+        let head = emb.narrow(1, 0, n).unwrap().squeeze(0).unwrap();
+        assert_close(
+            &format!("{name} embeddings"),
+            &head,
+            &r[&format!("{name}.embeds")],
+            1e-4,
+        );
+        if n < max_len {
+            let tail = emb.narrow(1, n, max_len - n).unwrap();
+            let m: f32 = tail.abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+            assert_eq!(m, 0.0, "{name}: padding must be zeros");
+        }
+    }
+}
