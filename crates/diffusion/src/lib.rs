@@ -5,6 +5,7 @@
 //! - [`WanVae`]: the causal 3D video VAE, Wan 2.1 (z 16) and Wan 2.2 (z 48, patchified).
 //! - [`TextEncoder`]: the UMT5 text encoder with its tokenizer, prompt embeddings as the
 //!   pipelines build them.
+//! - [`Scheduler`]: flow-match Euler with shift and UniPC multistep on flow sigmas.
 //! - [`NoiseGenerator`]: seeded noise, the same on every device.
 
 pub use candle_core;
@@ -14,12 +15,14 @@ pub mod keymap;
 pub mod layers;
 pub mod loading;
 mod rng;
+mod scheduler;
 mod text;
 mod transformer;
 mod vae;
 
 pub use error::{DiffusionError, Result};
 pub use rng::NoiseGenerator;
+pub use scheduler::{FlowMatchEuler, Scheduler, SchedulerConfig, SchedulerKind, UniPc};
 pub use text::{
     clean_prompt, TextEncoder, Umt5Config, Umt5Encoder, MAX_SEQUENCE_LENGTH, WAN_NEGATIVE_PROMPT,
 };
