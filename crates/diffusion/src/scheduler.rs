@@ -183,7 +183,8 @@ impl FlowMatchEuler {
             let sh = shift as f32;
             sh * s / (1.0 + (sh - 1.0) * s)
         };
-        let sigma_max = shifted_f32(n as f32 / n as f32) as f64;
+        // The training schedule's first sigma is 1 (timestep N / N).
+        let sigma_max = shifted_f32(1.0) as f64;
         let sigma_min = shifted_f32(1.0f32 / n as f32) as f64;
         let ts = linspace(sigma_max * n as f64, sigma_min * n as f64, steps);
         let mut sigmas: Vec<f32> = ts
@@ -242,10 +243,11 @@ fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Vec<f64> {
             .unwrap_or(col);
         a.swap(col, piv);
         b.swap(col, piv);
+        let pivot_row = a[col].clone();
         for row in col + 1..n {
-            let f = a[row][col] / a[col][col];
-            for k in col..n {
-                a[row][k] -= f * a[col][k];
+            let f = a[row][col] / pivot_row[col];
+            for (x, p) in a[row][col..].iter_mut().zip(&pivot_row[col..]) {
+                *x -= f * p;
             }
             b[row] -= f * b[col];
         }
