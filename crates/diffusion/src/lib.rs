@@ -6,14 +6,18 @@
 //! - [`TextEncoder`]: the UMT5 text encoder with its tokenizer, prompt embeddings as the
 //!   pipelines build them.
 //! - [`Scheduler`]: flow-match Euler with shift and UniPC multistep on flow sigmas.
+//! - [`WanPipeline`]: the sampler (image-to-video, TI2V, text-to-video) over a diffusers
+//!   model folder: first-frame conditioning, guidance, expert switch, VAE decode.
 //! - [`NoiseGenerator`]: seeded noise, the same on every device.
 
 pub use candle_core;
+pub use image;
 
 mod error;
 pub mod keymap;
 pub mod layers;
 pub mod loading;
+mod pipeline;
 mod rng;
 mod scheduler;
 mod text;
@@ -21,6 +25,10 @@ mod transformer;
 mod vae;
 
 pub use error::{DiffusionError, Result};
+pub use pipeline::{
+    load_prompt_embeddings, save_prompt_embeddings, Expert, GenerateRequest, Generated,
+    PipelineOptions, PromptInput, StepInfo, WanPipeline, WanVariant,
+};
 pub use rng::NoiseGenerator;
 pub use scheduler::{FlowMatchEuler, Scheduler, SchedulerConfig, SchedulerKind, UniPc};
 pub use text::{

@@ -5,7 +5,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use reelsmith_diffusion::candle_core::{DType, Device, Tensor};
-use reelsmith_diffusion::{DiffusionError, WanTransformer};
+use reelsmith_diffusion::image;
+use reelsmith_diffusion::{
+    DiffusionError, Expert, GenerateRequest, PipelineOptions, PromptInput, WanPipeline,
+    WanTransformer,
+};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -64,9 +68,15 @@ fn context(r: &HashMap<String, Tensor>) -> Tensor {
     Tensor::cat(&[c, &pad], 1).unwrap()
 }
 
-fn transformer_case(dir: &str, name: &str) {
-    let model =
-        WanTransformer::load(&fixtures().join(dir), None, DType::F32, &Device::Cpu).unwrap();
+fn transformer_case(dir: &str, weights: Option<&str>, name: &str) {
+    let weights = weights.map(|w| fixtures().join(w));
+    let model = WanTransformer::load(
+        &fixtures().join(dir),
+        weights.as_deref(),
+        DType::F32,
+        &Device::Cpu,
+    )
+    .unwrap();
     let r = refs(name);
     let out = model
         .forward(&r["hidden_states"], &r["timestep"], &context(&r))
@@ -74,31 +84,31 @@ fn transformer_case(dir: &str, name: &str) {
     assert_close(name, &out, &r["out"], 1e-4);
 }
 
+/// The T2V fixture's weights exist only in the original single-file layout
+/// (`model.diffusion_model.blocks.0.self_attn.q.weight`, ...): they load through the key map.
 #[test]
-fn transformer_t2v_matches_diffusers() {
-    transformer_case("wan21_t2v/transformer", "transformer_t2v");
-}
-
-#[test]
-fn transformer_original_key_layout_loads_through_the_key_map() {
-    let model = WanTransformer::load(
+fn transformer_t2v_from_original_key_layout_matches_diffusers() {
+    transformer_case(
+        "wan21_t2v/transformer",
+        Some("wan21_t2v/wan21_t2v_original_keys.safetensors"),
+        "transformer_t2v",
+    );
+    let err = WanTransformer::load(
         &fixtures().join("wan21_t2v/transformer"),
-        Some(&fixtures().join("refs/t2v_original_keys.safetensors")),
+        None,
         DType::F32,
         &Device::Cpu,
     )
-    .unwrap();
-    let r = refs("transformer_t2v");
-    let out = model
-        .forward(&r["hidden_states"], &r["timestep"], &context(&r))
-        .unwrap();
-    assert_close("original layout", &out, &r["out"], 1e-4);
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(err.contains("no weights here"), "{err}");
 }
 
 #[test]
 fn transformer_bad_weights_name_every_problem() {
     let dir = tempfile::tempdir().unwrap();
-    let src = fixtures().join("wan21_t2v/transformer");
+    let src = fixtures().join("wan22_ti2v/transformer");
     std::fs::copy(src.join("config.json"), dir.path().join("config.json")).unwrap();
     let mut tensors = reelsmith_diffusion::candle_core::safetensors::load(
         src.join("diffusion_pytorch_model.safetensors"),
@@ -146,19 +156,19 @@ fn transformer_bad_weights_name_every_problem() {
 
 #[test]
 fn transformer_i2v_expert_matches_diffusers() {
-    transformer_case("wan22_i2v/transformer", "transformer_i2v");
+    transformer_case("wan22_i2v/transformer", None, "transformer_i2v");
 }
 
 #[test]
 fn transformer_ti2v_per_token_timesteps_match_diffusers() {
-    transformer_case("wan22_ti2v/transformer", "transformer_ti2v");
+    transformer_case("wan22_ti2v/transformer", None, "transformer_ti2v");
 }
 
 #[test]
 fn transformer_rejects_wrong_channels() {
     let model = WanTransformer::load(
         &fixtures().join("wan21_t2v/transformer"),
-        None,
+        Some(&fixtures().join("wan21_t2v/wan21_t2v_original_keys.safetensors")),
         DType::F32,
         &Device::Cpu,
     )
@@ -297,4 +307,79 @@ fn schedulers_match_diffusers_step_by_step() {
         }
         eprintln!("{name}: {steps} steps equal");
     }
+}
+
+fn run_case(
+    folder: &str,
+    name: &str,
+    configure: &dyn Fn(&mut GenerateRequest, &HashMap<String, Tensor>),
+) -> Vec<(f32, Expert)> {
+    let r = refs(name);
+    let mut pipe = WanPipeline::load(&fixtures().join(folder), PipelineOptions::default()).unwrap();
+    let mut req = GenerateRequest::new("");
+    req.steps = 4;
+    req.latents = Some(r["latents"].clone());
+    configure(&mut req, &r);
+    let mut seen = Vec::new();
+    let mut step_diff = 0f32;
+    let out = pipe
+        .generate(&req, &mut |s| {
+            let (d, _) = max_diff(s.latents, &r[&format!("step{}", s.step - 1)]);
+            step_diff = step_diff.max(d);
+            seen.push((s.timestep, s.expert));
+        })
+        .unwrap();
+    eprintln!("{name}: per-step latents max |diff| = {step_diff:.3e}");
+    assert!(
+        step_diff <= 1e-3,
+        "{name}: per-step latents differ by {step_diff}"
+    );
+    let want_t: Vec<f32> = r["timesteps"].to_vec1().unwrap();
+    assert_eq!(seen.iter().map(|s| s.0).collect::<Vec<_>>(), want_t);
+    assert_close(&format!("{name} video"), &out.video_f32, &r["video"], 1e-3);
+    let (n, h, w, c) = out.video.dims4().unwrap();
+    assert_eq!((n, h, w, c), (req.frames, req.height, req.width, 3));
+    assert_eq!(out.frames.len(), n);
+    seen
+}
+
+#[test]
+fn i2v_a14b_sampling_run_matches_diffusers() {
+    let experts = run_case("wan22_i2v", "run_i2v", &|req, _| {
+        req.prompt = PromptInput::Text("A cat walks on the grass, realistic style.".into());
+        // No negative prompt given: Wan's default (the reference passed it explicitly).
+        req.image = Some(
+            image::open(fixtures().join("refs/i2v_first_frame.png"))
+                .unwrap()
+                .to_rgb8(),
+        );
+        req.width = 48;
+        req.height = 32;
+        req.frames = 5;
+        req.guidance = 5.0;
+        req.guidance_2 = Some(4.0);
+    });
+    // Boundary 0.9 · 1000: timesteps 999 and 937 on the high-noise expert, then the low one.
+    let kinds: Vec<Expert> = experts.iter().map(|e| e.1).collect();
+    assert_eq!(
+        kinds,
+        vec![Expert::High, Expert::High, Expert::Low, Expert::Low]
+    );
+}
+
+#[test]
+fn ti2v_sampling_run_with_given_embeddings_matches_diffusers() {
+    run_case("wan22_ti2v", "run_ti2v", &|req, r| {
+        req.prompt = PromptInput::Embeddings(r["prompt_embeds"].clone());
+        req.negative_prompt = Some(PromptInput::Embeddings(r["negative_prompt_embeds"].clone()));
+        req.image = Some(
+            image::open(fixtures().join("refs/ti2v_first_frame.png"))
+                .unwrap()
+                .to_rgb8(),
+        );
+        req.width = 64;
+        req.height = 32;
+        req.frames = 5;
+        req.guidance = 3.0;
+    });
 }
