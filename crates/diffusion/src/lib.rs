@@ -9,6 +9,30 @@
 //! - [`WanPipeline`]: the sampler (image-to-video, TI2V, text-to-video) over a diffusers
 //!   model folder: first-frame conditioning, guidance, expert switch, VAE decode.
 //! - [`NoiseGenerator`]: seeded noise, the same on every device.
+//!
+//! Every component equals diffusers/transformers on the same inputs (see `docs/diffusion.md`
+//! for what was verified and how, and the memory table).
+//!
+//! ```
+//! use reelsmith_diffusion::{image, GenerateRequest, PipelineOptions, WanPipeline, WanVariant};
+//!
+//! // A tiny random-weight Wan2.2-I2V-A14B-style model in the diffusers layout (test fixture).
+//! let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/wan22_i2v");
+//! let mut pipe = WanPipeline::load(dir.as_ref(), PipelineOptions::default())?;
+//! assert_eq!(pipe.variant(), WanVariant::ImageToVideo);
+//!
+//! let mut req = GenerateRequest::new("A cat walks on the grass, realistic style.");
+//! req.image = Some(image::RgbImage::from_pixel(48, 32, image::Rgb([90, 160, 60])));
+//! req.width = 48;
+//! req.height = 32;
+//! req.frames = 5;
+//! req.steps = 2;
+//! req.seed = 42;
+//! let out = pipe.generate(&req, &mut |s| eprintln!("step {}/{} t={}", s.step, s.steps, s.timestep))?;
+//! assert_eq!(out.frames.len(), 5);
+//! assert_eq!(out.video.dims(), &[5, 32, 48, 3]);
+//! # Ok::<(), reelsmith_diffusion::DiffusionError>(())
+//! ```
 
 pub use candle_core;
 pub use image;
