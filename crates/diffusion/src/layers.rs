@@ -159,36 +159,63 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
     Ok(e.broadcast_div(&sum)?)
 }
 
-/// Largest score matrix (elements) materialised at once by [`attention`]; queries are split
-/// into chunks beyond it.
+/// Largest score matrix (elements) materialised at once by [`attention`]; beyond it the
+/// heads are processed one at a time and their queries in chunks.
 const ATTENTION_CHUNK_ELEMENTS: usize = 1 << 26;
 
 /// Scaled dot-product attention `softmax(q kᵀ · scale) v` on `[batch, heads, seq, head_dim]`
-/// tensors. Long query sequences are processed in chunks so that the score matrix stays
-/// bounded in memory; the result is the same.
+/// tensors. When the score matrix would exceed a fixed budget (long videos), each
+/// batch-and-head slice is processed alone with its queries in chunks, so the scores stay
+/// bounded in memory and every matrix product keeps many rows; the result is the same.
 pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<Tensor> {
-    let (b, h, sq, _) = q.dims4()?;
+    attention_bounded(q, k, v, scale, ATTENTION_CHUNK_ELEMENTS)
+}
+
+fn attention_bounded(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    scale: f64,
+    budget: usize,
+) -> Result<Tensor> {
+    let (b, h, sq, d) = q.dims4()?;
     let sk = k.dim(2)?;
-    let kt = k.t()?;
-    let per_row = (b * h * sk).max(1);
-    let chunk = (ATTENTION_CHUNK_ELEMENTS / per_row).max(1);
-    let one = |q: &Tensor| -> Result<Tensor> {
-        let scores = (q.matmul(&kt)? * scale)?;
+    let dv = v.dim(3)?;
+    let one = |q: &Tensor, k: &Tensor, v: &Tensor| -> Result<Tensor> {
+        let scores = (q.matmul(&k.t()?)? * scale)?;
         let dtype = scores.dtype();
         let p = softmax_last_dim(&scores.to_dtype(compute_dtype(dtype))?)?.to_dtype(dtype)?;
         Ok(p.matmul(v)?)
     };
-    if sq <= chunk {
-        return one(q);
+    if b * h * sq * sk <= budget {
+        return one(q, k, v);
     }
-    let mut parts = Vec::with_capacity(sq.div_ceil(chunk));
-    let mut start = 0;
-    while start < sq {
-        let n = chunk.min(sq - start);
-        parts.push(one(&q.narrow(2, start, n)?.contiguous()?)?);
-        start += n;
+    let n = b * h;
+    let q3 = q.reshape((n, sq, d))?;
+    let k3 = k.reshape((n, sk, d))?;
+    let v3 = v.reshape((n, sk, dv))?;
+    let rows = (budget / sk.max(1)).max(1);
+    let mut heads = Vec::with_capacity(n);
+    for i in 0..n {
+        let (qi, ki, vi) = (
+            q3.narrow(0, i, 1)?,
+            k3.narrow(0, i, 1)?,
+            v3.narrow(0, i, 1)?,
+        );
+        let mut parts = Vec::with_capacity(sq.div_ceil(rows));
+        let mut start = 0;
+        while start < sq {
+            let m = rows.min(sq - start);
+            parts.push(one(&qi.narrow(1, start, m)?.contiguous()?, &ki, &vi)?);
+            start += m;
+        }
+        heads.push(if parts.len() == 1 {
+            parts.pop().expect("one part")
+        } else {
+            Tensor::cat(&parts, 1)?
+        });
     }
-    Ok(Tensor::cat(&parts, 2)?)
+    Ok(Tensor::cat(&heads, 0)?.reshape((b, h, sq, dv))?)
 }
 
 /// The transformer feed-forward: `Linear → GELU (tanh approximation) → Linear`, with the
@@ -310,11 +337,37 @@ impl Conv3d {
     }
 
     /// Convolves `x` `[batch, c, t, h, w]`; `t` must be at least the kernel's time size.
+    /// Output frames are computed in groups so that the stacked time taps stay within a fixed
+    /// budget (large frames); the result is the same.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_bounded(x, CONV_STACK_ELEMENTS)
+    }
+
+    fn forward_bounded(&self, x: &Tensor, budget: usize) -> Result<Tensor> {
         let (b, c, t, h, w) = x.dims5()?;
+        let st = self.stride.0;
+        let t_out = (t - self.kt) / st + 1;
+        let per_frame = (b * self.kt * c * h * w).max(1);
+        let group = (budget / per_frame).max(1);
+        if group >= t_out {
+            return self.forward_frames(x, t_out);
+        }
+        let mut parts = Vec::with_capacity(t_out.div_ceil(group));
+        let mut j = 0;
+        while j < t_out {
+            let g = group.min(t_out - j);
+            let span = (g - 1) * st + self.kt;
+            parts.push(self.forward_frames(&x.narrow(2, j * st, span)?, g)?);
+            j += g;
+        }
+        Ok(Tensor::cat(&parts, 2)?)
+    }
+
+    /// All `t_out` output frames of `x` with one 2D convolution.
+    fn forward_frames(&self, x: &Tensor, t_out: usize) -> Result<Tensor> {
+        let (b, c, _, h, w) = x.dims5()?;
         debug_assert_eq!(c, self.in_c);
         let (st, ss) = self.stride;
-        let t_out = (t - self.kt) / st + 1;
         // [b, t, c, h, w] so that time slices are contiguous channel blocks.
         let xt = x.permute((0, 2, 1, 3, 4))?;
         let taps = (0..self.kt)
@@ -345,6 +398,9 @@ impl Conv3d {
             .contiguous()?)
     }
 }
+
+/// Largest stacked-taps tensor (elements) a [`Conv3d`] builds at once.
+const CONV_STACK_ELEMENTS: usize = 1 << 27;
 
 /// SiLU, `x · sigmoid(x)`.
 pub fn silu(x: &Tensor) -> Result<Tensor> {
@@ -462,6 +518,30 @@ pub(crate) mod grad_tests {
     }
 
     #[test]
+    fn chunked_attention_equals_direct_and_keeps_gradients() {
+        let mut g = NoiseGenerator::new(6);
+        let q = randn(&mut g, &[2, 3, 9, 4], 1.0);
+        let k = randn(&mut g, &[2, 3, 7, 4], 1.0);
+        let v = randn(&mut g, &[2, 3, 7, 5], 1.0);
+        let direct = attention_bounded(&q, &k, &v, 0.5, usize::MAX).unwrap();
+        let chunked = attention_bounded(&q, &k, &v, 0.5, 20).unwrap();
+        let d: f64 = (direct - chunked)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert!(d < 1e-12, "{d}");
+        grad_check(
+            &|t| attention_bounded(&t[0], &t[1], &t[2], 0.5, 20),
+            &[q, k, v],
+            30,
+        );
+    }
+
+    #[test]
     fn gelu_feed_forward_has_true_gradients() {
         let mut g = NoiseGenerator::new(4);
         let x = randn(&mut g, &[2, 3, 4], 1.0);
@@ -480,6 +560,27 @@ pub(crate) mod grad_tests {
             &[x, w1, b1, w2, b2],
             24,
         );
+    }
+
+    #[test]
+    fn grouped_conv3d_equals_whole() {
+        let mut g = NoiseGenerator::new(7);
+        let x = randn(&mut g, &[1, 2, 9, 5, 5], 1.0);
+        let w = randn(&mut g, &[3, 2, 3, 3, 3], 0.3);
+        for stride in [1, 2] {
+            let conv = Conv3d::from_tensors(w.clone(), None, (stride, 1), 1).unwrap();
+            let whole = conv.forward_bounded(&x, usize::MAX).unwrap();
+            let grouped = conv.forward_bounded(&x, 2 * 3 * 2 * 25).unwrap();
+            let d: f64 = (whole - grouped)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar()
+                .unwrap();
+            assert!(d < 1e-12, "stride {stride}: {d}");
+        }
     }
 
     #[test]
