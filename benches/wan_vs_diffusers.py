@@ -9,7 +9,7 @@ The checkpoint (~5.7 GB f32, sharded with a safetensors index as the hub's) is b
 WORKDIR (default /work/fullsize-wan, outside the repository).
 
     python3 benches/wan_vs_diffusers.py [--workdir DIR] [--frames 3 --height 30 --width 52]
-        [--threads N] [--repeat 1]
+        [--threads N] [--repeat 1] [--features openblas]
 
 The two runs are sequential (one model in memory at a time). The Rust side runs
 `cargo run --example wan_forward -p reelsmith-diffusion` (the dev profile builds
@@ -106,17 +106,14 @@ def run_diffusers(model_path, inputs_path, out_path, repeat):
     return min(times)
 
 
-def run_rust(model_path, inputs_path, out_path, repeat, threads):
+def run_rust(model_path, inputs_path, out_path, repeat, threads, features):
     env = dict(os.environ)
     env["RAYON_NUM_THREADS"] = str(threads)
-    cmd = [
-        "cargo",
-        "run",
-        "-q",
-        "-p",
-        "reelsmith-diffusion",
-        "--example",
-        "wan_forward",
+    env["OPENBLAS_NUM_THREADS"] = str(threads)
+    cmd = ["cargo", "run", "-q", "-p", "reelsmith-diffusion", "--example", "wan_forward"]
+    if features:
+        cmd += ["--features", features]
+    cmd += [
         "--",
         model_path,
         inputs_path,
@@ -139,6 +136,7 @@ def main():
     ap.add_argument("--width", type=int, default=52)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--features", default="", help="cargo features of reelsmith-diffusion, e.g. openblas")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -149,8 +147,8 @@ def main():
     tokens = args.frames * (args.height // 2) * (args.width // 2)
     print(f"input 1x16x{args.frames}x{args.height}x{args.width} ({tokens} tokens), {args.threads} threads", flush=True)
 
-    t_rs = run_rust(model_path, inp, out_rs, args.repeat, args.threads)
-    print(f"reelsmith forward: {t_rs:.2f} s", flush=True)
+    t_rs = run_rust(model_path, inp, out_rs, args.repeat, args.threads, args.features)
+    print(f"reelsmith forward{' (' + args.features + ')' if args.features else ''}: {t_rs:.2f} s", flush=True)
     t_py = run_diffusers(model_path, inp, out_py, args.repeat)
     print(f"diffusers forward: {t_py:.2f} s", flush=True)
 

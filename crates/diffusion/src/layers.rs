@@ -57,7 +57,14 @@ impl Linear {
         let in_dim = *dims.last().unwrap_or(&1);
         let rows = x.elem_count() / in_dim.max(1);
         let x2 = x.reshape((rows, in_dim))?;
-        let mut y = x2.matmul(&self.weight.t()?)?;
+        #[cfg(feature = "openblas")]
+        let blas = crate::blas::linear(&x2, &self.weight)?;
+        #[cfg(not(feature = "openblas"))]
+        let blas: Option<Tensor> = None;
+        let mut y = match blas {
+            Some(y) => y,
+            None => x2.matmul(&self.weight.t()?)?,
+        };
         if let Some(b) = &self.bias {
             y = y.broadcast_add(b)?;
         }
@@ -159,6 +166,20 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
     Ok(e.broadcast_div(&sum)?)
 }
 
+/// Batched `a · b` (`a · bᵀ` when `trans_b`), through OpenBLAS where the feature is on and the
+/// tensors carry no gradient.
+fn bmm(a: &Tensor, b: &Tensor, trans_b: bool) -> Result<Tensor> {
+    #[cfg(feature = "openblas")]
+    if let Some(c) = crate::blas::batched(a, b, trans_b)? {
+        return Ok(c);
+    }
+    Ok(if trans_b {
+        a.matmul(&b.t()?)?
+    } else {
+        a.matmul(b)?
+    })
+}
+
 /// Largest score matrix (elements) materialised at once by [`attention`]; beyond it the
 /// heads are processed one at a time and their queries in chunks.
 const ATTENTION_CHUNK_ELEMENTS: usize = 1 << 26;
@@ -182,10 +203,10 @@ fn attention_bounded(
     let sk = k.dim(2)?;
     let dv = v.dim(3)?;
     let one = |q: &Tensor, k: &Tensor, v: &Tensor| -> Result<Tensor> {
-        let scores = (q.matmul(&k.t()?)? * scale)?;
+        let scores = (bmm(q, k, true)? * scale)?;
         let dtype = scores.dtype();
         let p = softmax_last_dim(&scores.to_dtype(compute_dtype(dtype))?)?.to_dtype(dtype)?;
-        Ok(p.matmul(v)?)
+        bmm(&p, v, false)
     };
     if b * h * sq * sk <= budget {
         return one(q, k, v);

@@ -37,6 +37,8 @@
 pub use candle_core;
 pub use image;
 
+#[cfg(feature = "openblas")]
+mod blas;
 mod error;
 pub mod keymap;
 pub mod layers;
