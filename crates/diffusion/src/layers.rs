@@ -83,8 +83,22 @@ pub(crate) fn compute_dtype(dtype: DType) -> DType {
     }
 }
 
+/// Whether fused candle kernels (which have no backward pass) may be used: f32 tensors that
+/// carry no gradient (inference). Training keeps the composed, differentiable operations.
+pub(crate) fn inference_f32(ts: &[&Tensor]) -> bool {
+    ts.iter().all(|t| !t.track_op() && t.dtype() == DType::F32)
+}
+
 /// `x / sqrt(mean(x²) + eps)` over the last axis, computed in f32 (f64 stays f64).
 pub fn rms_normalize(x: &Tensor, eps: f64) -> Result<Tensor> {
+    if inference_f32(&[x]) {
+        let ones = Tensor::ones(x.dim(D::Minus1)?, DType::F32, x.device())?;
+        return Ok(candle_nn::ops::rms_norm(
+            &x.contiguous()?,
+            &ones,
+            eps as f32,
+        )?);
+    }
     let dtype = x.dtype();
     let x = x.to_dtype(compute_dtype(dtype))?;
     let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
@@ -110,6 +124,13 @@ impl RmsNorm {
 
     /// Normalises `x` over its last axis and scales it.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if inference_f32(&[x, &self.weight]) {
+            return Ok(candle_nn::ops::rms_norm(
+                &x.contiguous()?,
+                &self.weight,
+                self.eps as f32,
+            )?);
+        }
         Ok(rms_normalize(x, self.eps)?.broadcast_mul(&self.weight)?)
     }
 }
@@ -117,6 +138,17 @@ impl RmsNorm {
 /// `(x - mean) / sqrt(var + eps)` over the last axis (biased variance), computed in f32
 /// (f64 stays f64).
 pub fn layer_normalize(x: &Tensor, eps: f64) -> Result<Tensor> {
+    if inference_f32(&[x]) {
+        let d = x.dim(D::Minus1)?;
+        let ones = Tensor::ones(d, DType::F32, x.device())?;
+        let zeros = Tensor::zeros(d, DType::F32, x.device())?;
+        return Ok(candle_nn::ops::layer_norm(
+            &x.contiguous()?,
+            &ones,
+            &zeros,
+            eps as f32,
+        )?);
+    }
     let dtype = x.dtype();
     let x = x.to_dtype(compute_dtype(dtype))?;
     let mean = x.mean_keepdim(D::Minus1)?;
@@ -149,6 +181,16 @@ impl LayerNorm {
 
     /// Normalises `x` over its last axis.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if let Some((w, b)) = &self.affine {
+            if inference_f32(&[x, w, b]) {
+                return Ok(candle_nn::ops::layer_norm(
+                    &x.contiguous()?,
+                    w,
+                    b,
+                    self.eps as f32,
+                )?);
+            }
+        }
         let y = layer_normalize(x, self.eps)?;
         Ok(match &self.affine {
             Some((w, b)) => y.broadcast_mul(w)?.broadcast_add(b)?,
@@ -158,8 +200,12 @@ impl LayerNorm {
 }
 
 /// Softmax over the last axis from differentiable operations (the row maximum is subtracted
-/// for stability and detached: softmax does not depend on it).
+/// for stability and detached: softmax does not depend on it); candle's fused kernel when no
+/// gradient is needed.
 pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    if inference_f32(&[x]) {
+        return Ok(candle_nn::ops::softmax_last_dim(&x.contiguous()?)?);
+    }
     let max = x.max_keepdim(D::Minus1)?.detach();
     let e = x.broadcast_sub(&max)?.exp()?;
     let sum = e.sum_keepdim(D::Minus1)?;
@@ -492,6 +538,64 @@ pub(crate) mod grad_tests {
                 nonzero,
                 "input {i}: all probed gradients are zero; the check proves nothing"
             );
+        }
+    }
+
+    fn max_abs(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_dtype(DType::F32)
+            .unwrap()
+            .to_scalar()
+            .unwrap()
+    }
+
+    /// Inference uses candle's fused kernels, training the composed operations: same values.
+    #[test]
+    fn composed_ops_equal_fused_kernels() {
+        let mut g = NoiseGenerator::new(8);
+        let x = (g.randn((3, 5, 16), DType::F32, &Device::Cpu).unwrap() * 2.0).unwrap();
+        let w = g.randn(16, DType::F32, &Device::Cpu).unwrap();
+        let b = g.randn(16, DType::F32, &Device::Cpu).unwrap();
+        let xv = Var::from_tensor(&x).unwrap();
+        let tracked = xv.as_tensor();
+        assert!(tracked.track_op() && !x.track_op());
+        let pairs = [
+            (softmax_last_dim(&x), softmax_last_dim(tracked)),
+            (rms_normalize(&x, 1e-6), rms_normalize(tracked, 1e-6)),
+            (layer_normalize(&x, 1e-6), layer_normalize(tracked, 1e-6)),
+            (
+                RmsNorm {
+                    weight: w.clone(),
+                    eps: 1e-6,
+                }
+                .forward(&x),
+                RmsNorm {
+                    weight: w.clone(),
+                    eps: 1e-6,
+                }
+                .forward(tracked),
+            ),
+            (
+                LayerNorm {
+                    affine: Some((w.clone(), b.clone())),
+                    eps: 1e-6,
+                }
+                .forward(&x),
+                LayerNorm {
+                    affine: Some((w.clone(), b.clone())),
+                    eps: 1e-6,
+                }
+                .forward(tracked),
+            ),
+        ];
+        for (i, (fused, composed)) in pairs.into_iter().enumerate() {
+            let d = max_abs(&fused.unwrap(), &composed.unwrap());
+            assert!(d < 1e-5, "op {i}: {d}");
         }
     }
 

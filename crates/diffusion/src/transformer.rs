@@ -17,7 +17,8 @@ use serde::Deserialize;
 use crate::error::{DiffusionError, Result};
 use crate::keymap::{detect_layout, KeyLayout};
 use crate::layers::{
-    attention, compute_dtype, layer_normalize, silu, FeedForward, LayerNorm, Linear, RmsNorm,
+    attention, compute_dtype, inference_f32, layer_normalize, silu, FeedForward, LayerNorm, Linear,
+    RmsNorm,
 };
 use crate::loading::{load_weights, read_json};
 
@@ -242,11 +243,21 @@ impl SelfAttention {
             k = n.forward(&k)?;
         }
         let (q, k) = match rope {
-            Some(r) => (r.apply(&q, self.heads)?, r.apply(&k, self.heads)?),
-            None => (q, k),
+            // Inference: heads first, then candle's fused interleaved rotary kernel.
+            Some(r) if inference_f32(&[&q, &k, &r.cos]) => {
+                let q = self.split_heads(&q)?;
+                let k = self.split_heads(&k)?;
+                (
+                    candle_nn::rotary_emb::rope_i(&q, &r.cos2, &r.sin2)?,
+                    candle_nn::rotary_emb::rope_i(&k, &r.cos2, &r.sin2)?,
+                )
+            }
+            Some(r) => (
+                self.split_heads(&r.apply(&q, self.heads)?)?,
+                self.split_heads(&r.apply(&k, self.heads)?)?,
+            ),
+            None => (self.split_heads(&q)?, self.split_heads(&k)?),
         };
-        let q = self.split_heads(&q)?;
-        let k = self.split_heads(&k)?;
         let v = self.split_heads(&v)?;
         let head_dim = d / self.heads;
         let o = attention(&q, &k, &v, 1.0 / (head_dim as f64).sqrt())?;
@@ -259,6 +270,9 @@ impl SelfAttention {
 pub(crate) struct Rope {
     cos: Tensor,
     sin: Tensor,
+    /// The same tables as `[seq, head_dim / 2]` for the fused kernel.
+    cos2: Tensor,
+    sin2: Tensor,
 }
 
 impl Rope {
@@ -299,13 +313,17 @@ impl Rope {
             }
         }
         let shape = (1, f * h * w, 1, half, 1);
+        let cos = Tensor::from_vec(cos, shape, &Device::Cpu)?
+            .to_dtype(dtype)?
+            .to_device(device)?;
+        let sin = Tensor::from_vec(sin, shape, &Device::Cpu)?
+            .to_dtype(dtype)?
+            .to_device(device)?;
         Ok(Self {
-            cos: Tensor::from_vec(cos, shape, &Device::Cpu)?
-                .to_dtype(dtype)?
-                .to_device(device)?,
-            sin: Tensor::from_vec(sin, shape, &Device::Cpu)?
-                .to_dtype(dtype)?
-                .to_device(device)?,
+            cos2: cos.reshape((f * h * w, half))?,
+            sin2: sin.reshape((f * h * w, half))?,
+            cos,
+            sin,
         })
     }
 
@@ -720,6 +738,42 @@ mod tests {
             Device::Cpu,
         );
         WanTransformer::new(vb, cfg).unwrap()
+    }
+
+    /// With a gradient-tracked input every layer takes its composed, differentiable path
+    /// (training); without, the fused inference kernels. Both give the same output.
+    #[test]
+    fn training_path_equals_inference_path() {
+        let cfg: WanTransformerConfig = serde_json::from_value(serde_json::json!({
+            "num_attention_heads": 2, "attention_head_dim": 12, "in_channels": 4,
+            "out_channels": 4, "text_dim": 8, "freq_dim": 16, "ffn_dim": 32, "num_layers": 2
+        }))
+        .unwrap();
+        let vb = VarBuilder::from_backend(
+            Box::new(RandomBackend {
+                overrides: HashMap::new(),
+            }),
+            DType::F32,
+            Device::Cpu,
+        );
+        let m = WanTransformer::new(vb, &cfg).unwrap();
+        let mut g = NoiseGenerator::new(12);
+        let x = g.randn((1, 4, 3, 4, 6), DType::F32, &Device::Cpu).unwrap();
+        let ctx = g.randn((1, 5, 8), DType::F32, &Device::Cpu).unwrap();
+        let t = Tensor::new(&[640f32], &Device::Cpu).unwrap();
+        let fused = m.forward(&x, &t, &ctx).unwrap();
+        let xv = candle_core::Var::from_tensor(&x).unwrap();
+        let composed = m.forward(xv.as_tensor(), &t, &ctx).unwrap();
+        assert!(composed.track_op() && !fused.track_op());
+        let d: f32 = (fused - composed)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert!(d < 1e-5, "{d}");
     }
 
     /// The whole transformer (patch embedding, modulation, both attentions with RMS q/k norms
