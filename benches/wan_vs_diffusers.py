@@ -11,7 +11,8 @@ WORKDIR (default /work/fullsize-wan, outside the repository).
     python3 benches/wan_vs_diffusers.py [--workdir DIR] [--frames 3 --height 30 --width 52]
         [--threads N] [--repeat 1] [--features openblas]
 
-The two runs are sequential (one model in memory at a time). The Rust side runs
+The two runs are sequential (one model in memory at a time). Wall time and process CPU time
+are both reported: on a machine shared with other work the CPU time is the steadier measure. The Rust side runs
 `cargo run --example wan_forward -p reelsmith-diffusion` (the dev profile builds
 dependencies, where all the arithmetic happens, with opt-level 3).
 """
@@ -19,6 +20,7 @@ dependencies, where all the arithmetic happens, with opt-level 3).
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -90,10 +92,10 @@ def run_diffusers(model_path, inputs_path, out_path, repeat):
 
     model = WanTransformer3DModel.from_pretrained(model_path, torch_dtype=torch.float32).eval()
     t = load_file(inputs_path)
-    times = []
+    times, cpus = [], []
     with torch.no_grad():
         for _ in range(repeat):
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), cpu_seconds()
             out = model(
                 hidden_states=t["hidden_states"],
                 timestep=t["timestep"],
@@ -101,9 +103,15 @@ def run_diffusers(model_path, inputs_path, out_path, repeat):
                 return_dict=False,
             )[0]
             times.append(time.perf_counter() - start)
+            cpus.append(cpu_seconds() - cpu)
     save_file({"out": out.contiguous()}, out_path)
     del model
-    return min(times)
+    return min(times), min(cpus)
+
+
+def cpu_seconds():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def run_rust(model_path, inputs_path, out_path, repeat, threads, features):
@@ -125,7 +133,7 @@ def run_rust(model_path, inputs_path, out_path, repeat, threads, features):
         sys.stderr.write(res.stdout + res.stderr)
         raise SystemExit("the Rust forward failed")
     report = json.loads(res.stdout.strip().splitlines()[-1])
-    return report["forward_s"]
+    return report["forward_s"], report["forward_cpu_s"]
 
 
 def main():
@@ -147,17 +155,18 @@ def main():
     tokens = args.frames * (args.height // 2) * (args.width // 2)
     print(f"input 1x16x{args.frames}x{args.height}x{args.width} ({tokens} tokens), {args.threads} threads", flush=True)
 
-    t_rs = run_rust(model_path, inp, out_rs, args.repeat, args.threads, args.features)
-    print(f"reelsmith forward{' (' + args.features + ')' if args.features else ''}: {t_rs:.2f} s", flush=True)
-    t_py = run_diffusers(model_path, inp, out_py, args.repeat)
-    print(f"diffusers forward: {t_py:.2f} s", flush=True)
+    t_rs, c_rs = run_rust(model_path, inp, out_rs, args.repeat, args.threads, args.features)
+    label = f" ({args.features})" if args.features else ""
+    print(f"reelsmith forward{label}: {t_rs:.2f} s wall, {c_rs:.2f} s CPU", flush=True)
+    t_py, c_py = run_diffusers(model_path, inp, out_py, args.repeat)
+    print(f"diffusers forward: {t_py:.2f} s wall, {c_py:.2f} s CPU", flush=True)
 
     a = load_file(out_rs)["out"]
     b = load_file(out_py)["out"]
     diff = (a - b).abs().max().item()
     scale = b.abs().max().item()
     print(f"max |diff| = {diff:.3e} (max |out| = {scale:.3e}, relative {diff / scale:.2e})")
-    print(f"time ratio diffusers / reelsmith = {t_py / t_rs:.2f} (above 1: reelsmith is faster)")
+    print(f"time ratio diffusers / reelsmith = {t_py / t_rs:.2f} wall, {c_py / c_rs:.2f} CPU (above 1: reelsmith is faster)")
 
 
 if __name__ == "__main__":

@@ -249,7 +249,8 @@ fn attention_bounded(
     let sk = k.dim(2)?;
     let dv = v.dim(3)?;
     let one = |q: &Tensor, k: &Tensor, v: &Tensor| -> Result<Tensor> {
-        let scores = (bmm(q, k, true)? * scale)?;
+        // Scaling the queries is cheaper than scaling the (larger) score matrix.
+        let scores = bmm(&(q * scale)?, k, true)?;
         let dtype = scores.dtype();
         let p = softmax_last_dim(&scores.to_dtype(compute_dtype(dtype))?)?.to_dtype(dtype)?;
         bmm(&p, v, false)
