@@ -1,0 +1,824 @@
+//! The Wan 2.x diffusion transformer (`WanTransformer3DModel` in diffusers).
+//!
+//! One config-driven implementation covers the family: Wan2.1-T2V (16 input channels),
+//! Wan2.2-I2V-A14B (36 = noisy latent 16 + mask 4 + first-frame latent 16) and Wan2.2-TI2V-5B
+//! (48 channels, per-token timesteps). The forward pass: a 1×2×2 patch embedding, sinusoidal
+//! timestep and text embedders, blocks of self-attention (RMS norm of q and k across heads,
+//! 3D rotary embedding with the head dimension split between time, height and width),
+//! cross-attention to the text and a GELU-tanh feed-forward, each modulated by the
+//! `scale_shift_table`, then the output head and unpatchify.
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use serde::Deserialize;
+
+use crate::error::{DiffusionError, Result};
+use crate::keymap::{detect_layout, KeyLayout};
+use crate::layers::{
+    attention, compute_dtype, inference_f32, layer_normalize, silu, FeedForward, LayerNorm, Linear,
+    RmsNorm,
+};
+use crate::loading::{load_weights, read_json};
+
+fn default_patch() -> [usize; 3] {
+    [1, 2, 2]
+}
+fn default_heads() -> usize {
+    40
+}
+fn default_head_dim() -> usize {
+    128
+}
+fn default_in() -> usize {
+    16
+}
+fn default_text_dim() -> usize {
+    4096
+}
+fn default_freq_dim() -> usize {
+    256
+}
+fn default_ffn() -> usize {
+    13824
+}
+fn default_layers() -> usize {
+    40
+}
+fn default_true() -> bool {
+    true
+}
+fn default_eps() -> f64 {
+    1e-6
+}
+fn default_qk_norm() -> Option<String> {
+    Some("rms_norm_across_heads".into())
+}
+fn default_rope_len() -> usize {
+    1024
+}
+
+/// The transformer's `config.json` (diffusers field names and defaults).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct WanTransformerConfig {
+    /// Patch size (time, height, width); Wan uses `[1, 2, 2]`.
+    #[serde(default = "default_patch")]
+    pub patch_size: [usize; 3],
+    /// Attention heads.
+    #[serde(default = "default_heads")]
+    pub num_attention_heads: usize,
+    /// Channels per head.
+    #[serde(default = "default_head_dim")]
+    pub attention_head_dim: usize,
+    /// Input latent channels (16, 36 or 48).
+    #[serde(default = "default_in")]
+    pub in_channels: usize,
+    /// Output channels (defaults to `in_channels`).
+    #[serde(default)]
+    pub out_channels: Option<usize>,
+    /// Width of the text encoder's embeddings (4096 for UMT5-XXL).
+    #[serde(default = "default_text_dim")]
+    pub text_dim: usize,
+    /// Width of the sinusoidal timestep embedding.
+    #[serde(default = "default_freq_dim")]
+    pub freq_dim: usize,
+    /// Hidden width of the feed-forward.
+    #[serde(default = "default_ffn")]
+    pub ffn_dim: usize,
+    /// Transformer blocks.
+    #[serde(default = "default_layers")]
+    pub num_layers: usize,
+    /// Whether a layer norm (with weights) precedes the cross-attention.
+    #[serde(default = "default_true")]
+    pub cross_attn_norm: bool,
+    /// Query/key norm; only `rms_norm_across_heads` (or none) is used by Wan.
+    #[serde(default = "default_qk_norm")]
+    pub qk_norm: Option<String>,
+    /// Epsilon of the norms.
+    #[serde(default = "default_eps")]
+    pub eps: f64,
+    /// Width of CLIP image embeddings (Wan 2.1 I2V only; not supported).
+    #[serde(default)]
+    pub image_dim: Option<usize>,
+    /// Added key/value projections for image embeddings (Wan 2.1 I2V only; not supported).
+    #[serde(default)]
+    pub added_kv_proj_dim: Option<usize>,
+    /// Positions the rotary tables were made for in diffusers (kept for reference; any
+    /// length is computed here).
+    #[serde(default = "default_rope_len")]
+    pub rope_max_seq_len: usize,
+    /// Image position embedding length (Wan 2.1 FLF2V only; not supported).
+    #[serde(default)]
+    pub pos_embed_seq_len: Option<usize>,
+}
+
+impl WanTransformerConfig {
+    /// Model width (`heads × head_dim`).
+    pub fn inner_dim(&self) -> usize {
+        self.num_attention_heads * self.attention_head_dim
+    }
+
+    /// Output channels.
+    pub fn out_channels(&self) -> usize {
+        self.out_channels.unwrap_or(self.in_channels)
+    }
+
+    /// Parameter count (computed from the configuration).
+    pub fn parameter_count(&self) -> u64 {
+        let d = self.inner_dim() as u64;
+        let f = self.ffn_dim as u64;
+        let p: u64 = self.patch_size.iter().map(|&x| x as u64).product();
+        let cin = self.in_channels as u64;
+        let cout = self.out_channels() as u64;
+        let t = self.text_dim as u64;
+        let fd = self.freq_dim as u64;
+        let attn = 4 * (d * d + d) + 2 * d;
+        let block = 2 * attn + 2 * d + (d * f + f) + (f * d + d) + 6 * d;
+        let embed = cin * p * d
+            + d
+            + (fd * d + d)
+            + (d * d + d)
+            + (d * 6 * d + 6 * d)
+            + (t * d + d)
+            + (d * d + d);
+        let head = d * cout * p + cout * p + 2 * d;
+        embed + self.num_layers as u64 * block + head
+    }
+
+    fn check(&self, path: &Path) -> Result<()> {
+        let bad = |m: String| Err(DiffusionError::config(path, m));
+        if self.image_dim.is_some() || self.added_kv_proj_dim.is_some() {
+            return bad("this is a Wan 2.1 I2V/FLF2V transformer (CLIP image embeddings, `image_dim`/`added_kv_proj_dim`), which is not supported; use Wan2.2-I2V-A14B or Wan2.2-TI2V-5B for image-to-video".into());
+        }
+        if self.pos_embed_seq_len.is_some() {
+            return bad("`pos_embed_seq_len` (Wan 2.1 FLF2V) is not supported".into());
+        }
+        match self.qk_norm.as_deref() {
+            None | Some("rms_norm_across_heads") => {}
+            Some(other) => {
+                return bad(format!(
+                    "qk_norm {other:?} is not supported (Wan uses \"rms_norm_across_heads\")"
+                ))
+            }
+        }
+        let hd = self.attention_head_dim;
+        if hd < 6 || !hd.is_multiple_of(2) {
+            return bad(format!(
+                "attention_head_dim {hd} cannot be split into even rotary parts for time, height and width"
+            ));
+        }
+        if self.num_attention_heads == 0 || self.num_layers == 0 || !self.freq_dim.is_multiple_of(2)
+        {
+            return bad(
+                "num_attention_heads and num_layers must be positive and freq_dim even".into(),
+            );
+        }
+        if self.patch_size.contains(&0) {
+            return bad("patch_size entries must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+/// Scale, shift and gate vectors of one block, each broadcastable to `[b, seq, dim]`.
+struct Modulation {
+    shift: Tensor,
+    scale: Tensor,
+    gate: Tensor,
+    c_shift: Tensor,
+    c_scale: Tensor,
+    c_gate: Tensor,
+}
+
+struct SelfAttention {
+    to_q: Linear,
+    to_k: Linear,
+    to_v: Linear,
+    to_out: Linear,
+    norm_q: Option<RmsNorm>,
+    norm_k: Option<RmsNorm>,
+    heads: usize,
+}
+
+impl SelfAttention {
+    fn new(vb: VarBuilder, dim: usize, heads: usize, eps: f64, qk_norm: bool) -> Result<Self> {
+        let (norm_q, norm_k) = if qk_norm {
+            (
+                Some(RmsNorm::new(vb.pp("norm_q"), dim, eps)?),
+                Some(RmsNorm::new(vb.pp("norm_k"), dim, eps)?),
+            )
+        } else {
+            (None, None)
+        };
+        Ok(Self {
+            to_q: Linear::new(vb.pp("to_q"), dim, dim, true)?,
+            to_k: Linear::new(vb.pp("to_k"), dim, dim, true)?,
+            to_v: Linear::new(vb.pp("to_v"), dim, dim, true)?,
+            to_out: Linear::new(vb.pp("to_out.0"), dim, dim, true)?,
+            norm_q,
+            norm_k,
+            heads,
+        })
+    }
+
+    /// `[b, s, dim]` → `[b, heads, s, head_dim]`.
+    fn split_heads(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, s, d) = x.dims3()?;
+        Ok(x.reshape((b, s, self.heads, d / self.heads))?
+            .transpose(1, 2)?
+            .contiguous()?)
+    }
+
+    fn forward(&self, x: &Tensor, context: Option<&Tensor>, rope: Option<&Rope>) -> Result<Tensor> {
+        let (b, s, d) = x.dims3()?;
+        let ctx = context.unwrap_or(x);
+        let mut q = self.to_q.forward(x)?;
+        let mut k = self.to_k.forward(ctx)?;
+        let v = self.to_v.forward(ctx)?;
+        if let Some(n) = &self.norm_q {
+            q = n.forward(&q)?;
+        }
+        if let Some(n) = &self.norm_k {
+            k = n.forward(&k)?;
+        }
+        let (q, k) = match rope {
+            // Inference: heads first, then candle's fused interleaved rotary kernel.
+            Some(r) if inference_f32(&[&q, &k, &r.cos]) => {
+                let q = self.split_heads(&q)?;
+                let k = self.split_heads(&k)?;
+                (
+                    candle_nn::rotary_emb::rope_i(&q, &r.cos2, &r.sin2)?,
+                    candle_nn::rotary_emb::rope_i(&k, &r.cos2, &r.sin2)?,
+                )
+            }
+            Some(r) => (
+                self.split_heads(&r.apply(&q, self.heads)?)?,
+                self.split_heads(&r.apply(&k, self.heads)?)?,
+            ),
+            None => (self.split_heads(&q)?, self.split_heads(&k)?),
+        };
+        let v = self.split_heads(&v)?;
+        let head_dim = d / self.heads;
+        let o = attention(&q, &k, &v, 1.0 / (head_dim as f64).sqrt())?;
+        let o = o.transpose(1, 2)?.reshape((b, s, d))?;
+        self.to_out.forward(&o)
+    }
+}
+
+/// Rotary tables for one token grid: `cos`/`sin` of shape `[1, seq, 1, head_dim / 2, 1]`.
+pub(crate) struct Rope {
+    cos: Tensor,
+    sin: Tensor,
+    /// The same tables as `[seq, head_dim / 2]` for the fused kernel.
+    cos2: Tensor,
+    sin2: Tensor,
+}
+
+impl Rope {
+    /// The tables diffusers' `WanRotaryPosEmbed` builds for a `frames × height × width` token
+    /// grid: the head dimension split into time, height and width parts, frequencies
+    /// `theta^(-2i/dim)` of each part evaluated at the token's coordinate (in f64).
+    fn new(
+        head_dim: usize,
+        grid: (usize, usize, usize),
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        let h_dim = 2 * (head_dim / 6);
+        let w_dim = h_dim;
+        let t_dim = head_dim - h_dim - w_dim;
+        let theta = 10000f64;
+        let freqs = |dim: usize| -> Vec<f64> {
+            (0..dim / 2)
+                .map(|i| 1.0 / theta.powf((2 * i) as f64 / dim as f64))
+                .collect()
+        };
+        let (ft, fh, fw) = (freqs(t_dim), freqs(h_dim), freqs(w_dim));
+        let (f, h, w) = grid;
+        let half = head_dim / 2;
+        let mut cos = Vec::with_capacity(f * h * w * half);
+        let mut sin = Vec::with_capacity(f * h * w * half);
+        for ti in 0..f {
+            for hi in 0..h {
+                for wi in 0..w {
+                    for (pos, fr) in [(ti, &ft), (hi, &fh), (wi, &fw)] {
+                        for &x in fr.iter() {
+                            let a = pos as f64 * x;
+                            cos.push(a.cos() as f32);
+                            sin.push(a.sin() as f32);
+                        }
+                    }
+                }
+            }
+        }
+        let shape = (1, f * h * w, 1, half, 1);
+        let cos = Tensor::from_vec(cos, shape, &Device::Cpu)?
+            .to_dtype(dtype)?
+            .to_device(device)?;
+        let sin = Tensor::from_vec(sin, shape, &Device::Cpu)?
+            .to_dtype(dtype)?
+            .to_device(device)?;
+        Ok(Self {
+            cos2: cos.reshape((f * h * w, half))?,
+            sin2: sin.reshape((f * h * w, half))?,
+            cos,
+            sin,
+        })
+    }
+
+    /// Rotates consecutive channel pairs of each head of `x` `[b, s, heads * head_dim]`.
+    fn apply(&self, x: &Tensor, heads: usize) -> Result<Tensor> {
+        let (b, s, d) = x.dims3()?;
+        let pairs = x.reshape((b, s, heads, d / heads / 2, 2))?;
+        let x1 = pairs.narrow(4, 0, 1)?;
+        let x2 = pairs.narrow(4, 1, 1)?;
+        let r1 = (x1.broadcast_mul(&self.cos)? - x2.broadcast_mul(&self.sin)?)?;
+        let r2 = (x1.broadcast_mul(&self.sin)? + x2.broadcast_mul(&self.cos)?)?;
+        Ok(Tensor::cat(&[r1, r2], 4)?.reshape((b, s, d))?)
+    }
+}
+
+struct Block {
+    attn1: SelfAttention,
+    attn2: SelfAttention,
+    norm2: Option<LayerNorm>,
+    ffn: FeedForward,
+    /// `[1, 6, dim]`.
+    scale_shift_table: Tensor,
+    eps: f64,
+}
+
+impl Block {
+    fn new(vb: VarBuilder, cfg: &WanTransformerConfig) -> Result<Self> {
+        let dim = cfg.inner_dim();
+        let heads = cfg.num_attention_heads;
+        let qk = cfg.qk_norm.is_some();
+        Ok(Self {
+            attn1: SelfAttention::new(vb.pp("attn1"), dim, heads, cfg.eps, qk)?,
+            attn2: SelfAttention::new(vb.pp("attn2"), dim, heads, cfg.eps, qk)?,
+            norm2: if cfg.cross_attn_norm {
+                Some(LayerNorm::new(vb.pp("norm2"), dim, cfg.eps)?)
+            } else {
+                None
+            },
+            ffn: FeedForward::new(vb.pp("ffn"), dim, cfg.ffn_dim)?,
+            scale_shift_table: vb.get((1, 6, dim), "scale_shift_table")?,
+            eps: cfg.eps,
+        })
+    }
+
+    /// `temb_proj` is `[b, 6, dim]` (one timestep per sample) or `[b, seq, 6, dim]` (per token).
+    fn modulation(&self, temb_proj: &Tensor) -> Result<Modulation> {
+        let table = self
+            .scale_shift_table
+            .to_dtype(compute_dtype(self.scale_shift_table.dtype()))?;
+        let parts: Vec<Tensor> = if temb_proj.rank() == 4 {
+            let m = temb_proj.broadcast_add(&table.unsqueeze(0)?)?;
+            (0..6)
+                .map(|i| m.narrow(2, i, 1)?.squeeze(2))
+                .collect::<candle_core::Result<_>>()?
+        } else {
+            let m = temb_proj.broadcast_add(&table)?;
+            (0..6)
+                .map(|i| m.narrow(1, i, 1))
+                .collect::<candle_core::Result<_>>()?
+        };
+        let mut it = parts.into_iter();
+        let mut next = || it.next().expect("six modulation parts");
+        Ok(Modulation {
+            shift: next(),
+            scale: next(),
+            gate: next(),
+            c_shift: next(),
+            c_scale: next(),
+            c_gate: next(),
+        })
+    }
+
+    fn forward(
+        &self,
+        x: &Tensor,
+        context: &Tensor,
+        temb_proj: &Tensor,
+        rope: &Rope,
+    ) -> Result<Tensor> {
+        let dtype = x.dtype();
+        let cd = compute_dtype(dtype);
+        let m = self.modulation(temb_proj)?;
+        let x32 = x.to_dtype(cd)?;
+        // 1. self-attention
+        let h = modulate(&layer_normalize(&x32, self.eps)?, &m.scale, &m.shift)?.to_dtype(dtype)?;
+        let a = self.attn1.forward(&h, None, Some(rope))?;
+        let x32 = (x32 + a.to_dtype(cd)?.broadcast_mul(&m.gate)?)?;
+        // 2. cross-attention
+        let h = match &self.norm2 {
+            Some(n) => n.forward(&x32)?,
+            None => x32.clone(),
+        }
+        .to_dtype(dtype)?;
+        let a = self.attn2.forward(&h, Some(context), None)?;
+        let x32 = (x32 + a.to_dtype(cd)?)?;
+        // 3. feed-forward
+        let h =
+            modulate(&layer_normalize(&x32, self.eps)?, &m.c_scale, &m.c_shift)?.to_dtype(dtype)?;
+        let f = self.ffn.forward(&h)?;
+        let x32 = (x32 + f.to_dtype(cd)?.broadcast_mul(&m.c_gate)?)?;
+        Ok(x32.to_dtype(dtype)?)
+    }
+}
+
+/// `x · (1 + scale) + shift`.
+fn modulate(x: &Tensor, scale: &Tensor, shift: &Tensor) -> Result<Tensor> {
+    Ok(x.broadcast_mul(&(scale + 1.0)?)?.broadcast_add(shift)?)
+}
+
+/// The sinusoidal timestep embedding of diffusers' `Timesteps(flip_sin_to_cos=True,
+/// downscale_freq_shift=0)`: `[cos(t·f), sin(t·f)]` with `f_i = exp(-ln(10000)·i/half)`, in f32
+/// exactly as PyTorch computes it. `t` is a rank-1 f32 tensor.
+fn timestep_embedding(t: &Tensor, dim: usize) -> Result<Tensor> {
+    let half = dim / 2;
+    let c = -(10000f64.ln()) as f32;
+    let freqs: Vec<f32> = (0..half)
+        .map(|i| (c * i as f32 / half as f32).exp())
+        .collect();
+    let freqs = Tensor::from_vec(freqs, (1, half), t.device())?;
+    let args = t
+        .to_dtype(DType::F32)?
+        .unsqueeze(1)?
+        .broadcast_mul(&freqs)?;
+    Ok(Tensor::cat(&[args.cos()?, args.sin()?], 1)?)
+}
+
+/// The Wan diffusion transformer.
+pub struct WanTransformer {
+    cfg: WanTransformerConfig,
+    /// The patch embedding as a dense layer over flattened `c × pt × ph × pw` patches.
+    patch_embedding: Linear,
+    time_1: Linear,
+    time_2: Linear,
+    time_proj: Linear,
+    text_1: Linear,
+    text_2: Linear,
+    blocks: Vec<Block>,
+    /// `[1, 2, dim]`.
+    scale_shift_table: Tensor,
+    proj_out: Linear,
+    dtype: DType,
+    device: Device,
+}
+
+impl WanTransformer {
+    /// Builds the model from a [`VarBuilder`] holding the diffusers tensor names.
+    pub fn new(vb: VarBuilder, cfg: &WanTransformerConfig) -> Result<Self> {
+        let d = cfg.inner_dim();
+        let [pt, ph, pw] = cfg.patch_size;
+        let patch_in = cfg.in_channels * pt * ph * pw;
+        let pe = vb.pp("patch_embedding");
+        let pw_ = pe.get((d, cfg.in_channels, pt, ph, pw), "weight")?;
+        let patch_embedding =
+            Linear::from_tensors(pw_.reshape((d, patch_in))?, Some(pe.get(d, "bias")?));
+        let ce = vb.pp("condition_embedder");
+        let blocks = (0..cfg.num_layers)
+            .map(|i| Block::new(vb.pp(format!("blocks.{i}")), cfg))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            patch_embedding,
+            time_1: Linear::new(ce.pp("time_embedder.linear_1"), cfg.freq_dim, d, true)?,
+            time_2: Linear::new(ce.pp("time_embedder.linear_2"), d, d, true)?,
+            time_proj: Linear::new(ce.pp("time_proj"), d, 6 * d, true)?,
+            text_1: Linear::new(ce.pp("text_embedder.linear_1"), cfg.text_dim, d, true)?,
+            text_2: Linear::new(ce.pp("text_embedder.linear_2"), d, d, true)?,
+            blocks,
+            scale_shift_table: vb.get((1, 2, d), "scale_shift_table")?,
+            proj_out: Linear::new(
+                vb.pp("proj_out"),
+                d,
+                cfg.out_channels() * pt * ph * pw,
+                true,
+            )?,
+            cfg: cfg.clone(),
+            dtype: vb.dtype(),
+            device: vb.device().clone(),
+        })
+    }
+
+    /// Loads a transformer folder (`config.json` + `diffusion_pytorch_model.safetensors` or
+    /// sharded safetensors). Weights in the original Wan single-file layout
+    /// (`blocks.0.self_attn.q.weight`, optionally under `model.diffusion_model.`) are read
+    /// through the key map; `weights` may name such a single file to use with the folder's
+    /// config.
+    pub fn load(dir: &Path, weights: Option<&Path>, dtype: DType, device: &Device) -> Result<Self> {
+        let cfg_path = dir.join("config.json");
+        let cfg: WanTransformerConfig = read_json(&cfg_path)?;
+        cfg.check(&cfg_path)?;
+        let src = weights.unwrap_or(dir);
+        let probe = load_weights(
+            src,
+            &["diffusion_pytorch_model", "model"],
+            dtype,
+            device,
+            None,
+        )?;
+        let layout = detect_layout(probe.names());
+        let w = match layout {
+            KeyLayout::Diffusers => probe,
+            other => load_weights(
+                src,
+                &["diffusion_pytorch_model", "model"],
+                dtype,
+                device,
+                Some(other.map()),
+            )?,
+        };
+        let model = Self::new(w.vb(), &cfg)?;
+        w.finish()?;
+        Ok(model)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &WanTransformerConfig {
+        &self.cfg
+    }
+
+    /// The dtype of the weights and activations.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// The device the model runs on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn check_input(&self, x: &Tensor, timestep: &Tensor, context: &Tensor) -> Result<()> {
+        let dims = x.dims();
+        let bad = |m: String| Err(DiffusionError::InvalidInput(m));
+        if dims.len() != 5 {
+            return bad(format!(
+                "the transformer takes latents [batch, channels, frames, height, width]; got {dims:?}"
+            ));
+        }
+        let (b, c, f, h, w) = (dims[0], dims[1], dims[2], dims[3], dims[4]);
+        if c != self.cfg.in_channels {
+            return bad(format!(
+                "this transformer takes {} input channels ({}); got {c}. Use the latents of the matching VAE and variant",
+                self.cfg.in_channels,
+                match self.cfg.in_channels {
+                    16 => "Wan2.1-T2V: the noisy latent",
+                    36 => "Wan2.2-I2V: noisy latent 16 + mask 4 + first-frame latent 16",
+                    48 => "Wan2.2-TI2V-5B: the z48 latent",
+                    _ => "as its config.json says",
+                }
+            ));
+        }
+        let [pt, ph, pw] = self.cfg.patch_size;
+        if f % pt != 0 || h % ph != 0 || w % pw != 0 {
+            return bad(format!(
+                "latent frames×height×width {f}×{h}×{w} must be multiples of the patch size {pt}×{ph}×{pw}"
+            ));
+        }
+        match timestep.dims() {
+            [tb] if *tb == b => {}
+            [tb, ts] if *tb == b && *ts == (f / pt) * (h / ph) * (w / pw) => {}
+            other => {
+                return bad(format!(
+                "timestep must be [batch] or [batch, tokens] = [{b}] or [{b}, {}]; got {other:?}",
+                (f / pt) * (h / ph) * (w / pw)
+            ))
+            }
+        }
+        match context.dims() {
+            [cb, _, cd] if *cb == b && *cd == self.cfg.text_dim => {}
+            other => {
+                return bad(format!(
+                    "text context must be [batch, tokens, {}] with batch {b}; got {other:?}",
+                    self.cfg.text_dim
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    /// Predicts the flow (velocity) for latents `x` `[b, in_channels, f, h, w]` at `timestep`
+    /// (`[b]`, or `[b, tokens]` for per-token timesteps as in TI2V) given text embeddings
+    /// `context` `[b, tokens, text_dim]`. Returns `[b, out_channels, f, h, w]`.
+    pub fn forward(&self, x: &Tensor, timestep: &Tensor, context: &Tensor) -> Result<Tensor> {
+        self.check_input(x, timestep, context)?;
+        let (b, c, f, h, w) = x.dims5()?;
+        let [pt, ph, pw] = self.cfg.patch_size;
+        let (gf, gh, gw) = (f / pt, h / ph, w / pw);
+        let seq = gf * gh * gw;
+        let d = self.cfg.inner_dim();
+        let x = x.to_dtype(self.dtype)?;
+
+        let rope = Rope::new(
+            self.cfg.attention_head_dim,
+            (gf, gh, gw),
+            self.dtype,
+            &self.device,
+        )?;
+
+        // Patch embedding: [b, c, gf, pt, gh, ph, gw, pw] → [b, seq, c·pt·ph·pw].
+        let patches = x
+            .reshape(vec![b, c, gf, pt, gh, ph, gw, pw])?
+            .permute(vec![0, 2, 4, 6, 1, 3, 5, 7])?
+            .reshape((b, seq, c * pt * ph * pw))?;
+        let mut hs = self.patch_embedding.forward(&patches)?;
+
+        // Timestep and text embeddings.
+        let per_token = timestep.rank() == 2;
+        let t_flat = timestep.flatten_all()?;
+        let t_emb = timestep_embedding(&t_flat, self.cfg.freq_dim)?.to_dtype(self.dtype)?;
+        let temb = self.time_2.forward(&silu(&self.time_1.forward(&t_emb)?)?)?;
+        let cd = compute_dtype(self.dtype);
+        let temb_proj = self.time_proj.forward(&silu(&temb)?)?.to_dtype(cd)?;
+        let (temb, temb_proj) = if per_token {
+            (
+                temb.reshape((b, seq, d))?,
+                temb_proj.reshape((b, seq, 6, d))?,
+            )
+        } else {
+            (temb.reshape((b, 1, d))?, temb_proj.reshape((b, 6, d))?)
+        };
+        let ctx = context.to_dtype(self.dtype)?;
+        let ctx = self.text_2.forward(&self.text_1.forward(&ctx)?.gelu()?)?;
+
+        for block in &self.blocks {
+            hs = block.forward(&hs, &ctx, &temb_proj, &rope)?;
+        }
+
+        // Output head: shift/scale from the table plus the time embedding.
+        let table = self.scale_shift_table.to_dtype(cd)?;
+        let temb = temb.to_dtype(cd)?;
+        let shift = temb.broadcast_add(&table.narrow(1, 0, 1)?)?;
+        let scale = temb.broadcast_add(&table.narrow(1, 1, 1)?)?;
+        let hs32 = hs.to_dtype(cd)?;
+        let hs = modulate(&layer_normalize(&hs32, self.cfg.eps)?, &scale, &shift)?
+            .to_dtype(self.dtype)?;
+        let out = self.proj_out.forward(&hs)?;
+
+        // Unpatchify: [b, gf, gh, gw, pt, ph, pw, c_out] → [b, c_out, f, h, w].
+        let co = self.cfg.out_channels();
+        Ok(out
+            .reshape(vec![b, gf, gh, gw, pt, ph, pw, co])?
+            .permute(vec![0, 7, 1, 4, 2, 5, 3, 6])?
+            .reshape((b, co, f, h, w))?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::grad_tests::grad_check;
+    use crate::rng::NoiseGenerator;
+    use candle_core::Shape;
+    use candle_nn::var_builder::SimpleBackend;
+    use std::collections::HashMap;
+
+    /// Seeded random tensors by name (norm weights near 1), with some names overridden.
+    struct RandomBackend {
+        overrides: HashMap<String, Tensor>,
+    }
+
+    fn fnv(s: &str) -> u64 {
+        s.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100000001b3)
+        })
+    }
+
+    pub(crate) fn random_tensor(name: &str, shape: &[usize], dtype: DType) -> Tensor {
+        let mut g = NoiseGenerator::new(fnv(name));
+        let n: usize = shape.iter().product();
+        let fan_in = if shape.len() >= 2 { n / shape[0] } else { 1 };
+        let (scale, offset) = if name.contains("norm") {
+            (0.2, 1.0)
+        } else if shape.len() >= 2 && !name.contains("scale_shift_table") {
+            (1.0 / (fan_in as f64).sqrt(), 0.0)
+        } else {
+            (0.2, 0.0)
+        };
+        ((g.randn(shape, dtype, &Device::Cpu).unwrap() * scale).unwrap() + offset).unwrap()
+    }
+
+    impl SimpleBackend for RandomBackend {
+        fn get(
+            &self,
+            s: Shape,
+            name: &str,
+            _: candle_nn::Init,
+            dtype: DType,
+            _: &Device,
+        ) -> candle_core::Result<Tensor> {
+            Ok(match self.overrides.get(name) {
+                Some(t) => t.clone(),
+                None => random_tensor(name, s.dims(), dtype),
+            })
+        }
+        fn get_unchecked(&self, name: &str, _: DType, _: &Device) -> candle_core::Result<Tensor> {
+            candle_core::bail!("no shape for {name}")
+        }
+        fn contains_tensor(&self, _: &str) -> bool {
+            true
+        }
+    }
+
+    fn tiny_config(in_channels: usize) -> WanTransformerConfig {
+        serde_json::from_value(serde_json::json!({
+            "num_attention_heads": 2, "attention_head_dim": 6, "in_channels": in_channels,
+            "out_channels": 4, "text_dim": 5, "freq_dim": 8, "ffn_dim": 10, "num_layers": 1
+        }))
+        .unwrap()
+    }
+
+    fn build(cfg: &WanTransformerConfig, overrides: HashMap<String, Tensor>) -> WanTransformer {
+        let vb = VarBuilder::from_backend(
+            Box::new(RandomBackend { overrides }),
+            DType::F64,
+            Device::Cpu,
+        );
+        WanTransformer::new(vb, cfg).unwrap()
+    }
+
+    /// With a gradient-tracked input every layer takes its composed, differentiable path
+    /// (training); without, the fused inference kernels. Both give the same output.
+    #[test]
+    fn training_path_equals_inference_path() {
+        let cfg: WanTransformerConfig = serde_json::from_value(serde_json::json!({
+            "num_attention_heads": 2, "attention_head_dim": 12, "in_channels": 4,
+            "out_channels": 4, "text_dim": 8, "freq_dim": 16, "ffn_dim": 32, "num_layers": 2
+        }))
+        .unwrap();
+        let vb = VarBuilder::from_backend(
+            Box::new(RandomBackend {
+                overrides: HashMap::new(),
+            }),
+            DType::F32,
+            Device::Cpu,
+        );
+        let m = WanTransformer::new(vb, &cfg).unwrap();
+        let mut g = NoiseGenerator::new(12);
+        let x = g.randn((1, 4, 3, 4, 6), DType::F32, &Device::Cpu).unwrap();
+        let ctx = g.randn((1, 5, 8), DType::F32, &Device::Cpu).unwrap();
+        let t = Tensor::new(&[640f32], &Device::Cpu).unwrap();
+        let fused = m.forward(&x, &t, &ctx).unwrap();
+        let xv = candle_core::Var::from_tensor(&x).unwrap();
+        let composed = m.forward(xv.as_tensor(), &t, &ctx).unwrap();
+        assert!(composed.track_op() && !fused.track_op());
+        let d: f32 = (fused - composed)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert!(d < 1e-5, "{d}");
+    }
+
+    /// The whole transformer (patch embedding, modulation, both attentions with RMS q/k norms
+    /// and rotary embedding, feed-forward, head) has true gradients with respect to its input
+    /// and to weights of every kind, as LoRA training needs.
+    #[test]
+    fn transformer_has_true_gradients() {
+        for per_token in [false, true] {
+            let cfg = tiny_config(3);
+            let mut g = NoiseGenerator::new(11);
+            let x = g.randn((1, 3, 2, 2, 4), DType::F64, &Device::Cpu).unwrap();
+            let ctx = g.randn((1, 3, 5), DType::F64, &Device::Cpu).unwrap();
+            let t = if per_token {
+                Tensor::new(&[[0f64, 0.0, 700.0, 700.0]], &Device::Cpu).unwrap()
+            } else {
+                Tensor::new(&[700f64], &Device::Cpu).unwrap()
+            };
+            let names = [
+                ("blocks.0.attn1.to_q.weight", vec![12, 12]),
+                ("blocks.0.attn1.norm_k.weight", vec![12]),
+                ("blocks.0.attn2.to_v.weight", vec![12, 12]),
+                ("blocks.0.norm2.weight", vec![12]),
+                ("blocks.0.ffn.net.0.proj.weight", vec![10, 12]),
+                ("blocks.0.scale_shift_table", vec![1, 6, 12]),
+                (
+                    "condition_embedder.time_embedder.linear_1.weight",
+                    vec![12, 8],
+                ),
+            ];
+            let mut inputs = vec![x, ctx];
+            for (n, s) in &names {
+                inputs.push(random_tensor(n, s, DType::F64));
+            }
+            grad_check(
+                &|ts| {
+                    let overrides = names
+                        .iter()
+                        .zip(&ts[2..])
+                        .map(|((n, _), t)| (n.to_string(), t.clone()))
+                        .collect();
+                    build(&cfg, overrides).forward(&ts[0], &t, &ts[1])
+                },
+                &inputs,
+                12,
+            );
+        }
+    }
+}
