@@ -44,6 +44,9 @@ pub struct Args {
     /// Print `{"rows": [...]}` as JSON on stdout instead of a table.
     #[arg(long)]
     json: bool,
+    /// Device for the model: cpu, cuda, metal or auto.
+    #[arg(long, default_value = "cpu")]
+    device: String,
 }
 
 #[derive(Serialize)]
@@ -79,6 +82,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
         model,
         aesthetic_head: args.aesthetic_head,
         prompts: args.prompts,
+        device: args.device.parse()?,
     };
     let pb = crate::progress::bar(0, "frames", ctx.quiet);
     let report = pipeline::score(&args.inputs, &opts, || pb.inc(1))?;

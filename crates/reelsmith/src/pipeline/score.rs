@@ -47,6 +47,8 @@ pub struct ScoreOptions {
     pub aesthetic_head: Option<PathBuf>,
     /// Text prompts for saliency; need `model`.
     pub prompts: Vec<String>,
+    /// Where the model runs (default: the CPU).
+    pub device: DeviceChoice,
 }
 
 impl Default for ScoreOptions {
@@ -57,6 +59,7 @@ impl Default for ScoreOptions {
             model: None,
             aesthetic_head: None,
             prompts: Vec::new(),
+            device: DeviceChoice::Cpu,
         }
     }
 }
@@ -149,12 +152,10 @@ pub fn score(
         }
     }
     let model: Option<AnyModel> = match &opts.model {
-        Some(ModelSource::Dir(d)) => Some(load_dir(d, DeviceChoice::Cpu)?),
-        Some(ModelSource::Id(id)) => Some(load_pretrained(
-            id,
-            &HubOptions::default(),
-            DeviceChoice::Cpu,
-        )?),
+        Some(ModelSource::Dir(d)) => Some(load_dir(d, opts.device)?),
+        Some(ModelSource::Id(id)) => {
+            Some(load_pretrained(id, &HubOptions::default(), opts.device)?)
+        }
         None => None,
     };
     let head = opts
