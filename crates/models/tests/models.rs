@@ -264,7 +264,7 @@ fn linear_and_mlp_gradients() {
     )
     .unwrap();
     assert_eq!(r.checked, [30, 20, 4]);
-    for act in ["quick_gelu", "gelu", "gelu_pytorch_tanh", "silu"] {
+    for act in ["quick_gelu", "gelu", "gelu_pytorch_tanh", "silu", "relu"] {
         let act: Activation = act.parse().unwrap();
         grad_check(
             &[
