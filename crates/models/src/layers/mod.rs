@@ -53,6 +53,13 @@ impl LinearConfig {
 /// A dense layer `y = x Wᵀ + b` over the last axis of an input of any rank; `weight`
 /// `[out, in]` (PyTorch's layout), `bias` `[out]`.
 ///
+/// For inference on the CPU, [`Linear::new`] keeps a weight that tracks no gradient with
+/// its storage transposed (`[in, out]` in memory, still `[out, in]` as a tensor, through
+/// its strides): the CPU matrix product reads that layout up to 2.8× faster at the token
+/// counts of a single image (50 × 768 × 3072: measured in `examples/linear_layout.rs`). The
+/// weight is copied once while loading (the stored one is dropped), so it is still held
+/// once. Variables, and weights on a GPU, are kept as they are.
+///
 /// ```
 /// use reelsmith_models::candle_core::{DType, Device, Module, Tensor};
 /// use reelsmith_models::candle_nn::VarBuilder;
@@ -79,6 +86,7 @@ impl Linear {
             "weight",
             candle_nn::init::DEFAULT_KAIMING_NORMAL,
         )?;
+        let weight = cpu_inference_layout(weight)?;
         let bias = if cfg.bias {
             let bound = 1.0 / (cfg.in_dim.max(1) as f64).sqrt();
             Some(vb.get_with_hints(
@@ -124,6 +132,16 @@ impl Linear {
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         ops::linear(x, &self.weight, self.bias.as_ref())
+    }
+}
+
+/// `w` `[out, in]` with its storage transposed, for the fused CPU product, when it is an
+/// f32 CPU tensor that tracks no gradient; otherwise `w` itself.
+fn cpu_inference_layout(w: Tensor) -> Result<Tensor> {
+    if ops::fused_cpu(&[&w]) && w.rank() == 2 && w.is_contiguous() {
+        w.t()?.contiguous()?.t()
+    } else {
+        Ok(w)
     }
 }
 
@@ -369,8 +387,12 @@ impl PatchEmbed {
             None
         };
         Ok(Self {
-            // a view of the same storage: no copy, and in-place updates are seen
-            proj: Linear::from_weights(weight.reshape((cfg.dim, c * p * p))?, bias),
+            // a view of the same storage for variables (in-place updates are seen); the
+            // inference layout of [`Linear`] otherwise
+            proj: Linear::from_weights(
+                cpu_inference_layout(weight.reshape((cfg.dim, c * p * p))?)?,
+                bias,
+            ),
             patch: p,
             channels: c,
         })
