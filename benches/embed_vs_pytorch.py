@@ -4,6 +4,11 @@ transformers, on the CPU, in one run, on the same full-size random-weight checkp
 
     python crates/embed/tests/fixtures/gen.py --full --out /work/fullsize --shared ../shared
     python benches/embed_vs_pytorch.py /work/fullsize [--seconds 10] [--threads N]
+        [--bin LABEL=PATH ...]
+
+--bin runs prebuilt `throughput` examples (e.g. `before=...` from a build of main and
+`after=target/release/examples/throughput`) instead of `cargo run`, all in the same
+alternating rounds, and adds a column per label: a before/after comparison in one session.
 
 Both sides get the same thread count (default: all cores) and random pixel batches of the
 model's input size (preprocessing is not timed). Batches 1 and 16. The two sides take turns
@@ -56,21 +61,33 @@ def main():
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--bin", action="append", default=[], metavar="LABEL=PATH",
+                    help="a prebuilt throughput example to time (repeatable)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     # The reelsmith CLI sets candle's spin limit to 1000 unless the user chose one; the
     # example runs with the same setting.
     env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
     env.setdefault("CANDLE_BARRIER_POOL_SPIN_LIMIT", "1000")
-    cmd = ["cargo", "run", "--release", "-q", "-p", "reelsmith-embed", "--example", "throughput", "--",
-           str(args.folder / "clip-vit-b32"), str(args.folder / "dinov2-s"), str(args.seconds)]
+    model_args = [str(args.folder / "clip-vit-b32"), str(args.folder / "dinov2-s"), str(args.seconds)]
+    if args.bin:
+        cmds = [(label, [path, *model_args]) for label, path in (b.split("=", 1) for b in args.bin)]
+    else:
+        cmds = [("reelsmith", ["cargo", "run", "--release", "-q", "-p", "reelsmith-embed", "--example",
+                               "throughput", "--", *model_args])]
+    labels = [label for label, _ in cmds]
     best = {}
     for _ in range(args.rounds):
         rows = torch_rates(args.folder, args.seconds)
-        res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-        if res.returncode != 0:
-            sys.exit(res.stderr)
-        rows += [json.loads(l) for l in res.stdout.splitlines() if l.startswith("{")]
+        for label, cmd in cmds:
+            res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+            if res.returncode != 0:
+                sys.exit(res.stderr)
+            for l in res.stdout.splitlines():
+                if l.startswith("{"):
+                    r = json.loads(l)
+                    r["impl"] = label
+                    rows.append(r)
         for r in rows:
             key = (r["impl"], r["model"], r["batch"])
             best[key] = max(best.get(key, 0.0), r["img_per_s"])
@@ -78,12 +95,20 @@ def main():
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown")
     print(f"CPU: {cpu}; threads: {args.threads}, torch {torch.__version__}; "
           f"best of {args.rounds} alternating rounds of {args.seconds:g} s")
-    print(f"{'model':8} {'batch':>5} {'pytorch img/s':>14} {'reelsmith img/s':>16} {'ratio':>6}")
+    head = f"{'model':8} {'batch':>5} {'pytorch img/s':>14}"
+    for label in labels:
+        head += f" {label + ' img/s':>16} {'ratio':>6}"
+    print(head)
     for model in ("clip", "dinov2"):
         for batch in (1, 16):
-            p = next(r["img_per_s"] for r in rows if r["impl"] == "pytorch" and r["model"] == model and r["batch"] == batch)
-            q = next(r["img_per_s"] for r in rows if r["impl"] == "reelsmith" and r["model"] == model and r["batch"] == batch)
-            print(f"{model:8} {batch:5} {p:14.2f} {q:16.2f} {q / p:6.2f}")
+            rate_of = lambda impl: next(r["img_per_s"] for r in rows
+                                        if r["impl"] == impl and r["model"] == model and r["batch"] == batch)
+            p = rate_of("pytorch")
+            line = f"{model:8} {batch:5} {p:14.2f}"
+            for label in labels:
+                q = rate_of(label)
+                line += f" {q:16.2f} {q / p:6.2f}"
+            print(line)
 
 
 if __name__ == "__main__":

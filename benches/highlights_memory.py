@@ -1,9 +1,16 @@
 #!/usr/bin/env python3
-"""Peak memory (max RSS) and wall time of `reelsmith highlights` (no model) on 720p videos of
-growing length: memory must stay flat in duration (the throughput issue asks for < 1 GB on
-a 1-hour video).
+"""Peak memory (max RSS) and wall time of `reelsmith highlights` on 720p videos of growing
+length: memory must stay flat in duration (the throughput issue asks for < 1 GB on a 1-hour
+video without a model; with a CLIP model, under the weights + 300 MB).
 
     python3 benches/highlights_memory.py [--minutes 1 10 60] [--source VIDEO] [--keep DIR]
+        [--model-dir DIR] [--bin PATH ...]
+
+Without --model-dir the run has no model (`--no-model`); with it, highlights embeds the
+sampled frames with the checkpoint in DIR (e.g. a full-size random-weight CLIP B/32 from
+`crates/embed/tests/fixtures/gen.py --full`) and the size of its weights file is printed
+beside the peak. Several --bin binaries (e.g. a build of main and of a branch) are run on
+the same videos, in turns, for a before/after table.
 
 The videos are built by looping a real 720p clip with stream copy (no re-encoding, so
 building a 1-hour file takes seconds): by default
@@ -27,9 +34,17 @@ def main():
     ap.add_argument("--minutes", type=float, nargs="+", default=[1, 10, 60])
     ap.add_argument("--source")
     ap.add_argument("--keep", help="folder to keep the generated videos in (reused if present)")
+    ap.add_argument("--model-dir", help="checkpoint folder of a CLIP model to embed frames with")
+    ap.add_argument("--bin", nargs="+", default=[BIN], help="reelsmith binaries to compare")
     a = ap.parse_args()
-    if not os.path.exists(BIN):
-        sys.exit(f"build first: cargo build --release -p reelsmith-cli (no {BIN})")
+    for b in a.bin:
+        if not os.path.exists(b):
+            sys.exit(f"build first: cargo build --release -p reelsmith-cli (no {b})")
+    model_args = ["--model-dir", a.model_dir] if a.model_dir else ["--no-model"]
+    if a.model_dir:
+        weights = sum(os.path.getsize(os.path.join(a.model_dir, f)) for f in os.listdir(a.model_dir)
+                      if f.startswith(("model", "pytorch_model")) and f.endswith((".safetensors", ".bin")))
+        print(f"model {a.model_dir}: weights {weights / 2**20:.0f} MiB")
     src = a.source
     if not src:
         shared = os.environ.get("REELSMITH_SHARED", os.path.join(ROOT, "..", "shared"))
@@ -48,18 +63,19 @@ def main():
             loops = max(1, round(minutes * 60 / clip))
             subprocess.run(["ffmpeg", "-v", "error", "-y", "-stream_loop", str(loops - 1),
                             "-i", src, "-c", "copy", video], check=True)
-        out = tempfile.mkdtemp()
-        t = time.perf_counter()
-        p = subprocess.run(["/usr/bin/time", "-f", "MAXRSS %M", BIN, "-q", "highlights", video,
-                            "-o", out], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                           text=True)
-        dt = time.perf_counter() - t
-        shutil.rmtree(out)
-        if p.returncode != 0:
-            sys.exit(p.stderr)
-        rss = int(re.search(r"MAXRSS (\d+)", p.stderr).group(1)) / 1024
-        print(f"{minutes:5g} min ({duration(video):7.1f} s): {dt:7.1f} s wall, "
-              f"peak RSS {rss:6.0f} MiB")
+        for b in a.bin:
+            out = tempfile.mkdtemp()
+            t = time.perf_counter()
+            p = subprocess.run(["/usr/bin/time", "-f", "MAXRSS %M", b, "-q", "highlights", video,
+                                "-o", out, *model_args], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+            dt = time.perf_counter() - t
+            shutil.rmtree(out)
+            if p.returncode != 0:
+                sys.exit(p.stderr)
+            rss = int(re.search(r"MAXRSS (\d+)", p.stderr).group(1)) / 1024
+            print(f"{minutes:5g} min ({duration(video):7.1f} s) {b}: {dt:7.1f} s wall, "
+                  f"peak RSS {rss:6.0f} MiB")
     if not a.keep:
         shutil.rmtree(work)
 

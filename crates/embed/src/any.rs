@@ -2,8 +2,9 @@
 
 use std::path::Path;
 
-use crate::hub::{self, HubOptions, ModelFiles};
+use crate::hub::{self, ModelFiles};
 use crate::manifest::ModelFamily;
+use crate::HubOptions;
 use crate::{ClipModel, DeviceChoice, Dinov2Model, EmbedError, Embedder, Embeddings, TextEmbedder};
 
 /// A CLIP or DINOv2 model, chosen by the checkpoint's `config.json` (`model_type`).

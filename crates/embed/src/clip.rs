@@ -2,15 +2,18 @@
 
 use std::path::Path;
 
-use candle_core::{DType, Device, IndexOp, Tensor};
+use candle_core::{DType, Device, IndexOp, Module, Tensor};
+use reelsmith_models::ops::AttentionMask;
+use reelsmith_models::{
+    Activation, Attention, AttentionConfig, Checkpoint, LayerNorm, LayerNormConfig, Linear,
+    LinearConfig, Mlp, MlpConfig, PatchEmbed, PatchEmbedConfig, VarBuilder,
+};
 use serde::Deserialize;
 
-use crate::hub::{self, HubOptions, ModelFiles};
+use crate::hub::{self, ModelFiles};
 use crate::manifest::ModelFamily;
-use crate::nn::{Activation, Attention, LayerNorm, Linear, PatchEmbed};
 use crate::preprocess::Preprocessor;
-use crate::weights::{Checkpoint, Reader};
-use crate::{DeviceChoice, EmbedError, Embedder, Embeddings, TextEmbedder};
+use crate::{DeviceChoice, EmbedError, Embedder, Embeddings, HubOptions, TextEmbedder};
 
 type R<T> = Result<T, EmbedError>;
 
@@ -143,20 +146,13 @@ fn d_32() -> usize {
 impl ClipConfig {
     /// Reads and checks a `config.json`.
     pub fn from_file(path: &Path) -> R<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| EmbedError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let cfg: ClipConfig = serde_json::from_str(&text).map_err(|e| EmbedError::Config {
-            path: path.to_path_buf(),
-            message: format!("not a CLIP config: {e}"),
-        })?;
+        let cfg: ClipConfig = reelsmith_models::read_config(path)?;
         let bad = |message: String| EmbedError::Config {
             path: path.to_path_buf(),
             message,
         };
         for act in [&cfg.text_config.hidden_act, &cfg.vision_config.hidden_act] {
-            if Activation::parse(act).is_none() {
+            if Activation::from_name(act).is_none() {
                 return Err(bad(format!("unsupported activation {act:?}")));
             }
         }
@@ -181,88 +177,233 @@ impl ClipConfig {
     }
 }
 
+/// One pre-norm transformer layer of either tower: `layer_norm1`, `self_attn`,
+/// `layer_norm2`, `mlp` (`fc1`, `fc2`).
 #[derive(Debug, Clone)]
-struct Mlp {
-    fc1: Linear,
-    fc2: Linear,
-    act: Activation,
-}
-
-impl Mlp {
-    fn forward(&self, x: &Tensor) -> R<Tensor> {
-        let h = self.fc1.forward(x)?;
-        let h = self.act.forward(&h)?;
-        self.fc2.forward(&h)
-    }
-}
-
-#[derive(Debug, Clone)]
-struct Layer {
+pub struct ClipEncoderLayer {
     ln1: LayerNorm,
     attn: Attention,
     ln2: LayerNorm,
     mlp: Mlp,
 }
 
-impl Layer {
-    fn load(
-        r: &Reader<'_>,
-        p: &str,
-        hidden: usize,
-        inter: usize,
-        heads: usize,
-        act: Activation,
-        eps: f64,
-    ) -> R<Self> {
-        let lin = |n: &str, i, o| Linear::load(r, &format!("{p}.{n}"), i, o, true);
+/// The sizes of one tower's layers.
+#[derive(Debug, Clone, Copy)]
+struct LayerSizes {
+    hidden: usize,
+    inter: usize,
+    heads: usize,
+    act: Activation,
+    eps: f64,
+}
+
+impl ClipEncoderLayer {
+    fn new(vb: VarBuilder, c: &LayerSizes) -> candle_core::Result<Self> {
         Ok(Self {
-            ln1: LayerNorm::load(r, &format!("{p}.layer_norm1"), hidden, eps)?,
-            attn: Attention::new(
-                lin("self_attn.q_proj", hidden, hidden)?,
-                lin("self_attn.k_proj", hidden, hidden)?,
-                lin("self_attn.v_proj", hidden, hidden)?,
-                lin("self_attn.out_proj", hidden, hidden)?,
-                hidden,
-                heads,
-            )?,
-            ln2: LayerNorm::load(r, &format!("{p}.layer_norm2"), hidden, eps)?,
-            mlp: Mlp {
-                fc1: lin("mlp.fc1", hidden, inter)?,
-                fc2: lin("mlp.fc2", inter, hidden)?,
-                act,
-            },
+            ln1: LayerNorm::new(vb.pp("layer_norm1"), &LayerNormConfig::new(c.hidden, c.eps))?,
+            attn: Attention::new(vb.pp("self_attn"), &AttentionConfig::new(c.hidden, c.heads))?,
+            ln2: LayerNorm::new(vb.pp("layer_norm2"), &LayerNormConfig::new(c.hidden, c.eps))?,
+            mlp: Mlp::new(vb.pp("mlp"), &MlpConfig::new(c.hidden, c.inter, c.act))?,
         })
     }
 
-    fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> R<Tensor> {
-        let h = self.attn.forward(&self.ln1.forward(x)?, mask)?;
+    /// `x` `[b, t, hidden]` through the layer; the text tower's attention is causal.
+    pub fn forward(&self, x: &Tensor, mask: AttentionMask<'_>) -> candle_core::Result<Tensor> {
+        let h = self.attn.forward_masked(&self.ln1.forward(x)?, mask)?;
         let x = (x + h)?;
         let h = self.mlp.forward(&self.ln2.forward(&x)?)?;
-        Ok((x + h)?)
+        x + h
     }
 }
 
+fn activation(name: &str) -> candle_core::Result<Activation> {
+    Activation::from_name(name)
+        .ok_or_else(|| candle_core::Error::Msg(format!("unsupported activation {name:?}")))
+}
+
+/// CLIP's image tower (`vision_model` in the Hugging Face layout): patch embedding, class
+/// token, position embeddings, pre-norm, encoder layers, post-norm of the class token.
 #[derive(Debug, Clone)]
-struct VisionTower {
+pub struct ClipVisionTransformer {
     patch: PatchEmbed,
     class_embedding: Tensor,
     position_embedding: Tensor,
     pre_ln: LayerNorm,
-    layers: Vec<Layer>,
+    layers: Vec<ClipEncoderLayer>,
     post_ln: LayerNorm,
-    projection: Linear,
     image_size: usize,
 }
 
+impl ClipVisionTransformer {
+    /// Reads the tower under `vb` (the `vision_model` prefix).
+    pub fn new(vb: VarBuilder, c: &ClipVisionConfig) -> candle_core::Result<Self> {
+        let h = c.hidden_size;
+        let grid = c.image_size / c.patch_size.max(1);
+        let sizes = LayerSizes {
+            hidden: h,
+            inter: c.intermediate_size,
+            heads: c.num_attention_heads,
+            act: activation(&c.hidden_act)?,
+            eps: c.layer_norm_eps,
+        };
+        let emb = vb.pp("embeddings");
+        let enc = vb.pp("encoder.layers");
+        Ok(Self {
+            patch: PatchEmbed::new(
+                emb.pp("patch_embedding"),
+                &PatchEmbedConfig {
+                    channels: c.num_channels,
+                    dim: h,
+                    patch: c.patch_size,
+                    bias: false,
+                },
+            )?,
+            class_embedding: emb.get(h, "class_embedding")?,
+            position_embedding: emb.get((grid * grid + 1, h), "position_embedding.weight")?,
+            pre_ln: LayerNorm::new(
+                vb.pp("pre_layrnorm"),
+                &LayerNormConfig::new(h, c.layer_norm_eps),
+            )?,
+            layers: (0..c.num_hidden_layers)
+                .map(|i| ClipEncoderLayer::new(enc.pp(i), &sizes))
+                .collect::<candle_core::Result<_>>()?,
+            post_ln: LayerNorm::new(
+                vb.pp("post_layernorm"),
+                &LayerNormConfig::new(h, c.layer_norm_eps),
+            )?,
+            image_size: c.image_size,
+        })
+    }
+
+    /// Pixels `[n, channels, image_size, image_size]` → (post-norm class token
+    /// `[n, hidden]`, last hidden state `[n, 1 + patches, hidden]`).
+    pub fn forward(&self, pixels: &Tensor) -> R<(Tensor, Tensor)> {
+        let (b, _, h, w) = pixels.dims4()?;
+        if h != self.image_size || w != self.image_size {
+            return Err(EmbedError::InvalidInput(format!(
+                "CLIP expects {s}x{s} pixels, got {w}x{h}",
+                s = self.image_size
+            )));
+        }
+        let (patches, _, _) = self.patch.forward_grid(pixels)?;
+        let hidden = patches.dim(2)?;
+        let cls = self
+            .class_embedding
+            .reshape((1, 1, hidden))?
+            .broadcast_as((b, 1, hidden))?;
+        let x = Tensor::cat(&[&cls, &patches], 1)?;
+        let x = x.broadcast_add(&self.position_embedding.unsqueeze(0)?)?;
+        let mut x = self.pre_ln.forward(&x)?;
+        for layer in &self.layers {
+            x = layer.forward(&x, AttentionMask::None)?;
+        }
+        let pooled = self.post_ln.forward(&x.i((.., 0))?.contiguous()?)?;
+        Ok((pooled, x))
+    }
+}
+
+/// CLIP's text tower (`text_model`): token and position embeddings, causal encoder layers,
+/// final norm; pools the end-of-text token.
 #[derive(Debug, Clone)]
-struct TextTower {
+pub struct ClipTextTransformer {
     token_embedding: Tensor,
     position_embedding: Tensor,
-    layers: Vec<Layer>,
+    layers: Vec<ClipEncoderLayer>,
     final_ln: LayerNorm,
-    projection: Linear,
     eos_token_id: i64,
     max_len: usize,
+}
+
+impl ClipTextTransformer {
+    /// Reads the tower under `vb` (the `text_model` prefix).
+    pub fn new(vb: VarBuilder, c: &ClipTextConfig) -> candle_core::Result<Self> {
+        let h = c.hidden_size;
+        let sizes = LayerSizes {
+            hidden: h,
+            inter: c.intermediate_size,
+            heads: c.num_attention_heads,
+            act: activation(&c.hidden_act)?,
+            eps: c.layer_norm_eps,
+        };
+        let emb = vb.pp("embeddings");
+        let enc = vb.pp("encoder.layers");
+        Ok(Self {
+            token_embedding: emb.get((c.vocab_size, h), "token_embedding.weight")?,
+            position_embedding: emb
+                .get((c.max_position_embeddings, h), "position_embedding.weight")?,
+            layers: (0..c.num_hidden_layers)
+                .map(|i| ClipEncoderLayer::new(enc.pp(i), &sizes))
+                .collect::<candle_core::Result<_>>()?,
+            final_ln: LayerNorm::new(
+                vb.pp("final_layer_norm"),
+                &LayerNormConfig::new(h, c.layer_norm_eps),
+            )?,
+            eos_token_id: c.eos_token_id,
+            max_len: c.max_position_embeddings,
+        })
+    }
+
+    /// Token ids (rows may differ in length; each should contain the end token) → the
+    /// pooled end-of-text states `[n, hidden]` (transformers' `pooler_output`).
+    pub fn forward(&self, ids: &[Vec<u32>]) -> R<Tensor> {
+        let device = self.token_embedding.device().clone();
+        if ids.is_empty() {
+            return Err(EmbedError::InvalidInput("no texts".into()));
+        }
+        let len = ids.iter().map(Vec::len).max().unwrap_or(0);
+        if len == 0 || len > self.max_len {
+            return Err(EmbedError::InvalidInput(format!(
+                "token rows must have 1 to {} ids, longest has {len}",
+                self.max_len
+            )));
+        }
+        let vocab = self.token_embedding.dim(0)?;
+        if let Some(bad) = ids.iter().flatten().find(|&&v| v as usize >= vocab) {
+            return Err(EmbedError::InvalidInput(format!(
+                "token id {bad} is outside the vocabulary of {vocab}"
+            )));
+        }
+        let pad = if self.eos_token_id >= 0 {
+            self.eos_token_id as u32
+        } else {
+            0
+        };
+        let mut flat = Vec::with_capacity(ids.len() * len);
+        let mut pool_at = Vec::with_capacity(ids.len());
+        for row in ids {
+            let pos = if self.eos_token_id == 2 {
+                // legacy configs: the end token has the highest id (first maximum)
+                let max = row.iter().copied().max().unwrap_or(0);
+                row.iter().position(|&v| v == max).unwrap_or(0)
+            } else {
+                row.iter()
+                    .position(|&v| v as i64 == self.eos_token_id)
+                    .unwrap_or(0)
+            };
+            pool_at.push(pos as u32);
+            flat.extend_from_slice(row);
+            flat.extend(std::iter::repeat_n(pad, len - row.len()));
+        }
+        let b = ids.len();
+        let ids_t = Tensor::from_vec(flat, (b * len,), &device)?;
+        let hidden = self.token_embedding.dim(1)?;
+        let x = self
+            .token_embedding
+            .index_select(&ids_t, 0)?
+            .reshape((b, len, hidden))?;
+        let mut x = x.broadcast_add(&self.position_embedding.narrow(0, 0, len)?.unsqueeze(0)?)?;
+        for layer in &self.layers {
+            x = layer.forward(&x, AttentionMask::Causal)?;
+        }
+        let x = self.final_ln.forward(&x)?;
+        let idx: Vec<u32> = pool_at
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| i as u32 * len as u32 + p)
+            .collect();
+        let idx = Tensor::from_vec(idx, (b,), &device)?;
+        Ok(x.reshape((b * len, hidden))?.index_select(&idx, 0)?)
+    }
 }
 
 /// The image tower's outputs for a batch of pixel tensors.
@@ -282,8 +423,10 @@ pub struct ClipVisionOutput {
 pub struct ClipModel {
     id: String,
     config: ClipConfig,
-    vision: VisionTower,
-    text: TextTower,
+    vision: ClipVisionTransformer,
+    visual_projection: Linear,
+    text: ClipTextTransformer,
+    text_projection: Linear,
     preprocessor: Preprocessor,
     tokenizer: tokenizers::Tokenizer,
     device: Device,
@@ -342,26 +485,54 @@ impl ClipModel {
             }))
             .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
         tokenizer.with_padding(None);
-        let ckpt = Checkpoint::load(&files.weights, device)?;
-        let prefix = if ckpt.contains("vision_model.embeddings.class_embedding") {
-            ""
-        } else if ckpt.contains("clip.vision_model.embeddings.class_embedding") {
-            "clip."
+        let ckpt = Checkpoint::open(&files.weights)?;
+        // checkpoints saved from a wrapper keep the model under `clip.`
+        let ckpt = if !ckpt.contains("vision_model.embeddings.class_embedding")
+            && ckpt.contains("clip.vision_model.embeddings.class_embedding")
+        {
+            ckpt.with_rename(|n| format!("clip.{n}"))
         } else {
-            ""
+            ckpt
         };
-        let r = ckpt.reader(prefix);
-        let vision = load_vision(&r, &config)?;
-        let text = load_text(&r, &config)?;
-        r.finish()?;
-        Ok(Self {
-            id,
-            config,
-            vision,
-            text,
+        let model = Self::new(
+            ckpt.var_builder(DType::F32, device),
+            &config,
             preprocessor,
             tokenizer,
-            device: device.clone(),
+        );
+        ckpt.finish()?;
+        let mut model = model?;
+        model.id = id;
+        Ok(model)
+    }
+
+    /// Builds the model from a [`VarBuilder`] over the Hugging Face `CLIPModel` key layout
+    /// (`vision_model.*`, `text_model.*`, `visual_projection`, `text_projection`), with
+    /// its preprocessing and tokenizer; the id is `clip` until set by the loaders.
+    pub fn new(
+        vb: VarBuilder,
+        config: &ClipConfig,
+        preprocessor: Preprocessor,
+        tokenizer: tokenizers::Tokenizer,
+    ) -> R<Self> {
+        let (h_v, h_t, p) = (
+            config.vision_config.hidden_size,
+            config.text_config.hidden_size,
+            config.projection_dim,
+        );
+        Ok(Self {
+            id: "clip".into(),
+            config: config.clone(),
+            vision: ClipVisionTransformer::new(vb.pp("vision_model"), &config.vision_config)?,
+            visual_projection: Linear::new(
+                vb.pp("visual_projection"),
+                &LinearConfig::no_bias(h_v, p),
+            )?,
+            text: ClipTextTransformer::new(vb.pp("text_model"), &config.text_config)?,
+            text_projection: Linear::new(vb.pp("text_projection"), &LinearConfig::no_bias(h_t, p))?,
+            preprocessor,
+            tokenizer,
+            device: vb.device().clone(),
         })
     }
 
@@ -387,33 +558,13 @@ impl ClipModel {
 
     /// Runs the image tower on preprocessed pixels `[n, 3, image_size, image_size]`.
     pub fn forward_pixels(&self, pixels: &Tensor) -> R<ClipVisionOutput> {
-        let v = &self.vision;
-        let (b, _, h, w) = pixels.dims4()?;
-        if h != v.image_size || w != v.image_size {
-            return Err(EmbedError::InvalidInput(format!(
-                "CLIP expects {s}x{s} pixels, got {w}x{h}",
-                s = v.image_size
-            )));
-        }
         let pixels = pixels.to_device(&self.device)?.to_dtype(DType::F32)?;
-        let (patches, _, _) = v.patch.forward(&pixels)?;
-        let hidden = patches.dim(2)?;
-        let cls = v
-            .class_embedding
-            .reshape((1, 1, hidden))?
-            .broadcast_as((b, 1, hidden))?;
-        let x = Tensor::cat(&[&cls, &patches], 1)?;
-        let x = x.broadcast_add(&v.position_embedding.unsqueeze(0)?)?;
-        let mut x = v.pre_ln.forward(&x)?;
-        for layer in &v.layers {
-            x = layer.forward(&x, None)?;
-        }
-        let pooled = v.post_ln.forward(&x.i((.., 0))?.contiguous()?)?;
-        let image_embeds = v.projection.forward(&pooled)?;
+        let (pooled, last_hidden) = self.vision.forward(&pixels)?;
+        let image_embeds = self.visual_projection.forward(&pooled)?;
         Ok(ClipVisionOutput {
             image_embeds,
             pooled,
-            last_hidden: x,
+            last_hidden,
         })
     }
 
@@ -430,149 +581,10 @@ impl ClipModel {
     /// Runs the text tower on token ids (rows may differ in length; each must contain the
     /// end token). Returns (projected `text_embeds`, `pooler_output`).
     pub fn forward_ids(&self, ids: &[Vec<u32>]) -> R<(Tensor, Tensor)> {
-        let t = &self.text;
-        if ids.is_empty() {
-            return Err(EmbedError::InvalidInput("no texts".into()));
-        }
-        let len = ids.iter().map(Vec::len).max().unwrap_or(0);
-        if len == 0 || len > t.max_len {
-            return Err(EmbedError::InvalidInput(format!(
-                "token rows must have 1 to {} ids, longest has {len}",
-                t.max_len
-            )));
-        }
-        let pad = if t.eos_token_id >= 0 {
-            t.eos_token_id as u32
-        } else {
-            0
-        };
-        let mut flat = Vec::with_capacity(ids.len() * len);
-        let mut pool_at = Vec::with_capacity(ids.len());
-        for row in ids {
-            let pos = if t.eos_token_id == 2 {
-                // legacy configs: the end token has the highest id (first maximum)
-                let max = row.iter().copied().max().unwrap_or(0);
-                row.iter().position(|&v| v == max).unwrap_or(0)
-            } else {
-                row.iter()
-                    .position(|&v| v as i64 == t.eos_token_id)
-                    .unwrap_or(0)
-            };
-            pool_at.push(pos as u32);
-            flat.extend_from_slice(row);
-            flat.extend(std::iter::repeat_n(pad, len - row.len()));
-        }
-        let b = ids.len();
-        let ids_t = Tensor::from_vec(flat, (b * len,), &self.device)?;
-        let vocab = t.token_embedding.dim(0)?;
-        if let Some(bad) = ids.iter().flatten().find(|&&v| v as usize >= vocab) {
-            return Err(EmbedError::InvalidInput(format!(
-                "token id {bad} is outside the vocabulary of {vocab}"
-            )));
-        }
-        let hidden = t.token_embedding.dim(1)?;
-        let x = t
-            .token_embedding
-            .index_select(&ids_t, 0)?
-            .reshape((b, len, hidden))?;
-        let x = x.broadcast_add(&t.position_embedding.narrow(0, 0, len)?.unsqueeze(0)?)?;
-        let mask = causal_mask(len, &self.device)?;
-        let mut x = x;
-        for layer in &t.layers {
-            x = layer.forward(&x, Some(&mask))?;
-        }
-        let x = t.final_ln.forward(&x)?;
-        let idx: Vec<u32> = pool_at
-            .iter()
-            .enumerate()
-            .map(|(i, &p)| i as u32 * len as u32 + p)
-            .collect();
-        let idx = Tensor::from_vec(idx, (b,), &self.device)?;
-        let pooled = x.reshape((b * len, hidden))?.index_select(&idx, 0)?;
-        let embeds = t.projection.forward(&pooled)?;
+        let pooled = self.text.forward(ids)?;
+        let embeds = self.text_projection.forward(&pooled)?;
         Ok((embeds, pooled))
     }
-}
-
-fn causal_mask(n: usize, device: &Device) -> R<Tensor> {
-    let data: Vec<f32> = (0..n)
-        .flat_map(|i| (0..n).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
-        .collect();
-    Ok(Tensor::from_vec(data, (n, n), device)?)
-}
-
-fn load_vision(r: &Reader<'_>, c: &ClipConfig) -> R<VisionTower> {
-    let v = &c.vision_config;
-    let h = v.hidden_size;
-    let act = Activation::parse(&v.hidden_act).unwrap_or(Activation::QuickGelu);
-    let grid = v.image_size / v.patch_size;
-    let layers = (0..v.num_hidden_layers)
-        .map(|i| {
-            Layer::load(
-                r,
-                &format!("vision_model.encoder.layers.{i}"),
-                h,
-                v.intermediate_size,
-                v.num_attention_heads,
-                act,
-                v.layer_norm_eps,
-            )
-        })
-        .collect::<R<Vec<_>>>()?;
-    Ok(VisionTower {
-        patch: PatchEmbed::load(
-            r,
-            "vision_model.embeddings.patch_embedding",
-            v.num_channels,
-            h,
-            v.patch_size,
-            false,
-        )?,
-        class_embedding: r.get("vision_model.embeddings.class_embedding", &[h])?,
-        position_embedding: r.get(
-            "vision_model.embeddings.position_embedding.weight",
-            &[grid * grid + 1, h],
-        )?,
-        pre_ln: LayerNorm::load(r, "vision_model.pre_layrnorm", h, v.layer_norm_eps)?,
-        layers,
-        post_ln: LayerNorm::load(r, "vision_model.post_layernorm", h, v.layer_norm_eps)?,
-        projection: Linear::load(r, "visual_projection", h, c.projection_dim, false)?,
-        image_size: v.image_size,
-    })
-}
-
-fn load_text(r: &Reader<'_>, c: &ClipConfig) -> R<TextTower> {
-    let t = &c.text_config;
-    let h = t.hidden_size;
-    let act = Activation::parse(&t.hidden_act).unwrap_or(Activation::QuickGelu);
-    let layers = (0..t.num_hidden_layers)
-        .map(|i| {
-            Layer::load(
-                r,
-                &format!("text_model.encoder.layers.{i}"),
-                h,
-                t.intermediate_size,
-                t.num_attention_heads,
-                act,
-                t.layer_norm_eps,
-            )
-        })
-        .collect::<R<Vec<_>>>()?;
-    Ok(TextTower {
-        token_embedding: r.get(
-            "text_model.embeddings.token_embedding.weight",
-            &[t.vocab_size, h],
-        )?,
-        position_embedding: r.get(
-            "text_model.embeddings.position_embedding.weight",
-            &[t.max_position_embeddings, h],
-        )?,
-        layers,
-        final_ln: LayerNorm::load(r, "text_model.final_layer_norm", h, t.layer_norm_eps)?,
-        projection: Linear::load(r, "text_projection", h, c.projection_dim, false)?,
-        eos_token_id: t.eos_token_id,
-        max_len: t.max_position_embeddings,
-    })
 }
 
 pub(crate) fn to_embeddings(t: &Tensor) -> R<Embeddings> {

@@ -4,16 +4,19 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 
-use candle_core::{DType, Device, IndexOp, Tensor};
+use candle_core::{DType, Device, IndexOp, Module, Tensor};
+use reelsmith_models::ops;
+use reelsmith_models::{
+    Activation, Attention, AttentionConfig, AttentionNames, Checkpoint, LayerNorm, LayerNormConfig,
+    Linear, LinearConfig, Mlp, MlpConfig, PatchEmbed, PatchEmbedConfig, VarBuilder,
+};
 use serde::Deserialize;
 
 use crate::clip::to_embeddings;
-use crate::hub::{self, HubOptions, ModelFiles};
+use crate::hub::{self, ModelFiles};
 use crate::manifest::ModelFamily;
-use crate::nn::{Activation, Attention, LayerNorm, Linear, PatchEmbed};
 use crate::preprocess::Preprocessor;
-use crate::weights::{Checkpoint, Reader};
-use crate::{DeviceChoice, EmbedError, Embedder, Embeddings};
+use crate::{DeviceChoice, EmbedError, Embedder, Embeddings, HubOptions};
 
 type R<T> = Result<T, EmbedError>;
 
@@ -88,19 +91,12 @@ fn d_true() -> bool {
 impl Dinov2Config {
     /// Reads and checks a `config.json`.
     pub fn from_file(path: &Path) -> R<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| EmbedError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let cfg: Dinov2Config = serde_json::from_str(&text).map_err(|e| EmbedError::Config {
-            path: path.to_path_buf(),
-            message: format!("not a DINOv2 config: {e}"),
-        })?;
+        let cfg: Dinov2Config = reelsmith_models::read_config(path)?;
         let bad = |message: String| EmbedError::Config {
             path: path.to_path_buf(),
             message,
         };
-        if Activation::parse(&cfg.hidden_act).is_none() {
+        if Activation::from_name(&cfg.hidden_act).is_none() {
             return Err(bad(format!("unsupported activation {:?}", cfg.hidden_act)));
         }
         if cfg.num_attention_heads == 0 || !cfg.hidden_size.is_multiple_of(cfg.num_attention_heads)
@@ -128,25 +124,27 @@ impl Dinov2Config {
 }
 
 #[derive(Debug, Clone)]
-enum Mlp {
-    Plain {
-        fc1: Linear,
-        fc2: Linear,
-        act: Activation,
-    },
-    SwiGlu {
-        /// gate and up fused: `[in, 2·hidden]`
+enum Ffn {
+    Plain(Mlp),
+    /// SwiGLU with gate and up fused in one matrix (`weights_in` = [gate; up]).
+    SwiGluFused {
         gate_up: Linear,
         down: Linear,
         hidden: usize,
     },
+    /// SwiGLU with separate gate and up projections.
+    SwiGlu {
+        gate: Linear,
+        up: Linear,
+        down: Linear,
+    },
 }
 
-impl Mlp {
-    fn forward(&self, x: &Tensor) -> R<Tensor> {
+impl Module for Ffn {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         match self {
-            Mlp::Plain { fc1, fc2, act } => fc2.forward(&act.forward(&fc1.forward(x)?)?),
-            Mlp::SwiGlu {
+            Ffn::Plain(m) => m.forward(x),
+            Ffn::SwiGluFused {
                 gate_up,
                 down,
                 hidden,
@@ -155,91 +153,136 @@ impl Mlp {
                 let last = gu.rank() - 1;
                 let g = gu.narrow(last, 0, *hidden)?;
                 let u = gu.narrow(last, *hidden, *hidden)?;
-                down.forward(&(candle_nn::ops::silu(&g)? * u)?)
+                down.forward(&(g.silu()? * u)?)
+            }
+            Ffn::SwiGlu { gate, up, down } => {
+                down.forward(&(gate.forward(x)?.silu()? * up.forward(x)?)?)
             }
         }
     }
 }
 
+/// One DINOv2 layer: `norm1`, `attention`, `layer_scale1`, `norm2`, `mlp`, `layer_scale2`
+/// (transformers' key layout, or `attention.{q,k,v,o}_proj`; MLP `fc1`/`fc2`, or SwiGLU
+/// `weights_in`/`weights_out` or `gate_proj`/`up_proj`/`down_proj`).
 #[derive(Debug, Clone)]
-struct Layer {
+pub struct Dinov2Layer {
     norm1: LayerNorm,
     attn: Attention,
     ls1: Tensor,
     norm2: LayerNorm,
-    mlp: Mlp,
+    mlp: Ffn,
     ls2: Tensor,
 }
 
-impl Layer {
-    fn load(r: &Reader<'_>, p: &str, c: &Dinov2Config) -> R<Self> {
+impl Dinov2Layer {
+    /// Reads the layer under `vb` (`encoder.layer.N`).
+    pub fn new(vb: VarBuilder, c: &Dinov2Config) -> candle_core::Result<Self> {
         let h = c.hidden_size;
-        let lin = |names: &[&str], i, o, bias| {
-            let full: Vec<String> = names.iter().map(|n| format!("{p}.{n}")).collect();
-            let full: Vec<&str> = full.iter().map(String::as_str).collect();
-            Linear::load_any(r, &full, i, o, bias)
+        let names = if vb.contains_tensor("attention.attention.query.weight")
+            || !vb.contains_tensor("attention.q_proj.weight")
+        {
+            AttentionNames::VIT
+        } else {
+            AttentionNames {
+                q: "q_proj",
+                k: "k_proj",
+                v: "v_proj",
+                out: "o_proj",
+            }
         };
         let attn = Attention::new(
-            lin(
-                &["attention.attention.query", "attention.q_proj"],
-                h,
-                h,
-                c.qkv_bias,
-            )?,
-            lin(
-                &["attention.attention.key", "attention.k_proj"],
-                h,
-                h,
-                c.qkv_bias,
-            )?,
-            lin(
-                &["attention.attention.value", "attention.v_proj"],
-                h,
-                h,
-                c.qkv_bias,
-            )?,
-            lin(&["attention.output.dense", "attention.o_proj"], h, h, true)?,
-            h,
-            c.num_attention_heads,
+            vb.pp("attention"),
+            &AttentionConfig {
+                qkv_bias: c.qkv_bias,
+                names,
+                ..AttentionConfig::new(h, c.num_attention_heads)
+            },
         )?;
         let m = c.mlp_hidden();
+        let lin = |name: &str, i, o| Linear::new(vb.pp(name), &LinearConfig::new(i, o));
         let mlp = if c.use_swiglu_ffn {
-            let gate_up = if r.has(&format!("{p}.mlp.weights_in.weight")) {
-                // original layout: weights_in = [gate; up]
-                Linear::load(r, &format!("{p}.mlp.weights_in"), h, 2 * m, true)?
+            let down = if vb.contains_tensor("mlp.weights_out.weight") {
+                lin("mlp.weights_out", m, h)?
             } else {
-                Linear::concat(&[
-                    lin(&["mlp.gate_proj"], h, m, true)?,
-                    lin(&["mlp.up_proj"], h, m, true)?,
-                ])?
+                lin("mlp.down_proj", m, h)?
             };
-            Mlp::SwiGlu {
-                gate_up,
-                down: lin(&["mlp.weights_out", "mlp.down_proj"], m, h, true)?,
-                hidden: m,
+            if vb.contains_tensor("mlp.weights_in.weight") {
+                Ffn::SwiGluFused {
+                    gate_up: lin("mlp.weights_in", h, 2 * m)?,
+                    down,
+                    hidden: m,
+                }
+            } else {
+                Ffn::SwiGlu {
+                    gate: lin("mlp.gate_proj", h, m)?,
+                    up: lin("mlp.up_proj", h, m)?,
+                    down,
+                }
             }
         } else {
-            Mlp::Plain {
-                fc1: lin(&["mlp.fc1"], h, m, true)?,
-                fc2: lin(&["mlp.fc2"], m, h, true)?,
-                act: Activation::parse(&c.hidden_act).unwrap_or(Activation::Gelu),
-            }
+            let act = Activation::from_name(&c.hidden_act).unwrap_or(Activation::Gelu);
+            Ffn::Plain(Mlp::new(vb.pp("mlp"), &MlpConfig::new(h, m, act))?)
         };
+        let ln = LayerNormConfig::new(h, c.layer_norm_eps);
         Ok(Self {
-            norm1: LayerNorm::load(r, &format!("{p}.norm1"), h, c.layer_norm_eps)?,
+            norm1: LayerNorm::new(vb.pp("norm1"), &ln)?,
             attn,
-            ls1: r.get(&format!("{p}.layer_scale1.lambda1"), &[h])?,
-            norm2: LayerNorm::load(r, &format!("{p}.norm2"), h, c.layer_norm_eps)?,
+            ls1: vb.get(h, "layer_scale1.lambda1")?,
+            norm2: LayerNorm::new(vb.pp("norm2"), &ln)?,
             mlp,
-            ls2: r.get(&format!("{p}.layer_scale2.lambda1"), &[h])?,
+            ls2: vb.get(h, "layer_scale2.lambda1")?,
         })
     }
+}
 
-    fn forward(&self, x: &Tensor) -> R<Tensor> {
-        let h = self.attn.forward(&self.norm1.forward(x)?, None)?;
-        let x = crate::nn::scaled_residual(x, &h, &self.ls1)?;
+impl Module for Dinov2Layer {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let h = self.attn.forward(&self.norm1.forward(x)?)?;
+        let x = ops::scaled_residual(x, &h, &self.ls1)?;
         let h = self.mlp.forward(&self.norm2.forward(&x)?)?;
-        crate::nn::scaled_residual(&x, &h, &self.ls2)
+        ops::scaled_residual(&x, &h, &self.ls2)
+    }
+}
+
+/// The DINOv2 backbone without its preprocessing (transformers' `Dinov2Model` layout:
+/// `embeddings.*`, `encoder.layer.N.*`, `layernorm`).
+#[derive(Debug, Clone)]
+pub struct Dinov2Backbone {
+    patch: PatchEmbed,
+    cls_token: Tensor,
+    /// `[1 + g·g, hidden]` as trained.
+    position_embeddings: Tensor,
+    layers: Vec<Dinov2Layer>,
+    norm: LayerNorm,
+}
+
+impl Dinov2Backbone {
+    /// Reads the backbone under `vb`.
+    pub fn new(vb: VarBuilder, c: &Dinov2Config) -> candle_core::Result<Self> {
+        let h = c.hidden_size;
+        let g = c.image_size / c.patch_size.max(1);
+        let emb = vb.pp("embeddings");
+        Ok(Self {
+            patch: PatchEmbed::new(
+                emb.pp("patch_embeddings.projection"),
+                &PatchEmbedConfig {
+                    channels: c.num_channels,
+                    dim: h,
+                    patch: c.patch_size,
+                    bias: true,
+                },
+            )?,
+            cls_token: emb.get(h, "cls_token")?,
+            position_embeddings: emb.get((1 + g * g, h), "position_embeddings")?,
+            layers: (0..c.num_hidden_layers)
+                .map(|i| Dinov2Layer::new(vb.pp("encoder.layer").pp(i), c))
+                .collect::<candle_core::Result<_>>()?,
+            norm: LayerNorm::new(
+                vb.pp("layernorm"),
+                &LayerNormConfig::new(h, c.layer_norm_eps),
+            )?,
+        })
     }
 }
 
@@ -306,12 +349,7 @@ impl Dinov2Output {
 pub struct Dinov2Model {
     id: String,
     config: Dinov2Config,
-    patch: PatchEmbed,
-    cls_token: Tensor,
-    /// `[1 + g·g, hidden]` as trained.
-    position_embeddings: Tensor,
-    layers: Vec<Layer>,
-    norm: LayerNorm,
+    backbone: Dinov2Backbone,
     preprocessor: Preprocessor,
     device: Device,
     pos_cache: Mutex<HashMap<(usize, usize), Tensor>>,
@@ -357,38 +395,19 @@ impl Dinov2Model {
         }
         let config = Dinov2Config::from_file(&files.config)?;
         let preprocessor = files.preprocessor()?;
-        let ckpt = Checkpoint::load(&files.weights, device)?;
-        let prefix = if ckpt.contains("dinov2.embeddings.cls_token") {
-            "dinov2."
+        let ckpt = Checkpoint::open(&files.weights)?;
+        // checkpoints of transformers' task models keep the backbone under `dinov2.`
+        let ckpt = if ckpt.contains("dinov2.embeddings.cls_token") {
+            ckpt.with_rename(|n| format!("dinov2.{n}"))
         } else {
-            ""
+            ckpt
         };
-        let r = ckpt.reader(prefix);
-        let h = config.hidden_size;
-        let g = config.image_size / config.patch_size;
-        let patch = PatchEmbed::load(
-            &r,
-            "embeddings.patch_embeddings.projection",
-            config.num_channels,
-            h,
-            config.patch_size,
-            true,
-        )?;
-        let cls_token = r.get("embeddings.cls_token", &[h])?;
-        let position_embeddings = r.get("embeddings.position_embeddings", &[1 + g * g, h])?;
-        let layers = (0..config.num_hidden_layers)
-            .map(|i| Layer::load(&r, &format!("encoder.layer.{i}"), &config))
-            .collect::<R<Vec<_>>>()?;
-        let norm = LayerNorm::load(&r, "layernorm", h, config.layer_norm_eps)?;
-        r.finish()?;
+        let backbone = Dinov2Backbone::new(ckpt.var_builder(DType::F32, device), &config);
+        ckpt.finish()?;
         Ok(Self {
             id,
             config,
-            patch,
-            cls_token,
-            position_embeddings,
-            layers,
-            norm,
+            backbone: backbone?,
             preprocessor,
             device: device.clone(),
             pos_cache: Mutex::new(HashMap::new()),
@@ -416,7 +435,7 @@ impl Dinov2Model {
     fn positions(&self, gh: usize, gw: usize) -> R<Tensor> {
         let g = self.config.image_size / self.config.patch_size;
         if gh == g && gw == g {
-            return Ok(self.position_embeddings.clone());
+            return Ok(self.backbone.position_embeddings.clone());
         }
         if let Some(t) = self
             .pos_cache
@@ -428,6 +447,7 @@ impl Dinov2Model {
         }
         let h = self.config.hidden_size;
         let pe = self
+            .backbone
             .position_embeddings
             .to_device(&Device::Cpu)?
             .to_vec2::<f32>()?;
@@ -446,16 +466,17 @@ impl Dinov2Model {
     /// patch (pixels beyond the last whole patch are ignored).
     pub fn forward_pixels(&self, pixels: &Tensor) -> R<Dinov2Output> {
         let pixels = pixels.to_device(&self.device)?.to_dtype(DType::F32)?;
-        let (patches, gh, gw) = self.patch.forward(&pixels)?;
+        let bb = &self.backbone;
+        let (patches, gh, gw) = bb.patch.forward_grid(&pixels)?;
         let (b, _, h) = patches.dims3()?;
-        let cls = self.cls_token.reshape((1, 1, h))?.broadcast_as((b, 1, h))?;
+        let cls = bb.cls_token.reshape((1, 1, h))?.broadcast_as((b, 1, h))?;
         let x = Tensor::cat(&[&cls, &patches], 1)?;
         let x = x.broadcast_add(&self.positions(gh, gw)?.unsqueeze(0)?)?;
         let mut x = x;
-        for layer in &self.layers {
+        for layer in &bb.layers {
             x = layer.forward(&x)?;
         }
-        let x = self.norm.forward(&x)?;
+        let x = bb.norm.forward(&x)?;
         let pooled = x.i((.., 0))?.contiguous()?;
         let mean_patch = x.narrow(1, 1, gh * gw)?.mean(1)?;
         Ok(Dinov2Output {

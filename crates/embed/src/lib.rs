@@ -22,6 +22,12 @@
 //! Images are preprocessed exactly as the checkpoint's `preprocessor_config.json` says
 //! (see [`Preprocessor`]), reproducing the PIL resampling of transformers' processors.
 //!
+//! Model plumbing — hub and folder resolution ([`HubOptions`]), devices ([`DeviceChoice`]),
+//! checkpoint loading and the transformer layers — comes from [`reelsmith_models`]
+//! (re-exported as [`models`]); the towers are built the candle-transformers way
+//! ([`ClipVisionTransformer::new`], [`Dinov2Backbone::new`] take a `VarBuilder` and a
+//! config), so they can also be loaded from other key layouts or trained.
+//!
 //! ```no_run
 //! use reelsmith_embed::{load_pretrained, DeviceChoice, Embedder, HubOptions};
 //!
@@ -39,26 +45,25 @@ use std::path::PathBuf;
 pub use candle_core;
 pub use image;
 pub use reelsmith_core::{Embeddings, FrameRef};
+pub use reelsmith_models as models;
+pub use reelsmith_models::{DeviceChoice, HubOptions, ModelError};
 
 mod any;
 mod cache;
 mod clip;
-mod device;
 mod dinov2;
 mod hub;
 mod manifest;
-mod nn;
 mod pixel;
 mod preprocess;
-mod vmath;
-mod weights;
 
 pub use any::{load_dir, load_pretrained, AnyModel};
 pub use cache::{CacheKey, CachedEmbeddings, EmbeddingCache};
-pub use clip::{ClipConfig, ClipModel, ClipTextConfig, ClipVisionConfig, ClipVisionOutput};
-pub use device::DeviceChoice;
-pub use dinov2::{Dinov2Config, Dinov2Model, Dinov2Output, PatchGrid};
-pub use hub::HubOptions;
+pub use clip::{
+    ClipConfig, ClipEncoderLayer, ClipModel, ClipTextConfig, ClipTextTransformer, ClipVisionConfig,
+    ClipVisionOutput, ClipVisionTransformer,
+};
+pub use dinov2::{Dinov2Backbone, Dinov2Config, Dinov2Layer, Dinov2Model, Dinov2Output, PatchGrid};
 pub use manifest::{manifest, manifests, ModelFamily, ModelManifest, PreprocessManifest};
 pub use pixel::PixelEmbedder;
 pub use preprocess::{Preprocessor, Resample};
@@ -118,6 +123,38 @@ pub enum EmbedError {
     /// The tensor backend (candle) failed.
     #[error("tensor backend: {0}")]
     Backend(#[from] candle_core::Error),
+}
+
+/// Where the hub cannot provide a model: how to load one from a folder instead.
+pub(crate) const LOCAL_ADVICE: &str =
+    "in reelsmith: ClipModel::from_dir / load_dir, or --model-dir on the command line";
+
+impl From<ModelError> for EmbedError {
+    /// The model layer's errors, variant by variant (a download error gains the advice to
+    /// load a local folder).
+    fn from(e: ModelError) -> Self {
+        match e {
+            ModelError::Io { path, source } => EmbedError::Io { path, source },
+            ModelError::Config { path, message } => EmbedError::Config { path, message },
+            ModelError::Weights {
+                path,
+                missing,
+                mismatched,
+            } => EmbedError::Weights {
+                path,
+                missing,
+                mismatched,
+            },
+            ModelError::Download { model, message } => EmbedError::Download {
+                model,
+                message: format!("{message} ({LOCAL_ADVICE})"),
+            },
+            ModelError::Device(m) => EmbedError::Device(m),
+            ModelError::InvalidInput(m) => EmbedError::InvalidInput(m),
+            ModelError::Backend(e) => EmbedError::Backend(e),
+            other => EmbedError::InvalidInput(other.to_string()),
+        }
+    }
 }
 
 fn describe_weight_problems(missing: &[String], mismatched: &[String]) -> String {

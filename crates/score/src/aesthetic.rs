@@ -2,8 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor};
 use reelsmith_core::{l2_norm, Embeddings};
+use reelsmith_models::candle_core::{DType, Device, Tensor};
+use reelsmith_models::{Checkpoint, ModelError};
 use serde::{Deserialize, Serialize};
 
 use crate::ScoreError;
@@ -140,8 +141,8 @@ pub struct AestheticHead {
 }
 
 impl AestheticHead {
-    /// Loads a head from a PyTorch `.pth` (zip pickle of a state dict, read with
-    /// `candle_core::pickle`) or a `.safetensors` file with the key layout described on
+    /// Loads a head from a PyTorch `.pth` (zip pickle of a state dict) or a `.safetensors`
+    /// file, read with [`reelsmith_models::Checkpoint`], with the key layout described on
     /// [`AestheticHead`]. The file format is recognised from its first bytes. The CLIP
     /// family is guessed from the file name ([`ClipFamily::detect`]); override it with
     /// [`AestheticHead::with_family`].
@@ -151,34 +152,26 @@ impl AestheticHead {
             path: path.to_path_buf(),
             reason,
         };
-        let mut magic = [0u8; 4];
-        {
-            use std::io::Read;
-            let mut f = std::fs::File::open(path).map_err(|e| ScoreError::Io {
-                path: path.to_path_buf(),
-                error: e,
-            })?;
-            f.read_exact(&mut magic)
-                .map_err(|e| head_err(format!("file too short to be a model ({e})")))?;
-        }
-        let tensors: Vec<(String, Tensor)> = if &magic == b"PK\x03\x04" {
-            let mut t = candle_core::pickle::read_all(path)
-                .map_err(|e| head_err(format!("cannot read the PyTorch pickle: {e}")))?;
-            if t.is_empty() {
-                t = candle_core::pickle::read_all_with_key(path, Some("state_dict"))
-                    .map_err(|e| head_err(format!("cannot read the PyTorch pickle: {e}")))?;
-            }
-            t
-        } else {
-            candle_core::safetensors::load(path, &Device::Cpu)
-                .map_err(|e| {
-                    head_err(format!(
-                        "neither a PyTorch zip pickle nor a readable safetensors file: {e}"
-                    ))
-                })?
-                .into_iter()
-                .collect()
-        };
+        // PyTorch zip pickles (a `state_dict` entry where the top level holds no tensors)
+        // and safetensors, recognised from the first bytes, through the shared loader.
+        let ckpt = Checkpoint::open(path).map_err(|e| match e {
+            ModelError::Io { path, source } => ScoreError::Io {
+                path,
+                error: source,
+            },
+            ModelError::Config { message, .. } => head_err(message),
+            other => head_err(other.to_string()),
+        })?;
+        let tensors: Vec<(String, Tensor)> = ckpt
+            .names()
+            .into_iter()
+            .map(|name| {
+                let t = ckpt
+                    .tensor(&name, DType::F32, &Device::Cpu)
+                    .map_err(|e| head_err(format!("cannot read `{name}`: {e}")))?;
+                Ok((name, t))
+            })
+            .collect::<Result<_, ScoreError>>()?;
         let mut head = Self::from_tensors(tensors).map_err(head_err)?;
         head.source = path.display().to_string();
         head.family = path
