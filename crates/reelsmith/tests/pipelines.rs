@@ -501,3 +501,53 @@ fn quantile_keyframes_match_the_numpy_reference_on_full_size_frames() {
         assert!(jaccard >= 0.9, "{name}: jaccard {jaccard:.3}: {got:?} vs {want:?}");
     }
 }
+
+#[test]
+fn segments_embed_with_a_given_model_and_report_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let video = stretches_video(dir.path());
+    let out = dir.path().join("seg");
+    let cfg = SegmentsConfig {
+        model: ModelChoice::Dir(reelsmith_test_support::tiny_clip()),
+        export_clips: false,
+        pictures: false,
+        threshold: "fixed:0.5".parse().unwrap(),
+        ..SegmentsConfig::default()
+    };
+    let models = Models::new();
+    let r = segments::run(
+        &SegmentsInput::new(&video, &out, &models),
+        &cfg,
+        &NoProgress,
+    )
+    .unwrap();
+    assert!(!r.embedder.starts_with("pixel"), "{}", r.embedder);
+    assert!(r.notes.is_empty(), "{:?}", r.notes);
+    // The shot pass still places the boundaries on the two changes of picture.
+    let starts: Vec<f64> = r.segments.iter().skip(1).map(|s| s.start).collect();
+    for want in [10.0, 20.0] {
+        assert!(
+            starts.iter().any(|b| (b - want).abs() <= 0.15),
+            "no boundary at {want}s: {starts:?}"
+        );
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("segments.json")).unwrap()).unwrap();
+    assert_eq!(json["parameters"]["threshold"], "fixed:0.5");
+    assert_eq!(json["parameters"]["metric"], "euclidean");
+    assert!(json["segments"][1]["starts_at"].is_string());
+    assert!(json["segments"][0]["keyframes"][0]["distance_to_centroid"].is_number());
+    // A bad rule is refused, naming the setting.
+    let bad: Result<SegmentsConfig, _> = serde_json::from_str(r#"{"threshold": "fixed:3"}"#);
+    assert!(bad.is_err());
+    let e = segments::run(
+        &SegmentsInput::new(&video, &out, &models),
+        &SegmentsConfig {
+            phash_distance: 65,
+            ..cfg
+        },
+        &NoProgress,
+    )
+    .unwrap_err();
+    assert_eq!(e.setting(), Some("phash_distance"));
+}
