@@ -1,5 +1,5 @@
 //! Analysis decoding shared by the pipelines: every frame, decoded small and fast, turned
-//! into pixel-embedder rows (and, when asked, raw frame differences) on the fly.
+//! into pixel-embedder rows on the fly.
 
 use std::path::Path;
 
@@ -58,9 +58,6 @@ pub(crate) struct Analysis {
     pub emb: Embeddings,
     /// Presentation time of every frame, in seconds.
     pub times: Vec<f64>,
-    /// `variation[i]` = sum of absolute byte differences between analysis frames `i − 1`
-    /// and `i` (0 for frame 0); empty unless asked for.
-    pub variation: Vec<f32>,
 }
 
 impl AnalysisOptions {
@@ -77,11 +74,13 @@ impl AnalysisOptions {
         Ok(())
     }
 
-    /// Decodes every frame of `path` small and embeds it with the pixel embedder.
+    /// Decodes every frame of `path` small and embeds it with the pixel embedder; in one
+    /// sequential pass when `sequential`, else in keyframe-aligned chunks on all cores
+    /// (same frames).
     pub(crate) fn run(
         &self,
         path: &Path,
-        want_variation: bool,
+        sequential: bool,
         progress: &dyn Progress,
     ) -> Result<Analysis, Error> {
         self.validate()?;
@@ -105,13 +104,10 @@ impl AnalysisOptions {
         let embed_err = embed_error(path);
         let mut data;
         let mut times;
-        let mut variation = Vec::new();
-        if want_variation {
-            // Frame differences need the previous frame: one sequential pass.
+        if sequential {
             let cap = info.declared_frames.unwrap_or(0).min(1 << 20) as usize;
             data = Vec::with_capacity(cap * dim);
             times = Vec::with_capacity(cap);
-            let mut prev: Option<image::RgbImage> = None;
             for frame in video.frames(&opts)? {
                 let frame = frame?;
                 let at = data.len();
@@ -120,11 +116,6 @@ impl AnalysisOptions {
                     .embed_into(&frame.image, &mut data[at..])
                     .map_err(&embed_err)?;
                 times.push(frame.time);
-                let v = prev.as_ref().map_or(0, |p| {
-                    reelsmith_segment::keyframes::abs_diff_sum(p.as_raw(), frame.image.as_raw())
-                });
-                variation.push(v as f32);
-                prev = Some(frame.image);
                 stage.advance(1);
             }
         } else {
@@ -153,7 +144,6 @@ impl AnalysisOptions {
             info,
             emb,
             times,
-            variation,
         })
     }
 }

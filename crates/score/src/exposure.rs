@@ -97,16 +97,30 @@ impl LumaHistogram {
 
 /// Thresholds of the exposure penalty (see [`ExposureParams::penalty`]).
 ///
-/// A pixel counts as crushed black with weight 1 at luma `<= dark_full_level` (8), fading
-/// linearly to 0 at `dark_zero_level` (32); as blown highlight with weight 1 at luma
-/// `>= bright_full_level` (250), fading to 0 at `bright_zero_level` (230). The soft edges
-/// make a dim frame whose pixels all sit at 12–20 (a fade from black) count as mostly
-/// crushed, which a hard cut at 12 would miss, while mid-tones never count.
+/// **Default: the highlights method's own definition** — the penalty is the share of
+/// pixels whose luma is clipped, at 0–5 (crushed black) or 250–255 (blown highlight):
+/// hard edges at 5 and 250, nothing tolerated, the penalty growing linearly to 1 when every
+/// pixel is clipped.
 ///
-/// Up to 25 % crushed pixels are tolerated (letterbox bars of 2.39:1 film in a 16:9 frame
-/// cover 25.6 %, pillarboxes and night scenes are dark) and the black penalty saturates at
-/// 85 %; up to 5 % blown pixels are tolerated (specular highlights, lamps, a bit of sky) and
-/// the highlight penalty saturates at 40 %.
+/// [`ExposureParams::tolerant`] is the softer variant (the default before): a pixel counts
+/// as crushed black with weight 1 at luma `<= 8`, fading linearly to 0 at 32; as blown
+/// highlight with weight 1 at luma `>= 250`, fading to 0 at 230; up to 25 % crushed pixels
+/// are tolerated (letterbox bars of 2.39:1 film in a 16:9 frame cover 25.6 %) and the black
+/// penalty saturates at 85 %; up to 5 % blown pixels are tolerated and the highlight
+/// penalty saturates at 40 %.
+///
+/// ```
+/// use reelsmith_score::{ExposureParams, LumaHistogram};
+/// // 30 % of the pixels at 0..=5 and 10 % at 250..=255: penalty 0.4 by default.
+/// let mut luma = vec![3u8; 30];
+/// luma.extend([252u8; 10]);
+/// luma.extend([6u8; 30]); // just above the black level: not clipped
+/// luma.extend([128u8; 30]);
+/// let e = ExposureParams::default().measure_luma(&luma);
+/// assert!((e.penalty - 0.4).abs() < 1e-12);
+/// // The tolerant variant forgives 30 % of dark pixels (letterbox bars).
+/// assert!(ExposureParams::tolerant().measure_luma(&luma).penalty < 0.2);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ExposureParams {
@@ -132,6 +146,28 @@ pub struct ExposureParams {
 
 impl Default for ExposureParams {
     fn default() -> Self {
+        Self::clipped_share()
+    }
+}
+
+impl ExposureParams {
+    /// The default: the share of pixels at luma 0–5 or 250–255 (see the type's docs).
+    pub fn clipped_share() -> Self {
+        Self {
+            dark_full_level: 5,
+            dark_zero_level: 5,
+            bright_full_level: 250,
+            bright_zero_level: 250,
+            dark_tolerance: 0.0,
+            dark_full: 1.0,
+            bright_tolerance: 0.0,
+            bright_full: 1.0,
+        }
+    }
+
+    /// The tolerant variant: soft edges (black 8→32, white 250→230), 25 % dark and 5 %
+    /// bright pixels tolerated, saturating at 85 % and 40 % (see the type's docs).
+    pub fn tolerant() -> Self {
         Self {
             dark_full_level: 8,
             dark_zero_level: 32,
@@ -323,7 +359,7 @@ mod tests {
 
     #[test]
     fn penalty_ramps() {
-        let p = ExposureParams::default();
+        let p = ExposureParams::tolerant();
         // 55 % black: halfway between the 25 % tolerance and 85 % saturation.
         let mut v = vec![0u8; 55];
         v.extend(vec![100u8; 45]);
@@ -357,13 +393,26 @@ mod tests {
     }
 
     #[test]
+    fn the_default_is_the_share_of_clipped_pixels() {
+        let p = ExposureParams::default();
+        for (v, clipped) in [(0u8, true), (5, true), (6, false), (249, false), (250, true), (255, true)] {
+            let e = p.measure_luma(&[v; 10]);
+            assert_eq!(e.penalty, if clipped { 1.0 } else { 0.0 }, "luma {v}");
+            assert_eq!(e, p.penalty(&LumaHistogram::from_luma(&[v; 10])));
+        }
+        let mixed: Vec<u8> = [0u8; 7].into_iter().chain([255; 13]).chain([100; 80]).collect();
+        assert!((p.measure_luma(&mixed).penalty - 0.2).abs() < 1e-12);
+    }
+
+    #[test]
     fn direct_measure_equals_histogram_path() {
         let data: Vec<u8> = (0..100_003u32)
             .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
             .collect();
-        let soft = ExposureParams::default();
+        let soft = ExposureParams::tolerant();
         let variants = [
             soft,
+            ExposureParams::default(),
             ExposureParams {
                 dark_zero_level: 8,
                 bright_zero_level: 250,

@@ -1,6 +1,6 @@
 //! Criterion benchmarks of the segmentation algorithms at 1 M frames × 512 dims where it
 //! applies (the embedding-wide ones), 1 M-value series for the series ones, and smaller
-//! sizes for the surveyor (its k-means makes it linear with a large constant).
+//! sizes for the surveyor (its k-nearest neighbours per window make it linear with a large constant).
 //!
 //! Run with `cargo bench -p reelsmith-segment`; `REELSMITH_BENCH_FRAMES` overrides the frame
 //! count (for a quick look).

@@ -9,6 +9,7 @@
 //! | [`distance`] | successor distances (L1, Euclidean, cosine) and min-max normalisation |
 //! | [`seams`] | seams by fixed or rolling (mean + k·std) threshold, min/max segment length |
 //! | [`surveyor`] | the k-NN "embedding surveyor" that adapts the seam threshold per window |
+//! | [`boundaries`] | cuts, gradual transitions and seams combined under a minimum and maximum duration |
 //! | [`keyframes`] | ComfyUI-style quantile keyframes |
 //! | [`peaks`] | smoothing, local-maxima peaks with minimum separation, top-K |
 //! | [`diversity`] | greedy cosine-diversity filter |
@@ -36,6 +37,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod boundaries;
 pub mod distance;
 pub mod diversity;
 pub mod keyframes;

@@ -84,9 +84,15 @@ pub struct Args {
     /// Score without any model (sharpness and exposure only).
     #[arg(long, conflicts_with_all = ["model", "model_dir"])]
     no_model: bool,
-    /// LAION aesthetic predictor head (.pth or .safetensors) for the CLIP model.
+    /// LAION aesthetic predictor head (.pth or .safetensors) for the CLIP model [default:
+    /// the LAION head matching the model (sa_0_4_vit_b_32_linear.pth for ViT-B/32...), found
+    /// next to the model, in $REELSMITH_AESTHETIC_DIR, in $REELSMITH_SHARED/models/aesthetic
+    /// or in ~/.cache/reelsmith/aesthetic].
     #[arg(long)]
     aesthetic_head: Option<PathBuf>,
+    /// Do not look for an aesthetic head (score without aesthetics unless --aesthetic-head).
+    #[arg(long)]
+    no_aesthetic_auto: bool,
     /// The CLIP model for aesthetics, prompts and diversity [default:
     /// openai/clip-vit-base-patch32 when it is in the Hugging Face cache].
     #[command(flatten)]
@@ -123,6 +129,9 @@ pub fn config(args: &Args) -> Result<HighlightsConfig> {
     }
     if args.no_model {
         c.model = ModelChoice::None;
+    }
+    if args.no_aesthetic_auto {
+        c.aesthetic_auto = false;
     }
     if args.stream_copy {
         c.clip_mode = ClipMode::StreamCopy;

@@ -32,6 +32,11 @@ pub struct Args {
     /// Quantile for `--method quantile`, in [0, 1] [default: 0.85].
     #[arg(long)]
     quantile: Option<f64>,
+    /// For `--method quantile`: take frame differences on frames scaled to this height
+    /// (faster, but small sizes pick other frames) [default: full resolution, as ComfyUI's
+    /// ExtractKeyframes node].
+    #[arg(long, value_name = "PIXELS")]
+    analysis_height: Option<u32>,
     /// Write into a folder that holds files this command did not write (by default such a
     /// folder is refused; an earlier run's folder is always reused, its stale files removed).
     #[arg(long)]
@@ -58,6 +63,9 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     }
     if let Some(q) = args.quantile {
         config.quantile = q;
+    }
+    if let Some(h) = args.analysis_height {
+        config.analysis_height = Some(h);
     }
     if let Some(q) = args.quality {
         config.quality = q;

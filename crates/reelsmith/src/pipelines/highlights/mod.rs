@@ -42,6 +42,7 @@ use crate::output::OutputDir;
 use crate::progress::{Progress, Stage, StageGuard};
 use crate::Error;
 
+pub mod head;
 mod report;
 mod types;
 
@@ -243,19 +244,42 @@ struct ModelParts {
 impl ModelParts {
     fn load(models: &Models, config: &HighlightsConfig) -> Result<Self, Error> {
         let resolved = models.resolve(&config.model, DEFAULT_MODEL)?;
-        let head = match &config.aesthetic_head {
-            Some(_) if resolved.model.is_none() => {
+        let mut note = resolved.note;
+        let head = match (&config.aesthetic_head, resolved.model.as_deref()) {
+            (Some(_), None) => {
                 return Err(Error::NeedsModel {
                     what: "aesthetic_head",
                 })
             }
-            Some(p) => Some(models.aesthetic_head(p)?),
-            None => None,
+            (Some(p), Some(_)) => Some(models.aesthetic_head(p)?),
+            (None, Some(AnyModel::Clip(clip))) if config.aesthetic_auto => {
+                let model_dir = match &config.model {
+                    crate::models::ModelChoice::Dir(d) => Some(d.as_path()),
+                    _ => None,
+                };
+                let dirs = head::search_dirs(model_dir);
+                match head::find_head(clip.config(), &dirs) {
+                    Some(p) => Some(models.aesthetic_head(&p)?),
+                    None => {
+                        let file = head::head_file(clip.config()).unwrap_or("aesthetic_head.pth");
+                        let looked: Vec<String> =
+                            dirs.iter().map(|d| d.display().to_string()).collect();
+                        note = Some(format!(
+                            "no aesthetic head for {}: aesthetics are not computed; put LAION's \
+                             {file} into one of {} or set aesthetic_head",
+                            clip.model_id(),
+                            looked.join(", ")
+                        ));
+                        None
+                    }
+                }
+            }
+            _ => None,
         };
         Ok(Self {
             model: resolved.model,
             head,
-            note: resolved.note,
+            note,
         })
     }
 }

@@ -65,8 +65,15 @@ pub struct HighlightsConfig {
     /// else the weight-free pixel embedder and a score of sharpness and exposure).
     pub model: ModelChoice,
     /// LAION aesthetic predictor head (`.pth` or `.safetensors`) for the model's image
-    /// embeddings; needs a CLIP model.
+    /// embeddings; needs a CLIP model. When not set, [`HighlightsConfig::aesthetic_auto`]
+    /// looks for the head that matches the model.
     pub aesthetic_head: Option<PathBuf>,
+    /// With a CLIP model and no `aesthetic_head`, find and load the matching LAION head
+    /// (default true): next to the model, in `$REELSMITH_AESTHETIC_DIR`, in
+    /// `$REELSMITH_SHARED/models/aesthetic`, or in `~/.cache/reelsmith/aesthetic` (see
+    /// [`head`](super::head)). When none is found the score goes without aesthetics and a
+    /// note says where to put the file.
+    pub aesthetic_auto: bool,
 }
 
 /// The model [`ModelChoice::Auto`] stands for in this pipeline.
@@ -95,6 +102,7 @@ impl Default for HighlightsConfig {
             export_clips: true,
             model: ModelChoice::Auto,
             aesthetic_head: None,
+            aesthetic_auto: true,
         }
     }
 }
