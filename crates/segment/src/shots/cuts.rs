@@ -1,0 +1,204 @@
+//! Hard cuts: the adaptive spike test, flash rejection, the confirmation that looks past
+//! the disturbance, the semantic check and the minimum shot length.
+
+use super::{FrameEmbeddings, ShotOptions};
+use reelsmith_core::cosine_similarity;
+
+/// Share of a candidate's frame change above which a neighbouring frame change counts as
+/// part of the same disturbance (for the frames the semantic check compares).
+const DISTURBED_SHARE: f32 = 0.3;
+
+/// Frames on each side averaged for the semantic check.
+const SEMANTIC_FRAMES: usize = 3;
+
+/// A frame change that passed the spike test, flash rejection and the confirmation.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Candidate {
+    /// First frame of the new shot.
+    pub frame: usize,
+    /// Flash-free strength.
+    pub strength: f32,
+    /// `(s, e)`: the first and last large frame change around the candidate (`d[s]` and
+    /// `d[e]`); frame `s − 1` is the last one before the disturbance, `e` the first after.
+    pub extent: (usize, usize),
+}
+
+impl Candidate {
+    /// Whether other large frame changes surround this one (an occluder, a strobe): only
+    /// such candidates are ambiguous enough for the semantic check.
+    fn disturbed(&self) -> bool {
+        self.extent.0 < self.frame || self.extent.1 > self.frame
+    }
+}
+
+/// Candidates that pass every pixel test, in frame order.
+pub(super) fn candidates(
+    d: &[f32],
+    dist: &dyn Fn(usize, usize) -> f32,
+    o: &ShotOptions,
+) -> Vec<Candidate> {
+    let n = d.len();
+    let k = o.flash_window.max(1);
+    let l = o.confirm_window.max(k);
+    let w = o.cut_window.max(1);
+    let floor = o.ratio_floor.max(f32::MIN_POSITIVE);
+    let mut out = Vec::new();
+    let mut nb: Vec<f32> = Vec::with_capacity(2 * w);
+    for i in 1..n {
+        if d[i] < o.cut_min {
+            continue;
+        }
+        nb.clear();
+        nb.extend(
+            (i.saturating_sub(w).max(1)..(i + w + 1).min(n))
+                .filter(|&j| j != i)
+                .map(|j| d[j]),
+        );
+        let baseline = if nb.len() > 1 {
+            let (sum, max) = nb
+                .iter()
+                .fold((0f32, f32::NEG_INFINITY), |(s, m), &v| (s + v, m.max(v)));
+            (sum - max) / (nb.len() - 1) as f32
+        } else {
+            nb.first().copied().unwrap_or(0.0)
+        };
+        let need = o.cut_ratio * (baseline + floor);
+        if d[i] < need {
+            continue;
+        }
+        // Flash rejection: the change across the boundary however the comparison frames
+        // are chosen within the flash window.
+        let Some(e) = min_across(dist, i, n, (0, k), o.cut_min.max(need)) else {
+            continue;
+        };
+        // Confirmation: frames further out on both sides (past an occluder or a strobe)
+        // must still differ by `confirm_ratio` of that strength.
+        let keep = o.confirm_ratio * e;
+        if l > k && min_across(dist, i, n, (k, l), o.cut_min.max(keep)).is_none() {
+            continue;
+        }
+        let t = o.cut_min.max(DISTURBED_SHARE * d[i]);
+        let s = (i.saturating_sub(l).max(1)..i)
+            .find(|&j| d[j] >= t)
+            .unwrap_or(i);
+        let e_end = (i + 1..(i + l + 1).min(n))
+            .rev()
+            .find(|&j| d[j] >= t)
+            .unwrap_or(i);
+        out.push(Candidate {
+            frame: i,
+            strength: e,
+            extent: (s, e_end),
+        });
+    }
+    out
+}
+
+/// The smallest distance between a frame `i − 1 − a` and a frame `i + b` with `a, b` in
+/// `0..hi` and at least one of them at or above `lo`; `None` as soon as one falls below
+/// `at_least`.
+fn min_across(
+    dist: &dyn Fn(usize, usize) -> f32,
+    i: usize,
+    n: usize,
+    (lo, hi): (usize, usize),
+    at_least: f32,
+) -> Option<f32> {
+    let mut m = f32::INFINITY;
+    for a in 0..hi.min(i) {
+        for b in 0..hi.min(n - i) {
+            if a < lo && b < lo {
+                continue;
+            }
+            m = m.min(dist(i - 1 - a, i + b));
+            if m < at_least {
+                return None;
+            }
+        }
+    }
+    Some(m)
+}
+
+/// Drops the disturbed candidates whose frames before and after the disturbance show the
+/// same scene by the semantic model (cosine similarity of the mean embeddings at least
+/// `semantic_same`). Leaves everything when the embeddings cannot be had.
+pub(super) fn semantic_check(
+    cands: &mut Vec<Candidate>,
+    n: usize,
+    o: &ShotOptions,
+    sem: &mut dyn FrameEmbeddings,
+) {
+    let sides = |c: &Candidate| {
+        let (s, e) = c.extent;
+        let before = s.saturating_sub(SEMANTIC_FRAMES)..s;
+        let after = e..(e + SEMANTIC_FRAMES).min(n);
+        (before, after)
+    };
+    let mut frames: Vec<usize> = cands
+        .iter()
+        .filter(|c| c.disturbed())
+        .flat_map(|c| {
+            let (b, a) = sides(c);
+            b.chain(a)
+        })
+        .collect();
+    frames.sort_unstable();
+    frames.dedup();
+    if frames.is_empty() {
+        return;
+    }
+    let Some(rows) = sem.embed_frames(&frames) else {
+        return;
+    };
+    if rows.len() != frames.len() {
+        return;
+    }
+    let mean = |range: std::ops::Range<usize>| -> Option<Vec<f32>> {
+        let mut acc = vec![0f32; rows.dim()];
+        let mut count = 0;
+        for f in range {
+            let r = frames.binary_search(&f).ok()?;
+            acc.iter_mut().zip(rows.row(r)).for_each(|(x, y)| *x += y);
+            count += 1;
+        }
+        (count > 0).then_some(acc)
+    };
+    cands.retain(|c| {
+        if !c.disturbed() {
+            return true;
+        }
+        let (b, a) = sides(c);
+        match (mean(b), mean(a)) {
+            (Some(x), Some(y)) => cosine_similarity(&x, &y) < o.semantic_same,
+            _ => true,
+        }
+    });
+}
+
+/// Keeps the strongest candidates at least `min_shot_len` apart: `(frame, strength)` in
+/// frame order.
+pub(super) fn spaced(cands: &[Candidate], o: &ShotOptions) -> Vec<(usize, f32)> {
+    let mut order: Vec<&Candidate> = cands.iter().collect();
+    order.sort_by(|x, y| {
+        y.strength
+            .total_cmp(&x.strength)
+            .then(x.frame.cmp(&y.frame))
+    });
+    let min_len = o.min_shot_len.max(1);
+    let mut kept = std::collections::BTreeMap::new();
+    for c in order {
+        let i = c.frame;
+        let p = kept
+            .range(..i)
+            .next_back()
+            .is_none_or(|(&p, _)| i - p >= min_len);
+        let q = kept
+            .range(i..)
+            .next()
+            .is_none_or(|(&q, _)| q - i >= min_len);
+        if p && q {
+            kept.insert(i, c.strength);
+        }
+    }
+    kept.into_iter().collect()
+}
