@@ -27,7 +27,9 @@
 //!    a candidate inside a disturbance (other large frame changes within
 //!    `confirm_window`), the mean model embeddings of the 3 frames before the disturbance
 //!    and the 3 after it are compared; a cosine similarity of at least `semantic_same`
-//!    (the same scene, moved or re-lit) drops the candidate.
+//!    (the same scene, moved or re-lit) drops the candidate. A clean cut (no other large
+//!    change near it) is not asked about: two shots of one scene can look alike to a
+//!    model.
 //! 5. **Minimum shot length** (≈ 0.25 s): when two cuts are closer, the stronger is kept.
 //!
 //! A consequence of 3: an insert shorter than `confirm_window` between two views of the
@@ -44,7 +46,9 @@
 //!   `t ∈ [0, 1]`; the mean residual relative to `D` must be at most `gradual_linearity`
 //!   (a dissolve or fade is exactly such a blend, moving content is not);
 //! - it lasts: as for cuts, frames up to `confirm_window` before `a` and after `b` still
-//!   differ by `confirm_ratio · D`;
+//!   differ by `confirm_ratio · D`; with a model, the 3 frames before the reported span
+//!   and the 3 after it must not be the same scene (cosine similarity below
+//!   `semantic_same`);
 //! - `score = (D − context) · (1 − residual) ≥ gradual_min_score`.
 //!
 //! Windows are taken best score first without overlap; the reported span is trimmed to
@@ -254,8 +258,9 @@ fn detect(
     let d: Vec<f32> = std::iter::once(0.0)
         .chain((1..n).map(|i| dist(i - 1, i)))
         .collect();
+    let mut semantic = semantic;
     let mut cands = cuts::candidates(&d, &dist, opts);
-    if let Some(sem) = semantic {
+    if let Some(sem) = semantic.as_deref_mut() {
         cuts::semantic_check(&mut cands, n, opts, sem);
     }
     let cuts = cuts::spaced(&cands, opts);
@@ -270,7 +275,10 @@ fn detect(
         .collect();
     if opts.gradual {
         let cut_frames: Vec<usize> = cuts.iter().map(|c| c.0).collect();
-        let grads = gradual::gradual(emb, &d, &dist, &cut_frames, opts);
+        let mut grads = gradual::gradual(emb, &d, &dist, &cut_frames, opts);
+        if let Some(sem) = semantic {
+            gradual::semantic_check(&mut grads, n, opts, sem);
+        }
         transitions = merge(transitions, grads, opts.min_shot_len.max(1));
     }
     transitions.sort_by_key(|t| t.frame);
@@ -311,4 +319,202 @@ fn merge(cuts: Vec<Transition>, mut grads: Vec<Transition>, gap: usize) -> Vec<T
     }
     out.extend(grads);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A textured "picture" `seed`, its pattern shifted by `shift` cells, with a small
+    /// per-frame wobble (`frame`) standing in for noise: 48 cells scaled so that L1
+    /// distances are mean absolute differences.
+    fn picture(seed: u32, shift: f32, frame: usize) -> Vec<f32> {
+        let cells = 48;
+        (0..cells)
+            .map(|c| {
+                let x = (c % 8) as f32 + shift;
+                let y = (c / 8) as f32;
+                let v = ((x * 0.9 + y * 1.7 + seed as f32 * 2.3).sin() * 0.5 + 0.5) * 0.8;
+                let wobble = 0.004 * (((frame * 7 + c * 13) % 11) as f32 / 11.0 - 0.5);
+                (v + wobble) / cells as f32
+            })
+            .collect()
+    }
+
+    fn emb(rows: &[Vec<f32>]) -> Embeddings {
+        Embeddings::from_rows(rows).unwrap()
+    }
+
+    fn cover(row: &[f32], share: f32, level: f32) -> Vec<f32> {
+        let n = row.len();
+        let k = (share * n as f32).round() as usize;
+        row.iter()
+            .enumerate()
+            .map(|(i, &v)| if i < k { level / n as f32 } else { v })
+            .collect()
+    }
+
+    fn frames_of(det: &ShotDetection, kind: TransitionKind) -> Vec<usize> {
+        det.transitions
+            .iter()
+            .filter(|t| t.kind == kind)
+            .map(|t| t.frame)
+            .collect()
+    }
+
+    #[test]
+    fn a_long_occluder_sweep_is_not_a_cut_but_a_cut_is() {
+        // A scene; from frame 40 an occluder covers 85 % of it for 9 frames (longer than
+        // the 5-frame flash window), moving a little; a cut at 100.
+        let mut rows: Vec<Vec<f32>> = (0..100).map(|i| picture(1, 0.0, i)).collect();
+        let shares = [0.85; 9];
+        for (k, s) in shares.iter().enumerate() {
+            let i = 40 + k;
+            rows[i] = cover(&rows[i], *s, 0.02 + 0.01 * k as f32);
+        }
+        rows.extend((100..160).map(|i| picture(7, 0.0, i)));
+        let o = ShotOptions::for_fps(25.0);
+        let det = detect_shots(&emb(&rows), &o);
+        assert_eq!(frames_of(&det, TransitionKind::Cut), vec![100], "{det:?}");
+        assert!(
+            frames_of(&det, TransitionKind::Gradual).is_empty(),
+            "{det:?}"
+        );
+        // Without the confirmation the occluder's edges are taken for cuts.
+        let off = ShotOptions {
+            confirm_ratio: 0.0,
+            ..o
+        };
+        let det = detect_shots(&emb(&rows), &off);
+        assert!(det.transitions.len() > 1, "{det:?}");
+    }
+
+    #[test]
+    fn a_strobe_is_not_a_cut() {
+        // Lit and dark frames alternating every 2 frames for a second.
+        let rows: Vec<Vec<f32>> = (0..120)
+            .map(|i| {
+                let r = picture(3, 0.0, i);
+                if (40..65).contains(&i) && (i / 2) % 2 == 0 {
+                    r.iter().map(|v| v * 0.25).collect()
+                } else {
+                    r
+                }
+            })
+            .collect();
+        let det = detect_shots(&emb(&rows), &ShotOptions::for_fps(25.0));
+        assert!(det.transitions.is_empty(), "{det:?}");
+    }
+
+    #[test]
+    fn a_cut_right_after_a_dissolve_is_reported_once() {
+        // A dissolve from picture 1 to picture 2 over frames 50..=61, then the last
+        // frames jump to the end of the blend: one transition, gradual.
+        let a = picture(1, 0.0, 0);
+        let b = picture(2, 0.0, 0);
+        let mut rows: Vec<Vec<f32>> = Vec::new();
+        for i in 0..120 {
+            let t = if i < 50 {
+                0.0
+            } else if i < 62 {
+                (i - 49) as f32 / 16.0
+            } else {
+                1.0
+            };
+            rows.push(
+                a.iter()
+                    .zip(&b)
+                    .map(|(x, y)| x * (1.0 - t) + y * t)
+                    .collect(),
+            );
+        }
+        let det = detect_shots(&emb(&rows), &ShotOptions::for_fps(25.0));
+        assert_eq!(det.transitions.len(), 1, "{det:?}");
+        let t = &det.transitions[0];
+        assert_eq!(t.kind, TransitionKind::Gradual, "{det:?}");
+        let (lo, hi) = t.span.unwrap();
+        assert!(lo <= 51 && hi >= 61, "{det:?}");
+    }
+
+    /// Semantic embeddings from a table: frame → row.
+    struct Table(Vec<Vec<f32>>, Vec<Vec<usize>>);
+
+    impl FrameEmbeddings for Table {
+        fn embed_frames(&mut self, frames: &[usize]) -> Option<Embeddings> {
+            self.1.push(frames.to_vec());
+            let rows: Vec<&Vec<f32>> = frames.iter().map(|&f| &self.0[f]).collect();
+            Some(Embeddings::from_rows(&rows).unwrap())
+        }
+    }
+
+    struct Unavailable;
+
+    impl FrameEmbeddings for Unavailable {
+        fn embed_frames(&mut self, _: &[usize]) -> Option<Embeddings> {
+            None
+        }
+    }
+
+    #[test]
+    fn the_semantic_check_drops_only_disturbed_candidates_it_finds_unchanged() {
+        // An occluder during which the camera jumps to another framing of the scene
+        // (pixels differ after it: the pixel confirmation keeps it), and a clean cut.
+        let mut rows: Vec<Vec<f32>> = (0..60).map(|i| picture(1, 0.0, i)).collect();
+        for k in 0..6 {
+            rows.push(cover(&picture(1, k as f32 * 0.5, k), 0.85, 0.02 * k as f32));
+        }
+        rows.extend((66..126).map(|i| picture(1, 3.0, i)));
+        rows.extend((126..186).map(|i| picture(9, 0.0, i)));
+        let o = ShotOptions::for_fps(25.0);
+        let pixels = detect_shots(&emb(&rows), &o);
+        assert!(pixels.transitions.len() >= 2, "{pixels:?}");
+        assert!(pixels.transitions.iter().any(|t| t.frame == 126));
+        // The model says: scene "1" up to frame 125, scene "9" after.
+        let sem: Vec<Vec<f32>> = (0..rows.len())
+            .map(|i| {
+                if i < 126 {
+                    vec![1.0, 0.1]
+                } else {
+                    vec![0.1, 1.0]
+                }
+            })
+            .collect();
+        let mut table = Table(sem, Vec::new());
+        let det = o.detect_confirmed(&emb(&rows), &mut table);
+        let found: Vec<usize> = det.transitions.iter().map(|t| t.frame).collect();
+        assert_eq!(found, vec![126], "{det:?}");
+        assert_eq!(table.1.len(), 1, "one batch of frames: {:?}", table.1);
+        // Frames just before the occluder (57..60) and just after it (66..69).
+        assert!(
+            table.1[0].contains(&59) && table.1[0].contains(&66),
+            "{:?}",
+            table.1
+        );
+        // Without the model's answer the pixel decision stands.
+        let det = o.detect_confirmed(&emb(&rows), &mut Unavailable);
+        assert_eq!(det, pixels);
+    }
+
+    #[test]
+    fn settings_convert_at_the_frame_rate_and_validate() {
+        let s = ShotSettings::default();
+        assert_eq!(s.at_fps(25.0), ShotOptions::for_fps(25.0));
+        assert_eq!(s.at_fps(25.0).confirm_window, 13);
+        assert_eq!(s.at_fps(60.0).confirm_window, 30);
+        assert_eq!(s.at_fps(f64::NAN), s.at_fps(25.0));
+        assert!(s.validate().is_ok());
+        let bad = ShotSettings {
+            confirm_seconds: -1.0,
+            ..ShotSettings::default()
+        };
+        assert_eq!(bad.validate().unwrap_err().0, "confirm_seconds");
+        let bad = ShotSettings {
+            semantic_same: 2.0,
+            ..ShotSettings::default()
+        };
+        assert_eq!(bad.validate().unwrap_err().0, "semantic_same");
+        let partial: ShotSettings = serde_json::from_str(r#"{"confirm_ratio": 0.3}"#).unwrap();
+        assert_eq!(partial.confirm_ratio, 0.3);
+        assert_eq!(partial.cut_ratio, 3.0);
+    }
 }

@@ -74,7 +74,10 @@ pub(super) fn candidates(
         // Confirmation: frames further out on both sides (past an occluder or a strobe)
         // must still differ by `confirm_ratio` of that strength.
         let keep = o.confirm_ratio * e;
-        if l > k && min_across(dist, i, n, (k, l), o.cut_min.max(keep)).is_none() {
+        if o.confirm_ratio > 0.0
+            && l > k
+            && min_across(dist, i, n, (k, l), o.cut_min.max(keep)).is_none()
+        {
             continue;
         }
         let t = o.cut_min.max(DISTURBED_SHARE * d[i]);
@@ -120,38 +123,57 @@ fn min_across(
 }
 
 /// Drops the disturbed candidates whose frames before and after the disturbance show the
-/// same scene by the semantic model (cosine similarity of the mean embeddings at least
-/// `semantic_same`). Leaves everything when the embeddings cannot be had.
+/// same scene by the semantic model (see [`same_scene`]). Leaves everything when the
+/// embeddings cannot be had.
 pub(super) fn semantic_check(
     cands: &mut Vec<Candidate>,
     n: usize,
     o: &ShotOptions,
     sem: &mut dyn FrameEmbeddings,
 ) {
-    let sides = |c: &Candidate| {
-        let (s, e) = c.extent;
-        let before = s.saturating_sub(SEMANTIC_FRAMES)..s;
-        let after = e..(e + SEMANTIC_FRAMES).min(n);
-        (before, after)
-    };
-    let mut frames: Vec<usize> = cands
+    let sides: Vec<(usize, usize)> = cands
         .iter()
         .filter(|c| c.disturbed())
-        .flat_map(|c| {
-            let (b, a) = sides(c);
+        .map(|c| c.extent)
+        .collect();
+    let Some(same) = same_scene(&sides, n, o.semantic_same, sem) else {
+        return;
+    };
+    let mut verdicts = same.into_iter();
+    cands.retain(|c| !c.disturbed() || !verdicts.next().unwrap_or(false));
+}
+
+/// For each `(s, e)` (frame `s − 1` the last before a disturbance or transition, `e` the
+/// first after it): whether the mean semantic embeddings of the [`SEMANTIC_FRAMES`]
+/// frames before `s` and from `e` on have a cosine similarity of at least `threshold`.
+/// One call to `sem` for all; `None` when it gives no embeddings.
+pub(super) fn same_scene(
+    sides: &[(usize, usize)],
+    n: usize,
+    threshold: f32,
+    sem: &mut dyn FrameEmbeddings,
+) -> Option<Vec<bool>> {
+    let ranges = |&(s, e): &(usize, usize)| {
+        (
+            s.saturating_sub(SEMANTIC_FRAMES)..s.min(n),
+            e.min(n)..(e + SEMANTIC_FRAMES).min(n),
+        )
+    };
+    let mut frames: Vec<usize> = sides
+        .iter()
+        .flat_map(|p| {
+            let (b, a) = ranges(p);
             b.chain(a)
         })
         .collect();
     frames.sort_unstable();
     frames.dedup();
     if frames.is_empty() {
-        return;
+        return Some(vec![false; sides.len()]);
     }
-    let Some(rows) = sem.embed_frames(&frames) else {
-        return;
-    };
+    let rows = sem.embed_frames(&frames)?;
     if rows.len() != frames.len() {
-        return;
+        return None;
     }
     let mean = |range: std::ops::Range<usize>| -> Option<Vec<f32>> {
         let mut acc = vec![0f32; rows.dim()];
@@ -163,16 +185,18 @@ pub(super) fn semantic_check(
         }
         (count > 0).then_some(acc)
     };
-    cands.retain(|c| {
-        if !c.disturbed() {
-            return true;
-        }
-        let (b, a) = sides(c);
-        match (mean(b), mean(a)) {
-            (Some(x), Some(y)) => cosine_similarity(&x, &y) < o.semantic_same,
-            _ => true,
-        }
-    });
+    Some(
+        sides
+            .iter()
+            .map(|p| {
+                let (b, a) = ranges(p);
+                match (mean(b), mean(a)) {
+                    (Some(x), Some(y)) => cosine_similarity(&x, &y) >= threshold,
+                    _ => false,
+                }
+            })
+            .collect(),
+    )
 }
 
 /// Keeps the strongest candidates at least `min_shot_len` apart: `(frame, strength)` in

@@ -1,7 +1,7 @@
 //! Gradual transitions (fades, dissolves): blend windows at several strides, confirmed
 //! past the window like the cuts.
 
-use super::{ShotOptions, Transition, TransitionKind};
+use super::{cuts, FrameEmbeddings, ShotOptions, Transition, TransitionKind};
 use crate::distance::Metric;
 use crate::seams::ArgMax;
 use reelsmith_core::Embeddings;
@@ -180,6 +180,9 @@ fn lasts(
     dab: f32,
     o: &ShotOptions,
 ) -> bool {
+    if o.confirm_ratio <= 0.0 {
+        return true;
+    }
     let l = o.confirm_window;
     let need = o.cut_min.max(o.confirm_ratio * dab);
     for p in a.saturating_sub(l)..=a {
@@ -190,4 +193,29 @@ fn lasts(
         }
     }
     true
+}
+
+/// Drops the gradual transitions whose frames before and after the span show the same
+/// scene by the semantic model; leaves everything when the embeddings cannot be had.
+pub(super) fn semantic_check(
+    grads: &mut Vec<Transition>,
+    n: usize,
+    o: &ShotOptions,
+    sem: &mut dyn FrameEmbeddings,
+) {
+    let sides: Vec<(usize, usize)> = grads
+        .iter()
+        .map(|g| {
+            let (lo, hi) = g.span.unwrap_or((g.frame, g.frame));
+            (lo, hi + 1)
+        })
+        .collect();
+    if sides.is_empty() {
+        return;
+    }
+    let Some(same) = cuts::same_scene(&sides, n, o.semantic_same, sem) else {
+        return;
+    };
+    let mut verdicts = same.into_iter();
+    grads.retain(|_| !verdicts.next().unwrap_or(false));
 }
