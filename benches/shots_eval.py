@@ -61,6 +61,22 @@ def run_pyscenedetect(video):
     return [(s[0].frame_num, None) for s in scenes[1:]], time.perf_counter() - t0
 
 
+def misses(preds, v):
+    """False predictions and missed truths, by the matching of shots_compare.match."""
+    from shots_compare import TOL
+    gts = [("c", c, c) for c in v["cuts"]] + [("g", g["start"], g["end"]) for g in v.get("gradual", [])]
+    used, false = set(), []
+    for f, span in sorted(preds, key=lambda p: p[0]):
+        for gi, (k, s, e) in enumerate(gts):
+            if gi not in used and (s - TOL <= f <= e + TOL or
+                                   (span and span[0] <= e + TOL and span[1] >= s - TOL)):
+                used.add(gi)
+                break
+        else:
+            false.append(f)
+    return false, [(s if k == "c" else (s, e)) for gi, (k, s, e) in enumerate(gts) if gi not in used]
+
+
 def kind_of(name, v):
     return v.get("kind", "shared clips")
 
@@ -113,12 +129,12 @@ def evaluate(corpora, binary, use_psd, config):
             for tool, (p, s) in runs.items():
                 for t in (per_kind[kind_of(name, v)][tool], total[tool], grand[tool]):
                     t.add(p, v, frames, s)
-            wrong = [f for f, _ in preds]
             print(f"  {name:34s} {v['frames']:5d} fr  truth cuts={v['cuts']} "
-                  f"gradual={[(g['start'], g['end']) for g in v.get('gradual', [])]}\n"
-                  f"  {'':34s} reelsmith={wrong}"
-                  + (f"\n  {'':34s} pyscenedetect={[f for f, _ in runs['pyscenedetect'][0]]}"
-                     if use_psd else ""))
+                  f"gradual={[(g['start'], g['end']) for g in v.get('gradual', [])]}")
+            for tool, (p, _) in runs.items():
+                fp, fn = misses(p, v)
+                print(f"  {'':34s} {tool}={[f for f, _ in p]}"
+                      + (f"  false={fp}" if fp else "") + (f"  missed={fn}" if fn else ""))
         print(f"-- per kind ({corpus.name})")
         for kind, tools in sorted(per_kind.items()):
             for tool, t in tools.items():

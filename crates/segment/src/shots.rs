@@ -23,14 +23,20 @@
 //!    or a flash with a long decay lasts longer than the flash window, but the picture
 //!    comes back; after a cut it does not. Every pair of frames up to `confirm_window`
 //!    (≈ 0.5 s) before and after the candidate must still differ by `confirm_ratio · e(i)`.
-//! 4. **Semantic check** (only with a model, see [`ShotDetector::detect_confirmed`]): for
+//! 4. **Lighting.** When some frame up to `confirm_window` before the candidate and some
+//!    frame up to `confirm_window` after it have the same luma pattern once brightness
+//!    and contrast are taken out (mean absolute difference of the normalised patterns
+//!    below `relight_max`), the change is one of lighting (a strobe, a long flash, a
+//!    lamp switched on) and not a cut. Flat frames (black, white) have no pattern and
+//!    never match, so cuts to and from black stay cuts.
+//! 5. **Semantic check** (only with a model, see [`ShotDetector::detect_confirmed`]): for
 //!    a candidate inside a disturbance (other large frame changes within
 //!    `confirm_window`), the mean model embeddings of the 3 frames before the disturbance
 //!    and the 3 after it are compared; a cosine similarity of at least `semantic_same`
 //!    (the same scene, moved or re-lit) drops the candidate. A clean cut (no other large
 //!    change near it) is not asked about: two shots of one scene can look alike to a
 //!    model.
-//! 5. **Minimum shot length** (≈ 0.25 s): when two cuts are closer, the stronger is kept.
+//! 6. **Minimum shot length** (≈ 0.25 s): when two cuts are closer, the stronger is kept.
 //!
 //! A consequence of 3: an insert shorter than `confirm_window` between two views of the
 //! same framing (A, B for a few frames, A again) is taken for a disturbance.
@@ -46,7 +52,8 @@
 //!   `t ∈ [0, 1]`; the mean residual relative to `D` must be at most `gradual_linearity`
 //!   (a dissolve or fade is exactly such a blend, moving content is not);
 //! - it lasts: as for cuts, frames up to `confirm_window` before `a` and after `b` still
-//!   differ by `confirm_ratio · D`; with a model, the 3 frames before the reported span
+//!   differ by `confirm_ratio · D`, and not by lighting alone (see 4 above; a fade is
+//!   told from a lamp by the flat black or white frame it reaches); with a model, the 3 frames before the reported span
 //!   and the 3 after it must not be the same scene (cosine similarity below
 //!   `semantic_same`);
 //! - `score = (D − context) · (1 − residual) ≥ gradual_min_score`.
@@ -115,6 +122,12 @@ pub struct ShotOptions {
     /// Share of a candidate's strength that must remain between every pair of frames up
     /// to `confirm_window` before and after it (default 0.5; 0 turns the confirmation off).
     pub confirm_ratio: f32,
+    /// Largest difference of the brightness-normalised luma patterns (mean absolute
+    /// difference in units of the pattern's mean deviation) between a frame before and a
+    /// frame after a candidate for the change to count as lighting (a strobe, a flash, a
+    /// lamp) rather than a transition (default 0.25; 0 turns the test off). Reads the
+    /// first third of each row as the luma grid, as the pixel embedder lays it out.
+    pub relight_max: f32,
     /// Cosine similarity of model embeddings before and after a disturbance at or above
     /// which it is the same scene (default 0.9; used only with a model).
     pub semantic_same: f32,
@@ -259,7 +272,7 @@ fn detect(
         .chain((1..n).map(|i| dist(i - 1, i)))
         .collect();
     let mut semantic = semantic;
-    let mut cands = cuts::candidates(&d, &dist, opts);
+    let mut cands = cuts::candidates(emb, &d, &dist, opts);
     if let Some(sem) = semantic.as_deref_mut() {
         cuts::semantic_check(&mut cands, n, opts, sem);
     }
@@ -380,9 +393,11 @@ mod tests {
             frames_of(&det, TransitionKind::Gradual).is_empty(),
             "{det:?}"
         );
-        // Without the confirmation the occluder's edges are taken for cuts.
+        // Without the confirmation (and the lighting test, which also sees the picture
+        // come back) the occluder's edges are taken for cuts.
         let off = ShotOptions {
             confirm_ratio: 0.0,
+            relight_max: 0.0,
             ..o
         };
         let det = detect_shots(&emb(&rows), &off);
@@ -404,6 +419,29 @@ mod tests {
             .collect();
         let det = detect_shots(&emb(&rows), &ShotOptions::for_fps(25.0));
         assert!(det.transitions.is_empty(), "{det:?}");
+        // Dimmed for 1.6 s (longer than the confirmation looks).
+        let rows: Vec<Vec<f32>> = (0..160)
+            .map(|i| {
+                let r = picture(3, 0.0, i);
+                if (40..80).contains(&i) {
+                    r.iter().map(|v| v * 0.25).collect()
+                } else {
+                    r
+                }
+            })
+            .collect();
+        let o = ShotOptions::for_fps(25.0);
+        let det = detect_shots(&emb(&rows), &o);
+        assert!(det.transitions.is_empty(), "{det:?}");
+        // It is the lighting test that tells.
+        let det = detect_shots(
+            &emb(&rows),
+            &ShotOptions {
+                relight_max: 0.0,
+                ..o
+            },
+        );
+        assert!(!det.transitions.is_empty(), "{det:?}");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! the disturbance, the semantic check and the minimum shot length.
 
 use super::{FrameEmbeddings, ShotOptions};
-use reelsmith_core::cosine_similarity;
+use reelsmith_core::{cosine_similarity, Embeddings};
 
 /// Share of a candidate's frame change above which a neighbouring frame change counts as
 /// part of the same disturbance (for the frames the semantic check compares).
@@ -33,6 +33,7 @@ impl Candidate {
 
 /// Candidates that pass every pixel test, in frame order.
 pub(super) fn candidates(
+    emb: &Embeddings,
     d: &[f32],
     dist: &dyn Fn(usize, usize) -> f32,
     o: &ShotOptions,
@@ -77,6 +78,18 @@ pub(super) fn candidates(
         if o.confirm_ratio > 0.0
             && l > k
             && min_across(dist, i, n, (k, l), o.cut_min.max(keep)).is_none()
+        {
+            continue;
+        }
+        // Lighting: a strobe or a flash with a long decay changes brightness, not the
+        // picture's structure.
+        if o.relight_max > 0.0
+            && relit(
+                emb,
+                i.saturating_sub(l)..i,
+                i..(i + l).min(n),
+                o.relight_max,
+            )
         {
             continue;
         }
@@ -225,4 +238,49 @@ pub(super) fn spaced(cands: &[Candidate], o: &ShotOptions) -> Vec<(usize, f32)> 
         }
     }
     kept.into_iter().collect()
+}
+
+/// The luma pattern of a row with its brightness and contrast taken out: the first third
+/// of the row (the pixel embedder's luma grid; the whole row when its width is not a
+/// multiple of 3) minus its mean, over its mean absolute deviation. `None` for a flat
+/// picture (deviation under 1 % of the pixel embedder's luma range: black, white, one
+/// colour), which has no structure to compare.
+pub(super) fn luma_pattern(row: &[f32]) -> Option<Vec<f32>> {
+    let y = if row.len() % 3 == 0 && !row.is_empty() {
+        &row[..row.len() / 3]
+    } else {
+        row
+    };
+    let n = y.len() as f32;
+    if y.is_empty() || !y.iter().all(|v| v.is_finite()) {
+        return None;
+    }
+    let mean = y.iter().sum::<f32>() / n;
+    let mad = y.iter().map(|v| (v - mean).abs()).sum::<f32>() / n;
+    // Pixel-embedder luma cells hold Y · 0.5 / cells: the full range is 0.5 / cells.
+    if !(mad > 0.01 * 0.5 / n) {
+        return None;
+    }
+    Some(y.iter().map(|v| (v - mean) / mad).collect())
+}
+
+/// Whether some frame of `before` and some frame of `after` have the same luma pattern
+/// once brightness and contrast are taken out (mean absolute difference of the
+/// [`luma_pattern`]s below `max`): the change between them is one of lighting.
+pub(super) fn relit(
+    emb: &Embeddings,
+    before: std::ops::Range<usize>,
+    after: std::ops::Range<usize>,
+    max: f32,
+) -> bool {
+    let pats = |r: std::ops::Range<usize>| -> Vec<Vec<f32>> {
+        r.filter_map(|f| luma_pattern(emb.row(f))).collect()
+    };
+    let (b, a) = (pats(before), pats(after));
+    b.iter().any(|p| {
+        a.iter().any(|q| {
+            let m = p.iter().zip(q).map(|(x, y)| (x - y).abs()).sum::<f32>() / p.len() as f32;
+            m < max
+        })
+    })
 }

@@ -64,7 +64,7 @@ pub(super) fn gradual(
                 continue;
             }
             let score = (dab - ctx) * (1.0 - rho);
-            if score >= o.gradual_min_score && lasts(dist, a, b, n, dab, o) {
+            if score >= o.gradual_min_score && lasts(emb, dist, a, b, n, dab, o) {
                 cand.push((score, a, b));
             }
         }
@@ -171,8 +171,11 @@ fn blend_residual(emb: &Embeddings, a: usize, b: usize, dab: f32, metric: Metric
 
 /// Confirmation of a gradual window `[a, b]`: frames up to `confirm_window` before `a` and
 /// after `b` must still differ by `confirm_ratio` of the window's change (a passing shadow,
-/// a slow flash or an occluder comes back; a dissolve does not).
+/// a slow flash or an occluder comes back; a dissolve does not), and by more than
+/// lighting (a lamp dimmed is not a fade; a fade reaches a flat black or white frame
+/// within `confirm_window`).
 fn lasts(
+    emb: &Embeddings,
     dist: &dyn Fn(usize, usize) -> f32,
     a: usize,
     b: usize,
@@ -192,7 +195,19 @@ fn lasts(
             }
         }
     }
-    true
+    if o.relight_max <= 0.0 {
+        return true;
+    }
+    // A fade reaches a flat frame (black, white): a transition even though the pictures on
+    // both sides may share their pattern (a fade-in seen from its middle).
+    let around = a.saturating_sub(l)..(b + l + 1).min(n);
+    if around
+        .clone()
+        .any(|f| cuts::luma_pattern(emb.row(f)).is_none())
+    {
+        return true;
+    }
+    !cuts::relit(emb, a.saturating_sub(l)..a + 1, b..(b + l + 1).min(n), o.relight_max)
 }
 
 /// Drops the gradual transitions whose frames before and after the span show the same

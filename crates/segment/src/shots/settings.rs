@@ -57,6 +57,9 @@ pub struct ShotSettings {
     /// Share of a candidate's strength that must remain past the disturbance (default
     /// 0.5; 0 turns the confirmation off).
     pub confirm_ratio: f32,
+    /// Largest difference of brightness-normalised luma patterns for a change to count
+    /// as lighting (default 0.25; 0 turns the test off).
+    pub relight_max: f32,
     /// Cosine similarity of model embeddings at or above which the frames before and
     /// after a disturbance show the same scene (default 0.9; used only with a model).
     pub semantic_same: f32,
@@ -82,6 +85,7 @@ impl Default for ShotSettings {
             gradual_min_score: 0.045,
             confirm_seconds: 0.5,
             confirm_ratio: 0.5,
+            relight_max: 0.25,
             semantic_same: 0.9,
         }
     }
@@ -121,6 +125,7 @@ impl ShotSettings {
             gradual_min_score: self.gradual_min_score,
             confirm_window: frames(self.confirm_seconds).max(12),
             confirm_ratio: self.confirm_ratio,
+            relight_max: self.relight_max,
             semantic_same: self.semantic_same,
         }
     }
@@ -164,6 +169,7 @@ impl ShotSettings {
             ("gradual_linearity", self.gradual_linearity),
             ("gradual_min_score", self.gradual_min_score),
             ("confirm_ratio", self.confirm_ratio),
+            ("relight_max", self.relight_max),
         ];
         for (name, v) in nonneg {
             if !(v.is_finite() && v >= 0.0) {
