@@ -1,128 +1,244 @@
 #!/usr/bin/env python3
-"""Generalisation check for shot detection on synthetic transitions built from real shots.
+"""Shot detection on every corpus, reelsmith and PySceneDetect side by side, in one run.
 
-The real clips in $REELSMITH_SHARED/videos hold 13 hard cuts and a single fade, too few to
-choose gradual-transition defaults from. This script cuts the clips into their real shots
-(ground_truth.json), and splices random shots from different sources with hard cuts,
-dissolves (8-40 frames, both shots moving), fades out/in through black and 1-3-frame
-white flashes inside shots (must not cut), with the ground truth known by construction.
-Frames are 64x36 rgb24 from ffmpeg (every frame). Each sequence is encoded losslessly (FFV1)
-and goes through `reelsmith shots --json` (the release binary, as in
-benches/shots_compare.py) and PySceneDetect detect-adaptive; both are scored like
-benches/shots_compare.py.
+Corpora are folders holding videos and a ground_truth.json in the layout of the shared one:
+by default $REELSMITH_SHARED/videos (the shared clips) and the two halves of the robustness
+corpus made by scripts/make_shot_corpus.py (out/shot_corpus/A: tuning, B: reporting).
 
-Usage: benches/shots_eval.py [--seeds N] [--reelsmith PATH]
-       (needs numpy; PySceneDetect optional; build with `cargo build --release -p reelsmith-cli`)
+For every corpus it prints, per kind of clip (no-cut kinds: occlusion, flash, strobe, whip,
+zoom, blur, compress, anamorphic; spliced sets; the shared clips), each tool's false
+transitions and its precision/recall/F1 for hard cuts and for all transitions (scored as in
+benches/shots_compare.py: +-2 frames, one-to-one matching; a prediction inside a gradual
+span counts for that span whatever the tool calls it), then the corpus totals and both
+tools' frames/s. Both tools run on each file in turn, so they see the same machine load;
+reelsmith is timed as the time its command reports (opening the file to the result),
+PySceneDetect (detect-adaptive defaults, its Python API) around detect().
+
+--sweep NAME=V1,V2,... runs reelsmith alone once per value with `[detection] NAME = V` in a
+settings file and prints the F1s per corpus for each value (the F1-versus-threshold curves
+of docs/shots.md); --svg DIR also draws them.
+
+Usage: benches/shots_eval.py [CORPUS ...] [--reelsmith PATH] [--no-pyscenedetect]
+                             [--config FILE] [--sweep NAME=V1,V2,... [--svg DIR]]
+Build first: cargo build --release -p reelsmith-cli. PySceneDetect: pip install scenedetect
+opencv-python-headless.
 """
-import argparse, json, os, subprocess, sys, tempfile
+import argparse, json, os, re, subprocess, sys, tempfile, time
+from collections import defaultdict
 from pathlib import Path
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from shots_compare import ROOT, default_binary, match, prf, run_reelsmith  # noqa: E402
-
-W, H = 64, 36
+from shots_compare import ROOT, default_binary, match, prf  # noqa: E402
 
 
-def load(videos, name):
-    raw = subprocess.run(["ffmpeg", "-v", "error", "-noautorotate", "-i", str(videos / name),
-                          "-fps_mode", "passthrough", "-vf", f"scale={W}:{H}", "-f", "rawvideo",
-                          "-pix_fmt", "rgb24", "-"], check=True, capture_output=True).stdout
-    return np.frombuffer(raw, np.uint8).reshape(-1, H, W, 3).astype(np.float32)
-
-
-def real_shots(videos, gt):
-    out = []
-    for name, v in gt.items():
-        a = load(videos, name)
-        bounds = [0] + v["cuts"] + [len(a)]
-        skip = max([g["end"] + 1 for g in v.get("gradual", [])] + [0])
-        # goldeneye-vfr-drop3 and issue-134-rotate show the same film: one source.
-        src = "goldeneye" if v.get("codec") == "h264" and v["width"] == 1280 and v["height"] == 544 else name
-        for s, e in zip(bounds[:-1], bounds[1:]):
-            s = max(s, skip)
-            if e - s >= 40:
-                out.append((src, a[s:e]))
+def corpora_default():
+    shared = Path(os.environ.get("REELSMITH_SHARED", str(ROOT.parent / "shared"))) / "videos"
+    out = [shared] if (shared / "ground_truth.json").exists() else []
+    for half in ("A", "B"):
+        d = ROOT / "out" / "shot_corpus" / half
+        if (d / "ground_truth.json").exists():
+            out.append(d)
     return out
 
 
-def make(shots, seed, nshots=14):
-    rng = np.random.default_rng(seed)
-    frames, cuts, grads, prev, last = [], [], [], None, 0
-    for _ in range(nshots):
-        src, sh = shots[rng.integers(len(shots))]
-        while prev is not None and src == prev:
-            src, sh = shots[rng.integers(len(shots))]
-        L = int(rng.integers(30, min(len(sh), 120) + 1))
-        st = int(rng.integers(0, len(sh) - L + 1))
-        seg = sh[st:st + L].copy()
-        if rng.random() < 0.3:
-            p, fl, amt = int(rng.integers(5, L - 5)), int(rng.integers(1, 4)), rng.uniform(0.5, 0.9)
-            seg[p:p + fl] = seg[p:p + fl] * (1 - amt) + 255 * amt
-        if not frames:
-            frames, prev = list(seg), src
-            continue
-        kind = rng.choice(["cut", "cut", "dissolve", "fade"])
-        room = len(frames) - last - 10
-        if kind != "cut" and room < 8:
-            kind = "cut"
-        if kind == "cut":
-            cuts.append(len(frames)); last = len(frames); frames += list(seg)
-        elif kind == "dissolve":
-            T = min(int(rng.integers(8, 41)), L - 10, room)
-            w = ((np.arange(T) + 1) / (T + 1))[:, None, None, None]
-            base = len(frames) - T
-            frames[-T:] = list(np.array(frames[-T:]) * (1 - w) + seg[:T] * w)
-            frames += list(seg[T:]); grads.append((base, base + T - 1)); last = base + T
+def run_reelsmith(video, binary, config=None):
+    cmd = [binary, "shots", str(video), "--json"] + (["--config", str(config)] if config else [])
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if p.returncode != 0:
+        sys.exit(f"reelsmith failed on {video}: {p.stderr.strip()}")
+    m = re.search(r"(\d+) frames in ([\d.]+)s", p.stderr)
+    d = json.loads(p.stdout)
+    preds = [(c["frame"], tuple(c["span"]) if c.get("span") else None) for c in d["cuts"]]
+    return preds, float(m.group(2)) if m else wall, d["frames"]
+
+
+def run_pyscenedetect(video):
+    from scenedetect import detect, AdaptiveDetector
+    t0 = time.perf_counter()
+    scenes = detect(str(video), AdaptiveDetector())
+    return [(s[0].frame_num, None) for s in scenes[1:]], time.perf_counter() - t0
+
+
+def misses(preds, v):
+    """False predictions and missed truths, by the matching of shots_compare.match."""
+    from shots_compare import TOL
+    gts = [("c", c, c) for c in v["cuts"]] + [("g", g["start"], g["end"]) for g in v.get("gradual", [])]
+    used, false = set(), []
+    for f, span in sorted(preds, key=lambda p: p[0]):
+        for gi, (k, s, e) in enumerate(gts):
+            if gi not in used and (s - TOL <= f <= e + TOL or
+                                   (span and span[0] <= e + TOL and span[1] >= s - TOL)):
+                used.add(gi)
+                break
         else:
-            T1, T2 = min(int(rng.integers(6, 25)), room), min(int(rng.integers(6, 25)), L - 10)
-            nb = int(rng.integers(2, 8))
-            w = (1 - (np.arange(T1) + 1) / (T1 + 1))[:, None, None, None]
-            base = len(frames) - T1
-            frames[-T1:] = list(np.array(frames[-T1:]) * w); grads.append((base, base + T1 - 1))
-            frames += [np.zeros_like(seg[0])] * nb
-            w2 = ((np.arange(T2) + 1) / (T2 + 1))[:, None, None, None]
-            s2 = len(frames); seg = seg.copy(); seg[:T2] = seg[:T2] * w2; frames += list(seg)
-            grads.append((s2, s2 + T2 - 1)); last = s2 + T2
-        prev = src
-    return np.clip(np.array(frames), 0, 255).round().astype(np.uint8), cuts, grads
+            false.append(f)
+    return false, [(s if k == "c" else (s, e)) for gi, (k, s, e) in enumerate(gts) if gi not in used]
+
+
+def kind_of(name, v):
+    return v.get("kind", "shared clips")
+
+
+class Tally:
+    def __init__(self):
+        self.cut = [0, 0, 0]
+        self.all = [0, 0, 0]
+        self.false_on_nocut = 0
+        self.nocut_clips = 0
+        self.frames = 0
+        self.secs = 0.0
+
+    def add(self, preds, v, frames=0, secs=0.0):
+        grads = [(g["start"], g["end"]) for g in v.get("gradual", [])]
+        c, al = match(preds, v["cuts"], grads)
+        for k in range(3):
+            self.cut[k] += c[k]; self.all[k] += al[k]
+        if not v["cuts"] and not grads:
+            self.nocut_clips += 1
+            self.false_on_nocut += len(preds)
+        self.frames += frames; self.secs += secs
+
+    def line(self):
+        cp, cr, cf = prf(self.cut)
+        ap, ar, af = prf(self.all)
+        s = (f"hard P/R/F {cp:.3f}/{cr:.3f}/{cf:.3f} (tp/fp/fn {self.cut[0]}/{self.cut[1]}/{self.cut[2]})"
+             f"  all P/R/F {ap:.3f}/{ar:.3f}/{af:.3f} (tp/fp/fn {self.all[0]}/{self.all[1]}/{self.all[2]})")
+        if self.nocut_clips:
+            s += f"  false on {self.nocut_clips} no-cut clips: {self.false_on_nocut}"
+        return s
+
+
+def load(corpus):
+    gt = json.load(open(Path(corpus) / "ground_truth.json"))["videos"]
+    return [(Path(corpus) / name, name, v) for name, v in gt.items()]
+
+
+def evaluate(corpora, binary, use_psd, config):
+    grand = {"reelsmith": Tally(), "pyscenedetect": Tally()}
+    for corpus in corpora:
+        print(f"\n== {corpus}")
+        per_kind = defaultdict(lambda: {"reelsmith": Tally(), "pyscenedetect": Tally()})
+        total = {"reelsmith": Tally(), "pyscenedetect": Tally()}
+        for path, name, v in load(corpus):
+            preds, secs, frames = run_reelsmith(path, binary, config)
+            runs = {"reelsmith": (preds, secs)}
+            if use_psd:
+                runs["pyscenedetect"] = run_pyscenedetect(path)
+            for tool, (p, s) in runs.items():
+                for t in (per_kind[kind_of(name, v)][tool], total[tool], grand[tool]):
+                    t.add(p, v, frames, s)
+            print(f"  {name:34s} {v['frames']:5d} fr  truth cuts={v['cuts']} "
+                  f"gradual={[(g['start'], g['end']) for g in v.get('gradual', [])]}")
+            for tool, (p, _) in runs.items():
+                fp, fn = misses(p, v)
+                print(f"  {'':34s} {tool}={[f for f, _ in p]}"
+                      + (f"  false={fp}" if fp else "") + (f"  missed={fn}" if fn else ""))
+        print(f"-- per kind ({corpus.name})")
+        for kind, tools in sorted(per_kind.items()):
+            for tool, t in tools.items():
+                if t.frames:
+                    print(f"  {kind:20s} {tool:14s} {t.line()}")
+        for tool, t in total.items():
+            if t.frames:
+                print(f"TOTAL {corpus.name:14s} {tool:14s} {t.line()}  {t.frames / t.secs:.0f} frames/s")
+        if use_psd:
+            r, p = total["reelsmith"], total["pyscenedetect"]
+            print(f"SPEED {corpus.name}: reelsmith {r.frames / r.secs:.0f} frames/s, PySceneDetect "
+                  f"{p.frames / p.secs:.0f} frames/s: {(r.frames / r.secs) / (p.frames / p.secs):.2f}x")
+    if use_psd:
+        r, p = grand["reelsmith"], grand["pyscenedetect"]
+        print(f"\nSPEED all corpora ({r.frames} frames): reelsmith {r.frames / r.secs:.0f} frames/s, "
+              f"PySceneDetect {p.frames / p.secs:.0f} frames/s: {(r.frames / r.secs) / (p.frames / p.secs):.2f}x")
+
+
+def sweep(corpora, binary, spec, svg_dir):
+    name, values = spec.split("=", 1)
+    values = [v.strip() for v in values.split(",") if v.strip()]
+    rows = []
+    with tempfile.TemporaryDirectory() as td:
+        for val in values:
+            cfg = Path(td) / "s.toml"
+            cfg.write_text(f"[detection]\n{name} = {val}\n")
+            res = {}
+            for corpus in corpora:
+                t = Tally()
+                for path, _, v in load(corpus):
+                    preds, secs, frames = run_reelsmith(path, binary, cfg)
+                    t.add(preds, v, frames, secs)
+                res[corpus.name] = (prf(t.cut)[2], prf(t.all)[2], t.false_on_nocut)
+            rows.append((val, res))
+            print(f"{name}={val:8s} " + "  ".join(
+                f"{c}: hard {h:.3f} all {a:.3f} nocut-false {f}" for c, (h, a, f) in res.items()),
+                flush=True)
+    print(f"\n| {name} | " + " | ".join(f"{c} hard F1 | {c} all F1" for c in rows[0][1]) + " |")
+    print("|---|" + "---|---|" * len(rows[0][1]))
+    for val, res in rows:
+        print(f"| {val} | " + " | ".join(f"{h:.3f} | {a:.3f}" for h, a, _ in res.values()) + " |")
+    if svg_dir:
+        Path(svg_dir).mkdir(parents=True, exist_ok=True)
+        write_svg(Path(svg_dir) / f"shots_sweep_{name}.svg", name, rows)
+
+
+def write_svg(path, name, rows):
+    """A small line chart: F1 (hard and all) per corpus against the swept value."""
+    W, H, L, R, T, B = 560, 300, 50, 170, 20, 40
+    xs = [float(v) for v, _ in rows]
+    x0, x1 = min(xs), max(xs)
+    lo = min(min(min(h, a) for h, a, _ in r.values()) for _, r in rows)
+    y0 = max(0.0, min(0.9, lo - 0.02))
+    X = lambda x: L + (x - x0) / ((x1 - x0) or 1) * (W - L - R)
+    Y = lambda y: T + (1 - (y - y0) / (1 - y0)) * (H - T - B)
+    colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="11">',
+           f'<rect width="{W}" height="{H}" fill="white"/>',
+           f'<line x1="{L}" y1="{H - B}" x2="{W - R}" y2="{H - B}" stroke="black"/>',
+           f'<line x1="{L}" y1="{T}" x2="{L}" y2="{H - B}" stroke="black"/>',
+           f'<text x="{(L + W - R) / 2}" y="{H - 8}" text-anchor="middle">{name}</text>']
+    for k in range(5):
+        y = y0 + (1 - y0) * k / 4
+        out.append(f'<text x="{L - 4}" y="{Y(y) + 4:.1f}" text-anchor="end">{y:.2f}</text>')
+        out.append(f'<line x1="{L}" y1="{Y(y):.1f}" x2="{W - R}" y2="{Y(y):.1f}" stroke="#ddd"/>')
+    for x in xs:
+        out.append(f'<text x="{X(x):.1f}" y="{H - B + 14}" text-anchor="middle">{x:g}</text>')
+    legend = 0
+    for ci, corpus in enumerate(rows[0][1]):
+        for which, dash in ((0, ""), (1, ' stroke-dasharray="5,3"')):
+            pts = " ".join(f"{X(x):.1f},{Y(r[corpus][which]):.1f}" for x, (_, r) in zip(xs, rows))
+            col = colours[ci % len(colours)]
+            out.append(f'<polyline points="{pts}" fill="none" stroke="{col}" stroke-width="1.5"{dash}/>')
+            ly = T + 14 * legend
+            out.append(f'<line x1="{W - R + 10}" y1="{ly}" x2="{W - R + 30}" y2="{ly}" stroke="{col}"{dash}/>')
+            out.append(f'<text x="{W - R + 34}" y="{ly + 4}">{corpus} {"hard" if which == 0 else "all"} F1</text>')
+            legend += 1
+    out.append("</svg>")
+    Path(path).write_text("\n".join(out) + "\n")
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--seeds", type=int, default=12)
-    ap.add_argument("--fps", type=float, default=24.0)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("corpora", nargs="*")
     ap.add_argument("--reelsmith")
+    ap.add_argument("--no-pyscenedetect", action="store_true")
+    ap.add_argument("--config")
+    ap.add_argument("--sweep")
+    ap.add_argument("--svg")
     a = ap.parse_args()
+    corpora = [Path(c) for c in a.corpora] or corpora_default()
+    if not corpora:
+        sys.exit("no corpus: set REELSMITH_SHARED or build one with scripts/make_shot_corpus.py")
     binary = a.reelsmith or default_binary()
-    videos = Path(os.environ.get("REELSMITH_SHARED", str(ROOT.parent / "shared"))) / "videos"
-    gt = json.load(open(videos / "ground_truth.json"))["videos"]
-    shots = real_shots(videos, gt)
-    try:
-        from scenedetect import detect, AdaptiveDetector
-    except ImportError:
-        detect = None
-    tot = {"reelsmith": [[0] * 3, [0] * 3], "pyscenedetect": [[0] * 3, [0] * 3]}
-    for seed in range(a.seeds):
-        fr, cuts, grads = make(shots, seed)
-        preds = {}
-        with tempfile.TemporaryDirectory() as td:
-            v = Path(td) / "s.mkv"
-            subprocess.run(["ffmpeg", "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
-                            "-s", f"{W}x{H}", "-r", str(a.fps), "-i", "-", "-c:v", "ffv1",
-                            str(v)], input=fr.tobytes(), check=True)
-            preds["reelsmith"] = run_reelsmith(v, binary)[0]
-            if detect:
-                preds["pyscenedetect"] = [(s[0].frame_num, None) for s in detect(str(v), AdaptiveDetector())[1:]]
-        for tool, p in preds.items():
-            c, al = match(p, cuts, grads)
-            for k in range(3):
-                tot[tool][0][k] += c[k]; tot[tool][1][k] += al[k]
-    for tool, (c, al) in tot.items():
-        if sum(al) == 0:
-            continue
-        print(f"SYNTHETIC {tool:14s} hard cuts P/R/F {prf(c)[0]:.3f}/{prf(c)[1]:.3f}/{prf(c)[2]:.3f} "
-              f"(tp/fp/fn {c})  all transitions P/R/F {prf(al)[0]:.3f}/{prf(al)[1]:.3f}/{prf(al)[2]:.3f} (tp/fp/fn {al})")
+    if a.sweep:
+        return sweep(corpora, binary, a.sweep, a.svg)
+    use_psd = not a.no_pyscenedetect
+    if use_psd:
+        try:
+            import scenedetect  # noqa: F401
+        except ImportError:
+            sys.exit("PySceneDetect is not installed: pip install scenedetect opencv-python-headless, "
+                     "or pass --no-pyscenedetect")
+    evaluate(corpora, binary, use_psd, a.config)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ use crate::Error;
 #[serde(default, deny_unknown_fields)]
 pub struct AnalysisOptions {
     /// Width of the analysis frames for landscape video (default 64); portrait video
-    /// (as displayed) swaps width and height.
+    /// (as displayed: rotation and sample aspect ratio applied) swaps width and height.
     pub width: u32,
     /// Height of the analysis frames for landscape video (default 36).
     pub height: u32,
@@ -87,7 +87,9 @@ impl AnalysisOptions {
         let video = reelsmith_decode::open(path)?;
         let info = video.info().clone();
         let (long, short) = (self.width.max(self.height), self.width.min(self.height));
-        let (width, height) = if info.height > info.width {
+        // Portrait or landscape as displayed: a 4:3 picture stored as 528×576 with
+        // non-square pixels (SAR 16:11) is landscape.
+        let (width, height) = if info.display_aspect() < 1.0 {
             (short, long)
         } else {
             (long, short)

@@ -1,25 +1,45 @@
-//! Shot-boundary detection: hard cuts (flashes rejected) and gradual transitions.
+//! Shot-boundary detection: hard cuts (flashes, strobes and occluders rejected) and
+//! gradual transitions.
 //!
 //! Input: one embedding row per decoded frame, every frame, in presentation order. The
 //! defaults are calibrated for the weight-free pixel embedder of `reelsmith-embed` compared
 //! with [`Metric::L1`] (its rows are laid out so that L1 is a weighted mean absolute
 //! difference of small luma/chroma thumbnails, in `[0, 1]`); other embedders need their own
-//! thresholds.
+//! thresholds. `docs/shots.md` in the repository has the method's measurements and the
+//! F1-versus-threshold curves the defaults were chosen from.
 //!
 //! # Hard cuts
 //! With `d(i) = dist(i − 1, i)`:
-//! 1. **Flash rejection.** A cut changes the content for good; a flash, an explosion or a
-//!    passing occluder comes back. The cut strength is
-//!    `e(i) = min dist(i − 1 − a, i + b)` over `a, b < flash_window` (≈ 0.2 s): the distance
-//!    across the boundary however the comparison frames are chosen. A flash lasting fewer
-//!    than `flash_window` frames has a pair of frames on both sides that match.
-//! 2. **Adaptive threshold.** `ratio(i) = e(i) / (mean of d over the ±cut_window neighbours,
-//!    largest dropped, + ratio_floor)`; a cut needs `ratio ≥ cut_ratio` and
-//!    `e ≥ cut_min`. Fast motion raises the neighbours too, so it does not pass. This is the
-//!    rule of PySceneDetect's `AdaptiveDetector` (its default ratio 3 and window 2 are kept
-//!    here as 3 and 3), made robust by the flash-free strength and the dropped maximum
-//!    (two cuts close together do not hide each other).
-//! 3. **Minimum shot length** (≈ 0.25 s): when two cuts are closer, the stronger is kept.
+//! 1. **Adaptive spike.** `d(i)` must reach `cut_ratio ·` (the mean of `d` over the
+//!    ±`cut_window` neighbours, largest dropped, `+ ratio_floor`) and `cut_min`: fast
+//!    motion raises the neighbours too, so it does not pass. This is the rule of
+//!    PySceneDetect's `AdaptiveDetector` (ratio 3), made robust by the dropped maximum (two
+//!    cuts close together do not hide each other).
+//! 2. **Flash rejection.** The strength is `e(i) = min dist(i − 1 − a, i + b)` over
+//!    `a, b < flash_window` (≈ 0.2 s): the change across the boundary however the
+//!    comparison frames are chosen. A flash shorter than that has a pair of frames on both
+//!    sides that match. `e(i)` must pass the same thresholds as `d(i)`.
+//! 3. **Confirmation past the disturbance.** An occluder sweeping past the lens, a strobe
+//!    or a flash with a long decay lasts longer than the flash window, but the picture
+//!    comes back; after a cut it does not. Every pair of frames up to `confirm_window`
+//!    (≈ 0.5 s) before and after the candidate must still differ by `confirm_ratio · e(i)`.
+//! 4. **Lighting.** When some frame up to `confirm_window` before the candidate and some
+//!    frame up to `confirm_window` after it have the same luma pattern once brightness
+//!    and contrast are taken out (mean absolute difference of the normalised patterns
+//!    below `relight_max`), the change is one of lighting (a strobe, a long flash, a
+//!    lamp switched on) and not a cut. Flat frames (black, white) have no pattern and
+//!    never match, so cuts to and from black stay cuts.
+//! 5. **Semantic check** (only with a model, see [`ShotDetector::detect_confirmed`]): for
+//!    a candidate inside a disturbance (other large frame changes within
+//!    `confirm_window`), the mean model embeddings of the 3 frames before the disturbance
+//!    and the 3 after it are compared; a cosine similarity of at least `semantic_same`
+//!    (the same scene, moved or re-lit) drops the candidate. A clean cut (no other large
+//!    change near it) is not asked about: two shots of one scene can look alike to a
+//!    model.
+//! 6. **Minimum shot length** (≈ 0.25 s): when two cuts are closer, the stronger is kept.
+//!
+//! A consequence of 3: an insert shorter than `confirm_window` between two views of the
+//! same framing (A, B for a few frames, A again) is taken for a disturbance.
 //!
 //! # Gradual transitions (fades, dissolves)
 //! No single frame difference is large, so windows `[a, b]` at strides from ≈ 0.2 s to
@@ -31,23 +51,36 @@
 //! - it is a blend: each inner frame is close to `(1 − t)·row(a) + t·row(b)` for its best
 //!   `t ∈ [0, 1]`; the mean residual relative to `D` must be at most `gradual_linearity`
 //!   (a dissolve or fade is exactly such a blend, moving content is not);
+//! - it lasts: as for cuts, frames up to `confirm_window` before `a` and after `b` still
+//!   differ by `confirm_ratio · D`, and not by lighting alone (see 4 above; a fade is
+//!   told from a lamp by the flat black or white frame it reaches); with a model, the 3 frames before the reported span
+//!   and the 3 after it must not be the same scene (cosine similarity below
+//!   `semantic_same`);
 //! - `score = (D − context) · (1 − residual) ≥ gradual_min_score`.
 //!
 //! Windows are taken best score first without overlap; the reported span is trimmed to
-//! where the blend position passes 5 % and 95 %. Defaults were chosen on real shots of
-//! the shared clips mixed into synthetic dissolves and fades (`benches/shots_eval.py`), not
-//! on the clips' transitions.
+//! where the blend position passes 5 % and 95 %. A cut closer than `min_shot_len` to a
+//! gradual span is the same transition seen twice (the last frames of a dissolve, a
+//! dissolve into a shot that starts with a jump) and is reported once, as the gradual
+//! transition with its span stretched over the cut.
 //!
 //! Cost: O(n · flash_window²) distances for cut candidates only, O(n · strides) distances
-//! for gradual windows (pruned by the triangle inequality under L1/Euclidean).
+//! for gradual windows (pruned by the triangle inequality under L1/Euclidean), and
+//! O(confirm_window²) per candidate that passed everything else.
+
+mod cuts;
+mod gradual;
+mod settings;
+
+pub use settings::ShotSettings;
 
 use serde::{Deserialize, Serialize};
 
 use crate::distance::Metric;
-use crate::seams::ArgMax;
 use reelsmith_core::Embeddings;
 
-/// Options of [`detect_shots`]. Build them with [`ShotOptions::for_fps`].
+/// Options of [`detect_shots`], durations in frames. Build them with
+/// [`ShotOptions::for_fps`] or [`ShotSettings::at_fps`] (durations in seconds).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ShotOptions {
     /// Row comparison (default [`Metric::L1`]).
@@ -82,6 +115,22 @@ pub struct ShotOptions {
     pub gradual_linearity: f32,
     /// Minimum gradual score (default 0.045).
     pub gradual_min_score: f32,
+    /// Frames on each side looked at past a disturbance when confirming a cut or a gradual
+    /// transition (default 0.5 s, at least 12; values below `flash_window` act as
+    /// `flash_window`).
+    pub confirm_window: usize,
+    /// Share of a candidate's strength that must remain between every pair of frames up
+    /// to `confirm_window` before and after it (default 0.5; 0 turns the confirmation off).
+    pub confirm_ratio: f32,
+    /// Largest difference of the brightness-normalised luma patterns (mean absolute
+    /// difference in units of the pattern's mean deviation) between a frame before and a
+    /// frame after a candidate for the change to count as lighting (a strobe, a flash, a
+    /// lamp) rather than a transition (default 0.25; 0 turns the test off). Reads the
+    /// first third of each row as the luma grid, as the pixel embedder lays it out.
+    pub relight_max: f32,
+    /// Cosine similarity of model embeddings before and after a disturbance at or above
+    /// which it is the same scene (default 0.9; used only with a model).
+    pub semantic_same: f32,
 }
 
 impl Default for ShotOptions {
@@ -91,31 +140,10 @@ impl Default for ShotOptions {
 }
 
 impl ShotOptions {
-    /// Defaults with durations converted at `fps` (25 when not positive and finite).
+    /// Defaults with durations converted at `fps` (25 when not positive and finite): the
+    /// default [`ShotSettings`] at that rate.
     pub fn for_fps(fps: f64) -> Self {
-        let fps = if fps.is_finite() && fps > 0.0 {
-            fps
-        } else {
-            25.0
-        };
-        let frames = |s: f64| (s * fps).round().max(1.0) as usize;
-        Self {
-            metric: Metric::L1,
-            min_shot_len: frames(0.25),
-            cut_window: 3,
-            cut_ratio: 3.0,
-            cut_min: 0.03,
-            ratio_floor: 0.004,
-            flash_window: frames(0.2).max(3),
-            gradual: true,
-            gradual_min_stride: frames(0.2).max(4),
-            gradual_max_stride: frames(2.5).max(4),
-            gradual_min: 0.05,
-            gradual_spread: 0.5,
-            gradual_contrast: 2.0,
-            gradual_linearity: 0.3,
-            gradual_min_score: 0.045,
-        }
+        ShotSettings::default().at_fps(fps)
     }
 }
 
@@ -183,6 +211,25 @@ pub trait ShotDetector: Send + Sync {
     fn name(&self) -> &str;
     /// Transitions and shots of the frames whose embeddings are `emb`.
     fn detect(&self, emb: &Embeddings) -> ShotDetection;
+    /// [`ShotDetector::detect`] with a semantic model at hand: `semantic` embeds chosen
+    /// frames (decoded again at the model's size) for the confirmation of ambiguous
+    /// candidates. Detectors without such a step ignore it (the default).
+    fn detect_confirmed(
+        &self,
+        emb: &Embeddings,
+        semantic: &mut dyn FrameEmbeddings,
+    ) -> ShotDetection {
+        let _ = semantic;
+        self.detect(emb)
+    }
+}
+
+/// Embeddings of chosen frames by a semantic model (CLIP, DINOv2), for the confirmation
+/// step of [`ShotDetector::detect_confirmed`].
+pub trait FrameEmbeddings {
+    /// One row per frame of `frames` (0-based indices, ascending, no duplicates), in that
+    /// order; `None` when they cannot be had, and the detector decides on pixels alone.
+    fn embed_frames(&mut self, frames: &[usize]) -> Option<Embeddings>;
 }
 
 impl ShotDetector for ShotOptions {
@@ -193,6 +240,14 @@ impl ShotDetector for ShotOptions {
     fn detect(&self, emb: &Embeddings) -> ShotDetection {
         detect_shots(emb, self)
     }
+
+    fn detect_confirmed(
+        &self,
+        emb: &Embeddings,
+        semantic: &mut dyn FrameEmbeddings,
+    ) -> ShotDetection {
+        detect(emb, self, Some(semantic))
+    }
 }
 
 /// Detects shot transitions in per-frame embeddings (see the [module docs](self)).
@@ -200,6 +255,14 @@ impl ShotDetector for ShotOptions {
 /// Empty input gives no shots; one frame gives one shot and no transition; constant input
 /// gives one shot. NaN/inf values make the affected distances 0 (no cut there).
 pub fn detect_shots(emb: &Embeddings, opts: &ShotOptions) -> ShotDetection {
+    detect(emb, opts, None)
+}
+
+fn detect(
+    emb: &Embeddings,
+    opts: &ShotOptions,
+    semantic: Option<&mut dyn FrameEmbeddings>,
+) -> ShotDetection {
     let n = emb.len();
     if n == 0 {
         return ShotDetection::default();
@@ -208,7 +271,12 @@ pub fn detect_shots(emb: &Embeddings, opts: &ShotOptions) -> ShotDetection {
     let d: Vec<f32> = std::iter::once(0.0)
         .chain((1..n).map(|i| dist(i - 1, i)))
         .collect();
-    let cuts = hard_cuts(&d, &dist, n, opts);
+    let mut semantic = semantic;
+    let mut cands = cuts::candidates(emb, &d, &dist, opts);
+    if let Some(sem) = semantic.as_deref_mut() {
+        cuts::semantic_check(&mut cands, n, opts, sem);
+    }
+    let cuts = cuts::spaced(&cands, opts);
     let mut transitions: Vec<Transition> = cuts
         .iter()
         .map(|&(frame, score)| Transition {
@@ -220,7 +288,11 @@ pub fn detect_shots(emb: &Embeddings, opts: &ShotOptions) -> ShotDetection {
         .collect();
     if opts.gradual {
         let cut_frames: Vec<usize> = cuts.iter().map(|c| c.0).collect();
-        transitions.extend(gradual(emb, &d, &dist, &cut_frames, opts));
+        let mut grads = gradual::gradual(emb, &d, &dist, &cut_frames, opts);
+        if let Some(sem) = semantic {
+            gradual::semantic_check(&mut grads, n, opts, sem);
+        }
+        transitions = merge(transitions, grads, opts.min_shot_len.max(1));
     }
     transitions.sort_by_key(|t| t.frame);
     // Keep shots at least one frame long even if a gradual midpoint meets a cut.
@@ -239,229 +311,248 @@ pub fn detect_shots(emb: &Embeddings, opts: &ShotOptions) -> ShotDetection {
     ShotDetection { transitions, shots }
 }
 
-fn hard_cuts(
-    d: &[f32],
-    dist: &dyn Fn(usize, usize) -> f32,
-    n: usize,
-    o: &ShotOptions,
-) -> Vec<(usize, f32)> {
-    let k = o.flash_window.max(1);
-    let w = o.cut_window.max(1);
-    let mut cand: Vec<(usize, f32)> = Vec::new();
-    let mut nb: Vec<f32> = Vec::with_capacity(2 * w);
-    for i in 1..n {
-        if d[i] < o.cut_min {
-            continue;
-        }
-        nb.clear();
-        nb.extend(
-            (i.saturating_sub(w).max(1)..(i + w + 1).min(n))
-                .filter(|&j| j != i)
-                .map(|j| d[j]),
-        );
-        let baseline = if nb.len() > 1 {
-            let (sum, max) = nb
-                .iter()
-                .fold((0f32, f32::NEG_INFINITY), |(s, m), &v| (s + v, m.max(v)));
-            (sum - max) / (nb.len() - 1) as f32
-        } else {
-            nb.first().copied().unwrap_or(0.0)
-        };
-        let floor = o.ratio_floor.max(f32::MIN_POSITIVE);
-        if d[i] < o.cut_ratio * (baseline + floor) {
-            continue;
-        }
-        let mut e = d[i];
-        'outer: for a in 0..k.min(i) {
-            for b in 0..k.min(n - i) {
-                e = e.min(dist(i - 1 - a, i + b));
-                if e < o.cut_min {
-                    break 'outer;
+/// Cuts closer than `gap` frames to a gradual span are the same transition: the gradual
+/// one is kept, its span stretched over the cut.
+fn merge(cuts: Vec<Transition>, mut grads: Vec<Transition>, gap: usize) -> Vec<Transition> {
+    let mut out = Vec::with_capacity(cuts.len() + grads.len());
+    for c in cuts {
+        let near = grads.iter_mut().find(|g| {
+            g.span
+                .is_some_and(|(lo, hi)| c.frame + gap > lo && c.frame < hi + 1 + gap)
+        });
+        match near {
+            Some(g) => {
+                if let Some((lo, hi)) = g.span.as_mut() {
+                    *lo = (*lo).min(c.frame.saturating_sub(1));
+                    *hi = (*hi).max(c.frame);
                 }
             }
-        }
-        if e >= o.cut_min && e >= o.cut_ratio * (baseline + floor) {
-            cand.push((i, e));
+            None => out.push(c),
         }
     }
-    cand.sort_by(|x, y| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0)));
-    let min_len = o.min_shot_len.max(1);
-    let mut kept = std::collections::BTreeMap::new();
-    for (i, e) in cand {
-        let p = kept
-            .range(..i)
-            .next_back()
-            .is_none_or(|(&p, _)| i - p >= min_len);
-        let q = kept
-            .range(i..)
-            .next()
-            .is_none_or(|(&q, _)| q - i >= min_len);
-        if p && q {
-            kept.insert(i, e);
-        }
-    }
-    kept.into_iter().collect()
+    out.extend(grads);
+    out
 }
 
-fn gradual(
-    emb: &Embeddings,
-    d: &[f32],
-    dist: &dyn Fn(usize, usize) -> f32,
-    cuts: &[usize],
-    o: &ShotOptions,
-) -> Vec<Transition> {
-    let n = d.len();
-    let mut pre = vec![0f64; n + 1];
-    for i in 0..n {
-        pre[i + 1] = pre[i] + f64::from(d[i]);
-    }
-    // path(a, b) = Σ d over (a, b]
-    let path = |a: usize, b: usize| (pre[b + 1] - pre[a + 1]) as f32;
-    let mut cut_count = vec![0u32; n + 1];
-    for &c in cuts {
-        if c < n {
-            cut_count[c + 1] += 1;
-        }
-    }
-    for i in 0..n {
-        cut_count[i + 1] += cut_count[i];
-    }
-    let triangle = matches!(o.metric, Metric::L1 | Metric::Euclidean);
-    let argmax = ArgMax::new(d);
-    let mut strides = Vec::new();
-    let mut s = o.gradual_min_stride.max(2);
-    while s <= o.gradual_max_stride && s < n {
-        strides.push(s);
-        s = ((s as f64 * 1.5).round() as usize).max(s + 1);
-    }
-    let mut cand: Vec<(f32, usize, usize)> = Vec::new();
-    for &s in &strides {
-        let cx = (s / 2).max(3);
-        for b in s..n {
-            let a = b - s;
-            if triangle && path(a, b) < o.gradual_min {
-                continue;
-            }
-            if cut_count[b + 1] - cut_count[a + 1] > 0 {
-                continue;
-            }
-            let dab = dist(a, b);
-            if dab < o.gradual_min || !dab.is_finite() {
-                continue;
-            }
-            if d[argmax.argmax(a + 1, b)] > o.gradual_spread * dab {
-                continue;
-            }
-            let ctx = dist(a.saturating_sub(cx), a).max(dist(b, (b + cx).min(n - 1)));
-            if dab < o.gradual_contrast * ctx {
-                continue;
-            }
-            let rho = blend_residual(emb, a, b, dab, o.metric);
-            if rho > o.gradual_linearity {
-                continue;
-            }
-            let score = (dab - ctx) * (1.0 - rho);
-            if score >= o.gradual_min_score {
-                cand.push((score, a, b));
-            }
-        }
-    }
-    cand.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
-    let mut kept: Vec<(f32, usize, usize)> = Vec::new();
-    for (score, a, b) in cand {
-        let free = kept.iter().all(|&(_, ga, gb)| b < ga || a > gb)
-            && cuts
-                .iter()
-                .all(|&c| a.abs_diff(c) >= 2 && b.abs_diff(c) >= 2);
-        if free {
-            kept.push((score, a, b));
-        }
-    }
-    kept.into_iter()
-        .map(|(score, a, b)| {
-            let (lo, hi) = ramp(emb, a, b);
-            Transition {
-                frame: (lo + hi).div_ceil(2),
-                kind: TransitionKind::Gradual,
-                span: Some((lo, hi)),
-                score,
-            }
-        })
-        .collect()
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// The line from row `a` to row `b`: each row's blend position `t` along it.
-struct BlendAxis<'a> {
-    emb: &'a Embeddings,
-    a: usize,
-    diff: Vec<f32>,
-    nn: f32,
-}
+    /// A textured "picture" `seed`, its pattern shifted by `shift` cells, with a small
+    /// per-frame wobble (`frame`) standing in for noise: 48 cells scaled so that L1
+    /// distances are mean absolute differences.
+    fn picture(seed: u32, shift: f32, frame: usize) -> Vec<f32> {
+        let cells = 48;
+        (0..cells)
+            .map(|c| {
+                let x = (c % 8) as f32 + shift;
+                let y = (c / 8) as f32;
+                let v = ((x * 0.9 + y * 1.7 + seed as f32 * 2.3).sin() * 0.5 + 0.5) * 0.8;
+                let wobble = 0.004 * (((frame * 7 + c * 13) % 11) as f32 / 11.0 - 0.5);
+                (v + wobble) / cells as f32
+            })
+            .collect()
+    }
 
-impl<'a> BlendAxis<'a> {
-    /// `None` when rows `a` and `b` coincide or are not finite.
-    fn new(emb: &'a Embeddings, a: usize, b: usize) -> Option<Self> {
-        let diff: Vec<f32> = emb
-            .row(b)
+    fn emb(rows: &[Vec<f32>]) -> Embeddings {
+        Embeddings::from_rows(rows).unwrap()
+    }
+
+    fn cover(row: &[f32], share: f32, level: f32) -> Vec<f32> {
+        let n = row.len();
+        let k = (share * n as f32).round() as usize;
+        row.iter()
+            .enumerate()
+            .map(|(i, &v)| if i < k { level / n as f32 } else { v })
+            .collect()
+    }
+
+    fn frames_of(det: &ShotDetection, kind: TransitionKind) -> Vec<usize> {
+        det.transitions
             .iter()
-            .zip(emb.row(a))
-            .map(|(x, y)| x - y)
+            .filter(|t| t.kind == kind)
+            .map(|t| t.frame)
+            .collect()
+    }
+
+    #[test]
+    fn a_long_occluder_sweep_is_not_a_cut_but_a_cut_is() {
+        // A scene; from frame 40 an occluder covers 85 % of it for 9 frames (longer than
+        // the 5-frame flash window), moving a little; a cut at 100.
+        let mut rows: Vec<Vec<f32>> = (0..100).map(|i| picture(1, 0.0, i)).collect();
+        let shares = [0.85; 9];
+        for (k, s) in shares.iter().enumerate() {
+            let i = 40 + k;
+            rows[i] = cover(&rows[i], *s, 0.02 + 0.01 * k as f32);
+        }
+        rows.extend((100..160).map(|i| picture(7, 0.0, i)));
+        let o = ShotOptions::for_fps(25.0);
+        let det = detect_shots(&emb(&rows), &o);
+        assert_eq!(frames_of(&det, TransitionKind::Cut), vec![100], "{det:?}");
+        assert!(
+            frames_of(&det, TransitionKind::Gradual).is_empty(),
+            "{det:?}"
+        );
+        // Without the confirmation (and the lighting test, which also sees the picture
+        // come back) the occluder's edges are taken for cuts.
+        let off = ShotOptions {
+            confirm_ratio: 0.0,
+            relight_max: 0.0,
+            ..o
+        };
+        let det = detect_shots(&emb(&rows), &off);
+        assert!(det.transitions.len() > 1, "{det:?}");
+    }
+
+    #[test]
+    fn a_strobe_is_not_a_cut() {
+        // Lit and dark frames alternating every 2 frames for a second.
+        let rows: Vec<Vec<f32>> = (0..120)
+            .map(|i| {
+                let r = picture(3, 0.0, i);
+                if (40..65).contains(&i) && (i / 2) % 2 == 0 {
+                    r.iter().map(|v| v * 0.25).collect()
+                } else {
+                    r
+                }
+            })
             .collect();
-        let nn: f32 = diff.iter().map(|v| v * v).sum();
-        (nn > 0.0 && nn.is_finite()).then_some(Self { emb, a, diff, nn })
+        let det = detect_shots(&emb(&rows), &ShotOptions::for_fps(25.0));
+        assert!(det.transitions.is_empty(), "{det:?}");
+        // Dimmed for 1.6 s (longer than the confirmation looks).
+        let rows: Vec<Vec<f32>> = (0..160)
+            .map(|i| {
+                let r = picture(3, 0.0, i);
+                if (40..80).contains(&i) {
+                    r.iter().map(|v| v * 0.25).collect()
+                } else {
+                    r
+                }
+            })
+            .collect();
+        let o = ShotOptions::for_fps(25.0);
+        let det = detect_shots(&emb(&rows), &o);
+        assert!(det.transitions.is_empty(), "{det:?}");
+        // It is the lighting test that tells.
+        let det = detect_shots(
+            &emb(&rows),
+            &ShotOptions {
+                relight_max: 0.0,
+                ..o
+            },
+        );
+        assert!(!det.transitions.is_empty(), "{det:?}");
     }
 
-    /// Least-squares blend position of row `m` (unclamped).
-    fn t(&self, m: usize) -> f32 {
-        let ra = self.emb.row(self.a);
-        self.emb
-            .row(m)
-            .iter()
-            .zip(ra)
-            .zip(&self.diff)
-            .map(|((x, y), z)| (x - y) * z)
-            .sum::<f32>()
-            / self.nn
-    }
-}
-
-/// Trims a gradual window `[a, b]` to its ramp: the span runs from the frame before the
-/// first blend position `t > 0.05` to the frame after the last `t < 0.95`. Still frames
-/// inside the window sit at `t ≈ 0` or `t ≈ 1` and are left out.
-fn ramp(emb: &Embeddings, a: usize, b: usize) -> (usize, usize) {
-    let Some(axis) = BlendAxis::new(emb, a, b) else {
-        return (a, b);
-    };
-    let lo = (a..=b).find(|&m| axis.t(m) > 0.05).unwrap_or(a);
-    let hi = (a..=b).rev().find(|&m| axis.t(m) < 0.95).unwrap_or(b);
-    let lo = lo.saturating_sub(1).max(a);
-    let hi = (hi + 1).min(b).max(lo);
-    (lo, hi)
-}
-
-/// Mean over the inner frames of `[a, b]` of the distance to the best blend of rows `a` and
-/// `b`, relative to `dab`.
-fn blend_residual(emb: &Embeddings, a: usize, b: usize, dab: f32, metric: Metric) -> f32 {
-    let Some(axis) = BlendAxis::new(emb, a, b) else {
-        return 0.0;
-    };
-    if b <= a + 1 {
-        return 0.0;
-    }
-    let ra = emb.row(a);
-    let mut blend = vec![0f32; axis.diff.len()];
-    let mut total = 0f32;
-    for m in a + 1..b {
-        let t = axis.t(m).clamp(0.0, 1.0);
-        for ((bl, y), z) in blend.iter_mut().zip(ra).zip(&axis.diff) {
-            *bl = y + t * z;
+    #[test]
+    fn a_cut_right_after_a_dissolve_is_reported_once() {
+        // A dissolve from picture 1 to picture 2 over frames 50..=61, then the last
+        // frames jump to the end of the blend: one transition, gradual.
+        let a = picture(1, 0.0, 0);
+        let b = picture(2, 0.0, 0);
+        let mut rows: Vec<Vec<f32>> = Vec::new();
+        for i in 0..120 {
+            let t = if i < 50 {
+                0.0
+            } else if i < 62 {
+                (i - 49) as f32 / 16.0
+            } else {
+                1.0
+            };
+            rows.push(
+                a.iter()
+                    .zip(&b)
+                    .map(|(x, y)| x * (1.0 - t) + y * t)
+                    .collect(),
+            );
         }
-        total += metric.distance(emb.row(m), &blend);
+        let det = detect_shots(&emb(&rows), &ShotOptions::for_fps(25.0));
+        assert_eq!(det.transitions.len(), 1, "{det:?}");
+        let t = &det.transitions[0];
+        assert_eq!(t.kind, TransitionKind::Gradual, "{det:?}");
+        let (lo, hi) = t.span.unwrap();
+        assert!(lo <= 51 && hi >= 61, "{det:?}");
     }
-    let r = total / (b - a - 1) as f32 / dab;
-    if r.is_finite() {
-        r
-    } else {
-        f32::INFINITY
+
+    /// Semantic embeddings from a table: frame → row.
+    struct Table(Vec<Vec<f32>>, Vec<Vec<usize>>);
+
+    impl FrameEmbeddings for Table {
+        fn embed_frames(&mut self, frames: &[usize]) -> Option<Embeddings> {
+            self.1.push(frames.to_vec());
+            let rows: Vec<&Vec<f32>> = frames.iter().map(|&f| &self.0[f]).collect();
+            Some(Embeddings::from_rows(&rows).unwrap())
+        }
+    }
+
+    struct Unavailable;
+
+    impl FrameEmbeddings for Unavailable {
+        fn embed_frames(&mut self, _: &[usize]) -> Option<Embeddings> {
+            None
+        }
+    }
+
+    #[test]
+    fn the_semantic_check_drops_only_disturbed_candidates_it_finds_unchanged() {
+        // An occluder during which the camera jumps to another framing of the scene
+        // (pixels differ after it: the pixel confirmation keeps it), and a clean cut.
+        let mut rows: Vec<Vec<f32>> = (0..60).map(|i| picture(1, 0.0, i)).collect();
+        for k in 0..6 {
+            rows.push(cover(&picture(1, k as f32 * 0.5, k), 0.85, 0.02 * k as f32));
+        }
+        rows.extend((66..126).map(|i| picture(1, 3.0, i)));
+        rows.extend((126..186).map(|i| picture(9, 0.0, i)));
+        let o = ShotOptions::for_fps(25.0);
+        let pixels = detect_shots(&emb(&rows), &o);
+        assert!(pixels.transitions.len() >= 2, "{pixels:?}");
+        assert!(pixels.transitions.iter().any(|t| t.frame == 126));
+        // The model says: scene "1" up to frame 125, scene "9" after.
+        let sem: Vec<Vec<f32>> = (0..rows.len())
+            .map(|i| {
+                if i < 126 {
+                    vec![1.0, 0.1]
+                } else {
+                    vec![0.1, 1.0]
+                }
+            })
+            .collect();
+        let mut table = Table(sem, Vec::new());
+        let det = o.detect_confirmed(&emb(&rows), &mut table);
+        let found: Vec<usize> = det.transitions.iter().map(|t| t.frame).collect();
+        assert_eq!(found, vec![126], "{det:?}");
+        assert_eq!(table.1.len(), 1, "one batch of frames: {:?}", table.1);
+        // Frames just before the occluder (57..60) and just after it (66..69).
+        assert!(
+            table.1[0].contains(&59) && table.1[0].contains(&66),
+            "{:?}",
+            table.1
+        );
+        // Without the model's answer the pixel decision stands.
+        let det = o.detect_confirmed(&emb(&rows), &mut Unavailable);
+        assert_eq!(det, pixels);
+    }
+
+    #[test]
+    fn settings_convert_at_the_frame_rate_and_validate() {
+        let s = ShotSettings::default();
+        assert_eq!(s.at_fps(25.0), ShotOptions::for_fps(25.0));
+        assert_eq!(s.at_fps(25.0).confirm_window, 13);
+        assert_eq!(s.at_fps(60.0).confirm_window, 30);
+        assert_eq!(s.at_fps(f64::NAN), s.at_fps(25.0));
+        assert!(s.validate().is_ok());
+        let bad = ShotSettings {
+            confirm_seconds: -1.0,
+            ..ShotSettings::default()
+        };
+        assert_eq!(bad.validate().unwrap_err().0, "confirm_seconds");
+        let bad = ShotSettings {
+            semantic_same: 2.0,
+            ..ShotSettings::default()
+        };
+        assert_eq!(bad.validate().unwrap_err().0, "semantic_same");
+        let partial: ShotSettings = serde_json::from_str(r#"{"confirm_ratio": 0.3}"#).unwrap();
+        assert_eq!(partial.confirm_ratio, 0.3);
+        assert_eq!(partial.cut_ratio, 3.0);
     }
 }

@@ -1,9 +1,10 @@
-//! `reelsmith shots VIDEO [--json | --csv] [--embedder pixel]`.
+//! `reelsmith shots VIDEO [--json | --csv] [--embedder pixel] [--model ID | --model-dir DIR]`.
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Result;
+use reelsmith::embed::HubOptions;
 use reelsmith::pipelines::shots::{self, timecode, ShotReport, ShotsConfig, TransitionKind};
 
 use crate::progress::StageBars;
@@ -34,15 +35,27 @@ pub struct Args {
     /// Settings file (.toml or .json) with the fields of the shots configuration.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// A CLIP or DINOv2 model for the semantic check of cut candidates inside a
+    /// disturbance (default: none, the pixel check alone).
+    #[command(flatten)]
+    model: super::ModelArgs,
 }
 
 /// Runs the subcommand.
 pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     let EmbedderArg::Pixel = args.embedder;
-    let config: ShotsConfig = super::base_config(args.config.as_deref())?;
+    let mut config: ShotsConfig = super::base_config(args.config.as_deref())?;
+    if let Some(choice) = args.model.choice() {
+        config.model = choice;
+    }
+    config.validate()?;
+    let models = args.model.models(HubOptions::default(), ctx.quiet)?;
     let start = std::time::Instant::now();
-    let report = shots::run(&args.video, &config, &StageBars::new(ctx.quiet))?;
+    let report = shots::run_with_models(&args.video, &config, &models, &StageBars::new(ctx.quiet))?;
     let elapsed = start.elapsed().as_secs_f64();
+    for note in &report.notes {
+        tracing::warn!("{note}");
+    }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if args.json {

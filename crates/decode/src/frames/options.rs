@@ -239,6 +239,7 @@ mod tests {
             has_audio: false,
             start_time: 0.0,
             stream_index: 0,
+            sample_aspect: [1, 1],
         }
     }
 

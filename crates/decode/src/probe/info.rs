@@ -42,6 +42,31 @@ pub struct VideoInfo {
     pub start_time: f64,
     /// Index of the video stream that is decoded (FFmpeg's best video stream).
     pub stream_index: usize,
+    /// Sample (pixel) aspect ratio `[num, den]` of the coded pictures: `[1, 1]` for square
+    /// pixels and when the file does not say; `[16, 11]` for 4:3 PAL TV stored as 528×576.
+    /// Decoded frames keep the coded pixels; [`VideoInfo::display_aspect`] gives the shape
+    /// a player shows.
+    pub sample_aspect: [u32; 2],
+}
+
+impl VideoInfo {
+    /// Width over height of the picture as a player shows it: the sample aspect ratio and
+    /// the rotation applied (`4/3` for 528×576 with SAR 16:11; `1280/720` for square
+    /// pixels).
+    pub fn display_aspect(&self) -> f64 {
+        let [num, den] = self.sample_aspect;
+        let sar = if num > 0 && den > 0 {
+            f64::from(num) / f64::from(den)
+        } else {
+            1.0
+        };
+        let coded = f64::from(self.coded_width) * sar / f64::from(self.coded_height.max(1));
+        if self.rotation % 180 == 90 {
+            1.0 / coded
+        } else {
+            coded
+        }
+    }
 }
 
 /// Reads the [`VideoInfo`] of the opened demuxer `input` of `path`.
@@ -78,6 +103,7 @@ pub(crate) fn read_info(
             detail: "the video stream declares a zero picture size".into(),
         });
     }
+    let sample_aspect = sample_aspect(&stream, dec.aspect_ratio());
     let rotation = stream_rotation(&stream);
     let (width, height) = if rotation % 180 == 90 {
         (coded_height, coded_width)
@@ -105,7 +131,24 @@ pub(crate) fn read_info(
         has_audio,
         start_time,
         stream_index: stream.index(),
+        sample_aspect,
     })
+}
+
+/// The sample aspect ratio as FFmpeg guesses it: the container's (an MP4 `pasp` box, a
+/// Matroska display size) where it sets one, else the codec's; `[1, 1]` when neither is
+/// valid.
+fn sample_aspect(stream: &ff::format::stream::Stream, codec: ff::Rational) -> [u32; 2] {
+    // SAFETY: reading a plain rational field of a stream of the open format context.
+    let container = unsafe { (*stream.as_ptr()).sample_aspect_ratio };
+    let valid = |num: i32, den: i32| {
+        // Ratios FFmpeg itself treats as invalid (0, negative or absurd) mean square.
+        (num > 0 && den > 0 && num / den <= 100 && den / num <= 100)
+            .then(|| [num as u32, den as u32])
+    };
+    valid(container.num, container.den)
+        .or_else(|| valid(codec.numerator(), codec.denominator()))
+        .unwrap_or([1, 1])
 }
 
 /// The streams of a file without video, for the error message ("none" when there are none).

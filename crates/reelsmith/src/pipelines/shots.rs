@@ -19,12 +19,26 @@
 
 use std::path::{Path, PathBuf};
 
-pub use reelsmith_segment::shots::{Shot, ShotDetector, ShotOptions, Transition, TransitionKind};
+use reelsmith_core::Embeddings;
+use reelsmith_decode::{DecodeOptions, Scale, Video, VideoInfo};
+use reelsmith_embed::Embedder;
+pub use reelsmith_segment::shots::{
+    FrameEmbeddings, Shot, ShotDetector, ShotOptions, ShotSettings, Transition, TransitionKind,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::{end_time, AnalysisOptions};
-use crate::progress::Progress;
+use crate::embed_loop::{embed_error, DEFAULT_BATCH};
+use crate::models::{ModelChoice, Models};
+use crate::progress::{Progress, Stage, StageGuard};
 use crate::Error;
+
+/// The model [`ModelChoice::Auto`] stands for in this pipeline.
+pub const DEFAULT_MODEL: &str = "openai/clip-vit-base-patch32";
+
+/// Shorter side of the frames decoded again for the semantic check (the models crop
+/// 224 × 224).
+const SEMANTIC_SIDE: u32 = 256;
 
 /// Settings of the shots pipeline.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -32,9 +46,24 @@ use crate::Error;
 pub struct ShotsConfig {
     /// How frames are decoded for analysis (default: 64 × 36, area, deblocking skipped).
     pub analysis: AnalysisOptions,
-    /// Detector settings; `None` (default) uses [`ShotOptions::for_fps`] at the video's
-    /// frame rate.
-    pub detection: Option<ShotOptions>,
+    /// Detector settings, durations in seconds (converted at the video's frame rate);
+    /// fields left out keep their defaults.
+    pub detection: ShotSettings,
+    /// A semantic model (CLIP or DINOv2) for the confirmation of cut candidates inside a
+    /// disturbance (default [`ModelChoice::None`]: the weight-free pixel confirmation
+    /// alone). The few frames before and after each such candidate are decoded again at
+    /// the model's size and compared (see [`reelsmith_segment::shots`]).
+    pub model: ModelChoice,
+}
+
+impl ShotsConfig {
+    /// Checks the settings; the error names the one at fault.
+    pub fn validate(&self) -> Result<(), Error> {
+        self.analysis.validate()?;
+        self.detection
+            .validate()
+            .map_err(|(setting, message)| Error::config(setting, message))
+    }
 }
 
 /// Shots and transitions of one video.
@@ -56,6 +85,11 @@ pub struct ShotReport {
     pub transitions: Vec<Transition>,
     /// Shots covering every frame, as inclusive frame ranges.
     pub shots: Vec<Shot>,
+    /// The model of the semantic check, when one was used.
+    pub model: Option<String>,
+    /// Remarks: the model [`ModelChoice::Auto`] did not find, frames the semantic check
+    /// could not decode.
+    pub notes: Vec<String>,
 }
 
 impl ShotReport {
@@ -79,6 +113,8 @@ impl ShotReport {
 }
 
 /// Detects the shots of `video` with the built-in detector (see the [module docs](self)).
+/// A model in [`ShotsConfig::model`] is loaded for this call; to load it once for many
+/// videos use [`run_with_models`].
 ///
 /// Errors name the file: it cannot be opened or decoded, or a setting is out of range.
 pub fn run(
@@ -96,20 +132,62 @@ pub fn run_with(
     detector: Option<&dyn ShotDetector>,
     progress: &dyn Progress,
 ) -> Result<ShotReport, Error> {
+    let models = Models::new();
+    run_full(video, config, &models, detector, progress)
+}
+
+/// [`run`] with models from `models` (each loaded once for all the videos of a registry).
+pub fn run_with_models(
+    video: &Path,
+    config: &ShotsConfig,
+    models: &Models,
+    progress: &dyn Progress,
+) -> Result<ShotReport, Error> {
+    run_full(video, config, models, None, progress)
+}
+
+fn run_full(
+    video: &Path,
+    config: &ShotsConfig,
+    models: &Models,
+    detector: Option<&dyn ShotDetector>,
+    progress: &dyn Progress,
+) -> Result<ShotReport, Error> {
+    config.validate()?;
+    let resolved = models.resolve(&config.model, DEFAULT_MODEL)?;
     let a = config.analysis.run(video, false, progress)?;
     let fps = a.info.fps;
     let built_in;
     let detector = match detector {
         Some(d) => d,
         None => {
-            built_in = config
-                .detection
-                .clone()
-                .unwrap_or_else(|| ShotOptions::for_fps(fps));
+            built_in = config.detection.at_fps(fps);
             &built_in as &dyn ShotDetector
         }
     };
-    let det = detector.detect(&a.emb);
+    let mut notes: Vec<String> = resolved.note.into_iter().collect();
+    let (det, model) = match &resolved.model {
+        Some(m) => {
+            let model: &dyn Embedder = m.as_ref();
+            let source = reelsmith_decode::open(video)?;
+            let mut sem = ModelFrames {
+                video: &source,
+                info: &a.info,
+                times: &a.times,
+                model,
+                progress,
+                error: None,
+                notes: Vec::new(),
+            };
+            let det = detector.detect_confirmed(&a.emb, &mut sem);
+            if let Some(e) = sem.error {
+                return Err(e);
+            }
+            notes.extend(sem.notes);
+            (det, Some(model.model_id().to_string()))
+        }
+        None => (detector.detect(&a.emb), None),
+    };
     Ok(ShotReport {
         video: video.to_path_buf(),
         fps,
@@ -118,7 +196,140 @@ pub fn run_with(
         times: a.times,
         transitions: det.transitions,
         shots: det.shots,
+        model,
+        notes,
     })
+}
+
+/// Frames decoded again at the model's size and embedded, for the semantic check.
+struct ModelFrames<'a> {
+    video: &'a Video,
+    info: &'a VideoInfo,
+    times: &'a [f64],
+    model: &'a dyn Embedder,
+    progress: &'a dyn Progress,
+    /// A decoding or model error: the pipeline fails with it.
+    error: Option<Error>,
+    notes: Vec<String>,
+}
+
+impl FrameEmbeddings for ModelFrames<'_> {
+    fn embed_frames(&mut self, frames: &[usize]) -> Option<Embeddings> {
+        match self.embed(frames) {
+            Ok(Some(e)) => Some(e),
+            Ok(None) => None,
+            Err(e) => {
+                self.error = Some(e);
+                None
+            }
+        }
+    }
+}
+
+impl ModelFrames<'_> {
+    /// Frames of `frames` by seeks (one per run of nearby frames), at the display aspect
+    /// with the shorter side [`SEMANTIC_SIDE`]; `Ok(None)` (with a note) when a frame does
+    /// not come back after its seek.
+    fn embed(&mut self, frames: &[usize]) -> Result<Option<Embeddings>, Error> {
+        let (model, video, times) = (self.model, self.video, self.times);
+        let path = self.info.path.clone();
+        let stage = StageGuard::start(self.progress, Stage::Embed, Some(frames.len() as u64));
+        let opts = DecodeOptions::new().scale(semantic_scale(self.info));
+        let tol = if self.info.fps > 0.0 {
+            0.25 / self.info.fps
+        } else {
+            1e-3
+        };
+        // Runs of requested frames less than 2 s apart share one seek.
+        let mut runs: Vec<Vec<usize>> = Vec::new();
+        for &f in frames {
+            let Some(&t) = times.get(f) else {
+                self.notes.push(format!(
+                    "semantic check skipped: frame {f} is past the video's end"
+                ));
+                return Ok(None);
+            };
+            match runs.last_mut() {
+                Some(run) if t - times[*run.last().expect("runs are not empty")] < 2.0 => {
+                    run.push(f)
+                }
+                _ => runs.push(vec![f]),
+            }
+        }
+        let mut out = Embeddings::empty(model.dim()).map_err(|e| embed_error(&path)(e.into()))?;
+        let mut batch = Vec::with_capacity(DEFAULT_BATCH);
+        let flush = |batch: &mut Vec<image::RgbImage>, out: &mut Embeddings| {
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let e = model.embed_images(batch).map_err(embed_error(&path))?;
+            out.extend(&e).map_err(|e| embed_error(&path)(e.into()))?;
+            stage.advance(batch.len() as u64);
+            batch.clear();
+            Ok::<(), Error>(())
+        };
+        for run in &runs {
+            let mut want = run.iter().copied().peekable();
+            for frame in video.frames_from(times[run[0]], &opts)? {
+                let frame = frame?;
+                while let Some(w) = want.peek().copied() {
+                    let t = times[w];
+                    if (frame.time - t).abs() <= tol {
+                        batch.push(frame.image.clone());
+                        want.next();
+                        if batch.len() == DEFAULT_BATCH {
+                            flush(&mut batch, &mut out)?;
+                        }
+                        break;
+                    } else if frame.time > t + tol {
+                        self.notes.push(format!(
+                            "semantic check skipped: frame {w} ({t:.3}s) did not come back after a seek"
+                        ));
+                        return Ok(None);
+                    } else {
+                        break;
+                    }
+                }
+                if want.peek().is_none() {
+                    break;
+                }
+            }
+            if let Some(w) = want.next() {
+                self.notes.push(format!(
+                    "semantic check skipped: the video ended before frame {w}"
+                ));
+                return Ok(None);
+            }
+        }
+        flush(&mut batch, &mut out)?;
+        Ok(Some(out))
+    }
+}
+
+/// Frames for the model at the display aspect (sample aspect ratio applied), the shorter
+/// side [`SEMANTIC_SIDE`] (or the video's own when smaller), sides even.
+fn semantic_scale(info: &VideoInfo) -> Scale {
+    let aspect = info.display_aspect();
+    let aspect = if aspect.is_finite() && aspect > 0.0 {
+        aspect
+    } else {
+        1.0
+    };
+    let short = SEMANTIC_SIDE.min(info.width.min(info.height)).max(2);
+    let long = |s: u32| {
+        ((f64::from(s) * aspect.max(1.0 / aspect) / 2.0).round() as u32 * 2).clamp(2, 4096)
+    };
+    if aspect >= 1.0 {
+        Scale::Exact {
+            width: long(short),
+            height: short,
+        }
+    } else {
+        Scale::Exact {
+            width: short,
+            height: long(short),
+        }
+    }
 }
 
 /// One transition as `shots --json` prints it.

@@ -1,0 +1,286 @@
+//! Hard cuts: the adaptive spike test, flash rejection, the confirmation that looks past
+//! the disturbance, the semantic check and the minimum shot length.
+
+use super::{FrameEmbeddings, ShotOptions};
+use reelsmith_core::{cosine_similarity, Embeddings};
+
+/// Share of a candidate's frame change above which a neighbouring frame change counts as
+/// part of the same disturbance (for the frames the semantic check compares).
+const DISTURBED_SHARE: f32 = 0.3;
+
+/// Frames on each side averaged for the semantic check.
+const SEMANTIC_FRAMES: usize = 3;
+
+/// A frame change that passed the spike test, flash rejection and the confirmation.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Candidate {
+    /// First frame of the new shot.
+    pub frame: usize,
+    /// Flash-free strength.
+    pub strength: f32,
+    /// `(s, e)`: the first and last large frame change around the candidate (`d[s]` and
+    /// `d[e]`); frame `s − 1` is the last one before the disturbance, `e` the first after.
+    pub extent: (usize, usize),
+}
+
+impl Candidate {
+    /// Whether other large frame changes surround this one (an occluder, a strobe): only
+    /// such candidates are ambiguous enough for the semantic check.
+    fn disturbed(&self) -> bool {
+        self.extent.0 < self.frame || self.extent.1 > self.frame
+    }
+}
+
+/// Candidates that pass every pixel test, in frame order.
+pub(super) fn candidates(
+    emb: &Embeddings,
+    d: &[f32],
+    dist: &dyn Fn(usize, usize) -> f32,
+    o: &ShotOptions,
+) -> Vec<Candidate> {
+    let n = d.len();
+    let k = o.flash_window.max(1);
+    let l = o.confirm_window.max(k);
+    let w = o.cut_window.max(1);
+    let floor = o.ratio_floor.max(f32::MIN_POSITIVE);
+    let mut out = Vec::new();
+    let mut nb: Vec<f32> = Vec::with_capacity(2 * w);
+    for i in 1..n {
+        if d[i] < o.cut_min {
+            continue;
+        }
+        nb.clear();
+        nb.extend(
+            (i.saturating_sub(w).max(1)..(i + w + 1).min(n))
+                .filter(|&j| j != i)
+                .map(|j| d[j]),
+        );
+        let baseline = if nb.len() > 1 {
+            let (sum, max) = nb
+                .iter()
+                .fold((0f32, f32::NEG_INFINITY), |(s, m), &v| (s + v, m.max(v)));
+            (sum - max) / (nb.len() - 1) as f32
+        } else {
+            nb.first().copied().unwrap_or(0.0)
+        };
+        let need = o.cut_ratio * (baseline + floor);
+        if d[i] < need {
+            continue;
+        }
+        // Flash rejection: the change across the boundary however the comparison frames
+        // are chosen within the flash window.
+        let Some(e) = min_across(dist, i, n, (0, k), o.cut_min.max(need)) else {
+            continue;
+        };
+        // Confirmation: frames further out on both sides (past an occluder or a strobe)
+        // must still differ by `confirm_ratio` of that strength.
+        let keep = o.confirm_ratio * e;
+        if o.confirm_ratio > 0.0
+            && l > k
+            && min_across(dist, i, n, (k, l), o.cut_min.max(keep)).is_none()
+        {
+            continue;
+        }
+        // Lighting: a strobe or a flash with a long decay changes brightness, not the
+        // picture's structure.
+        if o.relight_max > 0.0
+            && relit(
+                emb,
+                i.saturating_sub(l)..i,
+                i..(i + l).min(n),
+                o.relight_max,
+            )
+        {
+            continue;
+        }
+        let t = o.cut_min.max(DISTURBED_SHARE * d[i]);
+        let s = (i.saturating_sub(l).max(1)..i)
+            .find(|&j| d[j] >= t)
+            .unwrap_or(i);
+        let e_end = (i + 1..(i + l + 1).min(n))
+            .rev()
+            .find(|&j| d[j] >= t)
+            .unwrap_or(i);
+        out.push(Candidate {
+            frame: i,
+            strength: e,
+            extent: (s, e_end),
+        });
+    }
+    out
+}
+
+/// The smallest distance between a frame `i − 1 − a` and a frame `i + b` with `a, b` in
+/// `0..hi` and at least one of them at or above `lo`; `None` as soon as one falls below
+/// `at_least`.
+fn min_across(
+    dist: &dyn Fn(usize, usize) -> f32,
+    i: usize,
+    n: usize,
+    (lo, hi): (usize, usize),
+    at_least: f32,
+) -> Option<f32> {
+    let mut m = f32::INFINITY;
+    for a in 0..hi.min(i) {
+        for b in 0..hi.min(n - i) {
+            if a < lo && b < lo {
+                continue;
+            }
+            m = m.min(dist(i - 1 - a, i + b));
+            if m < at_least {
+                return None;
+            }
+        }
+    }
+    Some(m)
+}
+
+/// Drops the disturbed candidates whose frames before and after the disturbance show the
+/// same scene by the semantic model (see [`same_scene`]). Leaves everything when the
+/// embeddings cannot be had.
+pub(super) fn semantic_check(
+    cands: &mut Vec<Candidate>,
+    n: usize,
+    o: &ShotOptions,
+    sem: &mut dyn FrameEmbeddings,
+) {
+    let sides: Vec<(usize, usize)> = cands
+        .iter()
+        .filter(|c| c.disturbed())
+        .map(|c| c.extent)
+        .collect();
+    let Some(same) = same_scene(&sides, n, o.semantic_same, sem) else {
+        return;
+    };
+    let mut verdicts = same.into_iter();
+    cands.retain(|c| !c.disturbed() || !verdicts.next().unwrap_or(false));
+}
+
+/// For each `(s, e)` (frame `s − 1` the last before a disturbance or transition, `e` the
+/// first after it): whether the mean semantic embeddings of the [`SEMANTIC_FRAMES`]
+/// frames before `s` and from `e` on have a cosine similarity of at least `threshold`.
+/// One call to `sem` for all; `None` when it gives no embeddings.
+pub(super) fn same_scene(
+    sides: &[(usize, usize)],
+    n: usize,
+    threshold: f32,
+    sem: &mut dyn FrameEmbeddings,
+) -> Option<Vec<bool>> {
+    let ranges = |&(s, e): &(usize, usize)| {
+        (
+            s.saturating_sub(SEMANTIC_FRAMES)..s.min(n),
+            e.min(n)..(e + SEMANTIC_FRAMES).min(n),
+        )
+    };
+    let mut frames: Vec<usize> = sides
+        .iter()
+        .flat_map(|p| {
+            let (b, a) = ranges(p);
+            b.chain(a)
+        })
+        .collect();
+    frames.sort_unstable();
+    frames.dedup();
+    if frames.is_empty() {
+        return Some(vec![false; sides.len()]);
+    }
+    let rows = sem.embed_frames(&frames)?;
+    if rows.len() != frames.len() {
+        return None;
+    }
+    let mean = |range: std::ops::Range<usize>| -> Option<Vec<f32>> {
+        let mut acc = vec![0f32; rows.dim()];
+        let mut count = 0;
+        for f in range {
+            let r = frames.binary_search(&f).ok()?;
+            acc.iter_mut().zip(rows.row(r)).for_each(|(x, y)| *x += y);
+            count += 1;
+        }
+        (count > 0).then_some(acc)
+    };
+    Some(
+        sides
+            .iter()
+            .map(|p| {
+                let (b, a) = ranges(p);
+                match (mean(b), mean(a)) {
+                    (Some(x), Some(y)) => cosine_similarity(&x, &y) >= threshold,
+                    _ => false,
+                }
+            })
+            .collect(),
+    )
+}
+
+/// Keeps the strongest candidates at least `min_shot_len` apart: `(frame, strength)` in
+/// frame order.
+pub(super) fn spaced(cands: &[Candidate], o: &ShotOptions) -> Vec<(usize, f32)> {
+    let mut order: Vec<&Candidate> = cands.iter().collect();
+    order.sort_by(|x, y| {
+        y.strength
+            .total_cmp(&x.strength)
+            .then(x.frame.cmp(&y.frame))
+    });
+    let min_len = o.min_shot_len.max(1);
+    let mut kept = std::collections::BTreeMap::new();
+    for c in order {
+        let i = c.frame;
+        let p = kept
+            .range(..i)
+            .next_back()
+            .is_none_or(|(&p, _)| i - p >= min_len);
+        let q = kept
+            .range(i..)
+            .next()
+            .is_none_or(|(&q, _)| q - i >= min_len);
+        if p && q {
+            kept.insert(i, c.strength);
+        }
+    }
+    kept.into_iter().collect()
+}
+
+/// The luma pattern of a row with its brightness and contrast taken out: the first third
+/// of the row (the pixel embedder's luma grid; the whole row when its width is not a
+/// multiple of 3) minus its mean, over its mean absolute deviation. `None` for a flat
+/// picture (deviation under 1 % of the pixel embedder's luma range: black, white, one
+/// colour), which has no structure to compare.
+pub(super) fn luma_pattern(row: &[f32]) -> Option<Vec<f32>> {
+    let y = if row.len() % 3 == 0 && !row.is_empty() {
+        &row[..row.len() / 3]
+    } else {
+        row
+    };
+    let n = y.len() as f32;
+    if y.is_empty() || !y.iter().all(|v| v.is_finite()) {
+        return None;
+    }
+    let mean = y.iter().sum::<f32>() / n;
+    let mad = y.iter().map(|v| (v - mean).abs()).sum::<f32>() / n;
+    // Pixel-embedder luma cells hold Y · 0.5 / cells: the full range is 0.5 / cells.
+    if !(mad > 0.01 * 0.5 / n) {
+        return None;
+    }
+    Some(y.iter().map(|v| (v - mean) / mad).collect())
+}
+
+/// Whether some frame of `before` and some frame of `after` have the same luma pattern
+/// once brightness and contrast are taken out (mean absolute difference of the
+/// [`luma_pattern`]s below `max`): the change between them is one of lighting.
+pub(super) fn relit(
+    emb: &Embeddings,
+    before: std::ops::Range<usize>,
+    after: std::ops::Range<usize>,
+    max: f32,
+) -> bool {
+    let pats = |r: std::ops::Range<usize>| -> Vec<Vec<f32>> {
+        r.filter_map(|f| luma_pattern(emb.row(f))).collect()
+    };
+    let (b, a) = (pats(before), pats(after));
+    b.iter().any(|p| {
+        a.iter().any(|q| {
+            let m = p.iter().zip(q).map(|(x, y)| (x - y).abs()).sum::<f32>() / p.len() as f32;
+            m < max
+        })
+    })
+}

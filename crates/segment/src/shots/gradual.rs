@@ -1,0 +1,236 @@
+//! Gradual transitions (fades, dissolves): blend windows at several strides, confirmed
+//! past the window like the cuts.
+
+use super::{cuts, FrameEmbeddings, ShotOptions, Transition, TransitionKind};
+use crate::distance::Metric;
+use crate::seams::ArgMax;
+use reelsmith_core::Embeddings;
+
+pub(super) fn gradual(
+    emb: &Embeddings,
+    d: &[f32],
+    dist: &dyn Fn(usize, usize) -> f32,
+    cuts: &[usize],
+    o: &ShotOptions,
+) -> Vec<Transition> {
+    let n = d.len();
+    let mut pre = vec![0f64; n + 1];
+    for i in 0..n {
+        pre[i + 1] = pre[i] + f64::from(d[i]);
+    }
+    // path(a, b) = Σ d over (a, b]
+    let path = |a: usize, b: usize| (pre[b + 1] - pre[a + 1]) as f32;
+    let mut cut_count = vec![0u32; n + 1];
+    for &c in cuts {
+        if c < n {
+            cut_count[c + 1] += 1;
+        }
+    }
+    for i in 0..n {
+        cut_count[i + 1] += cut_count[i];
+    }
+    let triangle = matches!(o.metric, Metric::L1 | Metric::Euclidean);
+    let argmax = ArgMax::new(d);
+    let mut strides = Vec::new();
+    let mut s = o.gradual_min_stride.max(2);
+    while s <= o.gradual_max_stride && s < n {
+        strides.push(s);
+        s = ((s as f64 * 1.5).round() as usize).max(s + 1);
+    }
+    let mut cand: Vec<(f32, usize, usize)> = Vec::new();
+    for &s in &strides {
+        let cx = (s / 2).max(3);
+        for b in s..n {
+            let a = b - s;
+            if triangle && path(a, b) < o.gradual_min {
+                continue;
+            }
+            if cut_count[b + 1] - cut_count[a + 1] > 0 {
+                continue;
+            }
+            let dab = dist(a, b);
+            if dab < o.gradual_min || !dab.is_finite() {
+                continue;
+            }
+            if d[argmax.argmax(a + 1, b)] > o.gradual_spread * dab {
+                continue;
+            }
+            let ctx = dist(a.saturating_sub(cx), a).max(dist(b, (b + cx).min(n - 1)));
+            if dab < o.gradual_contrast * ctx {
+                continue;
+            }
+            let rho = blend_residual(emb, a, b, dab, o.metric);
+            if rho > o.gradual_linearity {
+                continue;
+            }
+            let score = (dab - ctx) * (1.0 - rho);
+            if score >= o.gradual_min_score && lasts(emb, dist, a, b, n, dab, o) {
+                cand.push((score, a, b));
+            }
+        }
+    }
+    cand.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
+    let mut kept: Vec<(f32, usize, usize)> = Vec::new();
+    for (score, a, b) in cand {
+        let free = kept.iter().all(|&(_, ga, gb)| b < ga || a > gb)
+            && cuts
+                .iter()
+                .all(|&c| a.abs_diff(c) >= 2 && b.abs_diff(c) >= 2);
+        if free {
+            kept.push((score, a, b));
+        }
+    }
+    kept.into_iter()
+        .map(|(score, a, b)| {
+            let (lo, hi) = ramp(emb, a, b);
+            Transition {
+                frame: (lo + hi).div_ceil(2),
+                kind: TransitionKind::Gradual,
+                span: Some((lo, hi)),
+                score,
+            }
+        })
+        .collect()
+}
+
+/// The line from row `a` to row `b`: each row's blend position `t` along it.
+struct BlendAxis<'a> {
+    emb: &'a Embeddings,
+    a: usize,
+    diff: Vec<f32>,
+    nn: f32,
+}
+
+impl<'a> BlendAxis<'a> {
+    /// `None` when rows `a` and `b` coincide or are not finite.
+    fn new(emb: &'a Embeddings, a: usize, b: usize) -> Option<Self> {
+        let diff: Vec<f32> = emb
+            .row(b)
+            .iter()
+            .zip(emb.row(a))
+            .map(|(x, y)| x - y)
+            .collect();
+        let nn: f32 = diff.iter().map(|v| v * v).sum();
+        (nn > 0.0 && nn.is_finite()).then_some(Self { emb, a, diff, nn })
+    }
+
+    /// Least-squares blend position of row `m` (unclamped).
+    fn t(&self, m: usize) -> f32 {
+        let ra = self.emb.row(self.a);
+        self.emb
+            .row(m)
+            .iter()
+            .zip(ra)
+            .zip(&self.diff)
+            .map(|((x, y), z)| (x - y) * z)
+            .sum::<f32>()
+            / self.nn
+    }
+}
+
+/// Trims a gradual window `[a, b]` to its ramp: the span runs from the frame before the
+/// first blend position `t > 0.05` to the frame after the last `t < 0.95`. Still frames
+/// inside the window sit at `t ≈ 0` or `t ≈ 1` and are left out.
+fn ramp(emb: &Embeddings, a: usize, b: usize) -> (usize, usize) {
+    let Some(axis) = BlendAxis::new(emb, a, b) else {
+        return (a, b);
+    };
+    let lo = (a..=b).find(|&m| axis.t(m) > 0.05).unwrap_or(a);
+    let hi = (a..=b).rev().find(|&m| axis.t(m) < 0.95).unwrap_or(b);
+    let lo = lo.saturating_sub(1).max(a);
+    let hi = (hi + 1).min(b).max(lo);
+    (lo, hi)
+}
+
+/// Mean over the inner frames of `[a, b]` of the distance to the best blend of rows `a` and
+/// `b`, relative to `dab`.
+fn blend_residual(emb: &Embeddings, a: usize, b: usize, dab: f32, metric: Metric) -> f32 {
+    let Some(axis) = BlendAxis::new(emb, a, b) else {
+        return 0.0;
+    };
+    if b <= a + 1 {
+        return 0.0;
+    }
+    let ra = emb.row(a);
+    let mut blend = vec![0f32; axis.diff.len()];
+    let mut total = 0f32;
+    for m in a + 1..b {
+        let t = axis.t(m).clamp(0.0, 1.0);
+        for ((bl, y), z) in blend.iter_mut().zip(ra).zip(&axis.diff) {
+            *bl = y + t * z;
+        }
+        total += metric.distance(emb.row(m), &blend);
+    }
+    let r = total / (b - a - 1) as f32 / dab;
+    if r.is_finite() {
+        r
+    } else {
+        f32::INFINITY
+    }
+}
+
+/// Confirmation of a gradual window `[a, b]`: frames up to `confirm_window` before `a` and
+/// after `b` must still differ by `confirm_ratio` of the window's change (a passing shadow,
+/// a slow flash or an occluder comes back; a dissolve does not), and by more than
+/// lighting (a lamp dimmed is not a fade; a fade reaches a flat black or white frame
+/// within `confirm_window`).
+fn lasts(
+    emb: &Embeddings,
+    dist: &dyn Fn(usize, usize) -> f32,
+    a: usize,
+    b: usize,
+    n: usize,
+    dab: f32,
+    o: &ShotOptions,
+) -> bool {
+    if o.confirm_ratio <= 0.0 {
+        return true;
+    }
+    let l = o.confirm_window;
+    let need = o.cut_min.max(o.confirm_ratio * dab);
+    for p in a.saturating_sub(l)..=a {
+        for q in b..(b + l + 1).min(n) {
+            if dist(p, q) < need {
+                return false;
+            }
+        }
+    }
+    if o.relight_max <= 0.0 {
+        return true;
+    }
+    // A fade reaches a flat frame (black, white): a transition even though the pictures on
+    // both sides may share their pattern (a fade-in seen from its middle).
+    let around = a.saturating_sub(l)..(b + l + 1).min(n);
+    if around
+        .clone()
+        .any(|f| cuts::luma_pattern(emb.row(f)).is_none())
+    {
+        return true;
+    }
+    !cuts::relit(emb, a.saturating_sub(l)..a + 1, b..(b + l + 1).min(n), o.relight_max)
+}
+
+/// Drops the gradual transitions whose frames before and after the span show the same
+/// scene by the semantic model; leaves everything when the embeddings cannot be had.
+pub(super) fn semantic_check(
+    grads: &mut Vec<Transition>,
+    n: usize,
+    o: &ShotOptions,
+    sem: &mut dyn FrameEmbeddings,
+) {
+    let sides: Vec<(usize, usize)> = grads
+        .iter()
+        .map(|g| {
+            let (lo, hi) = g.span.unwrap_or((g.frame, g.frame));
+            (lo, hi + 1)
+        })
+        .collect();
+    if sides.is_empty() {
+        return;
+    }
+    let Some(same) = cuts::same_scene(&sides, n, o.semantic_same, sem) else {
+        return;
+    };
+    let mut verdicts = same.into_iter();
+    grads.retain(|_| !verdicts.next().unwrap_or(false));
+}
