@@ -7,6 +7,7 @@ use reelsmith::decode::ClipMode;
 use reelsmith::embed::HubOptions;
 use reelsmith::pipelines::segments::{self, SegmentsConfig, SegmentsInput};
 
+use crate::out::note;
 use crate::progress::StageBars;
 use crate::Ctx;
 
@@ -40,6 +41,9 @@ pub struct Args {
     /// Cut by stream copy instead of re-encoding.
     #[arg(long)]
     stream_copy: bool,
+    /// Drop the audio from the clips.
+    #[arg(long)]
+    no_audio: bool,
     /// Write into a folder that holds files this command did not write (by default such a
     /// folder is refused; an earlier run's folder is always reused, its stale files removed).
     #[arg(long)]
@@ -71,6 +75,9 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     if args.no_clips {
         cfg.export_clips = false;
     }
+    if args.no_audio {
+        cfg.audio = false;
+    }
     let models = args.model.models(HubOptions::default(), ctx.quiet)?;
     let input = SegmentsInput::new(&args.video, &args.output, &models).overwrite(args.overwrite);
     let report = segments::run(&input, &cfg, &StageBars::new(ctx.quiet))?;
@@ -79,7 +86,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     }
     if !ctx.quiet {
         for s in &report.segments {
-            eprintln!(
+            note!(
                 "  segment {:3}  {:8.2}s - {:8.2}s  {} keyframes",
                 s.number,
                 s.start,
@@ -87,7 +94,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
                 s.keyframes.len()
             );
         }
-        eprintln!(
+        note!(
             "{} segments of {} written to {}",
             report.segments.len(),
             args.video.display(),

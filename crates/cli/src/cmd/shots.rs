@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use reelsmith::pipelines::shots::{self, timecode, ShotReport, ShotsConfig, TransitionKind};
 
+use crate::out::{note, print};
 use crate::progress::StageBars;
 use crate::Ctx;
 
@@ -43,19 +44,18 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     let start = std::time::Instant::now();
     let report = shots::run(&args.video, &config, &StageBars::new(ctx.quiet))?;
     let elapsed = start.elapsed().as_secs_f64();
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    if args.json {
-        serde_json::to_writer_pretty(&mut out, &report.to_json())?;
-        writeln!(out)?;
-    } else if args.csv {
-        report.write_csv(&mut out)?;
-    } else {
-        write_text(&mut out, &report)?;
-    }
-    out.flush()?;
+    print(|out| {
+        if args.json {
+            serde_json::to_writer_pretty(&mut *out, &report.to_json())?;
+            writeln!(out)
+        } else if args.csv {
+            report.write_csv(out)
+        } else {
+            write_text(out, &report)
+        }
+    })?;
     if !ctx.quiet {
-        eprintln!(
+        note!(
             "{} frames in {elapsed:.3}s ({:.0} frames/s): {} transitions, {} shots",
             report.frames,
             report.frames as f64 / elapsed.max(1e-9),
@@ -66,7 +66,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-fn write_text(out: &mut impl Write, r: &ShotReport) -> Result<()> {
+fn write_text(out: &mut dyn Write, r: &ShotReport) -> std::io::Result<()> {
     writeln!(
         out,
         "{}: {} frames at {:.3} fps, {} shots",
