@@ -186,3 +186,34 @@ impl Error {
         }
     }
 }
+
+/// A number as messages show it: plainly, or in scientific notation where the plain form
+/// would be long (`1e308`, not 309 digits).
+pub(crate) fn num<T>(v: T) -> String
+where
+    T: Copy + Into<f64> + std::fmt::Display + std::fmt::LowerExp,
+{
+    let a = v.into().abs();
+    if a != 0.0 && a.is_finite() && !(1e-6..1e9).contains(&a) {
+        format!("{v:e}")
+    } else {
+        v.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::num;
+
+    #[test]
+    fn numbers_in_messages_stay_short() {
+        assert_eq!(num(1e308), "1e308");
+        assert_eq!(num(-2.5e-300), "-2.5e-300");
+        assert_eq!(num(2.5), "2.5");
+        assert_eq!(num(0.0), "0");
+        assert_eq!(num(f64::NAN), "NaN");
+        assert_eq!(num(f64::NEG_INFINITY), "-inf");
+        assert_eq!(num(0.12f32), "0.12");
+        assert_eq!(num(1e30f32), "1e30");
+    }
+}

@@ -71,6 +71,9 @@ pub struct OutputDir {
     pipeline: String,
     earlier: Vec<String>,
     files: Mutex<Vec<String>>,
+    /// Names of the run's inputs that lie in the destination folder: never replaced or
+    /// removed.
+    inputs: Vec<String>,
     committed: bool,
     /// Whether this run created the destination (removed again when the run fails).
     created: bool,
@@ -119,12 +122,63 @@ impl OutputDir {
             pipeline: pipeline.to_string(),
             earlier,
             files: Mutex::new(Vec::new()),
+            inputs: Vec::new(),
             committed: false,
             created,
         };
         std::fs::create_dir(&out.stage).map_err(|e| Error::write(&out.stage, e))?;
         live::register(&out.stage);
         Ok(out)
+    }
+
+    /// Declares the run's input files, which the run must never replace or remove: fails,
+    /// naming the input, when one of them lies in the destination folder as a file of the
+    /// folder's earlier run (which this run would remove or write again), and makes
+    /// [`OutputDir::commit`] refuse to write over one.
+    ///
+    /// ```
+    /// use reelsmith::output::OutputDir;
+    ///
+    /// let root = tempfile::tempdir()?;
+    /// let out = OutputDir::begin(root.path(), "example", false)?;
+    /// std::fs::write(out.path("clip_001.mp4")?, "a clip")?;
+    /// out.commit("report.json", &1)?;
+    /// // A second run whose input is a clip of the first one, into the same folder.
+    /// let input = root.path().join("clip_001.mp4");
+    /// let e = OutputDir::begin(root.path(), "example", false)?.inputs(&[&input]).unwrap_err();
+    /// assert!(e.to_string().contains("clip_001.mp4"));
+    /// assert_eq!(std::fs::read(&input)?, b"a clip");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn inputs<P: AsRef<Path>>(mut self, inputs: &[P]) -> Result<Self, Error> {
+        let Ok(target) = std::fs::canonicalize(&self.target) else {
+            return Ok(self);
+        };
+        for input in inputs {
+            let input = input.as_ref();
+            let Ok(full) = std::fs::canonicalize(input) else {
+                continue;
+            };
+            let (Some(parent), Some(name)) = (full.parent(), full.file_name()) else {
+                continue;
+            };
+            if parent != target {
+                continue;
+            }
+            let name = name.to_string_lossy().into_owned();
+            if self.earlier.contains(&name) {
+                return Err(Error::Output {
+                    path: self.target.clone(),
+                    detail: format!(
+                        "holds the input {} as an output of its earlier run, which this run \
+                         would replace or remove; write into another folder",
+                        input.display()
+                    ),
+                });
+            }
+            self.inputs.push(name);
+        }
+        Ok(self)
     }
 
     /// The destination folder.
@@ -169,15 +223,27 @@ impl OutputDir {
                 .into_iter()
                 .filter(|f| f != report_name && self.stage.join(f).exists())
                 .collect();
+        // Everything that takes disk space is written into the staging folder first (the
+        // report, the manifest): a full disk fails here, with the destination untouched.
         let staged_report = self.stage.join(report_name);
         write_json(&staged_report, report)?;
-        let keep: HashSet<&str> = files
-            .iter()
-            .map(String::as_str)
-            .chain([report_name])
-            .collect();
+        let mut all = files.clone();
+        all.push(report_name.to_string());
+        let staged_manifest = self.stage.join(MANIFEST);
+        write_json(
+            &staged_manifest,
+            &Manifest {
+                pipeline: self.pipeline.clone(),
+                files: all.clone(),
+            },
+        )?;
+        // Then every destination is checked before anything is moved.
+        for f in &all {
+            self.check_destination(f)?;
+        }
+        let keep: HashSet<&str> = all.iter().map(String::as_str).collect();
         for old in &self.earlier {
-            if !keep.contains(old.as_str()) {
+            if !keep.contains(old.as_str()) && !self.inputs.contains(old) {
                 remove_regular(&self.target.join(old))?;
             }
         }
@@ -185,13 +251,8 @@ impl OutputDir {
             let to = self.target.join(f);
             std::fs::rename(self.stage.join(f), &to).map_err(|e| write_err(&to, e))?;
         }
-        let mut all = files;
-        all.push(report_name.to_string());
-        let manifest = Manifest {
-            pipeline: self.pipeline.clone(),
-            files: all,
-        };
-        write_json(&self.target.join(MANIFEST), &manifest)?;
+        let to = self.target.join(MANIFEST);
+        std::fs::rename(&staged_manifest, &to).map_err(|e| write_err(&to, e))?;
         let to = self.target.join(report_name);
         std::fs::rename(&staged_report, &to).map_err(|e| write_err(&to, e))?;
         self.committed = true;
@@ -199,6 +260,36 @@ impl OutputDir {
         live::unregister(&self.stage);
         live::unregister(&self.target);
         Ok(())
+    }
+}
+
+impl OutputDir {
+    /// Whether the staged file `name` may move to the destination: nothing is there, or a
+    /// regular file (or a link, which is replaced, never written through) that is not one
+    /// of the run's inputs.
+    fn check_destination(&self, name: &str) -> Result<(), Error> {
+        let to = self.target.join(name);
+        let refuse = |detail: &str| Error::Output {
+            path: to.clone(),
+            detail: detail.to_string(),
+        };
+        if self.inputs.iter().any(|i| i == name) {
+            return Err(refuse(
+                "is an input of this run and would be replaced by an output; write into \
+                 another folder",
+            ));
+        }
+        match std::fs::symlink_metadata(&to) {
+            Ok(m) if m.is_dir() => Err(refuse(
+                "is a folder where this run writes a file; move it away or write into \
+                 another folder",
+            )),
+            Ok(m) if !m.is_file() && !m.file_type().is_symlink() => Err(refuse(
+                "is a special file (a device, a pipe?) where this run writes a file; move it \
+                 away or write into another folder",
+            )),
+            _ => Ok(()),
+        }
     }
 }
 

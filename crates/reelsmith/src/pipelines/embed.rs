@@ -29,6 +29,7 @@ use reelsmith_embed::{AnyModel, CacheKey, Embedder, EmbeddingCache};
 use serde::{Deserialize, Serialize};
 
 use crate::embed_loop::{embed_error, embed_frames};
+use crate::error::num;
 use crate::models::{ModelChoice, Models};
 use crate::pipelines::score::is_image;
 use crate::progress::{Progress, Stage, StageGuard};
@@ -71,7 +72,7 @@ impl EmbedConfig {
         if !(self.fps.is_finite() && self.fps > 0.0 && self.fps <= 1000.0) {
             return Err(Error::config(
                 "fps",
-                format!("{} is not in (0, 1000]", self.fps),
+                format!("{} is not in (0, 1000]", num(self.fps)),
             ));
         }
         if !(1..=4096).contains(&self.batch) {

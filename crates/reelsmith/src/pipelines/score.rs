@@ -35,6 +35,7 @@ use reelsmith_score::{
 use serde::{Deserialize, Serialize};
 
 use crate::embed_loop::{embed_error, embed_frames, DEFAULT_BATCH};
+use crate::error::num;
 use crate::models::{ModelChoice, Models};
 use crate::progress::{Progress, Stage, StageGuard};
 use crate::Error;
@@ -97,7 +98,7 @@ impl ScoringConfig {
         if !(self.fps.is_finite() && self.fps > 0.0 && self.fps <= 1000.0) {
             return Err(Error::config(
                 "fps",
-                format!("{} is not in (0, 1000]", self.fps),
+                format!("{} is not in (0, 1000]", num(self.fps)),
             ));
         }
         if self.every == Some(0) {
@@ -113,10 +114,16 @@ impl ScoringConfig {
                 return Err(Error::NeedsModel { what: "prompts" });
             }
         }
-        self.score
-            .validate()
-            .map_err(|e| Error::config("score", e.to_string()))
+        validate_score(&self.score)
     }
+}
+
+/// Checks the `score` section of a configuration; the error names the setting `score`.
+pub(crate) fn validate_score(score: &reelsmith_score::ScoreConfig) -> Result<(), Error> {
+    score.validate().map_err(|e| match e {
+        reelsmith_score::ScoreError::InvalidWeights(m) => Error::config("score", m),
+        e => Error::config("score", e.to_string()),
+    })
 }
 
 /// The files and models of a score run.

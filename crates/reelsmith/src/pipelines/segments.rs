@@ -32,6 +32,7 @@ use reelsmith_segment::{min_max_normalize, successor_distances, summary::summari
 use serde::{Deserialize, Serialize};
 
 use crate::embed_loop::{embed_error, embed_frames, DEFAULT_BATCH};
+use crate::error::num;
 use crate::models::{ModelChoice, Models};
 use crate::output::OutputDir;
 use crate::progress::{Progress, Stage, StageGuard};
@@ -55,6 +56,8 @@ pub struct SegmentsConfig {
     pub max_seconds: f64,
     /// Write one clip per segment.
     pub export_clips: bool,
+    /// Keep the audio in the clips (a damaged audio stream is left out with a note).
+    pub audio: bool,
     /// Re-encode (frame-accurate) or stream copy.
     pub clip_mode: ClipMode,
     /// x264 CRF.
@@ -80,6 +83,7 @@ impl Default for SegmentsConfig {
             min_seconds: 2.0,
             max_seconds: 15.0,
             export_clips: true,
+            audio: true,
             clip_mode: ClipMode::Reencode,
             crf: 18,
             preset: X264Preset::Veryfast,
@@ -179,7 +183,7 @@ impl SegmentsConfig {
         if !(self.fps.is_finite() && self.fps > 0.0 && self.fps <= 120.0) {
             return Err(Error::config(
                 "fps",
-                format!("{} is not in (0, 120]", self.fps),
+                format!("{} is not in (0, 120]", num(self.fps)),
             ));
         }
         if self.height < 16 {
@@ -191,7 +195,10 @@ impl SegmentsConfig {
         if !(self.min_seconds.is_finite() && self.min_seconds > 0.0) {
             return Err(Error::config(
                 "min_seconds",
-                format!("{} s: a segment must last more than 0 s", self.min_seconds),
+                format!(
+                    "{} s: a segment must last more than 0 s",
+                    num(self.min_seconds)
+                ),
             ));
         }
         if !(self.max_seconds.is_finite() && self.max_seconds >= self.min_seconds) {
@@ -199,20 +206,24 @@ impl SegmentsConfig {
                 "max_seconds",
                 format!(
                     "{} s is below the shortest segment (min_seconds, {} s)",
-                    self.max_seconds, self.min_seconds
+                    num(self.max_seconds),
+                    num(self.min_seconds)
                 ),
             ));
         }
         if !(self.window_seconds.is_finite() && self.window_seconds > 0.0) {
             return Err(Error::config(
                 "window_seconds",
-                format!("{} s: the window must be positive", self.window_seconds),
+                format!(
+                    "{} s: the window must be positive",
+                    num(self.window_seconds)
+                ),
             ));
         }
         if !(self.k.is_finite() && self.k >= 0.0) {
             return Err(Error::config(
                 "k",
-                format!("{} is not a finite number ≥ 0", self.k),
+                format!("{} is not a finite number ≥ 0", num(self.k)),
             ));
         }
         if self.crf > 51 {
@@ -233,6 +244,9 @@ pub fn run(
     progress: &dyn Progress,
 ) -> Result<SegmentsReport, Error> {
     config.validate()?;
+    // The output folder is checked before the analysis, so a refused folder fails at once.
+    let out =
+        OutputDir::begin(input.output, "segments", input.overwrite)?.inputs(&[input.video])?;
     let video = decode::open(input.video)?;
     let info = video.info().clone();
     let resolved = input.models.resolve(&config.model, DEFAULT_MODEL)?;
@@ -257,7 +271,6 @@ pub fn run(
     };
     let duration = info.duration.max(last.time);
     let summaries = find_segments(&sampled.embeddings, config);
-    let out = OutputDir::begin(input.output, "segments", input.overwrite)?;
     let spans = spans(&summaries, &sampled.frames, duration);
     let mut notes: Vec<String> = resolved.note.into_iter().collect();
     let (segments, warnings) = export(
@@ -341,7 +354,7 @@ fn export(
             mode: config.clip_mode,
             crf: config.crf,
             preset: config.preset,
-            audio: true,
+            audio: config.audio,
             threads: 0,
         };
         let mut which = Vec::new();

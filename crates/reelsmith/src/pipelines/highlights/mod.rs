@@ -95,11 +95,18 @@ pub fn run(
     config: &HighlightsConfig,
     progress: &dyn Progress,
 ) -> Result<HighlightsReport, Error> {
+    config.validate()?;
+    // The output folder is checked before the analysis, so a refused folder fails at once.
+    let out = OutputDir::begin(input.output, "highlights", input.overwrite)?.inputs(
+        &[Some(input.video), config.aesthetic_head.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>(),
+    )?;
     let t = std::time::Instant::now();
     let mut report = analyse(input, config, progress)?;
     tracing::info!("analysis took {:.2} s", t.elapsed().as_secs_f64());
     let t = std::time::Instant::now();
-    let out = OutputDir::begin(input.output, "highlights", input.overwrite)?;
     let video = decode::open(input.video)?;
     let mut peak_frames = vec![None; report.clips.len()];
     if config.export_clips {
