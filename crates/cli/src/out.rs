@@ -17,6 +17,9 @@ pub enum StdoutError {
     /// The reader of stdout closed it (a broken pipe): the command stops quietly.
     #[error("standard output was closed by the program reading it")]
     Closed,
+    /// The results could not be formatted (a bug: please report it).
+    #[error("cannot print the results ({0}); this is a bug, please report it")]
+    Format(io::Error),
     /// Writing failed otherwise (a full disk, a file-size limit).
     #[error(
         "cannot write the results to standard output ({0}); redirect it to a file on a disk \
@@ -29,6 +32,11 @@ impl From<io::Error> for StdoutError {
     fn from(e: io::Error) -> Self {
         if is_broken_pipe(&e) {
             StdoutError::Closed
+        } else if matches!(
+            e.kind(),
+            io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput
+        ) {
+            StdoutError::Format(e)
         } else {
             StdoutError::Write(e)
         }
@@ -39,12 +47,19 @@ impl From<io::Error> for StdoutError {
 fn is_broken_pipe(e: &io::Error) -> bool {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(c) = cause {
-        if c.downcast_ref::<io::Error>()
-            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+        cause = if let Some(e) = c.downcast_ref::<io::Error>() {
+            if e.kind() == io::ErrorKind::BrokenPipe {
+                return true;
+            }
+            // The error an I/O error wraps (its `source` skips it).
+            e.get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static))
+        } else if let Some(csv::ErrorKind::Io(e)) = c.downcast_ref::<csv::Error>().map(|e| e.kind())
         {
-            return true;
-        }
-        cause = c.source();
+            Some(e)
+        } else {
+            c.source()
+        };
     }
     false
 }
@@ -104,5 +119,8 @@ mod tests {
         );
         // The OS error is in the message, not repeated as a source.
         assert!(std::error::Error::source(&full).is_none());
+        // A value JSON cannot hold is not blamed on stdout.
+        let e: io::Error = serde_json::from_str::<u8>("x").unwrap_err().into();
+        assert!(matches!(StdoutError::from(e), StdoutError::Format(_)));
     }
 }

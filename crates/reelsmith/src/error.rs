@@ -125,6 +125,15 @@ pub enum Error {
         /// What is wrong and what to do.
         detail: String,
     },
+    /// The output folder holds files the pipeline did not write (not the outputs of an
+    /// earlier run of it); refused unless the run may overwrite.
+    #[error("{}: holds files this pipeline did not write ({names}); choose an empty or new folder, or allow overwriting", path.display())]
+    ForeignFolder {
+        /// The folder.
+        path: PathBuf,
+        /// Some of the files, for the message.
+        names: String,
+    },
     /// Creating an output folder or writing a file failed.
     #[error("{}: cannot write output: {source}", path.display())]
     Write {
@@ -152,6 +161,7 @@ impl Error {
             | Error::InvalidInput { path, .. }
             | Error::ConfigFile { path, .. }
             | Error::Output { path, .. }
+            | Error::ForeignFolder { path, .. }
             | Error::Write { path, .. } => Some(path),
             Error::Model { .. }
             | Error::Config { .. }

@@ -159,7 +159,20 @@ pub fn hint(e: &anyhow::Error) -> Option<String> {
         );
     }
     let e = e.downcast_ref::<reelsmith::Error>()?;
-    if let reelsmith::Error::Model { .. } = e {
+    if let reelsmith::Error::ForeignFolder { .. } = e {
+        return Some(
+            "pass --overwrite to write into it anyway (the files already there stay, unless \
+             an output has the same name)"
+                .into(),
+        );
+    }
+    if let reelsmith::Error::Model { model, .. } = e {
+        if Path::new(model).is_dir() {
+            return Some(format!(
+                "the checkpoint folder {model} is incomplete or damaged: replace the file named \
+                 above (download the checkpoint again), or pass another folder with --model-dir"
+            ));
+        }
         return Some(
             "pass a local checkpoint folder with --model-dir DIR, or download the model once \
              (`huggingface-cli download ID`) and pass --model ID"

@@ -102,6 +102,7 @@ impl Default for ClipOptions {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ClipReport {
     /// The file written.
+    #[serde(serialize_with = "reelsmith_core::paths::lossy")]
     pub path: PathBuf,
     /// Time in the source of the clip's first video frame.
     pub start: f64,

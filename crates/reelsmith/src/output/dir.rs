@@ -344,11 +344,10 @@ fn owned_files(dir: &Path, pipeline: &str, overwrite: bool) -> Result<Vec<String
 fn not_ours(dir: &Path, names: &[&String]) -> Error {
     let shown: Vec<&str> = names.iter().take(3).map(|s| s.as_str()).collect();
     let more = names.len().saturating_sub(shown.len());
-    Error::Output {
+    Error::ForeignFolder {
         path: dir.to_path_buf(),
-        detail: format!(
-            "holds files this pipeline did not write ({}{}); choose an empty or new folder, \
-             or allow overwriting",
+        names: format!(
+            "{}{}",
             shown.join(", "),
             if more > 0 {
                 format!(" and {more} more")

@@ -46,6 +46,7 @@ pub struct EmbedConfig {
     /// Images per forward pass (default 16).
     pub batch: usize,
     /// Reuse and store video embeddings in this folder.
+    #[serde(serialize_with = "reelsmith_core::paths::lossy_option")]
     pub cache: Option<PathBuf>,
 }
 

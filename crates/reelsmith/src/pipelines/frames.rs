@@ -134,6 +134,7 @@ pub struct FrameEntry {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FramesReport {
     /// The video.
+    #[serde(serialize_with = "reelsmith_core::paths::lossy")]
     pub video: PathBuf,
     /// Its average frame rate.
     pub fps: f64,

@@ -174,6 +174,7 @@ pub struct KeyframeImage {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct KeyframesReport {
     /// The video.
+    #[serde(serialize_with = "reelsmith_core::paths::lossy")]
     pub video: PathBuf,
     /// The method's name.
     pub method: &'static str,

@@ -66,6 +66,7 @@ pub struct ScoringConfig {
     /// The embedding model for aesthetics and saliency (default none).
     pub model: ModelChoice,
     /// LAION aesthetic head (`.pth` or `.safetensors`); needs a CLIP model.
+    #[serde(serialize_with = "reelsmith_core::paths::lossy_option")]
     pub aesthetic_head: Option<PathBuf>,
     /// Text prompts for saliency; need a CLIP model.
     pub prompts: Vec<String>,

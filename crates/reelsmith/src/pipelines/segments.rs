@@ -126,6 +126,7 @@ pub struct SegmentKeyframe {
 #[derive(Debug, Clone, Serialize)]
 pub struct SegmentsReport {
     /// The source video.
+    #[serde(serialize_with = "reelsmith_core::paths::lossy")]
     pub video: PathBuf,
     /// Its duration in seconds.
     pub duration: f64,

@@ -37,7 +37,7 @@ use reelsmith_score::{AestheticHead, FrameMeasures, ModelInputs, ScoreSet};
 use reelsmith_segment::{diversity::diverse, peaks};
 
 use crate::embed_loop::{embed_error, embed_frames, DEFAULT_BATCH};
-use crate::models::Models;
+use crate::models::{ModelChoice, Models};
 use crate::output::OutputDir;
 use crate::progress::{Progress, Stage, StageGuard};
 use crate::Error;
@@ -390,8 +390,11 @@ fn score(
                 path: path.to_path_buf(),
                 source,
             })?;
-    // With a note of our own on the missing model, the scorer's generic one would repeat it.
-    let skip = usize::from(model.note.is_some() && model_inputs.is_none());
+    // With a note of our own on the missing model, the scorer's generic one would repeat
+    // it; a run asked to go without a model needs no note on it.
+    let skip = usize::from(
+        model_inputs.is_none() && (model.note.is_some() || config.model == ModelChoice::None),
+    );
     notes.extend(set.notes.iter().skip(skip).cloned());
     Ok(set)
 }

@@ -67,6 +67,7 @@ pub struct HighlightsConfig {
     pub model: ModelChoice,
     /// LAION aesthetic predictor head (`.pth` or `.safetensors`) for the model's image
     /// embeddings; needs a CLIP model.
+    #[serde(serialize_with = "reelsmith_core::paths::lossy_option")]
     pub aesthetic_head: Option<PathBuf>,
 }
 
@@ -182,6 +183,7 @@ pub struct HighlightClip {
     /// File name inside the output folder (`clip_001.mp4`...).
     pub filename: String,
     /// The source video.
+    #[serde(serialize_with = "reelsmith_core::paths::lossy")]
     pub source_video: PathBuf,
     /// Start in the source, seconds (the first frame's time for re-encoded clips, the
     /// keyframe's for stream copies).
@@ -216,6 +218,7 @@ pub struct TimelineRow {
 #[derive(Debug, Clone, Serialize)]
 pub struct HighlightsReport {
     /// The source video.
+    #[serde(serialize_with = "reelsmith_core::paths::lossy")]
     pub source_video: PathBuf,
     /// Duration of the source in seconds.
     pub duration: f64,
