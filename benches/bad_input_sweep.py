@@ -319,16 +319,16 @@ def command_runs(inp: Path, outdir: Path, rng: random.Random, kind: str, extra_n
     runs = [
         Run(kind, ["probe", "--json", inp], names, json_out=True),
         Run(kind, ["shots", rng.choice(["--json", "--csv", "-q"]), inp], names),
-        Run(kind, ["-q", "frames", "--every", str(rng.choice([1, 3, 10])), inp, "-o", o], names,
-            out=o, report="frames.json"),
+        Run(kind, ["-q", "frames", "--every", str(rng.choice([1, 3, 10])), inp, "-o",
+                   o / "frames"], names, out=o / "frames", report="frames.json"),
         Run(kind, ["-q", "keyframes", "--method", rng.choice(["quantile", "seams"]), inp, "-o",
-                   o], names, out=o, report="keyframes.json"),
+                   o / "keyframes"], names, out=o / "keyframes", report="keyframes.json"),
         Run(kind, ["-q", "score", "--json", "--fps", "4", inp], names, json_out=True),
         Run(kind, ["-q", "highlights", "--no-model", "--min-duration", "0.3", "--top-k", "2",
-                   *(["--stream-copy"] if rng.random() < 0.3 else []), inp, "-o", o], names,
-            out=o, report="highlights.json"),
-        Run(kind, ["-q", "segments", "--min-seconds", "0.5", inp, "-o", o], names, out=o,
-            report="segments.json"),
+                   *(["--stream-copy"] if rng.random() < 0.3 else []), inp, "-o",
+                   o / "highlights"], names, out=o / "highlights", report="highlights.json"),
+        Run(kind, ["-q", "segments", "--min-seconds", "0.5", inp, "-o", o / "segments"], names,
+            out=o / "segments", report="segments.json"),
         Run(kind, ["-q", "embed", "--json", "--model-dir", dino, "--fps", "2", inp], names,
             json_out=True),
     ]
@@ -627,6 +627,8 @@ def main():
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--json", help="write the counts and problem runs here")
     ap.add_argument("--keep", action="store_true", help="keep the corpus folder")
+    ap.add_argument("--scale", type=float, default=1.0,
+                    help="scale the counts of the fixed kinds (0.05 for a quick smoke run)")
     ap.add_argument("--tmpfs-run", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.tmpfs_run:
@@ -642,19 +644,23 @@ def main():
     runs = []
     k = 0
     # Fixed kinds first, then mutated videos until the count is reached.
-    for inp in special_inputs(d, bases) + [bases[x] for x in ("tiny", "odd", "tb1", "y4m",
-                                                                 "wav", "png", "jpg")]:
+    def n(count):
+        return max(1, round(count * a.scale))
+
+    specials = special_inputs(d, bases) + [bases[x] for x in ("tiny", "odd", "tb1", "y4m",
+                                                                 "wav", "png", "jpg")]
+    for inp in specials[: n(len(specials))]:
         runs += command_runs(inp, d / f"out-{k}", rng, "special")
         k += 1
-    runs += option_runs(bases, d, rng, 250)
-    runs += config_runs(bases, d, rng, 200)
-    runs += model_runs(bases, d, rng, 120)
+    runs += option_runs(bases, d, rng, n(250))
+    runs += config_runs(bases, d, rng, n(200))
+    runs += model_runs(bases, d, rng, n(120))
     runs += destination_runs(bases, d, rng)
-    runs += stdout_runs(bases, rng, 80)
-    runs += signal_runs(bases, d, rng, 40)
-    runs += full_disk_runs(bases, d, rng, 120)
+    runs += stdout_runs(bases, rng, n(80))
+    runs += signal_runs(bases, d, rng, n(40))
+    runs += full_disk_runs(bases, d, rng, n(120))
     use_tmpfs = tmpfs_supported()
-    n_tmpfs = 30 if use_tmpfs else 0
+    n_tmpfs = n(30) if use_tmpfs else 0
     sources = [(bases[x], MKV_IDS if x == "mkv" else MP4_BOXES) for x in ("mp4", "mkv", "tb1")]
     if "webm" in bases:
         sources.append((bases["webm"], MKV_IDS))
@@ -676,6 +682,8 @@ def main():
         for i, res in enumerate(pool.map(lambda r: execute(binary, r), rest)):
             results.append((res[0], f"{res[1].kind}: {' '.join(map(str, res[1].args))}", res[2],
                             res[3]))
+            if res[0] not in ("ok", "clean"):
+                print(f"  [{res[0]}] {results[-1][1]}\n      {res[2][-300:]}", file=sys.stderr)
             if (i + 1) % 200 == 0:
                 print(f"  {i + 1} runs, {time.time() - t0:.0f} s", file=sys.stderr)
     for r in timed:
@@ -702,7 +710,7 @@ def main():
         print(f"\n[{verdict}] {desc}\n    {detail[-500:]}")
     if a.json:
         Path(a.json).write_text(json.dumps({"counts": counts, "by_kind": by_kind,
-                                            "problems": problems}, indent=1))
+                                            "problems": problems, "runs": results}, indent=1))
     if not a.keep:
         shutil.rmtree(d, ignore_errors=True)
     sys.exit(1 if problems else 0)

@@ -889,6 +889,64 @@ fn issue19_7_messages_say_what_is_wrong() {
     assert_eq!(o.stderr.matches("os error 20").count(), 1, "{}", o.stderr);
 }
 
+/// Issue 19.8: a checkpoint whose preprocessor divides by an `image_std` of 0 gives NaN
+/// embeddings: an error naming the input and what to check, not null embeddings with exit 0
+/// and a saliency of 0.
+#[test]
+fn issue19_8_non_finite_embeddings_are_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("clip-zero-std");
+    std::fs::create_dir(&model).unwrap();
+    for e in std::fs::read_dir(tiny_clip()).unwrap().flatten() {
+        std::fs::copy(e.path(), model.join(e.file_name())).unwrap();
+    }
+    let pre = model.join("preprocessor_config.json");
+    let mut j: serde_json::Value = serde_json::from_slice(&std::fs::read(&pre).unwrap()).unwrap();
+    j["image_std"] = serde_json::json!([0.0, 0.0, 0.0]);
+    std::fs::write(&pre, j.to_string()).unwrap();
+    let [wide, _] = images(tmp.path());
+    let video = tmp.path().join("v.mp4");
+    test_video(&video, "64x48", 2, &[]);
+    for (what, o) in [
+        (
+            "embed image",
+            run(args!["embed", "--json", "--model-dir", model, wide]),
+        ),
+        (
+            "embed video",
+            run(args!["embed", "--json", "--model-dir", model, video]),
+        ),
+        (
+            "score",
+            run(args![
+                "score",
+                "--prompt",
+                "a cat",
+                "--model-dir",
+                model,
+                wide
+            ]),
+        ),
+        (
+            "highlights",
+            run(args![
+                "highlights",
+                "--model-dir",
+                model,
+                video,
+                "-o",
+                tmp.path().join("h")
+            ]),
+        ),
+    ] {
+        o.fails_saying(what, &["not finite", "image_std", "clip"]);
+        assert!(o.stdout.is_empty(), "{what}");
+    }
+    assert!(!tmp.path().join("h").exists());
+    // The checkpoint as it was embeds fine.
+    run(args!["embed", "--json", "--model-dir", tiny_clip(), wide]).ok("good checkpoint");
+}
+
 /// Issue 19.9: values are validated (the setting and its flag named), the help's own
 /// `--robust 5,95` works, and a partial configuration merges with the defaults.
 #[test]

@@ -134,6 +134,16 @@ pub enum Error {
         /// Some of the files, for the message.
         names: String,
     },
+    /// A model gave NaN or infinite embeddings: its checkpoint is broken (a zero in the
+    /// preprocessor's `image_std`, weights that are not finite). Refused rather than passed
+    /// on as null embeddings and zero scores.
+    #[error("{}: the model {model} gave embeddings that are not finite numbers (NaN or infinity); its checkpoint is broken: check that `image_std` in its preprocessor_config.json holds no 0 and that its weights are finite", path.display())]
+    NonFiniteEmbeddings {
+        /// The input being embedded.
+        path: PathBuf,
+        /// The model's id.
+        model: String,
+    },
     /// Creating an output folder or writing a file failed.
     #[error("{}: cannot write output: {source}", path.display())]
     Write {
@@ -162,6 +172,7 @@ impl Error {
             | Error::ConfigFile { path, .. }
             | Error::Output { path, .. }
             | Error::ForeignFolder { path, .. }
+            | Error::NonFiniteEmbeddings { path, .. }
             | Error::Write { path, .. } => Some(path),
             Error::Model { .. }
             | Error::Config { .. }

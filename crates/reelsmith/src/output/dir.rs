@@ -75,9 +75,15 @@ pub struct OutputDir {
     /// removed.
     inputs: Vec<String>,
     committed: bool,
-    /// Whether this run created the destination (removed again when the run fails).
-    created: bool,
+    /// The folders this run created for the destination, outermost first (removed again,
+    /// innermost first, when the run fails).
+    created: Vec<PathBuf>,
+    /// Held for the run's life: tells other runs this staging folder is alive.
+    _lock: Option<std::fs::File>,
 }
+
+/// The lock file in a staging folder, held by its run (released when the process ends).
+const LOCK: &str = ".lock";
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -91,7 +97,7 @@ impl OutputDir {
             path: target.to_path_buf(),
             detail,
         };
-        let mut created = false;
+        let mut created = Vec::new();
         match std::fs::symlink_metadata(target) {
             Ok(m) if m.file_type().is_symlink() => {
                 return Err(refuse(
@@ -107,16 +113,28 @@ impl OutputDir {
             }
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(target).map_err(|e| Error::write(target, e))?;
-                created = true;
-                live::register(target);
+                // The missing folders, outermost first.
+                let mut missing: Vec<PathBuf> = target
+                    .ancestors()
+                    .take_while(|a| !a.as_os_str().is_empty() && !a.exists())
+                    .map(Path::to_path_buf)
+                    .collect();
+                missing.reverse();
+                for dir in missing {
+                    if let Err(e) = std::fs::create_dir(&dir) {
+                        remove_created(&created);
+                        return Err(Error::write(target, e));
+                    }
+                    live::register(&dir);
+                    created.push(dir);
+                }
             }
             Err(e) => return Err(Error::write(target, e)),
         }
         let earlier = owned_files(target, pipeline, overwrite)?;
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let stage = target.join(format!("{STAGING_PREFIX}{}-{n}", std::process::id()));
-        let out = Self {
+        let mut out = Self {
             target: target.to_path_buf(),
             stage,
             pipeline: pipeline.to_string(),
@@ -125,9 +143,15 @@ impl OutputDir {
             inputs: Vec::new(),
             committed: false,
             created,
+            _lock: None,
         };
         std::fs::create_dir(&out.stage).map_err(|e| Error::write(&out.stage, e))?;
         live::register(&out.stage);
+        let lock = std::fs::File::create(out.stage.join(LOCK))
+            .map_err(|e| Error::write(out.stage.join(LOCK), e))?;
+        // A file system without locks still works; only a concurrent run is not detected.
+        let _ = lock.try_lock();
+        out._lock = Some(lock);
         Ok(out)
     }
 
@@ -258,7 +282,9 @@ impl OutputDir {
         self.committed = true;
         let _ = std::fs::remove_dir_all(&self.stage);
         live::unregister(&self.stage);
-        live::unregister(&self.target);
+        for dir in &self.created {
+            live::unregister(dir);
+        }
         Ok(())
     }
 }
@@ -298,10 +324,7 @@ impl Drop for OutputDir {
         if !self.committed {
             let _ = std::fs::remove_dir_all(&self.stage);
             live::unregister(&self.stage);
-            if self.created {
-                let _ = std::fs::remove_dir(&self.target);
-                live::unregister(&self.target);
-            }
+            remove_created(&self.created);
         }
     }
 }
@@ -318,6 +341,15 @@ fn owned_files(dir: &Path, pipeline: &str, overwrite: bool) -> Result<Vec<String
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with(STAGING_PREFIX) {
+            if staging_is_live(&entry.path()) {
+                return Err(Error::Output {
+                    path: dir.to_path_buf(),
+                    detail: format!(
+                        "another run is writing into this folder (its staging folder {name} is \
+                         in use); wait for it to finish, or choose another folder"
+                    ),
+                });
+            }
             let _ = std::fs::remove_dir_all(entry.path());
         } else if name != MANIFEST {
             others.push(name);
@@ -338,6 +370,25 @@ fn owned_files(dir: &Path, pipeline: &str, overwrite: bool) -> Result<Vec<String
         }
         _ if others.is_empty() || overwrite => Ok(Vec::new()),
         _ => Err(not_ours(dir, &others.iter().collect::<Vec<_>>())),
+    }
+}
+
+/// Whether the run that made the staging folder `stage` is still running: it holds the
+/// lock file (a folder without one younger than a minute may be one being set up).
+fn staging_is_live(stage: &Path) -> bool {
+    match std::fs::File::open(stage.join(LOCK)) {
+        Ok(f) => matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)),
+        Err(_) => std::fs::metadata(stage)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age.as_secs() < 60)),
+    }
+}
+
+/// Removes the folders a run created (innermost first), where they are empty.
+fn remove_created(created: &[PathBuf]) {
+    for dir in created.iter().rev() {
+        let _ = std::fs::remove_dir(dir);
+        live::unregister(dir);
     }
 }
 
@@ -406,6 +457,39 @@ mod tests {
         // A file added by hand makes the folder no longer only ours.
         std::fs::write(dest.join("mine.txt"), "x").unwrap();
         assert!(OutputDir::begin(&dest, "p", false).is_err());
+        // A run in progress in the folder: a second one is refused, its staging left alone;
+        // a staging folder whose run is gone is removed.
+        let conc = root.path().join("conc");
+        let first = OutputDir::begin(&conc, "p", false).unwrap();
+        let e = OutputDir::begin(&conc, "p", false).unwrap_err();
+        assert!(e.to_string().contains("another run"), "{e}");
+        assert!(first.staging().is_dir());
+        let stale = conc.join(format!("{STAGING_PREFIX}1-1"));
+        std::fs::create_dir(&stale).unwrap();
+        std::fs::write(stale.join(LOCK), "").unwrap();
+        std::fs::write(first.path("a.txt").unwrap(), "a").unwrap();
+        first.commit("r.json", &1).unwrap();
+        drop(OutputDir::begin(&conc, "p", false).unwrap());
+        assert!(!stale.exists());
+        // A folder where an output goes: the commit fails before anything moves.
+        let busy = root.path().join("busy");
+        std::fs::create_dir_all(busy.join("clip_001.mp4")).unwrap();
+        std::fs::write(busy.join("keep.txt"), "k").unwrap();
+        let out = OutputDir::begin(&busy, "p", true).unwrap();
+        std::fs::write(out.path("a.txt").unwrap(), "a").unwrap();
+        std::fs::write(out.path("clip_001.mp4").unwrap(), "c").unwrap();
+        let e = out.commit("r.json", &3).unwrap_err();
+        assert!(e.to_string().contains("is a folder"), "{e}");
+        let mut names: Vec<String> = std::fs::read_dir(&busy)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["clip_001.mp4", "keep.txt"]);
+        // A failed run in a new nested folder leaves none of the folders it made.
+        let nested = root.path().join("a/b/c");
+        drop(OutputDir::begin(&nested, "p", false).unwrap());
+        assert!(!root.path().join("a").exists());
         // Names must be plain.
         let out = OutputDir::begin(&root.path().join("n"), "p", false).unwrap();
         assert!(out.path("../x").is_err() && out.path(".hidden").is_err());

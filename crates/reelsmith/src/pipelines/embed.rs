@@ -214,6 +214,7 @@ fn embed_stills(
 ) -> Result<(), Error> {
     let images: Vec<image::RgbImage> = stills.iter().map(|(_, i)| i.clone()).collect();
     let rows = model.embed_images(&images).map_err(embed_error(path))?;
+    crate::embed_loop::check_finite(&rows, path, model.model_id())?;
     report
         .images
         .extend(&rows)

@@ -294,6 +294,7 @@ fn embed_stills(model: &AnyModel, set: &mut Set, path: &Path) -> Result<(), Erro
         return Ok(());
     }
     let e = model.embed_images(&set.images).map_err(embed_error(path))?;
+    crate::embed_loop::check_finite(&e, path, model.model_id())?;
     match &mut set.embeddings {
         Some(all) => all.extend(&e).map_err(|e| embed_error(path)(e.into()))?,
         None => set.embeddings = Some(e),
