@@ -6,9 +6,12 @@
 //! when the error concerns a setting.
 
 mod cmd;
+mod out;
 mod progress;
 
 use std::io::IsTerminal;
+
+use out::{note, StdoutError};
 
 use clap::{Parser, Subcommand};
 
@@ -64,7 +67,7 @@ fn on_signals_clean_up() {
     std::thread::spawn(move || {
         if let Some(sig) = signals.forever().next() {
             reelsmith::output::cleanup();
-            eprintln!("interrupted (signal {sig}): nothing was written");
+            note!("interrupted (signal {sig}): nothing was written");
             std::process::exit(130);
         }
     });
@@ -82,12 +85,30 @@ pub struct Ctx {
 /// DINOv2 images/s at batch 1 on two cores, and the same at batch 16.
 const CANDLE_SPIN_LIMIT: &str = "1000";
 
+/// A write past the file-size limit (`ulimit -f`) fails with an error instead of killing
+/// the process with SIGXFSZ, so the run cleans up and says which file could not be
+/// written, as on a full disk.
+#[cfg(unix)]
+fn file_size_limit_is_an_error() {
+    // SAFETY: setting a signal's disposition to SIG_IGN, before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+}
+
+#[cfg(not(unix))]
+fn file_size_limit_is_an_error() {}
+
 fn main() {
+    file_size_limit_is_an_error();
     // Before any thread exists (the variable is read once, when candle starts its pool).
     if std::env::var_os("CANDLE_BARRIER_POOL_SPIN_LIMIT").is_none() {
         std::env::set_var("CANDLE_BARRIER_POOL_SPIN_LIMIT", CANDLE_SPIN_LIMIT);
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => std::process::exit(usage(&e)),
+    };
     on_signals_clean_up();
     let level = match cli.verbose {
         0 => "warn",
@@ -114,10 +135,38 @@ fn main() {
         Command::Embed(a) => cmd::embed::run(a, &ctx),
     };
     if let Err(e) = result {
-        eprintln!("error: {e:#}");
-        if let Some(hint) = cmd::hint(&e) {
-            eprintln!("hint: {hint}");
-        }
-        std::process::exit(1);
+        std::process::exit(fail(&e));
     }
+}
+
+/// Prints a command-line error (to stderr) or the help or version asked for (to stdout);
+/// the exit status.
+fn usage(e: &clap::Error) -> i32 {
+    if e.use_stderr() {
+        let _ = e.print();
+        return e.exit_code();
+    }
+    let text = e.render();
+    let text = if std::io::stdout().is_terminal() {
+        text.ansi().to_string()
+    } else {
+        text.to_string()
+    };
+    match out::print(|w| w.write_all(text.as_bytes())) {
+        Ok(()) | Err(StdoutError::Closed) => 0,
+        Err(e) => fail(&e.into()),
+    }
+}
+
+/// Prints `e` (and a hint when there is one) on stderr; the exit status: 1, or 0 when the
+/// reader of stdout went away (nothing is wrong with the run).
+fn fail(e: &anyhow::Error) -> i32 {
+    if let Some(StdoutError::Closed) = e.downcast_ref::<StdoutError>() {
+        return 0;
+    }
+    note!("error: {}", cmd::message(e));
+    if let Some(hint) = cmd::hint(e) {
+        note!("hint: {hint}");
+    }
+    1
 }

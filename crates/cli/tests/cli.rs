@@ -385,3 +385,1096 @@ fn staging_has_files(dir: &Path) -> bool {
         })
     })
 }
+
+// ---- Hostile input (issue 19): one test per point of the issue, then a seeded corpus -------
+
+/// Runs the ffmpeg command line (scripts/setup-system.sh installs it) to build a test input.
+fn ffmpeg(args: &[&str]) {
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y"])
+        .args(args)
+        .status()
+        .expect("the ffmpeg command line builds these inputs: run scripts/setup-system.sh");
+    assert!(status.success(), "ffmpeg {args:?} failed");
+}
+
+/// `secs` seconds of FFmpeg's test pattern at `size` (e.g. "64x48") and 25 fps in H.264,
+/// with a 440 Hz AAC tone, and `extra` output options.
+fn test_video(path: &Path, size: &str, secs: u32, extra: &[&str]) {
+    let video = format!("testsrc=size={size}:rate=25:duration={secs}");
+    let tone = format!("sine=frequency=440:duration={secs}");
+    let mut args = vec!["-f", "lavfi", "-i", &video, "-f", "lavfi", "-i", &tone];
+    args.extend(["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"]);
+    args.extend(extra);
+    args.push(path.to_str().unwrap());
+    ffmpeg(&args);
+}
+
+/// 6 s of 96x64: 3 s of flat dark grey, then 3 s of orange noise (a hard cut at 3 s). The
+/// segments pipeline cuts it in two: a small clip of the flat half, a large one of the
+/// noise.
+fn flat_then_noise(path: &Path) {
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=0x202020:s=96x64:r=25:d=3",
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=0xd08040:s=96x64:r=25:d=3,noise=alls=60:allf=t+u",
+        "-filter_complex",
+        "[0][1]concat=n=2:v=1",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-g",
+        "25",
+        path.to_str().unwrap(),
+    ]);
+}
+
+/// What one run of the binary did.
+struct Outcome {
+    code: Option<i32>,
+    stdout: Vec<u8>,
+    stderr: String,
+}
+
+impl Outcome {
+    fn of(out: std::process::Output) -> Self {
+        Self {
+            code: out.status.code(),
+            stdout: out.stdout,
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Asserts the run ended by itself (no signal) without a panic.
+    fn no_panic(&self, what: &str) -> &Self {
+        assert!(
+            self.code.is_some_and(|c| c != 101) && !self.stderr.contains("panicked"),
+            "{what}: exit {:?}\n{}",
+            self.code,
+            self.stderr
+        );
+        self
+    }
+
+    /// Asserts a clean failure (exit 1) whose message holds every one of `words`.
+    fn fails_saying(&self, what: &str, words: &[&str]) -> &Self {
+        self.no_panic(what);
+        assert_eq!(self.code, Some(1), "{what}: {}", self.stderr);
+        for w in words {
+            assert!(
+                self.stderr.contains(w),
+                "{what}: no {w:?} in\n{}",
+                self.stderr
+            );
+        }
+        self
+    }
+
+    fn ok(&self, what: &str) -> &Self {
+        self.no_panic(what);
+        assert_eq!(self.code, Some(0), "{what}: {}", self.stderr);
+        self
+    }
+}
+
+fn run_with(args: &[&std::ffi::OsStr], setup: impl FnOnce(&mut Command)) -> Outcome {
+    let mut cmd = reelsmith();
+    cmd.args(args);
+    setup(&mut cmd);
+    Outcome::of(cmd.output().unwrap())
+}
+
+fn run(args: &[&std::ffi::OsStr]) -> Outcome {
+    run_with(args, |_| {})
+}
+
+/// `OsStr`s of anything path-like, for [`run`].
+macro_rules! args {
+    ($($a:expr),* $(,)?) => { &[$(AsRef::<std::ffi::OsStr>::as_ref(&$a)),*] };
+}
+
+/// The names and contents of the files in `dir` (sorted; hidden ones too), to compare a
+/// folder before and after a run.
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .map(|r| {
+            r.flatten()
+                .map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    (name, std::fs::read(e.path()).unwrap_or_default())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Runs the binary with a file-size limit of `bytes` (RLIMIT_FSIZE, as `ulimit -f`): each
+/// file it writes stops at that size, as on a disk that fills up.
+#[cfg(unix)]
+fn run_with_file_limit(args: &[&std::ffi::OsStr], bytes: u64) -> Outcome {
+    use std::os::unix::process::CommandExt;
+    run_with(args, |cmd| {
+        // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let lim = libc::rlimit {
+                    rlim_cur: bytes as libc::rlim_t,
+                    rlim_max: bytes as libc::rlim_t,
+                };
+                if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    })
+}
+
+fn probe_json(video: &Path) -> serde_json::Value {
+    let o = run(args!["probe", "--json", video]);
+    o.ok("probe");
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// Issue 19.1: no panic on a path that is not UTF-8 (every command), on `frames --height
+/// 16000`, or when stdout is full or its reader went away.
+#[cfg(unix)]
+#[test]
+fn issue19_1_no_panics_on_odd_paths_huge_sizes_or_a_closed_stdout() {
+    use std::os::unix::ffi::OsStrExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let odd = |b: &[u8]| tmp.path().join(std::ffi::OsStr::from_bytes(b));
+    let video = odd(b"caf\xe9.mp4");
+    let plain = tmp.path().join("plain.mp4");
+    test_video(&plain, "64x48", 3, &[]);
+    std::fs::rename(&plain, &video).unwrap();
+    let image = odd(b"im\xe9.png");
+    write_png(&image, 32, 24, 7);
+    let dino = tiny_dinov2();
+    let out = |n: &str| odd(&[n.as_bytes(), b"-\xff"].concat());
+    for (what, o) in [
+        ("probe", run(args!["probe", "--json", video])),
+        ("shots", run(args!["shots", "--json", video])),
+        (
+            "frames",
+            run(args![
+                "-q",
+                "frames",
+                "--every",
+                "25",
+                video,
+                "-o",
+                out("f")
+            ]),
+        ),
+        (
+            "keyframes",
+            run(args!["-q", "keyframes", video, "-o", out("k")]),
+        ),
+        ("score", run(args!["-q", "score", video, image])),
+        (
+            "highlights",
+            run(args![
+                "-q",
+                "highlights",
+                "--no-model",
+                video,
+                "-o",
+                out("h")
+            ]),
+        ),
+        (
+            "segments",
+            run(args!["-q", "segments", "--no-clips", video, "-o", out("s")]),
+        ),
+        (
+            "embed",
+            run(args![
+                "-q",
+                "embed",
+                "--json",
+                "--model-dir",
+                dino,
+                video,
+                image
+            ]),
+        ),
+    ] {
+        o.ok(what);
+    }
+    assert!(out("h").join("clip_001.mp4").is_file());
+    assert!(out("f").join("frame_000001.jpg").is_file());
+
+    run(args!["frames", "--height", "16000", video]).fails_saying("height", &["16384"]);
+
+    let full = Path::new("/dev/full");
+    let printing: [&[&std::ffi::OsStr]; 4] = [
+        args!["-q", "probe", "--json", video],
+        args!["-q", "shots", "--csv", video],
+        args!["-q", "score", "--json", image],
+        args!["-q", "embed", "--json", "--model-dir", dino, image],
+    ];
+    for a in printing {
+        let what = a[1].to_string_lossy();
+        if full.exists() {
+            let o = run_with(a, |c| {
+                c.stdout(std::fs::OpenOptions::new().write(true).open(full).unwrap());
+            });
+            o.fails_saying(&format!("{what} > /dev/full"), &["standard output"]);
+        }
+        // A reader that went away before anything was printed: a quiet, clean end.
+        let mut child = reelsmith()
+            .args(a)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let o = Outcome::of(child.wait_with_output().unwrap());
+        o.ok(&format!("{what} | (closed)"));
+        assert!(o.stderr.is_empty(), "{what}: {}", o.stderr);
+    }
+}
+
+/// Issue 19.2: `embed -o` never writes through a link, onto a device or an input, and a
+/// folder given as the output leaves no temporary file beside it.
+#[cfg(unix)]
+#[test]
+fn issue19_2_embed_output_is_never_a_link_device_input_or_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let [wide, _] = images(tmp.path());
+    let target = tmp.path().join("target.txt");
+    std::fs::write(&target, "keep me").unwrap();
+    let link = tmp.path().join("link.safetensors");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let folder = tmp.path().join("out");
+    std::fs::create_dir(&folder).unwrap();
+    let before = snapshot(tmp.path());
+    let clip = tiny_clip();
+    for (out, words) in [
+        (&link, &["link.safetensors", "symbolic link"][..]),
+        (&wide, &["wide.png", "also an input"][..]),
+        (&folder, &["out", "folder"][..]),
+    ] {
+        run(args!["embed", "--model-dir", clip, wide, "-o", out]).fails_saying("embed -o", words);
+    }
+    let o = run(args!["embed", "--model-dir", clip, wide, "-o", "/dev/null"]);
+    o.fails_saying("embed -o /dev/null", &["/dev/null", "not a regular file"]);
+    assert_eq!(snapshot(tmp.path()), before, "nothing written or changed");
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::metadata("/dev/null")
+        .unwrap()
+        .file_type()
+        .is_char_device());
+}
+
+/// Issue 19.3: clips are cut from streams with unusual timestamps (a time base of one
+/// second), and a run that fails halfway through its clips leaves the folder as it was:
+/// no finished sibling clip, the earlier run's report and clips untouched.
+#[cfg(unix)]
+#[test]
+fn issue19_3_unusual_timestamps_cut_and_a_half_done_run_leaves_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tb1 = tmp.path().join("tb1.mp4");
+    test_video(&tb1, "64x48", 3, &["-video_track_timescale", "1"]);
+    let out = tmp.path().join("tb1-out");
+    run(args![
+        "-q",
+        "segments",
+        tb1,
+        "-o",
+        out,
+        "--min-seconds",
+        "1"
+    ])
+    .ok("time base 1");
+    let clip = probe_json(&out.join("segment_001.mp4"));
+    assert!(clip["frames"].as_u64().unwrap() > 1, "{clip}");
+
+    let video = tmp.path().join("halves.mp4");
+    flat_then_noise(&video);
+    let out = tmp.path().join("halves-out");
+    let a = args!["-q", "segments", video, "-o", out, "--min-seconds", "1"];
+    run(a).ok("segments");
+    let sizes: Vec<u64> = ["segment_001.mp4", "segment_002.mp4"]
+        .iter()
+        .map(|c| std::fs::metadata(out.join(c)).unwrap().len())
+        .collect();
+    assert!(sizes[0] * 3 < sizes[1], "{sizes:?}");
+    let before = snapshot(&out);
+    // Room for the small clip, not the large one.
+    let o = run_with_file_limit(a, (sizes[0] + sizes[1]) / 2);
+    o.fails_saying(
+        "half done",
+        &[
+            "segment_002.mp4",
+            "File too large",
+            "hint: nothing was written",
+        ],
+    );
+    assert_eq!(snapshot(&out), before);
+}
+
+/// A copy of the Matroska file `good` with its audio SamplingFrequency (element 0xB5, an
+/// 8-byte float) set to 1 GHz: FFmpeg decodes the file, the AAC encoder refuses the rate.
+fn damage_audio_rate(good: &Path, bad: &Path) {
+    let mut b = std::fs::read(good).unwrap();
+    let i = b
+        .windows(2)
+        .position(|w| w == [0xB5, 0x88])
+        .expect("a SamplingFrequency element");
+    b[i + 2..i + 10].copy_from_slice(&1e9f64.to_be_bytes());
+    std::fs::write(bad, b).unwrap();
+}
+
+/// Issue 19.4: a damaged audio stream leaves the audio out of the clips with one warning
+/// naming the file, and `segments --no-audio` drops the audio.
+#[test]
+fn issue19_4_damaged_audio_is_left_out_and_segments_can_drop_audio() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = tmp.path().join("pcm.mkv");
+    test_video(&good, "64x48", 4, &["-c:a", "pcm_s16le", "-ar", "8000"]);
+    let bad = tmp.path().join("bad-audio.mkv");
+    damage_audio_rate(&good, &bad);
+    for sub in ["highlights", "segments"] {
+        let out = tmp.path().join(sub);
+        let mut a = vec![
+            sub.as_ref(),
+            bad.as_os_str(),
+            "-o".as_ref(),
+            out.as_os_str(),
+        ];
+        if sub == "highlights" {
+            a.extend(args!["--no-model", "--top-k", "1"]);
+        }
+        let o = run(&a);
+        o.ok(sub);
+        assert_eq!(
+            o.stderr.matches("the audio could not be cut").count(),
+            1,
+            "{sub}: {}",
+            o.stderr
+        );
+        assert!(o.stderr.contains("bad-audio.mkv"), "{}", o.stderr);
+        let clip = std::fs::read_dir(&out)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|e| e == "mp4"))
+            .unwrap();
+        assert_eq!(probe_json(&clip)["has_audio"], false, "{sub}");
+    }
+    let out = tmp.path().join("no-audio");
+    run(args!["-q", "segments", "--no-audio", good, "-o", out]).ok("--no-audio");
+    assert_eq!(probe_json(&out.join("segment_001.mp4"))["has_audio"], false);
+    let with = tmp.path().join("with-audio");
+    run(args!["-q", "segments", good, "-o", with]).ok("with audio");
+    assert_eq!(probe_json(&with.join("segment_001.mp4"))["has_audio"], true);
+}
+
+/// Issue 19.5: 1x1 and odd-sized videos are cut into clips (sizes made even, with a note).
+#[test]
+fn issue19_5_tiny_and_odd_sizes_are_cut() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (size, even) in [("1x1", (2, 2)), ("3x5", (2, 4))] {
+        let video = tmp.path().join(format!("{size}.mp4"));
+        test_video(&video, size, 3, &["-pix_fmt", "yuv444p"]);
+        let out = tmp.path().join(format!("{size}-out"));
+        let o = run(args![
+            "highlights",
+            "--no-model",
+            "--top-k",
+            "1",
+            video,
+            "-o",
+            out
+        ]);
+        o.ok(size);
+        assert!(o.stderr.contains("even"), "{size}: {}", o.stderr);
+        let clip = probe_json(&out.join("clip_001.mp4"));
+        assert_eq!(
+            (clip["width"].as_u64(), clip["height"].as_u64()),
+            (Some(even.0), Some(even.1))
+        );
+    }
+}
+
+/// Issue 19.6: a disk that fills up while keyframe images are written leaves no image
+/// without its `keyframes.json`: the folder stays as the earlier run left it. (Signals:
+/// `an_interrupted_run_leaves_the_output_as_it_was`.)
+#[cfg(unix)]
+#[test]
+fn issue19_6_a_full_disk_leaves_the_keyframes_folder_as_it_was() {
+    let tmp = tempfile::tempdir().unwrap();
+    let video = tmp.path().join("halves.mp4");
+    flat_then_noise(&video);
+    let out = tmp.path().join("k");
+    let a = args!["-q", "keyframes", "--method", "seams", video, "-o", out];
+    run(a).ok("keyframes");
+    let before = snapshot(&out);
+    let mut sizes: Vec<u64> = before
+        .iter()
+        .filter(|(n, _)| n.ends_with(".jpg"))
+        .map(|(_, b)| b.len() as u64)
+        .collect();
+    sizes.sort();
+    let (small, large) = (sizes[0], sizes[sizes.len() - 1]);
+    assert!(small * 3 < large, "{sizes:?}");
+    let o = run_with_file_limit(a, (small + large) / 2);
+    o.fails_saying("keyframes on a full disk", &["keyframe_", "File too large"]);
+    assert_eq!(snapshot(&out), before);
+    // A new folder is not left behind either.
+    let fresh = tmp.path().join("fresh");
+    run_with_file_limit(args!["keyframes", video, "-o", fresh], (small + large) / 2)
+        .fails_saying("fresh folder", &["File too large"]);
+    assert!(!fresh.exists());
+}
+
+/// Issue 19.7: true messages for special files, impossible headers, samplings that keep
+/// nothing, negative and huge numbers, and each OS error said once.
+#[cfg(unix)]
+#[test]
+fn issue19_7_messages_say_what_is_wrong() {
+    let tmp = tempfile::tempdir().unwrap();
+    for dev in ["/dev/zero", "/dev/urandom"] {
+        run(args!["probe", dev]).fails_saying(dev, &[dev, "character device"]);
+    }
+    let fifo = tmp.path().join("pipe.mp4");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    run(args!["frames", fifo]).fails_saying("fifo", &["pipe.mp4", "FIFO"]);
+    let y4m = tmp.path().join("huge.y4m");
+    let mut b = b"YUV4MPEG2 W30000 H30000 F25:1 Ip A1:1 C420jpeg\nFRAME\n".to_vec();
+    b.resize(b.len() + 4096, 0);
+    std::fs::write(&y4m, b).unwrap();
+    let o = run(args!["probe", y4m]);
+    o.fails_saying(
+        "y4m",
+        &["huge.y4m", "30000x30000", "larger than FFmpeg accepts"],
+    );
+
+    let video = tmp.path().join("v.mp4");
+    test_video(&video, "64x48", 2, &[]);
+    run(args!["frames", "--fps", "0.01", video])
+        .fails_saying("0.01 fps", &["v.mp4", "keeps no frame"]);
+    run(args!["frames", "--fps", "-1", video])
+        .fails_saying("-1", &["fps", "-1", "hint: set it with --fps"]);
+    let o = run(args![
+        "highlights",
+        "--pre-roll",
+        "1e308",
+        video,
+        "-o",
+        tmp.path().join("h")
+    ]);
+    o.fails_saying("1e308", &["pre_roll", "1e308 s", "--pre-roll"]);
+    assert!(!o.stderr.contains("NaN") && !tmp.path().join("h").exists());
+    let o = run(args!["frames", video, "-o", "/dev/null/x"]);
+    o.fails_saying("not a directory", &["/dev/null/x"]);
+    assert_eq!(o.stderr.matches("os error 20").count(), 1, "{}", o.stderr);
+}
+
+/// Issue 19.8: a checkpoint whose preprocessor divides by an `image_std` of 0 gives NaN
+/// embeddings: an error naming the input and what to check, not null embeddings with exit 0
+/// and a saliency of 0.
+#[test]
+fn issue19_8_non_finite_embeddings_are_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("clip-zero-std");
+    std::fs::create_dir(&model).unwrap();
+    for e in std::fs::read_dir(tiny_clip()).unwrap().flatten() {
+        std::fs::copy(e.path(), model.join(e.file_name())).unwrap();
+    }
+    let pre = model.join("preprocessor_config.json");
+    let mut j: serde_json::Value = serde_json::from_slice(&std::fs::read(&pre).unwrap()).unwrap();
+    j["image_std"] = serde_json::json!([0.0, 0.0, 0.0]);
+    std::fs::write(&pre, j.to_string()).unwrap();
+    let [wide, _] = images(tmp.path());
+    let video = tmp.path().join("v.mp4");
+    test_video(&video, "64x48", 2, &[]);
+    for (what, o) in [
+        (
+            "embed image",
+            run(args!["embed", "--json", "--model-dir", model, wide]),
+        ),
+        (
+            "embed video",
+            run(args!["embed", "--json", "--model-dir", model, video]),
+        ),
+        (
+            "score",
+            run(args![
+                "score",
+                "--prompt",
+                "a cat",
+                "--model-dir",
+                model,
+                wide
+            ]),
+        ),
+        (
+            "highlights",
+            run(args![
+                "highlights",
+                "--model-dir",
+                model,
+                video,
+                "-o",
+                tmp.path().join("h")
+            ]),
+        ),
+    ] {
+        o.fails_saying(what, &["not finite", "image_std", "clip"]);
+        assert!(o.stdout.is_empty(), "{what}");
+    }
+    assert!(!tmp.path().join("h").exists());
+    // The checkpoint as it was embeds fine.
+    run(args!["embed", "--json", "--model-dir", tiny_clip(), wide]).ok("good checkpoint");
+}
+
+/// Issue 19.9: values are validated (the setting and its flag named), the help's own
+/// `--robust 5,95` works, and a partial configuration merges with the defaults.
+#[test]
+fn issue19_9_values_are_validated_and_partial_configs_merge() {
+    let tmp = tempfile::tempdir().unwrap();
+    let video = tmp.path().join("v.mp4");
+    test_video(&video, "64x48", 4, &[]);
+    run(args!["score", "--robust", "95,5", video])
+        .fails_saying("95,5", &["score", "percentiles 95 and 5", "--robust"]);
+    run(args!["score", "--fps", "NaN", video]).fails_saying("NaN", &["fps", "NaN"]);
+    let seg = tmp.path().join("s");
+    run(args![
+        "segments",
+        "--min-seconds",
+        "0",
+        "--max-seconds",
+        "0",
+        video,
+        "-o",
+        seg
+    ])
+    .fails_saying("0 s", &["min_seconds", "--min-seconds"]);
+    assert!(!seg.exists());
+    let o = run(args!["-q", "score", "--robust", "5,95", video]);
+    o.ok("--robust 5,95 VIDEO");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("v.mp4"));
+    let config = tmp.path().join("weights.toml");
+    std::fs::write(&config, "[score.weights]\nsharpness = 1.0\n").unwrap();
+    let out = tmp.path().join("h");
+    run(args![
+        "-q",
+        "highlights",
+        "--config",
+        config,
+        "--no-model",
+        "--no-clips",
+        video,
+        "-o",
+        out
+    ])
+    .ok("partial config");
+    let j: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("highlights.json")).unwrap()).unwrap();
+    assert_eq!(j["parameters"]["score"]["weights"]["sharpness"], 1.0);
+    assert_eq!(j["parameters"]["score"]["weights"]["aesthetics"], 0.4);
+    std::fs::write(&config, "[score.weights]\nsharpness = nan\n").unwrap();
+    run(args![
+        "highlights",
+        "--config",
+        config,
+        "--no-model",
+        video,
+        "-o",
+        out
+    ])
+    .fails_saying("NaN weight", &["score", "sharpness weight"]);
+}
+
+/// Issue 19.10: a rerun removes its own earlier outputs, refuses a foreign folder unless
+/// told to overwrite, and never replaces or removes its own input.
+#[test]
+fn issue19_10_a_rerun_leaves_no_stale_file_and_a_foreign_folder_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let video = tmp.path().join("v.mp4");
+    test_video(&video, "64x48", 2, &[]);
+    let out = tmp.path().join("f");
+    run(args!["-q", "frames", "--every", "5", video, "-o", out]).ok("first");
+    assert!(out.join("frame_000010.jpg").is_file());
+    run(args!["-q", "frames", "--every", "25", video, "-o", out]).ok("second");
+    let names: Vec<String> = snapshot(&out).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        [
+            ".reelsmith-run.json",
+            "frame_000001.jpg",
+            "frame_000002.jpg",
+            "frames.json"
+        ]
+    );
+    // The input is one of the earlier run's outputs: refused, the input kept.
+    let input = out.join("frame_000001.jpg");
+    let before = snapshot(&out);
+    run(args!["frames", input, "-o", out])
+        .fails_saying("own input", &["frame_000001.jpg", "input"]);
+    assert_eq!(snapshot(&out), before);
+    // A foreign folder: refused, then allowed with --overwrite (its own file kept).
+    let foreign = tmp.path().join("mine");
+    std::fs::create_dir(&foreign).unwrap();
+    std::fs::write(foreign.join("notes.txt"), "mine").unwrap();
+    run(args!["frames", video, "-o", foreign])
+        .fails_saying("foreign", &["notes.txt", "--overwrite"]);
+    run(args!["-q", "frames", "--overwrite", video, "-o", foreign]).ok("--overwrite");
+    assert_eq!(std::fs::read(foreign.join("notes.txt")).unwrap(), b"mine");
+}
+
+/// A small seeded generator (xorshift64*) for the corpus.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// `bytes` with the 4-byte box type `from` (its first occurrence) renamed `to`.
+fn rename_box(bytes: &[u8], from: &[u8; 4], to: &[u8; 4]) -> Vec<u8> {
+    let mut b = bytes.to_vec();
+    if let Some(i) = b.windows(4).position(|w| w == from) {
+        b[i..i + 4].copy_from_slice(to);
+    }
+    b
+}
+
+/// `bytes` with the 4 bytes at `offset` after the first `tag` set to `value`.
+fn patch_after(bytes: &[u8], tag: &[u8; 4], offset: usize, value: u32) -> Vec<u8> {
+    let mut b = bytes.to_vec();
+    if let Some(i) = b.windows(4).position(|w| w == tag) {
+        let at = i + offset;
+        if at + 4 <= b.len() {
+            b[at..at + 4].copy_from_slice(&value.to_be_bytes());
+        }
+    }
+    b
+}
+
+/// The seeded bad-input corpus: about 30 inputs that are not good videos — truncated,
+/// bit-flipped and header-patched copies of a small MP4, noise, text, images, audio only,
+/// odd sizes and timings, impossible headers, special files, a name that is not UTF-8 —
+/// each at a path whose display names it.
+#[cfg(unix)]
+fn bad_inputs(dir: &Path, seed: u64) -> Vec<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let base = dir.join("base.mp4");
+    test_video(&base, "64x48", 2, &["-movflags", "+faststart"]);
+    let good = std::fs::read(&base).unwrap();
+    let mut rng = Rng(seed | 1);
+    let mut v = Vec::new();
+    let mut put = |name: &str, bytes: &[u8]| {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        v.push(p);
+    };
+    put("empty.mp4", &[]);
+    for pct in [3, 40, 90] {
+        put(
+            &format!("truncated-{pct}.mp4"),
+            &good[..good.len() * pct / 100],
+        );
+    }
+    for k in 0..4 {
+        let mut b = good.clone();
+        for _ in 0..(1 + 20 * k) {
+            let i = rng.below(b.len());
+            b[i] ^= 1 << rng.below(8);
+        }
+        put(&format!("flipped-{k}.mp4"), &b);
+    }
+    put("no-ftyp.mp4", &rename_box(&good, b"ftyp", b"xxxx"));
+    put("no-moov.mp4", &rename_box(&good, b"moov", b"free"));
+    put("no-mdat.mp4", &rename_box(&good, b"mdat", b"free"));
+    // mdhd: version/flags (4), two dates (8), then the time scale.
+    put("timescale-0.mp4", &patch_after(&good, b"mdhd", 16, 0));
+    put("timescale-1.mp4", &patch_after(&good, b"mdhd", 16, 1));
+    put("stts-huge.mp4", &patch_after(&good, b"stts", 16, u32::MAX));
+    put("stsz-huge.mp4", &patch_after(&good, b"stsz", 16, u32::MAX));
+    put(
+        "avcc-garbled.mp4",
+        &patch_after(&good, b"avcC", 8, rng.next() as u32),
+    );
+    let noise: Vec<u8> = (0..4096).map(|_| rng.next() as u8).collect();
+    put("noise.mp4", &noise);
+    put("notes.mp4", b"this is not a video\n");
+    let mut y4m = b"YUV4MPEG2 W30000 H30000 F25:1 Ip A1:1 C420jpeg\nFRAME\n".to_vec();
+    y4m.resize(y4m.len() + 4096, 0);
+    put("huge.y4m", &y4m);
+    put(
+        "y4m-zero-rate.y4m",
+        b"YUV4MPEG2 W8 H8 F0:0 Ip C420jpeg\nFRAME\n",
+    );
+    let png = dir.join("still.png");
+    write_png(&png, 33, 17, 3);
+    let png_bytes = std::fs::read(&png).unwrap();
+    put("broken.png", &png_bytes[..png_bytes.len() / 2]);
+    v.push(png);
+    let wav = dir.join("tone.wav");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=duration=1",
+        wav.to_str().unwrap(),
+    ]);
+    v.push(wav);
+    let odd = dir.join("odd-3x5.mp4");
+    test_video(&odd, "3x5", 1, &["-pix_fmt", "yuv444p"]);
+    v.push(odd);
+    let folder = dir.join("folder.mp4");
+    std::fs::create_dir(&folder).unwrap();
+    v.push(folder);
+    v.push(dir.join("missing.mp4"));
+    let dangling = dir.join("dangling.mp4");
+    std::os::unix::fs::symlink(dir.join("nowhere.mp4"), &dangling).unwrap();
+    v.push(dangling);
+    let fifo = dir.join("fifo.mp4");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    v.push(fifo);
+    let odd_name = dir.join(std::ffi::OsStr::from_bytes(b"trunc\xe9.mp4"));
+    std::fs::write(&odd_name, &good[..good.len() / 2]).unwrap();
+    v.push(odd_name);
+    v.push("/dev/zero".into());
+    v
+}
+
+/// Every command with `input` (and `out` as its output folder where it writes one); the
+/// name of the report it writes last, if any.
+fn every_command(input: &Path, out: &Path) -> Vec<(Vec<std::ffi::OsString>, Option<&'static str>)> {
+    let i = input.as_os_str().to_owned();
+    let o = out.as_os_str().to_owned();
+    let dino = tiny_dinov2().into_os_string();
+    let list: Vec<(Vec<&std::ffi::OsStr>, Option<&'static str>)> = vec![
+        (vec!["probe".as_ref(), &i], None),
+        (vec!["shots".as_ref(), "--json".as_ref(), &i], None),
+        (
+            vec![
+                "frames".as_ref(),
+                "--every".as_ref(),
+                "7".as_ref(),
+                &i,
+                "-o".as_ref(),
+                &o,
+            ],
+            Some("frames.json"),
+        ),
+        (
+            vec!["keyframes".as_ref(), &i, "-o".as_ref(), &o],
+            Some("keyframes.json"),
+        ),
+        (
+            vec!["score".as_ref(), "--fps".as_ref(), "5".as_ref(), &i],
+            None,
+        ),
+        (
+            vec![
+                "highlights".as_ref(),
+                "--no-model".as_ref(),
+                "--min-duration".as_ref(),
+                "0.2".as_ref(),
+                &i,
+                "-o".as_ref(),
+                &o,
+            ],
+            Some("highlights.json"),
+        ),
+        (
+            vec![
+                "segments".as_ref(),
+                "--min-seconds".as_ref(),
+                "0.5".as_ref(),
+                &i,
+                "-o".as_ref(),
+                &o,
+            ],
+            Some("segments.json"),
+        ),
+        (
+            vec![
+                "embed".as_ref(),
+                "--json".as_ref(),
+                "--model-dir".as_ref(),
+                &dino,
+                &i,
+            ],
+            None,
+        ),
+    ];
+    list.into_iter()
+        .map(|(a, r)| (a.into_iter().map(|s| s.to_owned()).collect(), r))
+        .collect()
+}
+
+/// Whether `dir` holds a staging folder or a temporary file.
+fn leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(".reelsmith-staging-") || n.ends_with(".part"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The seeded corpus through every command: no panic, no signal, a failure is a typed
+/// error naming the input with nothing left behind, a success is complete.
+#[cfg(unix)]
+#[test]
+fn bad_input_corpus_through_every_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inputs = bad_inputs(tmp.path(), 19);
+    let (mut failed, mut passed) = (0, 0);
+    for (k, input) in inputs.iter().enumerate() {
+        let name = input.file_name().unwrap().to_string_lossy().into_owned();
+        for (args, report) in every_command(input, &tmp.path().join(format!("out-{k}"))) {
+            let out = tmp.path().join(format!("out-{k}"));
+            let what = format!("{} {name}", args[0].to_string_lossy());
+            let mut cmd = reelsmith();
+            cmd.arg("-q").args(&args);
+            let o = Outcome::of(cmd.output().unwrap());
+            o.no_panic(&what);
+            if o.code == Some(0) {
+                passed += 1;
+                if let Some(report) = report {
+                    assert!(out.join(report).is_file(), "{what}: no {report}");
+                }
+                assert!(leftovers(&out).is_empty(), "{what}: {:?}", leftovers(&out));
+                let _ = std::fs::remove_dir_all(&out);
+            } else {
+                failed += 1;
+                o.fails_saying(&what, &["error: "]);
+                let shown = if input.starts_with("/dev") {
+                    input.display().to_string()
+                } else {
+                    name.clone()
+                };
+                assert!(
+                    o.stderr.contains(&shown),
+                    "{what}: the message does not name the input:\n{}",
+                    o.stderr
+                );
+                assert!(!out.exists(), "{what}: left {}", out.display());
+            }
+        }
+    }
+    eprintln!(
+        "{} inputs: {failed} clean failures, {passed} successes",
+        inputs.len()
+    );
+    assert!(failed > passed, "the corpus is mostly bad input");
+}
+
+/// Bad options, configuration files and model folders: no panic, a message naming the
+/// flag, setting or file at fault, and no output folder left.
+#[cfg(unix)]
+#[test]
+fn bad_options_configs_and_model_folders() {
+    let tmp = tempfile::tempdir().unwrap();
+    let video = tmp.path().join("v.mp4");
+    test_video(&video, "64x48", 2, &[]);
+    let out = tmp.path().join("out");
+    let v = video.as_os_str();
+    let o = out.as_os_str();
+    let dino = tiny_dinov2();
+    let options: Vec<(Vec<&std::ffi::OsStr>, &str)> = vec![
+        (args!["frames", "--fps", "-1", v].to_vec(), "fps"),
+        (args!["frames", "--fps", "inf", v].to_vec(), "fps"),
+        (args!["frames", "--every", "0", v].to_vec(), "every"),
+        (
+            args!["frames", "--height", "0", v, "-o", o].to_vec(),
+            "height",
+        ),
+        (
+            args!["frames", "--quality", "0", v, "-o", o].to_vec(),
+            "quality",
+        ),
+        (
+            args!["keyframes", "--quantile", "2", v, "-o", o].to_vec(),
+            "quantile",
+        ),
+        (args!["score", "--robust", "5", v].to_vec(), "robust"),
+        (args!["score", "--every", "-3", v].to_vec(), "every"),
+        (
+            args!["highlights", "--top-k", "0", v, "-o", o].to_vec(),
+            "top_k",
+        ),
+        (
+            args!["highlights", "--crf", "99", v, "-o", o].to_vec(),
+            "crf",
+        ),
+        (
+            args![
+                "highlights",
+                "--min-duration",
+                "5",
+                "--max-duration",
+                "1",
+                v,
+                "-o",
+                o
+            ]
+            .to_vec(),
+            "max_duration",
+        ),
+        (
+            args!["highlights", "--diversity-threshold", "NaN", v, "-o", o].to_vec(),
+            "diversity_threshold",
+        ),
+        (args!["segments", "--k", "-1", v, "-o", o].to_vec(), "k"),
+        (
+            args!["segments", "--window", "0", v, "-o", o].to_vec(),
+            "window",
+        ),
+        (
+            args!["embed", "--json", "--batch", "0", "--model-dir", dino, v].to_vec(),
+            "batch",
+        ),
+        (
+            args!["embed", "--json", "--device", "tpu", "--model-dir", dino, v].to_vec(),
+            "device",
+        ),
+        (
+            args!["shots", "--embedder", "magic", v].to_vec(),
+            "embedder",
+        ),
+    ];
+    for (a, word) in &options {
+        let what = format!("{a:?}");
+        let r = run(a);
+        r.no_panic(&what);
+        assert!(
+            matches!(r.code, Some(1 | 2)),
+            "{what}: {:?} {}",
+            r.code,
+            r.stderr
+        );
+        assert!(r.stderr.contains(word), "{what}: {}", r.stderr);
+        assert!(!out.exists(), "{what}");
+    }
+    // Configuration files that are not configurations.
+    let configs: [(&str, &[u8]); 7] = [
+        ("syntax.toml", b"[[[ fps ="),
+        ("unknown.toml", b"fsp = 2\n"),
+        ("type.toml", b"fps = \"fast\"\n"),
+        ("nan.toml", b"fps = nan\n"),
+        ("binary.toml", b"\x00\xff\xfe\x01binary"),
+        ("bad.json", b"{\"fps\": }"),
+        ("array.json", b"[1, 2, 3]"),
+    ];
+    for (name, bytes) in configs {
+        let config = tmp.path().join(name);
+        std::fs::write(&config, bytes).unwrap();
+        for sub in ["highlights", "segments", "keyframes", "score", "shots"] {
+            let mut a = vec![sub.as_ref(), "--config".as_ref(), config.as_os_str(), v];
+            if !matches!(sub, "score" | "shots") {
+                a.extend(args!["-o", o]);
+            }
+            let what = format!("{sub} --config {name}");
+            let r = run(&a);
+            r.no_panic(&what);
+            // nan is only wrong where fps is a setting the command checks
+            if r.code == Some(0) {
+                assert!(name == "nan.toml" && sub == "shots", "{what}: accepted");
+                continue;
+            }
+            let word = if name == "nan.toml" { "fps" } else { name };
+            r.fails_saying(&what, &[word]);
+            assert!(!out.exists(), "{what}");
+        }
+    }
+    for missing in [tmp.path().join("missing.toml"), tmp.path().to_path_buf()] {
+        run(args!["shots", "--config", missing, v])
+            .fails_saying("config path", &[missing.to_str().unwrap()]);
+    }
+    // Broken model folders: each error names the folder or the file at fault.
+    let clip = tiny_clip();
+    let image = tmp.path().join("i.png");
+    write_png(&image, 16, 16, 1);
+    let broken: [(&str, &str, &[u8]); 7] = [
+        ("no-config", "config.json", b""),
+        ("config-not-json", "config.json", b"{bad"),
+        ("config-empty-object", "config.json", b"{}"),
+        (
+            "weights-truncated",
+            "model.safetensors",
+            b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":",
+        ),
+        ("weights-noise", "model.safetensors", &[0xAB; 64]),
+        (
+            "preprocessor-not-json",
+            "preprocessor_config.json",
+            b"not json",
+        ),
+        ("no-tokenizer", "tokenizer.json", b""),
+    ];
+    for (name, file, bytes) in broken {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir(&dir).unwrap();
+        for e in std::fs::read_dir(&clip).unwrap().flatten() {
+            std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+        }
+        if bytes.is_empty() {
+            std::fs::remove_file(dir.join(file)).unwrap();
+        } else {
+            std::fs::write(dir.join(file), bytes).unwrap();
+        }
+        let cases: [&[&std::ffi::OsStr]; 2] = [
+            args![
+                "embed",
+                "--json",
+                "--text",
+                "a cat",
+                "--model-dir",
+                dir,
+                image
+            ],
+            args!["score", "--prompt", "a cat", "--model-dir", dir, image],
+        ];
+        for a in cases {
+            let what = format!("{} {name}", a[0].to_string_lossy());
+            let r = run(a);
+            r.fails_saying(&what, &[name]);
+            if file != "tokenizer.json" {
+                assert!(
+                    r.stderr.contains(file.split('.').next().unwrap()),
+                    "{what}: {}",
+                    r.stderr
+                );
+            }
+        }
+    }
+}

@@ -28,6 +28,7 @@
 #![forbid(unsafe_code)]
 
 mod embeddings;
+pub mod paths;
 mod time;
 
 pub use embeddings::{cosine_similarity, dot, l2_norm, Embeddings};

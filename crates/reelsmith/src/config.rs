@@ -35,6 +35,16 @@ pub fn load<T: DeserializeOwned>(path: &Path) -> Result<T, Error> {
         .and_then(|e| e.to_str())
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
     let parsed = if json {
+        // A JSON array would fill the settings in their order, silently: only an object
+        // names them.
+        if !text.trim_start().starts_with('{') {
+            return Err(Error::ConfigFile {
+                path: path.to_path_buf(),
+                message: "not a valid configuration: a JSON configuration is an object of \
+                          settings, such as {\"fps\": 2}"
+                    .into(),
+            });
+        }
         serde_json::from_str(&text).map_err(|e| e.to_string())
     } else {
         toml::from_str(&text).map_err(|e| e.to_string())
@@ -43,4 +53,22 @@ pub fn load<T: DeserializeOwned>(path: &Path) -> Result<T, Error> {
         path: path.to_path_buf(),
         message: format!("not a valid configuration: {}", message.trim()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipelines::highlights::HighlightsConfig;
+
+    #[test]
+    fn a_json_array_is_not_read_as_settings_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.json");
+        std::fs::write(&path, "[1, 2, 3]").unwrap();
+        let e = load::<HighlightsConfig>(&path).unwrap_err();
+        assert!(matches!(e, Error::ConfigFile { .. }), "{e}");
+        assert!(e.to_string().contains("c.json"), "{e}");
+        std::fs::write(&path, " {\"top_k\": 3}").unwrap();
+        assert_eq!(load::<HighlightsConfig>(&path).unwrap().top_k, 3);
+    }
 }

@@ -27,6 +27,20 @@ pub(crate) fn embed_error(path: &Path) -> impl Fn(EmbedError) -> Error + '_ {
     }
 }
 
+/// Refuses embeddings holding NaN or infinite values, which a broken checkpoint gives (an
+/// `image_std` of 0, weights that are not finite): they would pass on silently as null
+/// embeddings and zero scores.
+pub(crate) fn check_finite(e: &Embeddings, path: &Path, model: &str) -> Result<(), Error> {
+    if e.as_slice().iter().all(|v| v.is_finite()) {
+        Ok(())
+    } else {
+        Err(Error::NonFiniteEmbeddings {
+            path: path.to_path_buf(),
+            model: model.to_string(),
+        })
+    }
+}
+
 /// Decodes `video` with `opts`, calls `on_frame` on every kept frame (before it is
 /// embedded), embeds the frames in batches of `batch` with `embedder`, and advances
 /// `stage` by one per frame.
@@ -47,6 +61,7 @@ pub(crate) fn embed_frames(
     let mut flush = |pending: &mut Vec<image::RgbImage>| -> Result<(), Error> {
         if !pending.is_empty() {
             let e = embedder.embed_images(pending).map_err(&err)?;
+            check_finite(&e, &path, embedder.model_id())?;
             embeddings.extend(&e).map_err(|e| err(e.into()))?;
             stage.advance(pending.len() as u64);
             pending.clear();

@@ -125,6 +125,25 @@ pub enum Error {
         /// What is wrong and what to do.
         detail: String,
     },
+    /// The output folder holds files the pipeline did not write (not the outputs of an
+    /// earlier run of it); refused unless the run may overwrite.
+    #[error("{}: holds files this pipeline did not write ({names}); choose an empty or new folder, or allow overwriting", path.display())]
+    ForeignFolder {
+        /// The folder.
+        path: PathBuf,
+        /// Some of the files, for the message.
+        names: String,
+    },
+    /// A model gave NaN or infinite embeddings: its checkpoint is broken (a zero in the
+    /// preprocessor's `image_std`, weights that are not finite). Refused rather than passed
+    /// on as null embeddings and zero scores.
+    #[error("{}: the model {model} gave embeddings that are not finite numbers (NaN or infinity); its checkpoint is broken: check that `image_std` in its preprocessor_config.json holds no 0 and that its weights are finite", path.display())]
+    NonFiniteEmbeddings {
+        /// The input being embedded.
+        path: PathBuf,
+        /// The model's id.
+        model: String,
+    },
     /// Creating an output folder or writing a file failed.
     #[error("{}: cannot write output: {source}", path.display())]
     Write {
@@ -152,6 +171,8 @@ impl Error {
             | Error::InvalidInput { path, .. }
             | Error::ConfigFile { path, .. }
             | Error::Output { path, .. }
+            | Error::ForeignFolder { path, .. }
+            | Error::NonFiniteEmbeddings { path, .. }
             | Error::Write { path, .. } => Some(path),
             Error::Model { .. }
             | Error::Config { .. }
@@ -184,5 +205,36 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+}
+
+/// A number as messages show it: plainly, or in scientific notation where the plain form
+/// would be long (`1e308`, not 309 digits).
+pub(crate) fn num<T>(v: T) -> String
+where
+    T: Copy + Into<f64> + std::fmt::Display + std::fmt::LowerExp,
+{
+    let a = v.into().abs();
+    if a != 0.0 && a.is_finite() && !(1e-6..1e9).contains(&a) {
+        format!("{v:e}")
+    } else {
+        v.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::num;
+
+    #[test]
+    fn numbers_in_messages_stay_short() {
+        assert_eq!(num(1e308), "1e308");
+        assert_eq!(num(-2.5e-300), "-2.5e-300");
+        assert_eq!(num(2.5), "2.5");
+        assert_eq!(num(0.0), "0");
+        assert_eq!(num(f64::NAN), "NaN");
+        assert_eq!(num(f64::NEG_INFINITY), "-inf");
+        assert_eq!(num(0.12f32), "0.12");
+        assert_eq!(num(1e30f32), "1e30");
     }
 }

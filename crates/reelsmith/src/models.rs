@@ -43,7 +43,7 @@ pub enum ModelChoice {
     /// unless the registry is offline.
     Hub(String),
     /// A local checkpoint folder in the Hugging Face layout.
-    Dir(PathBuf),
+    Dir(#[serde(serialize_with = "reelsmith_core::paths::lossy")] PathBuf),
 }
 
 impl ModelChoice {

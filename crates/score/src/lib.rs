@@ -119,7 +119,8 @@ pub enum ScoreError {
     /// Saliency was asked for with an empty prompt set.
     #[error("no prompt embeddings given for saliency")]
     NoPrompts,
-    /// Negative, non-finite or all-zero weights.
-    #[error("invalid score weights: {0}")]
+    /// An invalid score configuration: negative or non-finite weights, percentiles out of
+    /// order, exposure fractions out of range (the message names the value at fault).
+    #[error("invalid score configuration: {0}")]
     InvalidWeights(String),
 }

@@ -8,6 +8,7 @@ use reelsmith::embed::HubOptions;
 use reelsmith::pipelines::embed::{self, EmbedConfig, EmbedInput};
 use serde::Serialize;
 
+use crate::out::{note, print};
 use crate::progress::StageBars;
 use crate::Ctx;
 
@@ -84,7 +85,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     let report = embed::run(&input, &config, &StageBars::new(ctx.quiet))?;
     if !ctx.quiet {
         for &(i, frames, cached) in &report.videos {
-            eprintln!(
+            note!(
                 "{}: {frames} frames{}",
                 args.inputs[i].display(),
                 if cached { " (from cache)" } else { "" }
@@ -98,10 +99,13 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
             images: report.images.rows().collect(),
             texts: report.texts.rows().collect(),
         };
-        println!("{}", serde_json::to_string(&out)?);
+        print(|w| {
+            serde_json::to_writer(&mut *w, &out)?;
+            writeln!(w)
+        })?;
     }
     if let (Some(path), false) = (&args.output, ctx.quiet) {
-        eprintln!(
+        note!(
             "wrote {} image and {} text embeddings of width {} to {}",
             report.images.len(),
             report.texts.len(),

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use reelsmith::pipelines::frames::{self, FramesConfig, FramesInput};
 
+use crate::out::note;
 use crate::progress::StageBars;
 use crate::Ctx;
 
@@ -51,11 +52,11 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
         let (w, h, n) = (report.width, report.height, report.frames.len());
         let secs = start.elapsed().as_secs_f64();
         match &args.output {
-            Some(dir) => eprintln!(
+            Some(dir) => note!(
                 "wrote {n} frames ({w}x{h}) to {} in {secs:.2}s",
                 dir.display()
             ),
-            None => eprintln!("decoded {n} frames ({w}x{h}) in {secs:.2}s"),
+            None => note!("decoded {n} frames ({w}x{h}) in {secs:.2}s"),
         }
     }
     Ok(())

@@ -8,6 +8,7 @@ use reelsmith::embed::HubOptions;
 use reelsmith::models::ModelChoice;
 use reelsmith::pipelines::highlights::{self, HighlightsConfig, HighlightsInput};
 
+use crate::out::note;
 use crate::progress::StageBars;
 use crate::Ctx;
 
@@ -157,16 +158,21 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
         tracing::warn!("{note}");
     }
     if report.model_free && cfg.model == ModelChoice::Auto && !ctx.quiet {
-        eprintln!("hint: choose a CLIP model with --model ID or --model-dir DIR");
+        note!("hint: choose a CLIP model with --model ID or --model-dir DIR");
     }
     if !ctx.quiet {
         for c in &report.clips {
-            eprintln!(
+            note!(
                 "  {}  {:7.2}s +{:.2}s  peak {:.2}s (frame {})  score {:.3}",
-                c.filename, c.start_time, c.duration, c.peak_time, c.peak_frame, c.score
+                c.filename,
+                c.start_time,
+                c.duration,
+                c.peak_time,
+                c.peak_frame,
+                c.score
             );
         }
-        eprintln!(
+        note!(
             "{} highlights of {} ({:.1} s) written to {} in {:.1} s",
             report.clips.len(),
             args.video.display(),

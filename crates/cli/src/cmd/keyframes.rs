@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use reelsmith::pipelines::keyframes::{self, KeyframeMethod, KeyframesConfig, KeyframesInput};
 
+use crate::out::note;
 use crate::progress::StageBars;
 use crate::Ctx;
 
@@ -75,7 +76,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     let input = KeyframesInput::new(&args.video, &args.output).overwrite(args.overwrite);
     let report = keyframes::run(&input, &config, &StageBars::new(ctx.quiet))?;
     if !ctx.quiet {
-        eprintln!(
+        note!(
             "wrote {} keyframes ({}) to {} in {:.2}s",
             report.keyframes.len(),
             report.method,

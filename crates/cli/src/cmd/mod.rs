@@ -90,10 +90,92 @@ fn flag_for(setting: &str) -> Option<&'static str> {
     })
 }
 
-/// A hint for an error that concerns a setting: the flag that sets it.
+/// The message of `e` and its causes, each said once (an error whose message already
+/// holds its cause's text, as many I/O errors do, is not followed by it again), with the
+/// paths of files in a run's staging folder given as where they were going: the staging
+/// folder is gone when the message is read.
+pub fn message(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || msg.contains(&text) {
+            continue;
+        }
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&text);
+    }
+    unstaged(&msg)
+}
+
+/// `text` without the staging-folder component of the paths in it
+/// (`out/.reelsmith-staging-12-0/clip_001.mp4` → `out/clip_001.mp4`).
+fn unstaged(text: &str) -> String {
+    let prefix = reelsmith::output::STAGING_PREFIX;
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(prefix) {
+        let (before, after) = rest.split_at(i);
+        // Only a whole path component: right after a separator.
+        let Some(sep) = before.chars().last().filter(|c| *c == '/' || *c == '\\') else {
+            out.push_str(before);
+            out.push_str(prefix);
+            rest = &after[prefix.len()..];
+            continue;
+        };
+        out.push_str(&before[..before.len() - sep.len_utf8()]);
+        let end = after.find(['/', '\\', ':', ' ']).unwrap_or(after.len());
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Whether `e` is a failure to write an output file (a full disk, a file-size limit, no
+/// permission).
+fn is_write_failure(e: &anyhow::Error) -> bool {
+    use reelsmith::decode::DecodeError;
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<reelsmith::Error>(),
+            Some(
+                reelsmith::Error::Write { .. }
+                    | reelsmith::Error::Decode(DecodeError::Write { .. })
+            )
+        ) || matches!(
+            c.downcast_ref::<DecodeError>(),
+            Some(DecodeError::Write { .. })
+        )
+    })
+}
+
+/// A hint for an error: the flag that sets the setting at fault, how to get a model, or
+/// what a failed write left behind.
 pub fn hint(e: &anyhow::Error) -> Option<String> {
+    if is_write_failure(e) {
+        return Some(
+            "nothing was written: the output is as it was before the run; free some space \
+             on its disk (or choose another place) and check that it can be written, then run \
+             again"
+                .into(),
+        );
+    }
     let e = e.downcast_ref::<reelsmith::Error>()?;
-    if let reelsmith::Error::Model { .. } = e {
+    if let reelsmith::Error::ForeignFolder { .. } = e {
+        return Some(
+            "pass --overwrite to write into it anyway (the files already there stay, unless \
+             an output has the same name)"
+                .into(),
+        );
+    }
+    if let reelsmith::Error::Model { model, .. } = e {
+        if Path::new(model).is_dir() {
+            return Some(format!(
+                "the checkpoint folder {model} is incomplete or damaged: replace the file named \
+                 above (download the checkpoint again), or pass another folder with --model-dir"
+            ));
+        }
         return Some(
             "pass a local checkpoint folder with --model-dir DIR, or download the model once \
              (`huggingface-cli download ID`) and pass --model ID"
@@ -104,4 +186,41 @@ pub fn hint(e: &anyhow::Error) -> Option<String> {
     Some(format!(
         "set it with {flag}, or in the file given to --config"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_say_each_cause_once_and_name_the_final_paths() {
+        let io = std::io::Error::from_raw_os_error(20);
+        let e = anyhow::Error::new(reelsmith::Error::Write {
+            path: "out/.reelsmith-staging-17-0/clip_001.mp4".into(),
+            source: io,
+        });
+        let shown = message(&e);
+        assert_eq!(
+            shown,
+            "out/clip_001.mp4: cannot write output: Not a directory (os error 20)"
+        );
+        // A cause not already in the message is kept.
+        let e = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(message(&e), "outer: inner");
+        // The staging folder itself, and a name that only resembles one, unchanged otherwise.
+        assert_eq!(unstaged("/a/b/.reelsmith-staging-1-2: gone"), "/a/b: gone");
+        assert_eq!(
+            unstaged("x.reelsmith-staging-1 stays"),
+            "x.reelsmith-staging-1 stays"
+        );
+        assert!(hint(&e).is_none());
+        // A failed write, also one reported by the decoder, says the output is as it was.
+        let e = anyhow::Error::new(reelsmith::Error::Decode(
+            reelsmith::decode::DecodeError::Write {
+                path: "out/clip_001.mp4".into(),
+                detail: "writing video: No space left on device".into(),
+            },
+        ));
+        assert!(hint(&e).is_some_and(|h| h.contains("as it was")));
+    }
 }

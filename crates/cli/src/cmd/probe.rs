@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use reelsmith::pipelines::probe::{self, ProbeConfig};
 
+use crate::out::print;
 use crate::progress::StageBars;
 use crate::Ctx;
 
@@ -26,24 +27,30 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     let config = ProbeConfig { fast: args.fast };
     let i = probe::run(&args.video, &config, &StageBars::new(ctx.quiet))?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&i)?);
+        print(|w| {
+            serde_json::to_writer_pretty(&mut *w, &i)?;
+            writeln!(w)
+        })?;
         return Ok(());
     }
-    println!("file:      {}", i.path.display());
-    println!("size:      {}x{} (as displayed)", i.width, i.height);
-    if i.rotation != 0 {
-        println!(
-            "rotation:  {}° clockwise (coded {}x{})",
-            i.rotation, i.coded_width, i.coded_height
-        );
-    }
-    println!("codec:     {}", i.codec);
-    println!("fps:       {:.3}", i.fps);
-    match i.frames {
-        Some(n) => println!("frames:    {n}"),
-        None => println!("frames:    unknown (drop --fast to count)"),
-    }
-    println!("duration:  {:.3} s", i.duration);
-    println!("audio:     {}", if i.has_audio { "yes" } else { "no" });
+    print(|w| {
+        writeln!(w, "file:      {}", i.path.display())?;
+        writeln!(w, "size:      {}x{} (as displayed)", i.width, i.height)?;
+        if i.rotation != 0 {
+            writeln!(
+                w,
+                "rotation:  {}° clockwise (coded {}x{})",
+                i.rotation, i.coded_width, i.coded_height
+            )?;
+        }
+        writeln!(w, "codec:     {}", i.codec)?;
+        writeln!(w, "fps:       {:.3}", i.fps)?;
+        match i.frames {
+            Some(n) => writeln!(w, "frames:    {n}")?,
+            None => writeln!(w, "frames:    unknown (drop --fast to count)")?,
+        }
+        writeln!(w, "duration:  {:.3} s", i.duration)?;
+        writeln!(w, "audio:     {}", if i.has_audio { "yes" } else { "no" })
+    })?;
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! `reelsmith score IMAGE_OR_VIDEO... [--prompt T]... [--model ID | --model-dir DIR]
 //! [--aesthetic-head FILE] [--json]`.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -9,6 +10,7 @@ use reelsmith::pipelines::score::{self as pipeline, ScoringConfig, ScoringInput}
 use reelsmith::score::SharpnessNorm;
 use serde::Serialize;
 
+use crate::out::{note, print};
 use crate::progress::StageBars;
 use crate::Ctx;
 
@@ -34,9 +36,9 @@ pub struct Args {
     #[arg(long)]
     every: Option<u32>,
     /// Normalise sharpness between these percentiles of each set instead of min and max
-    /// (e.g. `--robust 5,95`, or `--robust 5 95`).
-    #[arg(long, value_delimiter = ',', num_args = 1..=2, value_names = ["LOW", "HIGH"])]
-    robust: Option<Vec<f64>>,
+    /// (e.g. `--robust 5,95`).
+    #[arg(long, value_name = "LOW,HIGH", value_parser = percentiles)]
+    robust: Option<(f64, f64)>,
     /// Print `{"rows": [...]}` as JSON on stdout instead of a table.
     #[arg(long)]
     json: bool,
@@ -55,6 +57,22 @@ struct Json<'a> {
     notes: &'a [String],
 }
 
+/// Parses `LOW,HIGH` (two numbers, the ranges are checked with the rest of the
+/// configuration).
+fn percentiles(s: &str) -> Result<(f64, f64), String> {
+    let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+    let [low, high] = parts[..] else {
+        return Err(format!(
+            "'{s}' is not two percentiles LOW,HIGH such as 5,95"
+        ));
+    };
+    let number = |p: &str| {
+        p.parse::<f64>()
+            .map_err(|_| format!("'{p}' in '{s}' is not a number; give LOW,HIGH such as 5,95"))
+    };
+    Ok((number(low)?, number(high)?))
+}
+
 /// Runs the subcommand.
 pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     let mut config: ScoringConfig = super::base_config(args.config.as_deref())?;
@@ -65,10 +83,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     if args.every.is_some() {
         config.every = args.every;
     }
-    if let Some(r) = &args.robust {
-        let [low, high] = r[..] else {
-            anyhow::bail!("--robust takes two percentiles, LOW and HIGH (e.g. --robust 5,95)");
-        };
+    if let Some((low, high)) = args.robust {
         config.score.sharpness_norm = SharpnessNorm::Percentile {
             low,
             high,
@@ -89,7 +104,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     let report = pipeline::run(&input, &config, &StageBars::new(ctx.quiet))?;
     if !ctx.quiet {
         for n in &report.notes {
-            eprintln!("note: {n}");
+            note!("note: {n}");
         }
     }
     if args.json {
@@ -98,15 +113,25 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
             model_free: report.model_free,
             notes: &report.notes,
         };
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        print(|w| {
+            serde_json::to_writer_pretty(&mut *w, &json)?;
+            writeln!(w)
+        })?;
         return Ok(());
     }
+    print(|w| write_table(w, &report.rows))?;
+    Ok(())
+}
+
+/// The rows as a text table.
+fn write_table(w: &mut dyn Write, rows: &[pipeline::ScoredFrame]) -> std::io::Result<()> {
     let opt = |v: Option<f64>| v.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into());
-    println!(
+    writeln!(
+        w,
         "{:<40} {:>6} {:>8} {:>12} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6}",
         "source", "frame", "time", "sharp_var", "sharp", "expo", "aes_raw", "aes", "sal", "score"
-    );
-    for r in &report.rows {
+    )?;
+    for r in rows {
         let s = &r.score;
         let mut src = r.source.clone();
         if src.chars().count() > 40 {
@@ -121,7 +146,8 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
                     .collect::<String>()
             );
         }
-        println!(
+        writeln!(
+            w,
             "{src:<40} {:>6} {:>8.3} {:>12.2} {:>6.3} {:>6.3} {:>6} {:>6} {:>6} {:>6.3}",
             r.frame,
             r.time,
@@ -132,7 +158,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
             opt(s.aesthetics),
             opt(s.saliency),
             s.score
-        );
+        )?;
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ use reelsmith::pipelines::segments::{
     self, SegmentsConfig, SegmentsInput, SuccessorMetric, ThresholdRule,
 };
 
+use crate::out::note;
 use crate::progress::StageBars;
 use crate::Ctx;
 
@@ -68,6 +69,9 @@ pub struct Args {
     /// Cut by stream copy instead of re-encoding.
     #[arg(long)]
     stream_copy: bool,
+    /// Drop the audio from the clips.
+    #[arg(long)]
+    no_audio: bool,
     /// Write into a folder that holds files this command did not write (by default such a
     /// folder is refused; an earlier run's folder is always reused, its stale files removed).
     #[arg(long)]
@@ -131,6 +135,9 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     if args.no_clips {
         cfg.export_clips = false;
     }
+    if args.no_audio {
+        cfg.audio = false;
+    }
     let models = args.model.models(HubOptions::default(), ctx.quiet)?;
     let input = SegmentsInput::new(&args.video, &args.output, &models).overwrite(args.overwrite);
     let report = segments::run(&input, &cfg, &StageBars::new(ctx.quiet))?;
@@ -142,7 +149,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
             let why = s
                 .starts_at
                 .map_or("start".to_string(), |k| format!("{k:?}").to_lowercase());
-            eprintln!(
+            note!(
                 "  segment {:3}  {:8.2}s - {:8.2}s  ({why})  {} keyframes",
                 s.number,
                 s.start,
@@ -150,7 +157,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
                 s.keyframes.len()
             );
         }
-        eprintln!(
+        note!(
             "{} segments of {} ({}) written to {}",
             report.segments.len(),
             args.video.display(),

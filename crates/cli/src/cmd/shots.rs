@@ -7,6 +7,7 @@ use anyhow::Result;
 use reelsmith::embed::HubOptions;
 use reelsmith::pipelines::shots::{self, timecode, ShotReport, ShotsConfig, TransitionKind};
 
+use crate::out::{note, print};
 use crate::progress::StageBars;
 use crate::Ctx;
 
@@ -56,19 +57,18 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     for note in &report.notes {
         tracing::warn!("{note}");
     }
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    if args.json {
-        serde_json::to_writer_pretty(&mut out, &report.to_json())?;
-        writeln!(out)?;
-    } else if args.csv {
-        report.write_csv(&mut out)?;
-    } else {
-        write_text(&mut out, &report)?;
-    }
-    out.flush()?;
+    print(|out| {
+        if args.json {
+            serde_json::to_writer_pretty(&mut *out, &report.to_json())?;
+            writeln!(out)
+        } else if args.csv {
+            report.write_csv(out)
+        } else {
+            write_text(out, &report)
+        }
+    })?;
     if !ctx.quiet {
-        eprintln!(
+        note!(
             "{} frames in {elapsed:.3}s ({:.0} frames/s): {} transitions, {} shots",
             report.frames,
             report.frames as f64 / elapsed.max(1e-9),
@@ -79,7 +79,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-fn write_text(out: &mut impl Write, r: &ShotReport) -> Result<()> {
+fn write_text(out: &mut dyn Write, r: &ShotReport) -> std::io::Result<()> {
     writeln!(
         out,
         "{}: {} frames at {:.3} fps, {} shots",

@@ -84,8 +84,10 @@ pub(crate) fn cut(
             ),
         });
     }
+    // The caller shows them (they are in the report); logged for debugging only, so a
+    // front end that prints the report's warnings does not show each one twice.
     for warning in &report.warnings {
-        tracing::warn!("{warning}");
+        tracing::debug!("{warning}");
     }
     output::persist(tmp, out)?;
     Ok(report)

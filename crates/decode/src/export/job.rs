@@ -102,6 +102,7 @@ impl Default for ClipOptions {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ClipReport {
     /// The file written.
+    #[serde(serialize_with = "reelsmith_core::paths::lossy")]
     pub path: PathBuf,
     /// Time in the source of the clip's first video frame.
     pub start: f64,
@@ -123,7 +124,8 @@ pub struct ClipReport {
     pub stills: Vec<Option<Frame>>,
     /// What the cut had to change or leave out, in words (each names the source file): the
     /// audio left out because it could not be cut or copied, a size made even for H.264,
-    /// timestamps made increasing. Empty when the clip is what was asked for.
+    /// timestamps made increasing. Empty when the clip is what was asked for. They are
+    /// logged at debug level only: showing them is the caller's part.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
 }

@@ -13,6 +13,7 @@ use crate::error::DecodeError;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VideoInfo {
     /// The file.
+    #[serde(serialize_with = "reelsmith_core::paths::lossy")]
     pub path: PathBuf,
     /// Width as displayed: rotation metadata applied (a portrait phone clip stored as
     /// 1920×1080 with a 90° rotation reports 1080 here).

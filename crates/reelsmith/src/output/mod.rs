@@ -51,7 +51,13 @@ pub fn cleanup() {
             if p.file_name()
                 .is_some_and(|n| n.to_string_lossy().starts_with(STAGING_PREFIX))
             {
-                let _ = std::fs::remove_dir_all(&p);
+                // A worker thread may still be creating a file in it: try again.
+                for _ in 0..5 {
+                    if std::fs::remove_dir_all(&p).is_ok() || !p.exists() {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
             } else {
                 let _ = std::fs::remove_dir(&p);
             }

@@ -29,6 +29,7 @@ use reelsmith_embed::{AnyModel, CacheKey, Embedder, EmbeddingCache};
 use serde::{Deserialize, Serialize};
 
 use crate::embed_loop::{embed_error, embed_frames};
+use crate::error::num;
 use crate::models::{ModelChoice, Models};
 use crate::pipelines::score::is_image;
 use crate::progress::{Progress, Stage, StageGuard};
@@ -45,6 +46,7 @@ pub struct EmbedConfig {
     /// Images per forward pass (default 16).
     pub batch: usize,
     /// Reuse and store video embeddings in this folder.
+    #[serde(serialize_with = "reelsmith_core::paths::lossy_option")]
     pub cache: Option<PathBuf>,
 }
 
@@ -71,7 +73,7 @@ impl EmbedConfig {
         if !(self.fps.is_finite() && self.fps > 0.0 && self.fps <= 1000.0) {
             return Err(Error::config(
                 "fps",
-                format!("{} is not in (0, 1000]", self.fps),
+                format!("{} is not in (0, 1000]", num(self.fps)),
             ));
         }
         if !(1..=4096).contains(&self.batch) {
@@ -212,6 +214,7 @@ fn embed_stills(
 ) -> Result<(), Error> {
     let images: Vec<image::RgbImage> = stills.iter().map(|(_, i)| i.clone()).collect();
     let rows = model.embed_images(&images).map_err(embed_error(path))?;
+    crate::embed_loop::check_finite(&rows, path, model.model_id())?;
     report
         .images
         .extend(&rows)

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use reelsmith_decode::{self as decode, DecodeOptions, ImageFormat, Sampling, Scale};
 use serde::{Deserialize, Serialize};
 
+use crate::error::num;
 use crate::output::OutputDir;
 use crate::progress::{Progress, Stage, StageGuard};
 use crate::Error;
@@ -60,7 +61,10 @@ impl FramesConfig {
     pub fn validate(&self) -> Result<(), Error> {
         if let Some(f) = self.fps {
             if !(f.is_finite() && f > 0.0 && f <= 1000.0) {
-                return Err(Error::config("fps", format!("{f} is not in (0, 1000]")));
+                return Err(Error::config(
+                    "fps",
+                    format!("{} is not in (0, 1000]", num(f)),
+                ));
             }
         }
         if self.every == Some(0) {
@@ -130,6 +134,7 @@ pub struct FrameEntry {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FramesReport {
     /// The video.
+    #[serde(serialize_with = "reelsmith_core::paths::lossy")]
     pub video: PathBuf,
     /// Its average frame rate.
     pub fps: f64,
@@ -161,7 +166,7 @@ pub fn run(
     let opts = DecodeOptions::new().sampling(sampling).scale(scale);
     let out = input
         .output
-        .map(|dir| OutputDir::begin(dir, "frames", input.overwrite))
+        .map(|dir| OutputDir::begin(dir, "frames", input.overwrite)?.inputs(&[input.video]))
         .transpose()?;
     let expected = match sampling {
         Sampling::All => info.declared_frames,
@@ -185,7 +190,18 @@ pub fn run(
             };
             let n = next_tmp.fetch_add(1, Ordering::Relaxed);
             let tmp = out.staging().join(format!(".frame-{n:08}.jpg"));
-            decode::save_image(&frame.image, &tmp, Some(ImageFormat::Jpeg(config.quality)))?;
+            // A failure names the output folder and the frame, not the temporary name.
+            decode::save_image(&frame.image, &tmp, Some(ImageFormat::Jpeg(config.quality)))
+                .map_err(|e| match e {
+                    decode::DecodeError::Write { detail, .. } => Error::write(
+                        out.target(),
+                        std::io::Error::other(format!(
+                            "frame {} ({:.3} s): {detail}",
+                            frame.index, frame.time
+                        )),
+                    ),
+                    e => e.into(),
+                })?;
             Ok(Some(tmp))
         },
         |_| stage.advance(1),

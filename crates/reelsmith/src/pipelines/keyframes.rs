@@ -34,6 +34,7 @@ use reelsmith_segment::{min_max_normalize, successor_distances, Metric};
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::AnalysisOptions;
+use crate::error::num;
 use crate::output::OutputDir;
 use crate::progress::{Progress, Stage, StageGuard};
 use crate::Error;
@@ -107,7 +108,7 @@ impl KeyframesConfig {
         if !(0.0..=1.0).contains(&self.quantile) {
             return Err(Error::config(
                 "quantile",
-                format!("{} is not in [0, 1]", self.quantile),
+                format!("{} is not in [0, 1]", num(self.quantile)),
             ));
         }
         if !(1..=100).contains(&self.quality) {
@@ -189,6 +190,7 @@ pub struct KeyframeImage {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct KeyframesReport {
     /// The video.
+    #[serde(serialize_with = "reelsmith_core::paths::lossy")]
     pub video: PathBuf,
     /// The method's name.
     pub method: &'static str,
@@ -205,8 +207,10 @@ pub fn run(
     progress: &dyn Progress,
 ) -> Result<KeyframesReport, Error> {
     config.validate()?;
+    // The output folder is checked before the analysis, so a refused folder fails at once.
+    let out =
+        OutputDir::begin(input.output, "keyframes", input.overwrite)?.inputs(&[input.video])?;
     let picked = pick(input.video, config, progress)?;
-    let out = OutputDir::begin(input.output, "keyframes", input.overwrite)?;
     let keyframes = write_images(input.video, &out, config, &picked, progress)?;
     let report = KeyframesReport {
         video: input.video.to_path_buf(),

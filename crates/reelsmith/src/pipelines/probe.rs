@@ -30,6 +30,7 @@ pub struct ProbeConfig {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProbeReport {
     /// The file.
+    #[serde(serialize_with = "reelsmith_core::paths::lossy")]
     pub path: PathBuf,
     /// Width as displayed (rotation applied).
     pub width: u32,

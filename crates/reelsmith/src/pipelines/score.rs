@@ -35,6 +35,7 @@ use reelsmith_score::{
 use serde::{Deserialize, Serialize};
 
 use crate::embed_loop::{embed_error, embed_frames, DEFAULT_BATCH};
+use crate::error::num;
 use crate::models::{ModelChoice, Models};
 use crate::progress::{Progress, Stage, StageGuard};
 use crate::Error;
@@ -65,6 +66,7 @@ pub struct ScoringConfig {
     /// The embedding model for aesthetics and saliency (default none).
     pub model: ModelChoice,
     /// LAION aesthetic head (`.pth` or `.safetensors`); needs a CLIP model.
+    #[serde(serialize_with = "reelsmith_core::paths::lossy_option")]
     pub aesthetic_head: Option<PathBuf>,
     /// Text prompts for saliency; need a CLIP model.
     pub prompts: Vec<String>,
@@ -97,7 +99,7 @@ impl ScoringConfig {
         if !(self.fps.is_finite() && self.fps > 0.0 && self.fps <= 1000.0) {
             return Err(Error::config(
                 "fps",
-                format!("{} is not in (0, 1000]", self.fps),
+                format!("{} is not in (0, 1000]", num(self.fps)),
             ));
         }
         if self.every == Some(0) {
@@ -113,10 +115,16 @@ impl ScoringConfig {
                 return Err(Error::NeedsModel { what: "prompts" });
             }
         }
-        self.score
-            .validate()
-            .map_err(|e| Error::config("score", e.to_string()))
+        validate_score(&self.score)
     }
+}
+
+/// Checks the `score` section of a configuration; the error names the setting `score`.
+pub(crate) fn validate_score(score: &reelsmith_score::ScoreConfig) -> Result<(), Error> {
+    score.validate().map_err(|e| match e {
+        reelsmith_score::ScoreError::InvalidWeights(m) => Error::config("score", m),
+        e => Error::config("score", e.to_string()),
+    })
 }
 
 /// The files and models of a score run.
@@ -286,6 +294,7 @@ fn embed_stills(model: &AnyModel, set: &mut Set, path: &Path) -> Result<(), Erro
         return Ok(());
     }
     let e = model.embed_images(&set.images).map_err(embed_error(path))?;
+    crate::embed_loop::check_finite(&e, path, model.model_id())?;
     match &mut set.embeddings {
         Some(all) => all.extend(&e).map_err(|e| embed_error(path)(e.into()))?,
         None => set.embeddings = Some(e),

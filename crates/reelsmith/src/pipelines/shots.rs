@@ -70,6 +70,7 @@ impl ShotsConfig {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ShotReport {
     /// The video file.
+    #[serde(serialize_with = "reelsmith_core::paths::lossy")]
     pub video: PathBuf,
     /// Average frame rate from the container.
     pub fps: f64,
@@ -366,6 +367,7 @@ pub struct ShotJson {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ShotsJson {
     /// The video file.
+    #[serde(serialize_with = "reelsmith_core::paths::lossy")]
     pub video: PathBuf,
     /// Average frame rate.
     pub fps: f64,

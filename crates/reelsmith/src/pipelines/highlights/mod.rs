@@ -37,7 +37,7 @@ use reelsmith_score::{AestheticHead, FrameMeasures, ModelInputs, ScoreSet};
 use reelsmith_segment::{diversity::diverse, peaks};
 
 use crate::embed_loop::{embed_error, embed_frames, DEFAULT_BATCH};
-use crate::models::Models;
+use crate::models::{ModelChoice, Models};
 use crate::output::OutputDir;
 use crate::progress::{Progress, Stage, StageGuard};
 use crate::Error;
@@ -96,11 +96,18 @@ pub fn run(
     config: &HighlightsConfig,
     progress: &dyn Progress,
 ) -> Result<HighlightsReport, Error> {
+    config.validate()?;
+    // The output folder is checked before the analysis, so a refused folder fails at once.
+    let out = OutputDir::begin(input.output, "highlights", input.overwrite)?.inputs(
+        &[Some(input.video), config.aesthetic_head.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>(),
+    )?;
     let t = std::time::Instant::now();
     let mut report = analyse(input, config, progress)?;
     tracing::info!("analysis took {:.2} s", t.elapsed().as_secs_f64());
     let t = std::time::Instant::now();
-    let out = OutputDir::begin(input.output, "highlights", input.overwrite)?;
     let video = decode::open(input.video)?;
     let mut peak_frames = vec![None; report.clips.len()];
     if config.export_clips {
@@ -407,8 +414,11 @@ fn score(
                 path: path.to_path_buf(),
                 source,
             })?;
-    // With a note of our own on the missing model, the scorer's generic one would repeat it.
-    let skip = usize::from(model.note.is_some() && model_inputs.is_none());
+    // With a note of our own on the missing model, the scorer's generic one would repeat
+    // it; a run asked to go without a model needs no note on it.
+    let skip = usize::from(
+        model_inputs.is_none() && (model.note.is_some() || config.model == ModelChoice::None),
+    );
     notes.extend(set.notes.iter().skip(skip).cloned());
     Ok(set)
 }

@@ -6,6 +6,7 @@ use reelsmith_decode::{ClipMode, X264Preset};
 use reelsmith_score::{FrameScore, ScoreConfig};
 use serde::{Deserialize, Serialize};
 
+use crate::error::num;
 use crate::models::ModelChoice;
 use crate::Error;
 
@@ -67,6 +68,7 @@ pub struct HighlightsConfig {
     /// LAION aesthetic predictor head (`.pth` or `.safetensors`) for the model's image
     /// embeddings; needs a CLIP model. When not set, [`HighlightsConfig::aesthetic_auto`]
     /// looks for the head that matches the model.
+    #[serde(serialize_with = "reelsmith_core::paths::lossy_option")]
     pub aesthetic_head: Option<PathBuf>,
     /// With a CLIP model and no `aesthetic_head`, find and load the matching LAION head
     /// (default true): next to the model, in `$REELSMITH_AESTHETIC_DIR`, in
@@ -112,7 +114,7 @@ impl HighlightsConfig {
     pub fn validate(&self) -> Result<(), Error> {
         let bad = |setting, m: String| Err(Error::config(setting, m));
         if !(self.fps.is_finite() && self.fps > 0.0 && self.fps <= 120.0) {
-            return bad("fps", format!("{} is not in (0, 120]", self.fps));
+            return bad("fps", format!("{} is not in (0, 120]", num(self.fps)));
         }
         if self.height < 16 {
             return bad("height", format!("{} is below 16", self.height));
@@ -124,7 +126,7 @@ impl HighlightsConfig {
             ("post_roll", self.post_roll),
         ] {
             if !(v.is_finite() && (0.0..=86_400.0).contains(&v)) {
-                return bad(name, format!("{v} s is not in [0, 86400]"));
+                return bad(name, format!("{} s is not in [0, 86400]", num(v)));
             }
         }
         if !(self.min_duration.is_finite()
@@ -133,7 +135,7 @@ impl HighlightsConfig {
         {
             return bad(
                 "min_duration",
-                format!("{} s is not in (0, 86400]", self.min_duration),
+                format!("{} s is not in (0, 86400]", num(self.min_duration)),
             );
         }
         if !(self.max_duration.is_finite() && self.max_duration >= self.min_duration) {
@@ -141,7 +143,8 @@ impl HighlightsConfig {
                 "max_duration",
                 format!(
                     "{} s is below the shortest clip (min_duration, {} s)",
-                    self.max_duration, self.min_duration
+                    num(self.max_duration),
+                    num(self.min_duration)
                 ),
             );
         }
@@ -155,7 +158,7 @@ impl HighlightsConfig {
                 "diversity_threshold",
                 format!(
                     "{} is not a cosine distance (in [0, 2])",
-                    self.diversity_threshold
+                    num(self.diversity_threshold)
                 ),
             );
         }
@@ -165,7 +168,7 @@ impl HighlightsConfig {
         if self.crf > 51 {
             return bad("crf", format!("{}: x264 takes 0..=51", self.crf));
         }
-        Ok(())
+        crate::pipelines::score::validate_score(&self.score)
     }
 }
 
@@ -188,6 +191,7 @@ pub struct HighlightClip {
     /// File name inside the output folder (`clip_001.mp4`...).
     pub filename: String,
     /// The source video.
+    #[serde(serialize_with = "reelsmith_core::paths::lossy")]
     pub source_video: PathBuf,
     /// Start in the source, seconds (the first frame's time for re-encoded clips, the
     /// keyframe's for stream copies).
@@ -222,6 +226,7 @@ pub struct TimelineRow {
 #[derive(Debug, Clone, Serialize)]
 pub struct HighlightsReport {
     /// The source video.
+    #[serde(serialize_with = "reelsmith_core::paths::lossy")]
     pub source_video: PathBuf,
     /// Duration of the source in seconds.
     pub duration: f64,
@@ -315,7 +320,15 @@ mod tests {
             pre_roll: 1e308,
             ..HighlightsConfig::default()
         };
-        assert_eq!(c.validate().unwrap_err().setting(), Some("pre_roll"));
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.setting(), Some("pre_roll"));
+        assert!(e.to_string().contains("1e308 s"), "{e}");
         assert!(serde_json::from_str::<HighlightsConfig>(r#"{"topk": 2}"#).is_err());
+        // The score section is checked too, before any work is done.
+        let mut c = HighlightsConfig::default();
+        c.score.weights.sharpness = f64::NAN;
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.setting(), Some("score"), "{e}");
+        assert!(e.to_string().contains("sharpness weight"), "{e}");
     }
 }

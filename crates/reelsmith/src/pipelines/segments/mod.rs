@@ -56,6 +56,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::analysis::{end_time, AnalysisOptions};
 use crate::embed_loop::{embed_frames, DEFAULT_BATCH};
+use crate::error::num;
 use crate::models::{ModelChoice, Models};
 use crate::output::OutputDir;
 use crate::progress::{Progress, Stage, StageGuard};
@@ -173,6 +174,9 @@ pub struct SegmentsConfig {
     pub pictures: bool,
     /// Write one clip per segment (default true).
     pub export_clips: bool,
+    /// Keep the audio in the clips (default true; a damaged audio stream is left out with
+    /// a note).
+    pub audio: bool,
     /// Re-encode (frame-accurate, default) or stream copy.
     pub clip_mode: ClipMode,
     /// x264 CRF (default 18).
@@ -207,6 +211,7 @@ impl Default for SegmentsConfig {
             phash_distance: 10,
             pictures: true,
             export_clips: true,
+            audio: true,
             clip_mode: ClipMode::Reencode,
             crf: 18,
             preset: X264Preset::Veryfast,
@@ -266,6 +271,7 @@ pub struct FoundTransition {
 #[derive(Debug, Clone, Serialize)]
 pub struct SegmentsReport {
     /// The source video.
+    #[serde(serialize_with = "reelsmith_core::paths::lossy")]
     pub video: PathBuf,
     /// Its duration in seconds.
     pub duration: f64,
@@ -328,7 +334,7 @@ impl SegmentsConfig {
         if !(self.fps.is_finite() && self.fps > 0.0 && self.fps <= 120.0) {
             return Err(Error::config(
                 "fps",
-                format!("{} is not in (0, 120]", self.fps),
+                format!("{} is not in (0, 120]", num(self.fps)),
             ));
         }
         if self.height < 16 {
@@ -340,7 +346,10 @@ impl SegmentsConfig {
         if !(self.min_seconds.is_finite() && self.min_seconds > 0.0) {
             return Err(Error::config(
                 "min_seconds",
-                format!("{} s: a segment must last more than 0 s", self.min_seconds),
+                format!(
+                    "{} s: a segment must last more than 0 s",
+                    num(self.min_seconds)
+                ),
             ));
         }
         if !(self.max_seconds.is_finite() && self.max_seconds >= self.min_seconds) {
@@ -348,7 +357,8 @@ impl SegmentsConfig {
                 "max_seconds",
                 format!(
                     "{} s is below the shortest segment (min_seconds, {} s)",
-                    self.max_seconds, self.min_seconds
+                    num(self.max_seconds),
+                    num(self.min_seconds)
                 ),
             ));
         }
@@ -359,7 +369,7 @@ impl SegmentsConfig {
             if !(v.is_finite() && v > 0.0 && v <= 86_400.0) {
                 return Err(Error::config(
                     name,
-                    format!("{v} s: the window must be positive (at most a day)"),
+                    format!("{} s: the window must be positive (at most a day)", num(v)),
                 ));
             }
         }
@@ -424,9 +434,11 @@ pub fn run(
     progress: &dyn Progress,
 ) -> Result<SegmentsReport, Error> {
     config.validate()?;
+    // The output folder is checked before the analysis, so a refused folder fails at once.
+    let out =
+        OutputDir::begin(input.output, "segments", input.overwrite)?.inputs(&[input.video])?;
     let plan = plan(input, config, progress)?;
     let video = decode::open(input.video)?;
-    let out = OutputDir::begin(input.output, "segments", input.overwrite)?;
     let (segments, warnings) = export(&video, &plan, config, &out, progress)?;
     let mut notes = plan.notes.clone();
     notes.extend(warnings);
@@ -632,7 +644,7 @@ fn export(
             mode: config.clip_mode,
             crf: config.crf,
             preset: config.preset,
-            audio: true,
+            audio: config.audio,
             threads: 0,
         };
         let mut which = Vec::new();
