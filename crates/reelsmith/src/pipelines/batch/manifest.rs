@@ -159,31 +159,26 @@ struct CsvColumns {
 
 impl CsvColumns {
     fn new(file: &Path, headers: &csv::StringRecord) -> Result<Self, Error> {
-        let mut path = None;
-        let mut id = None;
-        let mut options = Vec::new();
-        for (i, h) in headers.iter().enumerate() {
-            let h = h.trim();
-            match h {
-                "path" => path = Some(i),
-                "id" => id = Some(i),
-                _ => {
-                    let (job, setting) = option_name(h).map_err(|d| line_err(file, 1, d))?;
-                    options.push((i, job, setting));
-                }
-            }
-        }
-        let path = path.ok_or_else(|| {
+        let names: Vec<&str> = headers.iter().map(str::trim).collect();
+        let path = names.iter().position(|&h| h == "path").ok_or_else(|| {
             line_err(
                 file,
                 1,
                 format!(
                     "the header has no `path` column (it has: {}); name the column of video \
                      paths `path`",
-                    headers.iter().collect::<Vec<_>>().join(", ")
+                    names.join(", ")
                 ),
             )
         })?;
+        let id = names.iter().position(|&h| h == "id");
+        let mut options = Vec::new();
+        for (i, h) in names.iter().enumerate() {
+            if i != path && Some(i) != id {
+                let (job, setting) = option_name(h).map_err(|d| line_err(file, 1, d))?;
+                options.push((i, job, setting));
+            }
+        }
         Ok(Self { path, id, options })
     }
 }
