@@ -48,6 +48,9 @@ enum Command {
     Keyframes(cmd::keyframes::Args),
     /// Embed images, video frames and texts with CLIP or DINOv2 (safetensors or JSON out).
     Embed(cmd::embed::Args),
+    /// A video collection: run jobs over a manifest (sharded on Slurm or Kubernetes,
+    /// resumable), merge the results into Parquet, show the status.
+    Batch(cmd::batch::Args),
 }
 
 #[cfg(not(unix))]
@@ -133,6 +136,7 @@ fn main() {
         Command::Shots(a) => cmd::shots::run(a, &ctx),
         Command::Keyframes(a) => cmd::keyframes::run(a, &ctx),
         Command::Embed(a) => cmd::embed::run(a, &ctx),
+        Command::Batch(a) => cmd::batch::run(a, &ctx),
     };
     if let Err(e) = result {
         std::process::exit(fail(&e));

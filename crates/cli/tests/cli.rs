@@ -6,6 +6,8 @@ use std::process::Command;
 
 use reelsmith_test_support::{shared_videos, tiny_clip, tiny_dinov2, write_png};
 
+mod batch;
+
 fn reelsmith() -> Command {
     Command::new(env!("CARGO_BIN_EXE_reelsmith"))
 }

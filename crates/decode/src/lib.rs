@@ -73,4 +73,5 @@ pub use frames::{
     DecodeOptions, Frame, Frames, Resampler, Sampling, Scale, MAX_FRAME_PIXELS, MAX_FRAME_SIDE,
 };
 pub use parallel::Mapped;
+pub use paths::network_url;
 pub use probe::{open, Video, VideoInfo};

@@ -11,10 +11,24 @@ use std::path::Path;
 
 use crate::error::DecodeError;
 
+/// The network URL `path` holds, when it is one FFmpeg opens by URL: `http://` or
+/// `https://` (scheme in any case). Such inputs are opened as given, never as files.
+pub fn network_url(path: &Path) -> Option<&str> {
+    let s = path.to_str()?;
+    let scheme = s.split_once("://")?.0;
+    (scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")).then_some(s)
+}
+
 /// The `file:` URL of `path` for FFmpeg, from its raw bytes on Unix. A path holding a NUL
 /// byte, or (elsewhere than Unix) one that is not valid Unicode, is an
 /// [`DecodeError::InvalidArgument`].
 pub(crate) fn ffmpeg_url(path: &Path) -> Result<CString, DecodeError> {
+    if let Some(url) = network_url(path) {
+        return CString::new(url).map_err(|_| DecodeError::InvalidArgument {
+            path: path.to_path_buf(),
+            detail: "the URL holds a NUL byte".into(),
+        });
+    }
     let mut url = b"file:".to_vec();
     #[cfg(unix)]
     {
@@ -93,6 +107,11 @@ mod tests {
 
     #[test]
     fn url_keeps_the_bytes_and_refuses_nul() {
+        let url = ffmpeg_url(Path::new("https://example.invalid/a.mp4?x=1")).unwrap();
+        assert_eq!(url.as_bytes(), b"https://example.invalid/a.mp4?x=1");
+        assert!(network_url(Path::new("HTTP://h/a.mp4")).is_some());
+        assert!(network_url(Path::new("ftp://h/a.mp4")).is_none());
+        assert!(network_url(Path::new("dir/http:/a.mp4")).is_none());
         let url = ffmpeg_url(Path::new("dir/take:2.mp4")).unwrap();
         assert_eq!(url.as_bytes(), b"file:dir/take:2.mp4");
         #[cfg(unix)]

@@ -144,6 +144,17 @@ pub enum Error {
         /// The model's id.
         model: String,
     },
+    /// A line of a batch manifest is wrong (a missing column, a duplicate id, an unknown
+    /// option...), or the manifest as a whole cannot be used (`line` 0: unreadable, empty).
+    #[error("{}", manifest_message(path, *line, detail))]
+    Manifest {
+        /// The manifest file.
+        path: PathBuf,
+        /// The 1-based line at fault (0 for the whole file).
+        line: u64,
+        /// What is wrong and what to do.
+        detail: String,
+    },
     /// Creating an output folder or writing a file failed.
     #[error("{}: cannot write output: {source}", path.display())]
     Write {
@@ -173,6 +184,7 @@ impl Error {
             | Error::Output { path, .. }
             | Error::ForeignFolder { path, .. }
             | Error::NonFiniteEmbeddings { path, .. }
+            | Error::Manifest { path, .. }
             | Error::Write { path, .. } => Some(path),
             Error::Model { .. }
             | Error::Config { .. }
@@ -205,6 +217,15 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+}
+
+/// `path:line: detail`, or `path: detail` for the whole file.
+fn manifest_message(path: &std::path::Path, line: u64, detail: &str) -> String {
+    if line == 0 {
+        format!("{}: {detail}", path.display())
+    } else {
+        format!("{}:{line}: {detail}", path.display())
     }
 }
 

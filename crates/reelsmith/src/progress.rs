@@ -46,6 +46,8 @@ pub enum Stage {
     Write,
     /// Loading a model.
     Load,
+    /// Videos of a batch (one step per video).
+    Videos,
 }
 
 impl Stage {
@@ -59,6 +61,7 @@ impl Stage {
             Stage::Export => "export",
             Stage::Write => "write",
             Stage::Load => "load",
+            Stage::Videos => "videos",
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The subcommands, and what they share: configuration files, model flags, hints.
 
+pub mod batch;
 pub mod embed;
 pub mod frames;
 pub mod highlights;
@@ -84,6 +85,9 @@ fn flag_for(setting: &str) -> Option<&'static str> {
         "analysis_height" => "--analysis-height",
         "k" => "--k",
         "batch" => "--batch",
+        "jobs" => "--jobs",
+        "shard" => "--shard",
+        "workers" => "--workers",
         "score" => "--robust (or the [score] section of --config)",
         "model" => "--model ID or --model-dir DIR",
         _ => return None,

@@ -9,7 +9,7 @@ use std::sync::Once;
 use ffmpeg_next as ff;
 
 use crate::error::DecodeError;
-use crate::paths::{ffmpeg_url, special_kind};
+use crate::paths::{ffmpeg_url, network_url, special_kind};
 use crate::probe::info::VideoInfo;
 
 /// Initialises FFmpeg once and lowers its console logging to errors only.
@@ -25,9 +25,12 @@ pub(crate) fn init() {
 /// Opens the demuxer, mapping failures to typed errors. The path is checked first: a
 /// missing file, a folder, something other than a regular file (a device, a FIFO: never
 /// opened, so nothing blocks), an empty or unreadable file each get their own error.
+/// An `http://` or `https://` URL is handed to FFmpeg as it is.
 pub(crate) fn open_input(path: &Path) -> Result<ff::format::context::Input, DecodeError> {
     init();
-    check_source_file(path)?;
+    if network_url(path).is_none() {
+        check_source_file(path)?;
+    }
     let url = ffmpeg_url(path)?;
     open_url(&url).map_err(|failure| match failure {
         OpenFailure::NotRecognised(e) => DecodeError::NotAVideo {

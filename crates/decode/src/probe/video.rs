@@ -39,6 +39,8 @@ impl std::fmt::Debug for Video {
 }
 
 /// Probes `path`: checks that it is a readable video and gathers its [`VideoInfo`].
+/// `path` may also be an `http://` or `https://` URL, which FFmpeg streams (see
+/// [`network_url`](crate::network_url)); every later pass opens the URL again.
 ///
 /// ```no_run
 /// let v = reelsmith_decode::open("clip.mkv")?;

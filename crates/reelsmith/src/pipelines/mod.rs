@@ -17,7 +17,9 @@
 //! | [`embed`] | `*.safetensors` | decode → CLIP / DINOv2 in batches, embedding cache |
 //! | [`highlights`] | clips, `highlights.json`, CSVs, plot, contact sheet | decode → score → peaks → diversity → clips |
 //! | [`segments`] | clips, keyframes, `segments.json` | decode → embed → successor seams → segments → clips |
+//! | [`batch`] | `OUT/<id>/<job>/...`, markers; Parquet on merge | a manifest's videos through the jobs above, sharded, resumable |
 
+pub mod batch;
 pub mod embed;
 pub mod frames;
 pub mod highlights;
