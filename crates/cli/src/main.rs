@@ -45,6 +45,14 @@ enum Command {
     Keyframes(cmd::keyframes::Args),
     /// Embed images, video frames and texts with CLIP or DINOv2 (safetensors or JSON out).
     Embed(cmd::embed::Args),
+    /// Find the entities of a frame (ISNet or SAM), embed them, write an entity memory folder.
+    Entities(cmd::entities::Args),
+    /// Compose a first frame from entity cut-outs and a background (FFGo or a free layout).
+    Compose(cmd::compose::Args),
+    /// Measure how well a video keeps the entities of a memory (CSV, plot, JSON summary).
+    Retention(cmd::retention::Args),
+    /// Generate a video from a first frame and a prompt with a Wan 2.x model (MP4 or PNGs).
+    Generate(cmd::generate::Args),
 }
 
 #[cfg(not(unix))]
@@ -112,6 +120,10 @@ fn main() {
         Command::Shots(a) => cmd::shots::run(a, &ctx),
         Command::Keyframes(a) => cmd::keyframes::run(a, &ctx),
         Command::Embed(a) => cmd::embed::run(a, &ctx),
+        Command::Entities(a) => cmd::entities::run(a, &ctx),
+        Command::Compose(a) => cmd::compose::run(a, &ctx),
+        Command::Retention(a) => cmd::retention::run(a, &ctx),
+        Command::Generate(a) => cmd::generate::run(a, &ctx),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

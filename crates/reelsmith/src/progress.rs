@@ -46,6 +46,10 @@ pub enum Stage {
     Write,
     /// Loading a model.
     Load,
+    /// Segmenting frames into entities.
+    Segment,
+    /// Denoising steps of a diffusion model.
+    Denoise,
 }
 
 impl Stage {
@@ -59,6 +63,8 @@ impl Stage {
             Stage::Export => "export",
             Stage::Write => "write",
             Stage::Load => "load",
+            Stage::Segment => "segment",
+            Stage::Denoise => "denoise",
         }
     }
 }
