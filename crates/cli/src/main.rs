@@ -51,6 +51,14 @@ enum Command {
     /// A video collection: run jobs over a manifest (sharded on Slurm or Kubernetes,
     /// resumable), merge the results into Parquet, show the status.
     Batch(cmd::batch::Args),
+    /// Find the entities of a frame (ISNet or SAM), embed them, write an entity memory folder.
+    Entities(cmd::entities::Args),
+    /// Compose a first frame from entity cut-outs and a background (FFGo or a free layout).
+    Compose(cmd::compose::Args),
+    /// Measure how well a video keeps the entities of a memory (CSV, plot, JSON summary).
+    Retention(cmd::retention::Args),
+    /// Generate a video from a first frame and a prompt with a Wan 2.x model (MP4 or PNGs).
+    Generate(cmd::generate::Args),
 }
 
 #[cfg(not(unix))]
@@ -137,6 +145,10 @@ fn main() {
         Command::Keyframes(a) => cmd::keyframes::run(a, &ctx),
         Command::Embed(a) => cmd::embed::run(a, &ctx),
         Command::Batch(a) => cmd::batch::run(a, &ctx),
+        Command::Entities(a) => cmd::entities::run(a, &ctx),
+        Command::Compose(a) => cmd::compose::run(a, &ctx),
+        Command::Retention(a) => cmd::retention::run(a, &ctx),
+        Command::Generate(a) => cmd::generate::run(a, &ctx),
     };
     if let Err(e) = result {
         std::process::exit(fail(&e));

@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use reelsmith_test_support::{shared_videos, tiny_clip, tiny_dinov2, write_png};
+use reelsmith_test_support::{
+    encode_h264, shared, shared_videos, tiny_clip, tiny_dinov2, tiny_isnet, tiny_wan_i2v, write_png,
+};
 
 mod batch;
 
@@ -1479,4 +1481,260 @@ fn bad_options_configs_and_model_folders() {
             }
         }
     }
+}
+
+/// `stderr` of a command that must fail.
+fn failed(out: std::process::Output) -> String {
+    assert!(!out.status.success(), "succeeded unexpectedly");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn entities_of_chaplin_frame_120_then_a_composed_first_frame() {
+    let Some(videos) = shared_videos() else {
+        return;
+    };
+    let Some(isnet) = shared("models/isnet") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let mem = tmp.path().join("chaplin");
+    let out = succeeded(
+        reelsmith()
+            .arg("entities")
+            .arg(videos.join("chaplin.mp4"))
+            .args(["--frame", "120", "--model-dir"])
+            .arg(&isnet)
+            .arg("--embed-model-dir")
+            .arg(tiny_dinov2())
+            .arg("-o")
+            .arg(&mem)
+            .output()
+            .unwrap(),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("2 entities"), "{err}");
+    let j: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(mem.join("entities.json")).unwrap()).unwrap();
+    let ents = j["entities"].as_array().unwrap();
+    assert_eq!(ents.len(), 2);
+    assert_eq!(j["frame"]["index"], 120);
+    assert_eq!(j["segmenter"], "isnet");
+    for (i, e) in ents.iter().enumerate() {
+        for key in [
+            "bbox",
+            "centroid",
+            "area_fraction",
+            "score",
+            "mask_file",
+            "cutout_file",
+        ] {
+            assert!(!e[key].is_null(), "entity {i} has no {key}: {e}");
+        }
+        assert_eq!(e["cutout_file"], format!("entity_{i:02}.png"));
+        assert!(mem.join(format!("mask_{i:02}.png")).is_file());
+        let s = e["score"].as_f64().unwrap();
+        assert!(s > 0.5 && s <= 1.0, "{s}");
+    }
+    for f in ["overlay.png", "embeddings.safetensors"] {
+        assert!(mem.join(f).is_file(), "{f}");
+    }
+    // The same frame as the decoded reference PNG (ffmpeg): the overlay has its size.
+    let frame = image::open(isnet.join("frames/chaplin_f0120.png")).unwrap();
+    let overlay = image::open(mem.join("overlay.png")).unwrap();
+    assert_eq!(overlay.width(), frame.width());
+
+    // A first frame from the two cut-outs on a bikes frame, FFGo layout at 1280x720.
+    let first = tmp.path().join("first_frame.png");
+    succeeded(
+        reelsmith()
+            .arg("compose")
+            .arg("--background")
+            .arg(isnet.join("frames/bikes_f0000.png"))
+            .arg("--entity")
+            .arg(mem.join("entity_00.png"))
+            .arg(mem.join("entity_01.png"))
+            .arg("-o")
+            .arg(&first)
+            .output()
+            .unwrap(),
+    );
+    let img = image::open(&first).unwrap();
+    assert_eq!((img.width(), img.height()), (1280, 720));
+    let layout: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("first_frame.layout.json")).unwrap())
+            .unwrap();
+    assert_eq!(layout["entities"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn entities_and_retention_with_tiny_models_and_their_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    // 2 s of a still scene (two bright shapes), lossless.
+    let video = tmp.path().join("still.mp4");
+    let frames = (0..20).map(|_| {
+        ndarray::Array3::from_shape_fn((64, 96, 3), |(y, x, c)| {
+            let a = (x as i32 - 28).pow(2) + (y as i32 - 30).pow(2) < 14 * 14;
+            let b = (62..86).contains(&x) && (18..50).contains(&y);
+            match (a, b) {
+                (true, _) => [230, 60, 40][c],
+                (_, true) => [40, 90, 230][c],
+                _ => [20 + (x / 8) as u8, 20 + (y / 8) as u8, 24][c],
+            }
+        })
+    });
+    encode_h264(&video, (96, 64, 10), 10, "ultrafast", "qp=0", frames);
+    let mem = tmp.path().join("mem");
+    let out = succeeded(
+        reelsmith()
+            .arg("entities")
+            .arg(&video)
+            .args(["--time", "0.5", "--weights"])
+            .arg(tiny_isnet())
+            .arg("--embed-model-dir")
+            .arg(tiny_dinov2())
+            .arg("-o")
+            .arg(&mem)
+            .output()
+            .unwrap(),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("frame 5 at 0.500 s"), "{err}");
+    let ret = tmp.path().join("ret");
+    succeeded(
+        reelsmith()
+            .arg("retention")
+            .arg(&video)
+            .arg("--entities")
+            .arg(&mem)
+            .args(["--fps", "2", "-q", "-o"])
+            .arg(&ret)
+            .output()
+            .unwrap(),
+    );
+    let j: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ret.join("retention.json")).unwrap()).unwrap();
+    assert_eq!(j["frames"], 4);
+    assert!(ret.join("retention.csv").is_file() && ret.join("retention.png").is_file());
+
+    // Another embedding model: refused, with the flag to fix it.
+    let err = failed(
+        reelsmith()
+            .arg("retention")
+            .arg(&video)
+            .arg("--entities")
+            .arg(&mem)
+            .arg("--embed-model-dir")
+            .arg(tiny_clip())
+            .arg("-o")
+            .arg(tmp.path().join("r2"))
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("cannot be compared"), "{err}");
+    assert!(
+        err.contains("hint: set it with --embed-model ID or --embed-model-dir DIR"),
+        "{err}"
+    );
+    // No segmenter weights; an opaque cut-out.
+    let err = failed(
+        reelsmith()
+            .arg("entities")
+            .arg(&video)
+            .arg("-o")
+            .arg(tmp.path().join("m2"))
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        err.contains("hint: set it with --weights FILE or --model-dir DIR"),
+        "{err}"
+    );
+    let rgb = tmp.path().join("opaque.png");
+    write_png(&rgb, 40, 30, 3);
+    let err = failed(
+        reelsmith()
+            .args(["compose", "--background"])
+            .arg(&rgb)
+            .arg("--entity")
+            .arg(&rgb)
+            .arg("-o")
+            .arg(tmp.path().join("f.png"))
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("no alpha channel"), "{err}");
+    assert!(!tmp.path().join("m2").exists() && !tmp.path().join("f.png").exists());
+}
+
+#[test]
+fn generate_an_mp4_and_png_frames_with_a_tiny_wan_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wan = tiny_wan_i2v();
+    let base = |out: &Path| {
+        let mut c = reelsmith();
+        c.arg("generate")
+            .arg("--model-dir")
+            .arg(&wan)
+            .arg("--image")
+            .arg(wan.join("first_frame.png"))
+            .args(["--prompt", "A cat walks on the grass."])
+            .args([
+                "--frames", "5", "--size", "32x32", "--steps", "2", "--seed", "7",
+            ])
+            .arg("-o")
+            .arg(out);
+        c
+    };
+    let mp4 = tmp.path().join("out.mp4");
+    let out = succeeded(base(&mp4).output().unwrap());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("5 frames of 32x32"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = reelsmith::decode::open(&mp4).unwrap();
+    assert_eq!((v.info().width, v.info().height), (32, 32));
+    assert_eq!(v.count_frames().unwrap(), 5);
+
+    let frames = tmp.path().join("frames/");
+    succeeded(base(&frames).arg("-q").output().unwrap());
+    for i in 0..5 {
+        let f = image::open(frames.join(format!("frame_{i:04}.png"))).unwrap();
+        assert_eq!((f.width(), f.height()), (32, 32));
+    }
+    assert!(frames.join("generate.json").is_file());
+
+    // Settings the model cannot take, each with the flag that fixes it; nothing written.
+    let bad = tmp.path().join("bad.mp4");
+    for (args, hint) in [
+        (vec!["--frames", "6"], "--frames"),
+        (vec!["--size", "30x32"], "--size WxH"),
+        (vec!["--guidance", "nan"], "--guidance"),
+    ] {
+        let err = failed(base(&bad).args(&args).output().unwrap());
+        assert!(
+            err.contains(&format!("hint: set it with {hint}")),
+            "{args:?}: {err}"
+        );
+    }
+    let err = failed(
+        reelsmith()
+            .args([
+                "generate",
+                "--model",
+                "Wan-AI/Wan2.2-I2V-A14B-Diffusers",
+                "--prompt",
+                "x",
+                "-o",
+            ])
+            .arg(&bad)
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        err.contains("not available yet") && err.contains("--model-dir"),
+        "{err}"
+    );
+    assert!(!bad.exists());
 }

@@ -84,6 +84,89 @@ impl SamVariant {
         }
     }
 
+    /// Which SAM a checkpoint holds, read from its tensor shapes without loading it: a
+    /// TinyViT encoder (`image_encoder.layers.*`) is MobileSAM; a ViT encoder's width is
+    /// `patch_embed.proj.weight`'s first dimension, its depth the number of `blocks.N`, its
+    /// head width and global-attention blocks the shapes of each block's `rel_pos_h`
+    /// (`[2·64−1, head_dim]` for global attention over the 64×64 token grid, `[2·14−1,
+    /// head_dim]` for 14×14 windows). ViT-B/L/H come back as themselves, anything else as
+    /// [`SamVariant::Custom`].
+    pub fn detect(path: &Path) -> Result<Self, EntityError> {
+        let err = |message: String| EntityError::Weights {
+            path: path.to_path_buf(),
+            message,
+        };
+        if !path.is_file() {
+            return Err(err(
+                "no such file; pass a SAM checkpoint (e.g. sam_vit_b_01ec64.safetensors from the lmz/candle-sam hub repository)".into(),
+            ));
+        }
+        let shapes = crate::weights::tensor_shapes(path).map_err(err)?;
+        if shapes
+            .iter()
+            .any(|(n, _)| n.starts_with("image_encoder.layers."))
+        {
+            return Ok(Self::Mobile);
+        }
+        let Some((_, patch)) = shapes
+            .iter()
+            .find(|(n, _)| n == "image_encoder.patch_embed.proj.weight")
+        else {
+            return Err(err(
+                "no image_encoder.patch_embed.proj.weight nor image_encoder.layers.*: not a \
+                 Segment Anything checkpoint (keys image_encoder.*, prompt_encoder.*, mask_decoder.*)"
+                    .into(),
+            ));
+        };
+        let embed_dim = patch.first().copied().unwrap_or(0);
+        let mut blocks: std::collections::BTreeMap<usize, usize> = Default::default();
+        let mut head_dim = None;
+        for (n, shape) in &shapes {
+            let Some(rest) = n.strip_prefix("image_encoder.blocks.") else {
+                continue;
+            };
+            let Some((i, field)) = rest.split_once('.') else {
+                continue;
+            };
+            let Ok(i) = i.parse::<usize>() else { continue };
+            let entry = blocks.entry(i).or_insert(0);
+            if field == "attn.rel_pos_h" {
+                if let [len, hd] = shape.as_slice() {
+                    *entry = *len;
+                    head_dim = Some(*hd);
+                }
+            }
+        }
+        let depth = blocks.keys().next_back().map_or(0, |i| i + 1);
+        let (Some(head_dim), true) = (head_dim, depth == blocks.len() && embed_dim > 0) else {
+            return Err(err(format!(
+                "the ViT encoder's blocks are incomplete or have no rel_pos_h ({} of {depth} \
+                 blocks found, width {embed_dim}); a full SAM checkpoint is needed",
+                blocks.len()
+            )));
+        };
+        if head_dim == 0 || embed_dim % head_dim != 0 {
+            return Err(err(format!(
+                "rel_pos_h has head width {head_dim}, which does not divide the encoder width {embed_dim}"
+            )));
+        }
+        let grid = 2 * (SAM_INPUT / 16) - 1;
+        let c = VitConfig {
+            embed_dim,
+            depth,
+            num_heads: embed_dim / head_dim,
+            global_attn_indexes: blocks
+                .iter()
+                .filter(|(_, &len)| len == grid)
+                .map(|(&i, _)| i)
+                .collect(),
+        };
+        Ok([Self::VitB, Self::VitL, Self::VitH]
+            .into_iter()
+            .find(|v| v.vit().as_ref() == Some(&c))
+            .unwrap_or(Self::Custom(c)))
+    }
+
     /// The hub repository and file of candle's converted weights, where there is one.
     pub fn hub_file(&self) -> Option<(&'static str, &'static str)> {
         match self {

@@ -53,6 +53,56 @@ pub(crate) fn check_safetensors(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The name and shape of every tensor in a checkpoint (`.safetensors` from its header,
+/// PyTorch `.pth`/`.pt`/`.bin`/`.ckpt` from its pickle), without reading the data.
+pub(crate) fn tensor_shapes(path: &Path) -> Result<Vec<(String, Vec<usize>)>, String> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    match ext.as_str() {
+        "safetensors" => {
+            check_safetensors(path)?;
+            let mut f = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+            let mut n = [0u8; 8];
+            f.read_exact(&mut n)
+                .map_err(|e| format!("cannot read the header: {e}"))?;
+            let mut header = vec![0u8; u64::from_le_bytes(n) as usize];
+            f.read_exact(&mut header)
+                .map_err(|e| format!("cannot read the header: {e}"))?;
+            let header: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_slice(&header)
+                    .map_err(|e| format!("the header is not JSON ({e})"))?;
+            Ok(header
+                .into_iter()
+                .filter(|(name, _)| name != "__metadata__")
+                .map(|(name, info)| {
+                    let shape = info
+                        .get("shape")
+                        .and_then(|s| s.as_array())
+                        .map(|a| a.iter().map(|d| d.as_u64().unwrap_or(0) as usize).collect())
+                        .unwrap_or_default();
+                    (name, shape)
+                })
+                .collect())
+        }
+        "pth" | "pt" | "bin" | "ckpt" => {
+            candle_core::pickle::read_pth_tensor_info(path, false, None)
+                .map(|infos| {
+                    infos
+                        .into_iter()
+                        .map(|t| (t.name, t.layout.shape().dims().to_vec()))
+                        .collect()
+                })
+                .map_err(|e| format!("cannot read as a PyTorch checkpoint: {e}"))
+        }
+        other => Err(format!(
+            "unknown weights format '.{other}'; use .safetensors or a PyTorch .pth/.pt"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -65,6 +65,15 @@ fn isnet_upstream_checkpoint_folds_batchnorm_and_matches_pytorch() {
         unit: 1,
         ..IsnetConfig::default()
     };
+    // The configuration is read back from the checkpoint's shapes.
+    assert_eq!(
+        IsnetConfig::detect(&dir.join("isnet_tiny_upstream.pth")).unwrap(),
+        cfg
+    );
+    assert!(IsnetConfig::detect(&dir.join("reference.safetensors"))
+        .unwrap_err()
+        .to_string()
+        .contains("conv_in.weight"));
     let model = load_isnet(&dir.join("isnet_tiny_upstream.pth"), &cfg, &Device::Cpu).unwrap();
     let r = read_safetensors(&dir.join("reference.safetensors"));
     let (x, want) = (&r["input"], &r["output"]);
@@ -161,6 +170,10 @@ const FRAMES: [&str; 4] = [
 #[test]
 fn isnet_real_weights_match_onnxruntime_on_four_frames() {
     let Some(dir) = shared_isnet() else { return };
+    assert_eq!(
+        IsnetConfig::detect(&dir.join("isnet-general-use.safetensors")).unwrap(),
+        IsnetConfig::default()
+    );
     let seg =
         IsnetSegmenter::load(&dir.join("isnet-general-use.safetensors"), &Device::Cpu).unwrap();
     for name in FRAMES {
@@ -529,6 +542,9 @@ mod segment_anything {
         let ck = dir.path().join("sam_tiny.safetensors");
         write_random_checkpoint(&ck);
         let model = load_sam(&ck, &tiny(), &Device::Cpu).unwrap();
+        // The variant is read back from the checkpoint's shapes.
+        assert_eq!(SamVariant::detect(&ck).unwrap(), tiny());
+        assert!(SamVariant::detect(&dir.path().join("none.safetensors")).is_err());
         let img = RgbImage::from_fn(200, 120, |x, y| {
             Rgb([(x * 255 / 200) as u8, (y * 2) as u8, 90])
         });

@@ -142,11 +142,7 @@ impl AnalysisOptions {
             }
         }
         let emb = Embeddings::new(data, dim).map_err(|e| embed_err(e.into()))?;
-        Ok(Analysis {
-            info,
-            emb,
-            times,
-        })
+        Ok(Analysis { info, emb, times })
     }
 }
 

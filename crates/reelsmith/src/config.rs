@@ -55,6 +55,69 @@ pub fn load<T: DeserializeOwned>(path: &Path) -> Result<T, Error> {
     })
 }
 
+/// A picture size, written `WIDTHxHEIGHT` (`1280x720`) in configuration files and on the
+/// command line.
+///
+/// ```
+/// use reelsmith::config::Size;
+///
+/// let s: Size = "1280x720".parse().unwrap();
+/// assert_eq!((s.width, s.height), (1280, 720));
+/// assert_eq!(s.to_string(), "1280x720");
+/// assert!("1280".parse::<Size>().is_err());
+/// assert!("0x720".parse::<Size>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Size {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+}
+
+impl Size {
+    /// A size of `width`×`height`.
+    pub const fn new(width: u32, height: u32) -> Self {
+        Self { width, height }
+    }
+}
+
+impl std::fmt::Display for Size {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{}", self.width, self.height)
+    }
+}
+
+impl std::str::FromStr for Size {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?} is not a size: write WIDTHxHEIGHT, e.g. 1280x720");
+        let (w, h) = s.trim().split_once(['x', 'X', '×']).ok_or_else(bad)?;
+        let (width, height) = (
+            w.trim().parse::<u32>().map_err(|_| bad())?,
+            h.trim().parse::<u32>().map_err(|_| bad())?,
+        );
+        if width == 0 || height == 0 {
+            return Err(format!("{s:?}: width and height must be positive"));
+        }
+        Ok(Self { width, height })
+    }
+}
+
+impl serde::Serialize for Size {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Size {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -155,6 +155,23 @@ pub enum Error {
         /// What is wrong and what to do.
         detail: String,
     },
+    /// Segmenting, embedding bookkeeping, composing or measuring entities failed (the
+    /// entity stage's error; the message names the file when the stage's does not).
+    #[error("{}", with_path(path, error))]
+    Entity {
+        /// The input (or output) concerned.
+        path: PathBuf,
+        /// The entity stage's error (in the message, so not also a `source`).
+        error: reelsmith_entity::EntityError,
+    },
+    /// Loading or running a video diffusion model failed (the diffusion stage's error).
+    #[error("{}", with_path(path, error))]
+    Diffusion {
+        /// The model folder (or input file) concerned.
+        path: PathBuf,
+        /// The diffusion stage's error (in the message, so not also a `source`).
+        error: reelsmith_diffusion::DiffusionError,
+    },
     /// Creating an output folder or writing a file failed.
     #[error("{}: cannot write output: {source}", path.display())]
     Write {
@@ -185,6 +202,8 @@ impl Error {
             | Error::ForeignFolder { path, .. }
             | Error::NonFiniteEmbeddings { path, .. }
             | Error::Manifest { path, .. }
+            | Error::Entity { path, .. }
+            | Error::Diffusion { path, .. }
             | Error::Write { path, .. } => Some(path),
             Error::Model { .. }
             | Error::Config { .. }
@@ -212,11 +231,39 @@ impl Error {
         }
     }
 
+    pub(crate) fn entity(path: impl Into<PathBuf>, error: reelsmith_entity::EntityError) -> Self {
+        Error::Entity {
+            path: path.into(),
+            error,
+        }
+    }
+
+    pub(crate) fn diffusion(
+        path: impl Into<PathBuf>,
+        error: reelsmith_diffusion::DiffusionError,
+    ) -> Self {
+        Error::Diffusion {
+            path: path.into(),
+            error,
+        }
+    }
+
     pub(crate) fn write(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Write {
             path: path.into(),
             source,
         }
+    }
+}
+
+/// `error`'s message, prefixed with `path` unless the message already names it.
+fn with_path(path: &std::path::Path, error: &dyn std::fmt::Display) -> String {
+    let message = error.to_string();
+    let shown = path.display().to_string();
+    if shown.is_empty() || message.contains(&shown) {
+        message
+    } else {
+        format!("{shown}: {message}")
     }
 }
 

@@ -10,6 +10,9 @@
 //!   weighted score.
 //! - [`segment`] (`reelsmith-segment`): seams, keyframes, smoothing, peaks, diversity,
 //!   shot detection.
+//! - [`entity`] (`reelsmith-entity`): segmenters (ISNet, SAM), entities, the entity memory,
+//!   first-frame composition, retention.
+//! - [`diffusion`] (`reelsmith-diffusion`): Wan 2.x image-to-video on candle.
 //!
 //! # Pipelines
 //!
@@ -17,8 +20,8 @@
 //! defaults (so it can come from a TOML or JSON file), an input (files, an output folder,
 //! and a [`models::Models`] registry that loads each model once), and
 //! `run(input, &config, &dyn Progress)` returning a report or the one [`Error`] type. See
-//! the [`pipelines`] table: probe, frames, shots, keyframes, score, embed, highlights and
-//! segments.
+//! the [`pipelines`] table: probe, frames, shots, keyframes, score, embed, highlights,
+//! segments, and the first-frame pipelines entities, compose, retention and generate.
 //!
 //! ```
 //! use reelsmith::pipelines::shots::{self, ShotsConfig};
@@ -40,13 +43,16 @@
 //! - `metal`: Apple GPUs for the models (candle Metal).
 //! - `mkl`: Intel MKL for the models' CPU matrix products.
 //! - `accelerate`: Apple Accelerate for the models' CPU matrix products.
+//! - `sam` (default): Segment Anything as an entity segmenter.
 //!
-//! None is on by default; everything runs on the CPU without them. Models then run on
+//! None of the GPU and BLAS features is on by default; everything runs on the CPU without them. Models then run on
 //! the device chosen with [`models::Models::with_device`].
 
 pub use reelsmith_core as core;
 pub use reelsmith_decode as decode;
+pub use reelsmith_diffusion as diffusion;
 pub use reelsmith_embed as embed;
+pub use reelsmith_entity as entity;
 pub use reelsmith_score as score;
 pub use reelsmith_segment as segment;
 
@@ -56,6 +62,7 @@ pub mod analysis;
 pub mod config;
 mod embed_loop;
 mod error;
+mod first_frame;
 pub mod models;
 pub mod output;
 pub mod pipelines;

@@ -17,7 +17,30 @@
 //! assert_eq!(c, ModelChoice::Dir("/models/clip".into()));
 //! assert_eq!(serde_json::from_str::<ModelChoice>(r#""auto""#).unwrap(), ModelChoice::Auto);
 //! ```
+//!
+//! Any other kind of model (a segmenter, a diffusion pipeline) is loaded once through the
+//! same registry with [`Models::get_or_load`]: one typed cache, keyed by the model's type
+//! and a string (usually the weights' path).
+//!
+//! ```
+//! use std::sync::atomic::{AtomicUsize, Ordering};
+//! use reelsmith::models::Models;
+//!
+//! struct Segmenter(u32);
+//! let models = Models::new();
+//! let loads = AtomicUsize::new(0);
+//! let load = || {
+//!     loads.fetch_add(1, Ordering::Relaxed);
+//!     Ok(Segmenter(7))
+//! };
+//! let a = models.get_or_load("weights/isnet.safetensors", load)?;
+//! let b = models.get_or_load("weights/isnet.safetensors", load)?;
+//! assert!(std::sync::Arc::ptr_eq(&a, &b));
+//! assert_eq!((a.0, loads.load(Ordering::Relaxed)), (7, 1));
+//! # Ok::<(), reelsmith::Error>(())
+//! ```
 
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -70,8 +93,27 @@ pub struct Resolved {
 pub struct Models {
     hub: HubOptions,
     device: DeviceChoice,
-    loaded: Mutex<HashMap<ModelChoice, Arc<AnyModel>>>,
-    heads: Mutex<HashMap<PathBuf, Arc<AestheticHead>>>,
+    cache: TypedCache,
+}
+
+/// One loaded model of any type, shared.
+type Shared = Arc<dyn Any + Send + Sync>;
+
+/// The typed cache behind [`Models::get_or_load`]: one slot per (type, key). A slot has
+/// its own lock, so a model loads once even when two pipelines ask for it at the same
+/// time, while models in other slots load side by side.
+#[derive(Default)]
+struct TypedCache {
+    slots: Mutex<HashMap<(TypeId, String), Arc<Mutex<Option<Shared>>>>>,
+}
+
+impl std::fmt::Debug for TypedCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let slots = lock(&self.slots);
+        let mut keys: Vec<&str> = slots.keys().map(|(_, k)| k.as_str()).collect();
+        keys.sort_unstable();
+        f.debug_struct("TypedCache").field("keys", &keys).finish()
+    }
 }
 
 impl Default for Models {
@@ -87,8 +129,7 @@ impl Models {
         Self {
             hub: HubOptions::default(),
             device: DeviceChoice::Cpu,
-            loaded: Mutex::new(HashMap::new()),
-            heads: Mutex::new(HashMap::new()),
+            cache: TypedCache::default(),
         }
     }
 
@@ -110,66 +151,117 @@ impl Models {
     }
 
     /// Registers an already loaded model under `choice`, so pipelines asking for that
-    /// choice use it instead of loading it.
+    /// choice use it instead of loading it. (A model that `Auto` should find is registered
+    /// under the hub id `Auto` stands for: `ModelChoice::Hub(id)`.)
     pub fn insert(&self, choice: ModelChoice, model: AnyModel) -> Arc<AnyModel> {
+        self.insert_shared(&embedder_key(&choice, ""), model)
+    }
+
+    /// Registers an already loaded model of any type under `key`, replacing what was there;
+    /// [`Models::get_or_load`] with the same type and key then returns it.
+    pub fn insert_shared<T: Send + Sync + 'static>(&self, key: &str, model: T) -> Arc<T> {
         let model = Arc::new(model);
-        lock(&self.loaded).insert(choice, model.clone());
+        let slot = self.cache.slot::<T>(key);
+        *lock(&slot) = Some(model.clone() as Shared);
         model
     }
 
-    /// The model `choice` asks for, loading it on first use. `default_id` is the model
-    /// [`ModelChoice::Auto`] stands for.
-    pub fn resolve(&self, choice: &ModelChoice, default_id: &str) -> Result<Resolved, Error> {
-        if let Some(m) = lock(&self.loaded).get(choice) {
-            return Ok(Resolved {
-                model: Some(m.clone()),
-                note: None,
-            });
+    /// The model of type `T` registered under `key`, loading it with `load` the first time
+    /// it is asked for. Later calls with the same type and key share the same `Arc`; a
+    /// failed load stores nothing, so a later call tries again. Keys are per type: an ISNet
+    /// and a SAM loaded from the same path are two entries.
+    ///
+    /// Models that need `&mut self` to run (a diffusion pipeline) are stored as
+    /// `Mutex<Model>`.
+    pub fn get_or_load<T, F>(&self, key: &str, load: F) -> Result<Arc<T>, Error>
+    where
+        T: Send + Sync + 'static,
+        F: FnOnce() -> Result<T, Error>,
+    {
+        let slot = self.cache.slot::<T>(key);
+        let mut guard = lock(&slot);
+        if let Some(m) = guard.as_ref() {
+            if let Ok(m) = m.clone().downcast::<T>() {
+                return Ok(m);
+            }
         }
-        let loaded = match choice {
-            ModelChoice::None => return Ok(Resolved::default()),
+        let model = Arc::new(load()?);
+        *guard = Some(model.clone() as Shared);
+        Ok(model)
+    }
+
+    /// The model `choice` asks for, loading it on first use. `default_id` is the model
+    /// [`ModelChoice::Auto`] stands for (so `Auto` shares its entry with that hub id).
+    pub fn resolve(&self, choice: &ModelChoice, default_id: &str) -> Result<Resolved, Error> {
+        if *choice == ModelChoice::None {
+            return Ok(Resolved::default());
+        }
+        let key = embedder_key(choice, default_id);
+        // Set when `Auto` finds no usable default model: then there is no model, only a note.
+        let mut note = None;
+        let loaded = self.get_or_load::<AnyModel, _>(&key, || match choice {
             ModelChoice::Dir(dir) => load_dir(dir, self.device).map_err(|source| Error::Model {
                 model: dir.display().to_string(),
                 source,
-            })?,
+            }),
             ModelChoice::Hub(id) => {
                 load_pretrained(id, &self.hub, self.device).map_err(|source| Error::Model {
                     model: id.clone(),
                     source,
-                })?
+                })
             }
-            ModelChoice::Auto => {
+            ModelChoice::Auto | ModelChoice::None => {
                 let cache_only = self.hub.clone().offline(true).progress(false);
-                match load_pretrained(default_id, &cache_only, self.device) {
-                    Ok(m) => m,
-                    Err(e) => {
-                        return Ok(Resolved {
-                            model: None,
-                            note: Some(auto_fallback_note(default_id, &e)),
-                        })
+                load_pretrained(default_id, &cache_only, self.device).map_err(|source| {
+                    note = Some(auto_fallback_note(default_id, &source));
+                    Error::Model {
+                        model: default_id.to_string(),
+                        source,
                     }
-                }
+                })
             }
-        };
-        Ok(Resolved {
-            model: Some(self.insert(choice.clone(), loaded)),
-            note: None,
-        })
+        });
+        match (loaded, note) {
+            (Ok(m), _) => Ok(Resolved {
+                model: Some(m),
+                note: None,
+            }),
+            (Err(_), Some(note)) => Ok(Resolved {
+                model: None,
+                note: Some(note),
+            }),
+            (Err(e), None) => Err(e),
+        }
     }
 
     /// The LAION aesthetic head in `path` (`.pth` or `.safetensors`), loaded on first use.
     pub fn aesthetic_head(&self, path: &Path) -> Result<Arc<AestheticHead>, Error> {
-        if let Some(h) = lock(&self.heads).get(path) {
-            return Ok(h.clone());
-        }
-        let head = Arc::new(
+        self.get_or_load(&format!("aesthetic:{}", path.display()), || {
             AestheticHead::load(path).map_err(|source| Error::AestheticHead {
                 path: path.to_path_buf(),
                 source,
-            })?,
-        );
-        lock(&self.heads).insert(path.to_path_buf(), head.clone());
-        Ok(head)
+            })
+        })
+    }
+}
+
+impl TypedCache {
+    /// The slot of (`T`, `key`), created empty when new.
+    fn slot<T: 'static>(&self, key: &str) -> Arc<Mutex<Option<Shared>>> {
+        lock(&self.slots)
+            .entry((TypeId::of::<T>(), key.to_string()))
+            .or_default()
+            .clone()
+    }
+}
+
+/// The cache key of an embedding model: `Auto` shares the entry of its default hub id.
+fn embedder_key(choice: &ModelChoice, default_id: &str) -> String {
+    match choice {
+        ModelChoice::None => "embed:none".into(),
+        ModelChoice::Auto => format!("embed:hub:{default_id}"),
+        ModelChoice::Hub(id) => format!("embed:hub:{id}"),
+        ModelChoice::Dir(dir) => format!("embed:dir:{}", dir.display()),
     }
 }
 
@@ -229,6 +321,63 @@ mod tests {
             assert_eq!(back, c);
         }
         assert!(toml::from_str::<C>("model = \"clip\"").is_err());
+    }
+
+    #[test]
+    fn the_typed_cache_loads_once_per_type_and_key_and_retries_failures() {
+        let models = Models::new();
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let count = || calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // A failed load stores nothing: the next call loads again.
+        let e = models
+            .get_or_load::<u32, _>("k", || {
+                count();
+                Err(Error::config("model", "broken"))
+            })
+            .unwrap_err();
+        assert!(e.to_string().contains("broken"));
+        let a = models
+            .get_or_load::<u32, _>("k", || {
+                count();
+                Ok(1)
+            })
+            .unwrap();
+        let b = models
+            .get_or_load::<u32, _>("k", || {
+                count();
+                Ok(2)
+            })
+            .unwrap();
+        assert_eq!((*a, *b), (1, 1));
+        assert!(Arc::ptr_eq(&a, &b));
+        // Same key, another type: another entry.
+        let s = models
+            .get_or_load::<String, _>("k", || {
+                count();
+                Ok("x".to_string())
+            })
+            .unwrap();
+        assert_eq!(s.as_str(), "x");
+        assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 3);
+        // An inserted model replaces the entry.
+        models.insert_shared("k", 9u32);
+        assert_eq!(*models.get_or_load::<u32, _>("k", || Ok(0)).unwrap(), 9);
+        // Concurrent first requests load once.
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|sc| {
+            for _ in 0..4 {
+                sc.spawn(|| {
+                    models
+                        .get_or_load::<u64, _>("slow", || {
+                            calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            std::thread::sleep(std::time::Duration::from_millis(20));
+                            Ok(5)
+                        })
+                        .unwrap()
+                });
+            }
+        });
+        assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 1);
     }
 
     #[test]

@@ -48,6 +48,10 @@ pub enum Stage {
     Load,
     /// Videos of a batch (one step per video).
     Videos,
+    /// Segmenting frames into entities.
+    Segment,
+    /// Denoising steps of a diffusion model.
+    Denoise,
 }
 
 impl Stage {
@@ -62,6 +66,8 @@ impl Stage {
             Stage::Write => "write",
             Stage::Load => "load",
             Stage::Videos => "videos",
+            Stage::Segment => "segment",
+            Stage::Denoise => "denoise",
         }
     }
 }

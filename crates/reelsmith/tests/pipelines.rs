@@ -437,7 +437,8 @@ fn segments_begin_at_the_transitions_of_every_shared_clip() {
         for s in &r.segments[1..] {
             if let Some(&(frame, _)) = cuts.iter().find(|(_, t)| (t - s.start).abs() <= 0.75) {
                 assert_eq!(
-                    s.start_frame, frame as u64,
+                    s.start_frame,
+                    frame as u64,
                     "{name}: segment {} opens {} frames off the cut",
                     s.number,
                     s.start_frame as i64 - frame as i64
@@ -454,9 +455,17 @@ fn segments_begin_at_the_transitions_of_every_shared_clip() {
         for s in &r.segments {
             let len = s.end - s.start;
             if r.duration >= cfg.min_seconds {
-                assert!(len >= cfg.min_seconds - 1e-6, "{name}: segment {} {len:.2}s", s.number);
+                assert!(
+                    len >= cfg.min_seconds - 1e-6,
+                    "{name}: segment {} {len:.2}s",
+                    s.number
+                );
             }
-            assert!(len <= cfg.max_seconds + 1e-6, "{name}: segment {} {len:.2}s", s.number);
+            assert!(
+                len <= cfg.max_seconds + 1e-6,
+                "{name}: segment {} {len:.2}s",
+                s.number
+            );
             assert!((1..=4).contains(&s.keyframes.len()), "{name}");
             for k in &s.keyframes {
                 assert!(k.time >= s.start - 1e-6 && k.time < s.end, "{name}");
@@ -466,7 +475,10 @@ fn segments_begin_at_the_transitions_of_every_shared_clip() {
         }
         for p in ["keyframes_grid.jpg", "successor.png", "embeddings.png"] {
             assert!(r.pictures.iter().any(|x| x == p), "{name}: {p} not listed");
-            assert!(target.join(p).metadata().unwrap().len() > 1000, "{name}: {p}");
+            assert!(
+                target.join(p).metadata().unwrap().len() > 1000,
+                "{name}: {p}"
+            );
         }
         assert!(r.embedder.starts_with("pixel"), "{}", r.embedder);
     }
@@ -475,7 +487,8 @@ fn segments_begin_at_the_transitions_of_every_shared_clip() {
 #[test]
 fn quantile_keyframes_match_the_numpy_reference_on_full_size_frames() {
     let Some(dir) = shared_videos() else { return };
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keyframes_reference.json");
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keyframes_reference.json");
     let reference: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
     let q = reference["quantile"].as_f64().unwrap();
@@ -484,7 +497,11 @@ fn quantile_keyframes_match_the_numpy_reference_on_full_size_frames() {
     assert_eq!(cfg.quantile, q);
     for (name, want) in reference["videos"].as_object().unwrap() {
         let variation = keyframes::variations(&dir.join(name), &cfg, &NoProgress).unwrap();
-        assert_eq!(variation.len() as u64, want["frames"].as_u64().unwrap(), "{name}");
+        assert_eq!(
+            variation.len() as u64,
+            want["frames"].as_u64().unwrap(),
+            "{name}"
+        );
         let (got, thr) = reelsmith::segment::keyframes::quantile_keyframes(&variation, q);
         let want: Vec<usize> = want["keyframes"]
             .as_array()
@@ -495,10 +512,17 @@ fn quantile_keyframes_match_the_numpy_reference_on_full_size_frames() {
         let common = got.iter().filter(|k| want.contains(k)).count();
         let union = got.len() + want.len() - common;
         let jaccard = common as f64 / union.max(1) as f64;
-        eprintln!("{name}: {} vs {} keyframes, jaccard {jaccard:.3}, threshold {thr:?}", got.len(), want.len());
+        eprintln!(
+            "{name}: {} vs {} keyframes, jaccard {jaccard:.3}, threshold {thr:?}",
+            got.len(),
+            want.len()
+        );
         // Two decoders convert YUV to RGB a little differently; frames near the threshold may
         // swap, nothing else.
-        assert!(jaccard >= 0.9, "{name}: jaccard {jaccard:.3}: {got:?} vs {want:?}");
+        assert!(
+            jaccard >= 0.9,
+            "{name}: jaccard {jaccard:.3}: {got:?} vs {want:?}"
+        );
     }
 }
 
@@ -550,4 +574,682 @@ fn segments_embed_with_a_given_model_and_report_it() {
     )
     .unwrap_err();
     assert_eq!(e.setting(), Some("phash_distance"));
+}
+
+/// The first-frame pipelines (entities, compose, retention, generate) on tiny random-weight
+/// models from the test-support crate; parity of the models themselves is proven by the
+/// entity and diffusion crates.
+mod first_frame {
+    use std::path::{Path, PathBuf};
+
+    use image::{Rgb, RgbImage, Rgba, RgbaImage};
+    use reelsmith::config::Size;
+    use reelsmith::models::{ModelChoice, Models};
+    use reelsmith::pipelines::compose::{self, ComposeConfig, ComposeInput, LayoutChoice};
+    use reelsmith::pipelines::entities::{self, EntitiesConfig, EntitiesInput, SegmentSettings};
+    use reelsmith::pipelines::generate::{self, GenerateConfig, GenerateInput};
+    use reelsmith::pipelines::retention::{self, RetentionConfig, RetentionInput};
+    use reelsmith::progress::NoProgress;
+    use reelsmith_test_support::{encode_h264, tiny_clip, tiny_dinov2, tiny_isnet, tiny_wan_i2v};
+
+    /// A scene with two bright objects on a dark ground.
+    fn scene() -> RgbImage {
+        RgbImage::from_fn(96, 64, |x, y| {
+            let a = (x as i32 - 28).pow(2) + (y as i32 - 30).pow(2) < 14 * 14;
+            let b = (62..86).contains(&x) && (18..50).contains(&y);
+            if a {
+                Rgb([230, 60, 40])
+            } else if b {
+                Rgb([40, 90, 230])
+            } else {
+                Rgb([(x / 8) as u8 + 20, (y / 8) as u8 + 20, 24])
+            }
+        })
+    }
+
+    /// Entities of `scene` with the tiny ISNet, cut at a threshold that finds objects in its
+    /// (random-weight) probability map, embedded with the tiny DINOv2.
+    fn tiny_config() -> EntitiesConfig {
+        EntitiesConfig {
+            segmenter_weights: Some(tiny_isnet()),
+            segment: SegmentSettings {
+                threshold: TINY_THRESHOLD,
+                ..SegmentSettings::default()
+            },
+            embed_model: ModelChoice::Dir(tiny_dinov2()),
+            ..EntitiesConfig::default()
+        }
+    }
+
+    const TINY_THRESHOLD: f32 = 0.5;
+
+    fn files(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn entities_write_a_whole_memory_folder_and_load_each_model_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("scene.png");
+        scene().save(&img).unwrap();
+        let out = dir.path().join("memory");
+        let models = Models::new();
+        let r = entities::run(
+            &EntitiesInput::new(&img, &out, &models),
+            &tiny_config(),
+            &NoProgress,
+        )
+        .unwrap();
+        let n = r.memory.entities.len();
+        assert!(
+            n >= 1,
+            "no entity at threshold {TINY_THRESHOLD}: {:?}",
+            r.notes
+        );
+        let mut want = vec!["embeddings.safetensors", "entities.json", "overlay.png"]
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>();
+        for i in 0..n {
+            want.push(format!("entity_{i:02}.png"));
+            want.push(format!("mask_{i:02}.png"));
+        }
+        want.sort();
+        assert_eq!(files(&out), want);
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("entities.json")).unwrap()).unwrap();
+        assert_eq!(json["segmenter"], "isnet");
+        assert_eq!(
+            json["segmenter_weights"].as_str().unwrap(),
+            std::fs::canonicalize(tiny_isnet())
+                .unwrap()
+                .to_str()
+                .unwrap()
+        );
+        assert!(json["embedder"].as_str().unwrap().starts_with("dinov2:"));
+        for (e, rec) in r
+            .memory
+            .entities
+            .iter()
+            .zip(json["entities"].as_array().unwrap())
+        {
+            assert_eq!(rec["bbox"]["width"], e.bbox.width);
+            let cut = image::open(out.join(rec["cutout_file"].as_str().unwrap())).unwrap();
+            assert!(cut.color().has_alpha());
+            assert_eq!((cut.width(), cut.height()), (e.bbox.width, e.bbox.height));
+            assert_eq!(e.embedding.as_ref().unwrap().len(), 16);
+        }
+        let overlay = image::open(out.join("overlay.png")).unwrap();
+        assert_eq!((overlay.width(), overlay.height()), (96, 64));
+        // The folder loads back as a memory.
+        let back = reelsmith::entity::entity::FrameEntities::load(&out).unwrap();
+        assert_eq!(back.entities.len(), n);
+        assert_eq!(back.frame_embedding.as_ref().unwrap().len(), 16);
+
+        // A second run with the same registry reuses both models, and gives the same result.
+        let out2 = dir.path().join("memory2");
+        let t = std::time::Instant::now();
+        let r2 = entities::run(
+            &EntitiesInput::new(&img, &out2, &models),
+            &tiny_config(),
+            &NoProgress,
+        )
+        .unwrap();
+        eprintln!("second run {:.2} s", t.elapsed().as_secs_f64());
+        assert_eq!(r2.memory.entities.len(), n);
+        assert_eq!(
+            r2.memory.entities[0].embedding,
+            r.memory.entities[0].embedding
+        );
+
+        // Without an embedding model: no embeddings file, and a note for `auto`.
+        let plain = EntitiesConfig {
+            embed_model: ModelChoice::None,
+            ..tiny_config()
+        };
+        let out3 = dir.path().join("plain");
+        let r3 = entities::run(
+            &EntitiesInput::new(&img, &out3, &models),
+            &plain,
+            &NoProgress,
+        )
+        .unwrap();
+        assert!(r3.memory.embedder.is_none());
+        assert!(!out3.join("embeddings.safetensors").exists());
+    }
+
+    #[test]
+    fn entities_refuse_bad_inputs_clearly_and_write_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let models = Models::new();
+        let out = dir.path().join("memory");
+        let run = |input: &Path, cfg: &EntitiesConfig| {
+            entities::run(&EntitiesInput::new(input, &out, &models), cfg, &NoProgress)
+        };
+        let img = dir.path().join("scene.png");
+        scene().save(&img).unwrap();
+        // No weights: the setting is named.
+        let e = run(&img, &EntitiesConfig::default()).unwrap_err();
+        assert_eq!(e.setting(), Some("segmenter_weights"), "{e}");
+        // Weights that are not ISNet: the tensor is named.
+        let cfg = EntitiesConfig {
+            segmenter_weights: Some(tiny_dinov2().join("model.safetensors")),
+            ..tiny_config()
+        };
+        let e = run(&img, &cfg).unwrap_err().to_string();
+        assert!(
+            e.contains("conv_in.weight") && e.contains("model.safetensors"),
+            "{e}"
+        );
+        // A truncated checkpoint.
+        let cut = dir.path().join("cut.safetensors");
+        let bytes = std::fs::read(tiny_isnet()).unwrap();
+        std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+        let cfg = EntitiesConfig {
+            segmenter_weights: Some(cut),
+            ..tiny_config()
+        };
+        let e = run(&img, &cfg).unwrap_err().to_string();
+        assert!(
+            e.contains("truncated") && e.contains("cut.safetensors"),
+            "{e}"
+        );
+        // 1x1 and black images.
+        let one = dir.path().join("one.png");
+        RgbImage::from_pixel(1, 1, Rgb([9, 9, 9]))
+            .save(&one)
+            .unwrap();
+        let e = run(&one, &tiny_config()).unwrap_err().to_string();
+        assert!(e.contains("1x1") && e.contains("one.png"), "{e}");
+        // A frame index for an image, both frame and time.
+        let e = run(
+            &img,
+            &EntitiesConfig {
+                frame: Some(3),
+                ..tiny_config()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(e.setting(), Some("frame"));
+        let e = EntitiesConfig {
+            frame: Some(1),
+            time: Some(1.0),
+            ..tiny_config()
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(e.setting(), Some("time"));
+        assert!(!out.exists(), "a failed run leaves no folder");
+    }
+
+    #[test]
+    fn entities_of_a_video_frame_and_retention_over_the_video() {
+        let dir = tempfile::tempdir().unwrap();
+        // 2 s at 10 fps: the scene, still (lossless 4:4:4 so that frames equal the scene).
+        let video = dir.path().join("still.mp4");
+        let s = scene();
+        let frames = (0..20).map(|_| {
+            ndarray::Array3::from_shape_fn((64, 96, 3), |(y, x, c)| {
+                s.get_pixel(x as u32, y as u32)[c]
+            })
+        });
+        encode_h264(&video, (96, 64, 10), 10, "ultrafast", "qp=0", frames);
+        let memory = dir.path().join("memory");
+        let models = Models::new();
+        let cfg = EntitiesConfig {
+            frame: Some(7),
+            ..tiny_config()
+        };
+        let r = entities::run(
+            &EntitiesInput::new(&video, &memory, &models),
+            &cfg,
+            &NoProgress,
+        )
+        .unwrap();
+        assert_eq!(r.memory.frame.unwrap().index, 7);
+        assert!((r.memory.frame.unwrap().time - 0.7).abs() < 1e-6);
+        let n = r.memory.entities.len();
+        assert!(n >= 1);
+        // A frame past the end names the setting and the frame count.
+        let e = entities::run(
+            &EntitiesInput::new(&video, &dir.path().join("x"), &models),
+            &EntitiesConfig {
+                frame: Some(500),
+                ..tiny_config()
+            },
+            &NoProgress,
+        )
+        .unwrap_err();
+        assert_eq!(e.setting(), Some("frame"));
+        assert!(e.to_string().contains("20 frames"), "{e}");
+
+        // Retention over the same still video: every entity is found in every sampled frame.
+        let out = dir.path().join("retention");
+        let rc = RetentionConfig::default();
+        let rep = retention::run(
+            &RetentionInput::new(&video, &memory, &out, &models),
+            &rc,
+            &NoProgress,
+        )
+        .unwrap();
+        assert_eq!(rep.summary.frames, 4, "2 s at 2 fps");
+        assert_eq!(rep.summary.entities.len(), n);
+        for e in &rep.summary.entities {
+            assert!(e.mean_best_similarity > 0.99, "{e:?}");
+            assert_eq!(e.fraction_present, 1.0);
+            assert!(e.first_frame_lost.is_none());
+        }
+        assert_eq!(
+            files(&out),
+            ["retention.csv", "retention.json", "retention.png"]
+        );
+        let csv = std::fs::read_to_string(out.join("retention.csv")).unwrap();
+        assert_eq!(csv.lines().count(), 1 + 4 * n);
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("retention.json")).unwrap()).unwrap();
+        assert_eq!(json["frames"], 4);
+        assert!(json["embedder"].as_str().unwrap().starts_with("dinov2:"));
+
+        // Another embedding model is refused, naming both.
+        let e = retention::run(
+            &RetentionInput::new(&video, &memory, &dir.path().join("r2"), &models),
+            &RetentionConfig {
+                embed_model: ModelChoice::Dir(tiny_clip()),
+                ..RetentionConfig::default()
+            },
+            &NoProgress,
+        )
+        .unwrap_err();
+        assert_eq!(e.setting(), Some("embed_model"), "{e}");
+        assert!(
+            e.to_string().contains("dinov2:") && e.to_string().contains("clip:"),
+            "{e}"
+        );
+        // A memory without embeddings is refused.
+        let plain = dir.path().join("plain");
+        entities::run(
+            &EntitiesInput::new(&video, &plain, &models),
+            &EntitiesConfig {
+                embed_model: ModelChoice::None,
+                ..tiny_config()
+            },
+            &NoProgress,
+        )
+        .unwrap();
+        let e = retention::run(
+            &RetentionInput::new(&video, &plain, &dir.path().join("r3"), &models),
+            &RetentionConfig::default(),
+            &NoProgress,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("no embeddings") && e.contains("plain"), "{e}");
+        assert!(!dir.path().join("r2").exists() && !dir.path().join("r3").exists());
+    }
+
+    /// An RGBA cut-out: a disc, transparent around it.
+    fn disc(path: &Path, colour: [u8; 3]) {
+        RgbaImage::from_fn(40, 30, |x, y| {
+            let inside = (x as i32 - 20).pow(2) + (y as i32 - 15).pow(2) < 12 * 12;
+            let [r, g, b] = colour;
+            Rgba([r, g, b, if inside { 255 } else { 0 }])
+        })
+        .save(path)
+        .unwrap();
+    }
+
+    #[test]
+    fn compose_lays_out_cutouts_ffgo_style_or_freely_and_refuses_bad_inputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let bg = dir.path().join("bg.png");
+        RgbImage::from_pixel(320, 180, Rgb([20, 120, 40]))
+            .save(&bg)
+            .unwrap();
+        let (a, b) = (dir.path().join("a.png"), dir.path().join("b.png"));
+        disc(&a, [250, 0, 0]);
+        disc(&b, [0, 0, 250]);
+        let cut = [a.clone(), b.clone()];
+        let out = dir.path().join("first.png");
+        let r = compose::run(
+            &ComposeInput::new(&bg, &cut, &out),
+            &ComposeConfig::default(),
+            &NoProgress,
+        )
+        .unwrap();
+        let img = image::open(&out).unwrap().to_rgb8();
+        assert_eq!(img.dimensions(), (1280, 720));
+        // FFGo: the background fills the right half (16:9 into 640x720: y 180..540), the
+        // cut-outs are stacked in the left half on white.
+        assert_eq!(*img.get_pixel(960, 360), Rgb([20, 120, 40]));
+        assert_eq!(*img.get_pixel(960, 100), Rgb([255, 255, 255]));
+        let (ra, rb) = (r.layout.entities[0].rect, r.layout.entities[1].rect);
+        assert!(ra.x >= 0 && ra.x + ra.width as i64 <= 640 && ra.y + ra.height as i64 <= 360);
+        assert!(rb.y >= 360);
+        let ca = img.get_pixel(
+            (ra.x + ra.width as i64 / 2) as u32,
+            (ra.y + ra.height as i64 / 2) as u32,
+        );
+        assert!(ca[0] > 200 && ca[2] < 50, "{ca:?}");
+        let layout: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("first.layout.json")).unwrap())
+                .unwrap();
+        assert_eq!(layout["layout"], "ffgo");
+        assert_eq!(layout["entities"].as_array().unwrap().len(), 2);
+
+        // A free layout at another size; a cut-out half off the canvas is clipped.
+        let lf = dir.path().join("layout.json");
+        std::fs::write(
+            &lf,
+            r#"{"background": "stretch", "entities": [{"center": [0.5, 0.5], "scale": 0.5},
+                {"center": [1.0, 0.5], "scale": 0.3}]}"#,
+        )
+        .unwrap();
+        let free = ComposeConfig {
+            size: Size::new(832, 480),
+            layout: LayoutChoice::File(lf.clone()),
+            ..ComposeConfig::default()
+        };
+        let out2 = dir.path().join("free.jpg");
+        let r = compose::run(&ComposeInput::new(&bg, &cut, &out2), &free, &NoProgress).unwrap();
+        assert_eq!(image::open(&out2).unwrap().width(), 832);
+        assert!(!r.layout.entities[0].clipped && r.layout.entities[1].clipped);
+
+        // Refusals: an opaque cut-out, a layout off the canvas, too few placements, a bad
+        // output name, a tiny background. Nothing is written.
+        let rgb = dir.path().join("rgb.jpg");
+        RgbImage::from_pixel(40, 30, Rgb([1, 2, 3]))
+            .save(&rgb)
+            .unwrap();
+        let bad_out = dir.path().join("bad.png");
+        let e = compose::run(
+            &ComposeInput::new(&bg, &[rgb], &bad_out),
+            &ComposeConfig::default(),
+            &NoProgress,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("alpha") && e.contains("rgb.jpg"), "{e}");
+        std::fs::write(&lf, r#"{"entities": [{"center": [3.0, 0.5], "scale": 0.3}, {"center": [0.5, 0.5], "scale": 0.3}]}"#).unwrap();
+        let e = compose::run(&ComposeInput::new(&bg, &cut, &bad_out), &free, &NoProgress)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("outside") && e.contains("layout.json"), "{e}");
+        std::fs::write(
+            &lf,
+            r#"{"entities": [{"center": [0.5, 0.5], "scale": 0.3}]}"#,
+        )
+        .unwrap();
+        let e = compose::run(&ComposeInput::new(&bg, &cut, &bad_out), &free, &NoProgress)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("places 1 entities but 2"), "{e}");
+        let e = compose::run(
+            &ComposeInput::new(&bg, &cut, &dir.path().join("first.gif")),
+            &ComposeConfig::default(),
+            &NoProgress,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(".png"), "{e}");
+        let tiny = dir.path().join("tiny.png");
+        RgbImage::from_pixel(1, 1, Rgb([0, 0, 0]))
+            .save(&tiny)
+            .unwrap();
+        let e = compose::run(
+            &ComposeInput::new(&tiny, &cut, &bad_out),
+            &ComposeConfig::default(),
+            &NoProgress,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("1x1") && e.contains("background"), "{e}");
+        let e = ComposeConfig {
+            size: Size::new(8, 720),
+            ..ComposeConfig::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(e.setting(), Some("size"));
+        assert!(!bad_out.exists() && !dir.path().join("bad.layout.json").exists());
+    }
+
+    fn reference() -> std::collections::HashMap<String, reelsmith::diffusion::candle_core::Tensor> {
+        reelsmith::diffusion::candle_core::safetensors::load(
+            tiny_wan_i2v().join("reference.safetensors"),
+            &reelsmith::diffusion::candle_core::Device::Cpu,
+        )
+        .unwrap()
+    }
+
+    fn wan_config() -> GenerateConfig {
+        GenerateConfig {
+            model: ModelChoice::Dir(tiny_wan_i2v()),
+            prompt: "A cat walks on the grass, realistic style.".into(),
+            frames: 5,
+            size: Size::new(32, 32),
+            steps: 2,
+            guidance: 5.0,
+            ..GenerateConfig::default()
+        }
+    }
+
+    #[test]
+    fn generate_png_frames_equal_diffusers_and_an_mp4_decodes_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let refs = reference();
+        let noise = dir.path().join("noise.safetensors");
+        reelsmith::diffusion::candle_core::safetensors::save(
+            &[("latents".to_string(), refs["latents"].clone())]
+                .into_iter()
+                .collect(),
+            &noise,
+        )
+        .unwrap();
+        let first = tiny_wan_i2v().join("first_frame.png");
+        let models = Models::new();
+        let cfg = GenerateConfig {
+            latents: Some(noise.clone()),
+            ..wan_config()
+        };
+        let frames_dir = dir.path().join("frames/");
+        let r = generate::run(
+            &GenerateInput::new(Some(&first), &frames_dir, &models),
+            &cfg,
+            &NoProgress,
+        )
+        .unwrap();
+        assert_eq!(r.frames, 5);
+        let want: Vec<f32> = refs["video"].flatten_all().unwrap().to_vec1().unwrap();
+        let mut worst = 0f32;
+        for i in 0..5 {
+            let f = image::open(frames_dir.join(format!("frame_{i:04}.png")))
+                .unwrap()
+                .to_rgb8();
+            assert_eq!(f.dimensions(), (32, 32));
+            for (k, &v) in f.as_raw().iter().enumerate() {
+                worst = worst.max((v as f32 / 255.0 - want[i * 32 * 32 * 3 + k]).abs());
+            }
+        }
+        eprintln!("max |frame - diffusers| {worst:.2e}");
+        assert!(worst <= 0.5 / 255.0 + 1e-3, "{worst}");
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(frames_dir.join("generate.json")).unwrap())
+                .unwrap();
+        assert_eq!(json["files"].as_array().unwrap().len(), 5);
+
+        // The same run as an MP4 (the model is reused), dropping the first frame.
+        let mp4 = dir.path().join("out.mp4");
+        let cfg = GenerateConfig {
+            drop_first: 1,
+            ..cfg
+        };
+        generate::run(
+            &GenerateInput::new(Some(&first), &mp4, &models),
+            &cfg,
+            &NoProgress,
+        )
+        .unwrap();
+        let v = reelsmith::decode::open(&mp4).unwrap();
+        assert_eq!((v.info().width, v.info().height), (32, 32));
+        assert_eq!(v.count_frames().unwrap(), 4);
+        assert!((v.info().fps - 16.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn generate_refuses_bad_settings_naming_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = tiny_wan_i2v().join("first_frame.png");
+        let models = Models::new();
+        let out = dir.path().join("out.mp4");
+        let run = |cfg: &GenerateConfig, image: Option<&Path>| {
+            generate::run(&GenerateInput::new(image, &out, &models), cfg, &NoProgress)
+        };
+        for (cfg, setting) in [
+            (
+                GenerateConfig {
+                    frames: 6,
+                    ..wan_config()
+                },
+                "frames",
+            ),
+            (
+                GenerateConfig {
+                    size: Size::new(30, 32),
+                    ..wan_config()
+                },
+                "size",
+            ),
+            (
+                GenerateConfig {
+                    steps: 0,
+                    ..wan_config()
+                },
+                "steps",
+            ),
+            (
+                GenerateConfig {
+                    drop_first: 5,
+                    ..wan_config()
+                },
+                "drop_first",
+            ),
+            (
+                GenerateConfig {
+                    model: ModelChoice::None,
+                    ..wan_config()
+                },
+                "model",
+            ),
+            (
+                GenerateConfig {
+                    model: ModelChoice::Hub("Wan-AI/x".into()),
+                    ..wan_config()
+                },
+                "model",
+            ),
+            (
+                GenerateConfig {
+                    prompt: " ".into(),
+                    ..wan_config()
+                },
+                "prompt",
+            ),
+        ] {
+            let e = run(&cfg, Some(&first)).unwrap_err();
+            assert_eq!(e.setting(), Some(setting), "{e}");
+            let msg = e.to_string();
+            assert!(!msg.contains("--"), "library messages name no flags: {msg}");
+        }
+        let e = run(
+            &GenerateConfig {
+                frames: 6,
+                ..wan_config()
+            },
+            Some(&first),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("use 5 or 9"), "{e}");
+        // Noise of the wrong shape.
+        let noise = dir.path().join("noise.safetensors");
+        reelsmith::diffusion::candle_core::safetensors::save(
+            &[(
+                "latents".to_string(),
+                reelsmith::diffusion::candle_core::Tensor::zeros(
+                    (1, 16, 3, 4, 4),
+                    reelsmith::diffusion::candle_core::DType::F32,
+                    &reelsmith::diffusion::candle_core::Device::Cpu,
+                )
+                .unwrap(),
+            )]
+            .into_iter()
+            .collect(),
+            &noise,
+        )
+        .unwrap();
+        let e = run(
+            &GenerateConfig {
+                latents: Some(noise),
+                ..wan_config()
+            },
+            Some(&first),
+        )
+        .unwrap_err();
+        assert_eq!(e.setting(), Some("latents"), "{e}");
+        assert!(e.to_string().contains("[1, 16, 2, 4, 4]"), "{e}");
+        // An image-to-video model without its first frame; a model folder with a tensor
+        // missing (named); an output that is neither .mp4 nor a folder.
+        let e = run(&wan_config(), None).unwrap_err().to_string();
+        assert!(e.contains("first frame"), "{e}");
+        let broken = dir.path().join("broken");
+        copy_dir(&tiny_wan_i2v(), &broken);
+        let w = broken.join("transformer/diffusion_pytorch_model.safetensors");
+        let mut t = reelsmith::diffusion::candle_core::safetensors::load(
+            &w,
+            &reelsmith::diffusion::candle_core::Device::Cpu,
+        )
+        .unwrap();
+        t.remove("proj_out.weight").unwrap();
+        reelsmith::diffusion::candle_core::safetensors::save(&t, &w).unwrap();
+        let e = run(
+            &GenerateConfig {
+                model: ModelChoice::Dir(broken),
+                ..wan_config()
+            },
+            Some(&first),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("proj_out.weight") && e.contains("missing"),
+            "{e}"
+        );
+        let e = generate::run(
+            &GenerateInput::new(Some(&first), &dir.path().join("out.avi"), &models),
+            &wan_config(),
+            &NoProgress,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(".mp4"), "{e}");
+        assert!(!out.exists());
+    }
+
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            let dest: PathBuf = to.join(e.file_name());
+            if e.file_type().unwrap().is_dir() {
+                copy_dir(&e.path(), &dest);
+            } else {
+                std::fs::copy(e.path(), dest).unwrap();
+            }
+        }
+    }
 }

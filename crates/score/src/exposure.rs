@@ -395,12 +395,23 @@ mod tests {
     #[test]
     fn the_default_is_the_share_of_clipped_pixels() {
         let p = ExposureParams::default();
-        for (v, clipped) in [(0u8, true), (5, true), (6, false), (249, false), (250, true), (255, true)] {
+        for (v, clipped) in [
+            (0u8, true),
+            (5, true),
+            (6, false),
+            (249, false),
+            (250, true),
+            (255, true),
+        ] {
             let e = p.measure_luma(&[v; 10]);
             assert_eq!(e.penalty, if clipped { 1.0 } else { 0.0 }, "luma {v}");
             assert_eq!(e, p.penalty(&LumaHistogram::from_luma(&[v; 10])));
         }
-        let mixed: Vec<u8> = [0u8; 7].into_iter().chain([255; 13]).chain([100; 80]).collect();
+        let mixed: Vec<u8> = [0u8; 7]
+            .into_iter()
+            .chain([255; 13])
+            .chain([100; 80])
+            .collect();
         assert!((p.measure_luma(&mixed).penalty - 0.2).abs() < 1e-12);
     }
 

@@ -164,7 +164,11 @@ pub fn split_long(
             .filter(|(t, _)| *t >= a + min_len - 1e-9 && *t <= b - min_len + 1e-9);
         let strength = |s: f32| if s.is_finite() { s } else { f32::NEG_INFINITY };
         let s = inside
-            .max_by(|x, y| strength(x.1).total_cmp(&strength(y.1)).then(y.0.total_cmp(&x.0)))
+            .max_by(|x, y| {
+                strength(x.1)
+                    .total_cmp(&strength(y.1))
+                    .then(y.0.total_cmp(&x.0))
+            })
             .map(|(t, _)| *t)
             .unwrap_or((a + b) / 2.0);
         out.push(s);

@@ -9,6 +9,9 @@
 //!   doctests run on generated media.
 //! - A tiny random-weight CLIP checkpoint in the Hugging Face layout ([`tiny_clip`]) for
 //!   tests of the model paths (parity with transformers is proven by the embed crate).
+//! - For the first-frame pipelines: a tiny ISNet checkpoint ([`tiny_isnet`]) and the
+//!   smallest Wan image-to-video pipeline folder that runs ([`tiny_wan_i2v`]); parity with
+//!   PyTorch and diffusers is proven by the entity and diffusion crates.
 
 use std::path::{Path, PathBuf};
 
@@ -70,6 +73,24 @@ pub fn tiny_clip() -> PathBuf {
 /// `tests/support/fixtures/gen.py`).
 pub fn tiny_dinov2() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/dinov2-tiny")
+}
+
+/// A tiny random-weight ISNet checkpoint file (ISNetDIS at channel unit 1, upstream
+/// `conv_s1` + `bn_s1` keys with BatchNorm not folded, float16 safetensors; built by
+/// `tests/support/fixtures/gen_first_frame.py` from the entity crate's fixture).
+pub fn tiny_isnet() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/isnet-tiny/isnet_tiny.safetensors")
+}
+
+/// The smallest Wan image-to-video pipeline folder in the diffusers layout that runs (one
+/// transformer block, one expert, a 4-wide VAE, a one-layer UMT5 with its tokenizer; random
+/// weights; sizes in multiples of 16). It also holds `first_frame.png` (32×32) and
+/// `reference.safetensors`: diffusers' 2-step run from the given noise `latents`
+/// (`[1, 16, 2, 4, 4]`), prompt "A cat walks on the grass, realistic style.", Wan's
+/// negative prompt, guidance 5, UniPC with shift 5, 5 frames of 32×32 (`video`
+/// `[5, 32, 32, 3]` in `[0, 1]`). Built by `tests/support/fixtures/gen_first_frame.py`.
+pub fn tiny_wan_i2v() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/wan-i2v-tiny")
 }
 
 /// Writes a `width`×`height` RGB PNG at `path` with a deterministic pattern seeded by

@@ -190,7 +190,9 @@ fn status(a: StatusArgs) -> Result<()> {
         "shard", "videos", "done", "failed", "pending"
     );
     for s in report.shards.iter().chain([&report.total]) {
-        let name = s.shard.map_or_else(|| "total".to_string(), |s| s.to_string());
+        let name = s
+            .shard
+            .map_or_else(|| "total".to_string(), |s| s.to_string());
         println!(
             "{name:>8} {:>8} {:>8} {:>8} {:>8}",
             s.videos, s.done, s.failed, s.pending
@@ -229,11 +231,9 @@ impl Progress for VideoProgress {
         *self.state.lock().unwrap_or_else(|p| p.into_inner()) = (Instant::now(), 0, total);
         if std::io::stderr().is_terminal() {
             let pb = ProgressBar::new(total.unwrap_or(0)).with_style(
-                ProgressStyle::with_template(
-                    "{msg:>8} [{bar:30}] {pos}/{len} {per_sec} ETA {eta}",
-                )
-                .expect("valid template")
-                .progress_chars("=> "),
+                ProgressStyle::with_template("{msg:>8} [{bar:30}] {pos}/{len} {per_sec} ETA {eta}")
+                    .expect("valid template")
+                    .progress_chars("=> "),
             );
             pb.set_message("videos");
             *self.bar.lock().unwrap_or_else(|p| p.into_inner()) = Some(pb);

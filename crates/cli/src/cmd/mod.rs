@@ -1,11 +1,15 @@
 //! The subcommands, and what they share: configuration files, model flags, hints.
 
 pub mod batch;
+pub mod compose;
 pub mod embed;
+pub mod entities;
 pub mod frames;
+pub mod generate;
 pub mod highlights;
 pub mod keyframes;
 pub mod probe;
+pub mod retention;
 pub mod score;
 pub mod segments;
 pub mod shots;
@@ -90,6 +94,32 @@ fn flag_for(setting: &str) -> Option<&'static str> {
         "workers" => "--workers",
         "score" => "--robust (or the [score] section of --config)",
         "model" => "--model ID or --model-dir DIR",
+        // entities, compose, retention, generate
+        "frame" => "--frame",
+        "time" => "--time",
+        "segmenter" => "--segmenter",
+        "segmenter_weights" => "--weights FILE or --model-dir DIR",
+        "sam_variant" => "--sam-variant",
+        "min_area" => "--min-area",
+        "max_entities" => "--max-entities",
+        "points_per_side" | "pred_iou_thresh" | "stability_score_thresh" => {
+            "the [segment] section of --config"
+        }
+        "embed_model" => "--embed-model ID or --embed-model-dir DIR",
+        "presence_threshold" => "--presence-threshold",
+        "size" => "--size WxH",
+        "layout" => "--layout",
+        "prompt" => "--prompt",
+        "prompt_embeddings" => "--prompt-embeddings",
+        "frames" => "--frames",
+        "steps" => "--steps",
+        "guidance" => "--guidance",
+        "guidance_2" => "--guidance-2",
+        "shift" => "--shift",
+        "scheduler" => "--scheduler",
+        "latents" => "--latents",
+        "drop_first" => "--drop-first",
+        "dtype" => "--dtype",
         _ => return None,
     })
 }

@@ -23,7 +23,11 @@ fn video(path: &Path, seed: u8, secs: usize) {
         let shot = (3 * k / n) as u8;
         ndarray::Array3::from_shape_fn((90, 160, 3), |(y, x, c)| {
             let tex = ((x * 7 + y * 13 + k * 3) % 41) as u8;
-            let base = [seed.wrapping_add(shot * 80), 40 + shot * 60, 200 - shot * 50];
+            let base = [
+                seed.wrapping_add(shot * 80),
+                40 + shot * 60,
+                200 - shot * 50,
+            ];
             base[c].wrapping_add(tex)
         })
     });
@@ -41,9 +45,21 @@ fn video(path: &Path, seed: u8, secs: usize) {
 fn bad_manifests_fail_naming_the_line() {
     let d = tempfile::tempdir().unwrap();
     for (name, text, want) in [
-        ("a.csv", "file\nx.mp4\n", "a.csv:1: the header has no `path` column"),
-        ("b.txt", "x/v.mp4\ny/v.mp4\n", "b.txt:2: the id `v` is also on line 1"),
-        ("c.jsonl", "{\"path\": \"v.mp4\"}\n{\"paht\": \"w.mp4\"}\n", "c.jsonl:2:"),
+        (
+            "a.csv",
+            "file\nx.mp4\n",
+            "a.csv:1: the header has no `path` column",
+        ),
+        (
+            "b.txt",
+            "x/v.mp4\ny/v.mp4\n",
+            "b.txt:2: the id `v` is also on line 1",
+        ),
+        (
+            "c.jsonl",
+            "{\"path\": \"v.mp4\"}\n{\"paht\": \"w.mp4\"}\n",
+            "c.jsonl:2:",
+        ),
         ("d.txt", "\n# none\n", "d.txt: has no videos"),
     ] {
         let m = d.path().join(name);
@@ -64,7 +80,10 @@ fn bad_manifests_fail_naming_the_line() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("/nonexistent/list.txt: cannot read the manifest"), "{err}");
+    assert!(
+        err.contains("/nonexistent/list.txt: cannot read the manifest"),
+        "{err}"
+    );
     assert!(!d.path().join("out").exists());
 }
 
@@ -110,7 +129,12 @@ impl Cluster {
         let o = self
             .cmd("sbatch")
             .env("REELSMITH", env!("CARGO_BIN_EXE_reelsmith"))
-            .args(["--parsable", "--array=0-3", "--cpus-per-task=1", "--mem-per-cpu=1G"])
+            .args([
+                "--parsable",
+                "--array=0-3",
+                "--cpus-per-task=1",
+                "--mem-per-cpu=1G",
+            ])
             .arg(format!("--output={}/slurm-%A_%a.log", logs.display()))
             .arg(root().join("deploy/slurm/reelsmith-batch.sbatch"))
             .arg(manifest)
@@ -126,7 +150,11 @@ impl Cluster {
     fn wait(&self, job: &str) {
         let t = Instant::now();
         loop {
-            let o = self.cmd("squeue").args(["-h", "-j", job, "-o", "%i"]).output().unwrap();
+            let o = self
+                .cmd("squeue")
+                .args(["-h", "-j", job, "-o", "%i"])
+                .output()
+                .unwrap();
             if String::from_utf8_lossy(&o.stdout).trim().is_empty() {
                 return;
             }
@@ -229,8 +257,7 @@ fn slurm_array_cancelled_and_resubmitted_equals_one_process() {
             by_file.entry(f).or_default().push((e, id));
         }
         let busy = by_file.iter().find(|(_, evs)| {
-            evs.iter().any(|(e, _)| *e == "done")
-                && evs.last().is_some_and(|(e, _)| *e == "start")
+            evs.iter().any(|(e, _)| *e == "done") && evs.last().is_some_and(|(e, _)| *e == "start")
         });
         if let Some((file, _)) = busy {
             let shard: u64 = file
@@ -310,15 +337,30 @@ fn slurm_array_cancelled_and_resubmitted_equals_one_process() {
             .unwrap(),
     );
     for o in [&out, &single] {
-        succeeded(reelsmith().args(["batch", "merge", "-q"]).arg(o).output().unwrap());
+        succeeded(
+            reelsmith()
+                .args(["batch", "merge", "-q"])
+                .arg(o)
+                .output()
+                .unwrap(),
+        );
     }
     for table in ["videos", "shots", "segments", "highlights", "scores"] {
         let f = format!("_merged/{table}.parquet");
-        let (a, b) = (std::fs::read(out.join(&f)).unwrap(), std::fs::read(single.join(&f)).unwrap());
-        assert!(a == b, "{table}.parquet differs between the Slurm run and one process");
+        let (a, b) = (
+            std::fs::read(out.join(&f)).unwrap(),
+            std::fs::read(single.join(&f)).unwrap(),
+        );
+        assert!(
+            a == b,
+            "{table}.parquet differs between the Slurm run and one process"
+        );
     }
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("_merged/summary.json")).unwrap()).unwrap();
     assert_eq!(summary["done"], 12, "{summary}");
-    assert_eq!(summary["tables"]["shots.parquet"], 36, "three shots per video: {summary}");
+    assert_eq!(
+        summary["tables"]["shots.parquet"], 36,
+        "three shots per video: {summary}"
+    );
 }

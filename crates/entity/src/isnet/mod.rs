@@ -55,6 +55,46 @@ impl Default for IsnetConfig {
     }
 }
 
+impl IsnetConfig {
+    /// The configuration of the network in a checkpoint (`.safetensors` or `.pth`), read
+    /// from its tensor shapes without loading it: `conv_in.weight` is
+    /// `[4·unit, in_channels, 3, 3]` and `side1.weight` `[out_channels, 4·unit, 3, 3]`. The
+    /// real `isnet-general-use` gives [`IsnetConfig::default`]; narrow test networks give
+    /// their own unit.
+    pub fn detect(path: &Path) -> Result<Self, EntityError> {
+        let err = |message: String| EntityError::Weights {
+            path: path.to_path_buf(),
+            message,
+        };
+        if !path.is_file() {
+            return Err(err(
+                "no such file; pass the ISNet checkpoint (isnet-general-use.safetensors or an upstream .pth)".into(),
+            ));
+        }
+        let shapes = crate::weights::tensor_shapes(path).map_err(err)?;
+        let shape = |name: &str| shapes.iter().find(|(n, _)| n == name).map(|(_, s)| s);
+        let conv_in = shape("conv_in.weight").ok_or_else(|| {
+            err("no tensor conv_in.weight: not an ISNet (isnet-general-use) checkpoint".into())
+        })?;
+        let side1 = shape("side1.weight");
+        match (conv_in.as_slice(), side1.map(|s| s.as_slice())) {
+            ([c, i, 3, 3], Some([o, c1, 3, 3]))
+                if *c > 0 && c % 4 == 0 && c1 == c && *i > 0 && *o > 0 =>
+            {
+                Ok(Self {
+                    in_channels: *i,
+                    out_channels: *o,
+                    unit: c / 4,
+                })
+            }
+            _ => Err(err(format!(
+                "conv_in.weight is {conv_in:?} and side1.weight {side1:?}; an ISNet has \
+                 [4·unit, 3, 3, 3] and [1, 4·unit, 3, 3]: not an ISNet checkpoint"
+            ))),
+        }
+    }
+}
+
 /// BatchNorm epsilon of upstream `nn.BatchNorm2d`.
 const BN_EPS: f64 = 1e-5;
 

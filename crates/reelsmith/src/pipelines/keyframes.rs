@@ -262,7 +262,11 @@ pub fn variations(
     let video = reelsmith_decode::open(path)?;
     let opts = DecodeOptions::new()
         .sampling(Sampling::All)
-        .scale(config.analysis_height.map_or(Scale::Original, Scale::Height))
+        .scale(
+            config
+                .analysis_height
+                .map_or(Scale::Original, Scale::Height),
+        )
         .threads(config.analysis.threads);
     let stage = StageGuard::start(progress, Stage::Analyse, video.info().declared_frames);
     let mut out = Vec::new();

@@ -19,12 +19,21 @@
 //! | [`segments`] | clips, keyframes, `segments.json` | decode → embed → successor seams → segments → clips |
 //! | [`batch`] | `OUT/<id>/<job>/...`, markers; Parquet on merge | a manifest's videos through the jobs above, sharded, resumable |
 
+//! | [`entities`] | `entities.json`, `mask_NN.png`, `entity_NN.png`, `overlay.png`, `embeddings.safetensors` | decode / image → ISNet or SAM → entities → DINOv2 / CLIP embeddings → entity memory |
+//! | [`compose`] | a first frame + `<name>.layout.json` | background + RGBA cut-outs → FFGo or free layout |
+//! | [`retention`] | `retention.csv`, `retention.png`, `retention.json` | decode (sampled) → segment → embed candidates with the memory's model → match |
+//! | [`generate`] | `out.mp4` or PNG frames + `generate.json` | Wan image-to-video sampling → H.264 encoder or PNGs |
+
 pub mod batch;
+pub mod compose;
 pub mod embed;
+pub mod entities;
 pub mod frames;
+pub mod generate;
 pub mod highlights;
 pub mod keyframes;
 pub mod probe;
+pub mod retention;
 pub mod score;
 pub mod segments;
 pub mod shots;

@@ -207,7 +207,12 @@ fn lasts(
     {
         return true;
     }
-    !cuts::relit(emb, a.saturating_sub(l)..a + 1, b..(b + l + 1).min(n), o.relight_max)
+    !cuts::relit(
+        emb,
+        a.saturating_sub(l)..a + 1,
+        b..(b + l + 1).min(n),
+        o.relight_max,
+    )
 }
 
 /// Drops the gradual transitions whose frames before and after the span show the same

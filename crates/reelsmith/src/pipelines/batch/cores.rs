@@ -169,7 +169,10 @@ mod tests {
         assert_eq!(p.sets, [vec![0, 1], vec![2, 3]]);
         // Automatic: AUTO_CORES_PER_VIDEO each.
         let p = CorePlan::new(0, 8, Some((0..8).collect()));
-        assert_eq!(p.workers(), 8 / crate::pipelines::batch::AUTO_CORES_PER_VIDEO);
+        assert_eq!(
+            p.workers(),
+            8 / crate::pipelines::batch::AUTO_CORES_PER_VIDEO
+        );
         assert!(p.sets.iter().all(|s| !s.is_empty()));
         // More workers than cores, or no affinity: shared, with a note.
         let p = CorePlan::new(4, 2, Some(vec![0, 1]));

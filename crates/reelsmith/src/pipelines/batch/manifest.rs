@@ -91,8 +91,7 @@ impl Manifest {
                 ))
             }
         }
-        File::open(path)
-            .map_err(|e| whole(path, &format!("cannot read the manifest: {e}")))?;
+        File::open(path).map_err(|e| whole(path, &format!("cannot read the manifest: {e}")))?;
         Ok(Self {
             path: path.to_path_buf(),
             format: ManifestFormat::of(path),
@@ -227,7 +226,8 @@ impl Iterator for Entries {
                     }
                     self.line += 1;
                     let text = buf.trim();
-                    if text.is_empty() || (self.format == ManifestFormat::Text && text.starts_with('#'))
+                    if text.is_empty()
+                        || (self.format == ManifestFormat::Text && text.starts_with('#'))
                     {
                         continue;
                     }
@@ -566,21 +566,36 @@ mod tests {
             read(&p).unwrap_err().to_string()
         };
         let e = err("a.csv", "file,id\nx.mp4,a\n");
-        assert!(e.contains("a.csv:1:") && e.contains("no `path` column"), "{e}");
+        assert!(
+            e.contains("a.csv:1:") && e.contains("no `path` column"),
+            "{e}"
+        );
         let e = err("b.csv", "path,title\nx.mp4,hi\n");
-        assert!(e.contains("b.csv:1:") && e.contains("unknown column `title`"), "{e}");
+        assert!(
+            e.contains("b.csv:1:") && e.contains("unknown column `title`"),
+            "{e}"
+        );
         let e = err("c.csv", "path,id\nx.mp4,a\ny.mp4,b,extra\n");
         assert!(e.contains("c.csv:3:"), "{e}");
         let e = err("d.jsonl", "{\"path\": \"x.mp4\"}\n{\"id\": \"b\"}\n");
         assert!(e.contains("d.jsonl:2:") && e.contains("no `path`"), "{e}");
         let e = err("e.jsonl", "{\"path\": \"x.mp4\"}\nnot json\n");
-        assert!(e.contains("e.jsonl:2:") && e.contains("not a JSON object"), "{e}");
+        assert!(
+            e.contains("e.jsonl:2:") && e.contains("not a JSON object"),
+            "{e}"
+        );
         let e = err("f.jsonl", "{\"path\": \"x.mp4\", \"id\": \"../up\"}\n");
-        assert!(e.contains("f.jsonl:1:") && e.contains("may hold only"), "{e}");
+        assert!(
+            e.contains("f.jsonl:1:") && e.contains("may hold only"),
+            "{e}"
+        );
         let e = err("g.jsonl", "{\"path\": \"x.mp4\", \"shot.fps\": 2}\n");
         assert!(e.contains("`shot` is not a job"), "{e}");
         let e = err("h.txt", "ok.mp4\n???\n");
-        assert!(e.contains("h.txt:2:") && e.contains("cannot make an id"), "{e}");
+        assert!(
+            e.contains("h.txt:2:") && e.contains("cannot make an id"),
+            "{e}"
+        );
         let missing = d.path().join("nope.txt");
         let e = Manifest::open(&missing).unwrap_err().to_string();
         assert!(e.contains("nope.txt") && e.contains("cannot read"), "{e}");

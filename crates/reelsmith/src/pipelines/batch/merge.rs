@@ -75,7 +75,11 @@ pub struct MergeReport {
 /// Merges the batch in `out` into Parquet tables and `summary.json`, written into `dest`
 /// (default `OUT/_merged`) as one set. Videos not done appear in the videos table with
 /// their status.
-pub fn merge(out: &Path, dest: Option<&Path>, progress: &dyn Progress) -> Result<MergeReport, Error> {
+pub fn merge(
+    out: &Path,
+    dest: Option<&Path>,
+    progress: &dyn Progress,
+) -> Result<MergeReport, Error> {
     let settings = read_settings(out)?;
     let manifest = Manifest::open(&settings.manifest)?;
     let folder = dest.map_or_else(|| out.join(MERGED_DIR), Path::to_path_buf);
@@ -207,7 +211,11 @@ struct Table {
 }
 
 impl Table {
-    fn new(dir: &OutputDir, name: &'static str, columns: &[(&'static str, K, bool)]) -> Result<Self, Error> {
+    fn new(
+        dir: &OutputDir,
+        name: &'static str,
+        columns: &[(&'static str, K, bool)],
+    ) -> Result<Self, Error> {
         Ok(Self {
             name,
             path: dir.path(&format!("{name}.parquet"))?,
@@ -264,7 +272,12 @@ impl Table {
                     }
                     values.extend_from_slice(xs);
                 }
-                _ => return Err(self_err(&self.path, "a row does not match the table's columns")),
+                _ => {
+                    return Err(self_err(
+                        &self.path,
+                        "a row does not match the table's columns",
+                    ))
+                }
             }
         }
         self.rows += 1;
@@ -316,7 +329,8 @@ impl Table {
             })
             .collect::<Result<_, String>>()
             .map_err(|e| self.err(e))?;
-        let batch = RecordBatch::try_new(schema.clone(), arrays).map_err(|e| self.err(e.to_string()))?;
+        let batch =
+            RecordBatch::try_new(schema.clone(), arrays).map_err(|e| self.err(e.to_string()))?;
         if self.writer.is_none() {
             let props = WriterProperties::builder()
                 .set_compression(Compression::SNAPPY)
@@ -324,13 +338,15 @@ impl Table {
                 .build();
             let file = File::create(&self.path).map_err(|e| Error::write(&self.path, e))?;
             self.writer = Some(
-                ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| self.err(e.to_string()))?,
+                ArrowWriter::try_new(file, schema, Some(props))
+                    .map_err(|e| self.err(e.to_string()))?,
             );
         }
         let path = self.path.clone();
         let w = self.writer.as_mut().expect("created above");
         if batch.num_rows() > 0 {
-            w.write(&batch).map_err(|e| self_err(&path, &e.to_string()))?;
+            w.write(&batch)
+                .map_err(|e| self_err(&path, &e.to_string()))?;
         }
         self.rows = 0;
         Ok(())
@@ -341,7 +357,11 @@ impl Table {
         if let Some(w) = self.writer.take() {
             w.close().map_err(|e| self.err(e.to_string()))?;
         }
-        Ok((self.total, self.dim.filter(|_| self.columns.iter().any(|c| matches!(c.1, K::Emb)))))
+        Ok((
+            self.total,
+            self.dim
+                .filter(|_| self.columns.iter().any(|c| matches!(c.1, K::Emb))),
+        ))
     }
 }
 
@@ -469,13 +489,14 @@ impl Tables {
     fn new(dir: &OutputDir, jobs: &[Job]) -> Result<Self, Error> {
         use K::*;
         let has = |j| jobs.contains(&j);
-        let table = |on: bool, name, cols: &[(&'static str, K, bool)]| -> Result<Option<Table>, Error> {
-            if on {
-                Table::new(dir, name, cols).map(Some)
-            } else {
-                Ok(None)
-            }
-        };
+        let table =
+            |on: bool, name, cols: &[(&'static str, K, bool)]| -> Result<Option<Table>, Error> {
+                if on {
+                    Table::new(dir, name, cols).map(Some)
+                } else {
+                    Ok(None)
+                }
+            };
         Ok(Self {
             videos: Table::new(
                 dir,
@@ -575,7 +596,12 @@ impl Tables {
 
     /// Adds the rows of a done video's job outputs; returns its counts of shots, segments
     /// and highlights.
-    fn add_outputs(&mut self, out: &Path, id: &str, jobs: &[Job]) -> Result<[Option<u32>; 3], Error> {
+    fn add_outputs(
+        &mut self,
+        out: &Path,
+        id: &str,
+        jobs: &[Job],
+    ) -> Result<[Option<u32>; 3], Error> {
         let dir = out.join(id);
         let rel = |job: &str, name: &str| format!("{id}/{job}/{name}");
         let mut counts = [None; 3];
@@ -602,7 +628,11 @@ impl Tables {
             let f: SegmentsFile = read_json(&dir.join("segments/segments.json"))?;
             for s in &f.segments {
                 let times: Vec<f64> = s.keyframes.iter().map(|k| k.time).collect();
-                let images: Vec<String> = s.keyframes.iter().map(|k| rel("segments", &k.path)).collect();
+                let images: Vec<String> = s
+                    .keyframes
+                    .iter()
+                    .map(|k| rel("segments", &k.path))
+                    .collect();
                 let clip = s.clip.as_ref().map(|c| rel("segments", c));
                 t.push(&[
                     V::S(Some(id)),
@@ -741,8 +771,12 @@ pub(super) fn read_embeddings(path: &Path) -> Result<(Vec<Vec<f32>>, Vec<f64>), 
         detail: format!("not the embeddings the batch writes: {e}"),
     };
     let t = safetensors::load(path, &Device::Cpu).map_err(|e| bad(e.to_string()))?;
-    let images = t.get("images").ok_or_else(|| bad("no `images` tensor".into()))?;
-    let times = t.get("times").ok_or_else(|| bad("no `times` tensor".into()))?;
+    let images = t
+        .get("images")
+        .ok_or_else(|| bad("no `images` tensor".into()))?;
+    let times = t
+        .get("times")
+        .ok_or_else(|| bad("no `times` tensor".into()))?;
     let rows = images
         .to_dtype(DType::F32)
         .and_then(|t| t.to_vec2::<f32>())
@@ -752,7 +786,11 @@ pub(super) fn read_embeddings(path: &Path) -> Result<(Vec<Vec<f32>>, Vec<f64>), 
         .and_then(|t| t.to_vec1::<f64>())
         .map_err(|e| bad(e.to_string()))?;
     if rows.len() != times.len() {
-        return Err(bad(format!("{} rows but {} times", rows.len(), times.len())));
+        return Err(bad(format!(
+            "{} rows but {} times",
+            rows.len(),
+            times.len()
+        )));
     }
     Ok((rows, times))
 }

@@ -97,7 +97,13 @@ pub enum Job {
 
 impl Job {
     /// Every job, in the order they run.
-    pub const ALL: [Job; 5] = [Job::Shots, Job::Segments, Job::Highlights, Job::Embed, Job::Score];
+    pub const ALL: [Job; 5] = [
+        Job::Shots,
+        Job::Segments,
+        Job::Highlights,
+        Job::Embed,
+        Job::Score,
+    ];
 
     /// Its name in manifests, configurations and folders.
     pub fn name(self) -> &'static str {
@@ -616,8 +622,7 @@ pub fn run(
                     if !shard.contains(&entry.id) {
                         continue;
                     }
-                    let (config, fingerprint) =
-                        settings_for(base, base_print, manifest, &entry)?;
+                    let (config, fingerprint) = settings_for(base, base_print, manifest, &entry)?;
                     match state::video_status(out, &entry.id, &fingerprint) {
                         VideoStatus::Done => continue,
                         VideoStatus::Failed if !retry => continue,
@@ -663,7 +668,10 @@ pub fn run(
         }
     });
     drop(stage);
-    if let Some(e) = producer_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+    if let Some(e) = producer_error
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+    {
         return Err(e);
     }
     notes.extend(state.notes());

@@ -164,7 +164,10 @@ mod tests {
             counts[shard_of(id, 4) as usize] += 1;
             assert_eq!(shard_of(id, 1), 0);
         }
-        assert!(counts.iter().all(|&c| (70..=130).contains(&c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| (70..=130).contains(&c)),
+            "{counts:?}"
+        );
     }
 
     #[test]

@@ -273,7 +273,13 @@ fn hostname() -> String {
         .filter(|h| !h.is_empty())
         .map(|h| {
             h.chars()
-                .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' })
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
                 .collect()
         })
         .unwrap_or_else(|| "host".into())
@@ -290,7 +296,9 @@ pub fn read_settings(out: &Path) -> Result<Settings, Error> {
     let path = out.join(STATE_DIR).join(SETTINGS_FILE);
     let bytes = std::fs::read(&path).map_err(|e| Error::InvalidInput {
         path: path.clone(),
-        detail: format!("cannot read the batch settings ({e}); is this the output folder of a batch run?"),
+        detail: format!(
+            "cannot read the batch settings ({e}); is this the output folder of a batch run?"
+        ),
     })?;
     serde_json::from_slice(&bytes).map_err(|e| Error::InvalidInput {
         path,

@@ -98,13 +98,26 @@ fn a_collection_runs_resumes_records_failures_and_merges() {
     let r = run(&input, &config, &NoProgress).unwrap();
     assert_eq!((r.videos, r.done, r.failed), (4, 2, 2), "{r:?}");
     let errors: Vec<&str> = r.failures.iter().map(|f| f.error.as_str()).collect();
-    assert!(errors.iter().any(|e| e.contains("missing.mp4")), "{errors:?}");
-    assert!(r.failures.iter().any(|f| f.id == "broken" && f.line == 5), "{r:?}");
-    for f in ["first/done.json", "first/shots/shots.json", "first/shots/shots.csv",
-        "first/segments/segments.json", "b/score/score.json", "missing/failed.json"] {
+    assert!(
+        errors.iter().any(|e| e.contains("missing.mp4")),
+        "{errors:?}"
+    );
+    assert!(
+        r.failures.iter().any(|f| f.id == "broken" && f.line == 5),
+        "{r:?}"
+    );
+    for f in [
+        "first/done.json",
+        "first/shots/shots.json",
+        "first/shots/shots.csv",
+        "first/segments/segments.json",
+        "b/score/score.json",
+        "missing/failed.json",
+    ] {
         assert!(out.join(f).is_file(), "{f}");
     }
-    let m: Marker = serde_json::from_slice(&std::fs::read(out.join("b/done.json")).unwrap()).unwrap();
+    let m: Marker =
+        serde_json::from_slice(&std::fs::read(out.join("b/done.json")).unwrap()).unwrap();
     assert_eq!(m.probe.as_ref().unwrap().width, 96);
     let shots_b: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("b/shots/shots.json")).unwrap()).unwrap();
@@ -118,7 +131,10 @@ fn a_collection_runs_resumes_records_failures_and_merges() {
 
     // A rerun skips done and failed videos.
     let r = run(&input, &config, &NoProgress).unwrap();
-    assert_eq!((r.done, r.failed, r.already_done, r.already_failed), (0, 0, 2, 2));
+    assert_eq!(
+        (r.done, r.failed, r.already_done, r.already_failed),
+        (0, 0, 2, 2)
+    );
 
     // A killed run's leftovers (job folders, staging, no marker) are redone from scratch.
     std::fs::remove_file(out.join("first/done.json")).unwrap();
@@ -139,7 +155,15 @@ fn a_collection_runs_resumes_records_failures_and_merges() {
 
     // Status: everything in one shard (the run's count).
     let s = status(&out).unwrap();
-    assert_eq!((s.total.videos, s.total.done, s.total.failed, s.total.pending), (4, 3, 1, 0));
+    assert_eq!(
+        (
+            s.total.videos,
+            s.total.done,
+            s.total.failed,
+            s.total.pending
+        ),
+        (4, 3, 1, 0)
+    );
     assert_eq!(s.failures[0].id, "broken");
 
     // Merge: tables in manifest order, rows matching the per-video reports.
@@ -148,11 +172,15 @@ fn a_collection_runs_resumes_records_failures_and_merges() {
     let dir = out.join(merge::MERGED_DIR);
     let videos = read_table(&dir.join("videos.parquet"));
     assert_eq!(strings(&videos, "id"), ["first", "b", "missing", "broken"]);
-    assert_eq!(strings(&videos, "status"), ["done", "done", "done", "failed"]);
+    assert_eq!(
+        strings(&videos, "status"),
+        ["done", "done", "done", "failed"]
+    );
     assert!(strings(&videos, "error")[3].contains("broken.mp4"));
     let shots = read_table(&dir.join("shots.parquet"));
     let shots_json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("first/shots/shots.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(out.join("first/shots/shots.json")).unwrap())
+            .unwrap();
     let n_first = shots_json["shots"].as_array().unwrap().len();
     assert_eq!(n_first, 2, "a hard cut in the middle: {shots_json}");
     assert_eq!(shots.num_rows(), 6);
@@ -199,8 +227,16 @@ fn shards_split_the_work_and_merge_like_one_process() {
     assert_eq!(s.shards.len(), 3);
     assert_eq!(s.total.done, 5);
     let single = d.path().join("single");
-    let one = BatchConfig { workers: 1, ..config };
-    run(&BatchInput::new(&manifest, &single, &models), &one, &NoProgress).unwrap();
+    let one = BatchConfig {
+        workers: 1,
+        ..config
+    };
+    run(
+        &BatchInput::new(&manifest, &single, &models),
+        &one,
+        &NoProgress,
+    )
+    .unwrap();
     merge(&sharded, None, &NoProgress).unwrap();
     merge(&single, None, &NoProgress).unwrap();
     for t in ["videos", "shots", "segments"] {
@@ -227,24 +263,49 @@ fn bad_manifests_and_settings_are_refused_before_any_work() {
             .to_string()
     };
     let e = try_run("dup.txt", "x/a.mp4\nb.mp4\ny/a.mkv\n");
-    assert!(e.contains("dup.txt:3:") && e.contains("also on line 1"), "{e}");
+    assert!(
+        e.contains("dup.txt:3:") && e.contains("also on line 1"),
+        "{e}"
+    );
     let e = try_run("empty.txt", "# nothing\n\n");
-    assert!(e.contains("empty.txt:") && e.contains("has no videos"), "{e}");
-    let e = try_run("opt.jsonl", "{\"path\": \"a.mp4\"}\n{\"path\": \"b.mp4\", \"shots.analysis.width\": 0}\n");
+    assert!(
+        e.contains("empty.txt:") && e.contains("has no videos"),
+        "{e}"
+    );
+    let e = try_run(
+        "opt.jsonl",
+        "{\"path\": \"a.mp4\"}\n{\"path\": \"b.mp4\", \"shots.analysis.width\": 0}\n",
+    );
     assert!(e.contains("opt.jsonl:2:") && e.contains("width"), "{e}");
-    let e = try_run("typo.jsonl", "{\"path\": \"a.mp4\", \"shots\": {\"detectoin\": 1}}\n");
-    assert!(e.contains("typo.jsonl:1:") && e.contains("detectoin"), "{e}");
+    let e = try_run(
+        "typo.jsonl",
+        "{\"path\": \"a.mp4\", \"shots\": {\"detectoin\": 1}}\n",
+    );
+    assert!(
+        e.contains("typo.jsonl:1:") && e.contains("detectoin"),
+        "{e}"
+    );
     assert!(!out.exists(), "nothing is written for a bad manifest");
     // Settings: embed needs a model.
     let m = d.path().join("ok.txt");
     std::fs::write(&m, "a.mp4\n").unwrap();
-    let e = run(&BatchInput::new(&m, &out, &models), &light(&[Job::Embed]), &NoProgress).unwrap_err();
+    let e = run(
+        &BatchInput::new(&m, &out, &models),
+        &light(&[Job::Embed]),
+        &NoProgress,
+    )
+    .unwrap_err();
     assert_eq!(e.setting(), Some("model"), "{e}");
     // An output folder of something else is refused.
     let foreign = d.path().join("foreign");
     std::fs::create_dir(&foreign).unwrap();
     std::fs::write(foreign.join("notes.txt"), "mine").unwrap();
-    let e = run(&BatchInput::new(&m, &foreign, &models), &config, &NoProgress).unwrap_err();
+    let e = run(
+        &BatchInput::new(&m, &foreign, &models),
+        &config,
+        &NoProgress,
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("not a reelsmith batch"), "{e}");
 }
 
@@ -258,7 +319,12 @@ fn embeddings_merge_as_fixed_size_lists() {
     let models = Models::new();
     let mut config = light(&[Job::Embed]);
     config.embed.model = ModelChoice::Dir(reelsmith_test_support::tiny_clip());
-    let r = run(&BatchInput::new(&manifest, &out, &models), &config, &NoProgress).unwrap();
+    let r = run(
+        &BatchInput::new(&manifest, &out, &models),
+        &config,
+        &NoProgress,
+    )
+    .unwrap();
     assert_eq!(r.done, 1, "{r:?}");
     let merged = merge(&out, None, &NoProgress).unwrap();
     let t = read_table(&out.join("_merged/embeddings.parquet"));
@@ -267,9 +333,15 @@ fn embeddings_merge_as_fixed_size_lists() {
     let list = t.column_by_name("embedding").unwrap().as_fixed_size_list();
     assert_eq!(list.value_length() as usize, dim);
     // The rows are the safetensors file's rows.
-    let (rows, times) = merge::read_embeddings(&out.join("e/embed/embeddings.safetensors")).unwrap();
-    let values = list.values().as_primitive::<arrow_array::types::Float32Type>();
+    let (rows, times) =
+        merge::read_embeddings(&out.join("e/embed/embeddings.safetensors")).unwrap();
+    let values = list
+        .values()
+        .as_primitive::<arrow_array::types::Float32Type>();
     assert_eq!(&values.values()[..dim], &rows[0][..]);
-    let tcol = t.column_by_name("time").unwrap().as_primitive::<arrow_array::types::Float64Type>();
+    let tcol = t
+        .column_by_name("time")
+        .unwrap()
+        .as_primitive::<arrow_array::types::Float64Type>();
     assert_eq!(tcol.values().to_vec(), times);
 }

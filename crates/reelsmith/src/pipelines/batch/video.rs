@@ -25,8 +25,15 @@ pub(crate) struct Ctx<'a> {
 
 /// How a video ended.
 pub(crate) enum Outcome {
-    Done { frames: u64, video_seconds: f64 },
-    Failed { id: String, line: u64, error: String },
+    Done {
+        frames: u64,
+        video_seconds: f64,
+    },
+    Failed {
+        id: String,
+        line: u64,
+        error: String,
+    },
     /// Another process completed it meanwhile.
     Skipped,
 }

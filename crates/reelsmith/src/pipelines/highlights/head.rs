@@ -81,9 +81,18 @@ mod tests {
 
     #[test]
     fn heads_match_the_image_tower() {
-        assert_eq!(head_file(&config(512, 32, 768)), Some("sa_0_4_vit_b_32_linear.pth"));
-        assert_eq!(head_file(&config(512, 16, 768)), Some("sa_0_4_vit_b_16_linear.pth"));
-        assert_eq!(head_file(&config(768, 14, 1024)), Some("sa_0_4_vit_l_14_linear.pth"));
+        assert_eq!(
+            head_file(&config(512, 32, 768)),
+            Some("sa_0_4_vit_b_32_linear.pth")
+        );
+        assert_eq!(
+            head_file(&config(512, 16, 768)),
+            Some("sa_0_4_vit_b_16_linear.pth")
+        );
+        assert_eq!(
+            head_file(&config(768, 14, 1024)),
+            Some("sa_0_4_vit_l_14_linear.pth")
+        );
         assert_eq!(head_file(&config(64, 8, 32)), None);
     }
 
@@ -101,7 +110,10 @@ mod tests {
             Some(b.path().join("sa_0_4_vit_b_32_linear.pth"))
         );
         std::fs::write(a.path().join("aesthetic_head.pth"), b"x").unwrap();
-        assert_eq!(find_head(&cfg, &dirs), Some(a.path().join("aesthetic_head.pth")));
+        assert_eq!(
+            find_head(&cfg, &dirs),
+            Some(a.path().join("aesthetic_head.pth"))
+        );
         // A tower without a LAION head still finds a generic head next to the model.
         assert_eq!(
             find_head(&config(64, 8, 32), &dirs),

@@ -70,7 +70,9 @@ pub(super) fn successor(emb: &Embeddings, config: &SegmentsConfig) -> (Vec<f32>,
     let score: Vec<f32> = raw.iter().map(|&v| norm(v)).collect();
     let window = ((config.window_seconds * config.fps).round() as usize).max(1);
     let mut thr = match config.threshold {
-        ThresholdRule::Fixed(v) => rule_thresholds(&score, reelsmith_segment::seams::Threshold::Fixed(v)),
+        ThresholdRule::Fixed(v) => {
+            rule_thresholds(&score, reelsmith_segment::seams::Threshold::Fixed(v))
+        }
         ThresholdRule::Dynamic(k) => rule_thresholds(
             &score,
             reelsmith_segment::seams::Threshold::Dynamic { window, k },
@@ -85,7 +87,11 @@ pub(super) fn successor(emb: &Embeddings, config: &SegmentsConfig) -> (Vec<f32>,
         let surveyed = surveyor_seam_thresholds(emb, &opts);
         for (t, s) in thr.iter_mut().zip(surveyed) {
             // The surveyor's raw-distance threshold on the normalised scale; both must pass.
-            let s = if s.is_finite() { norm(s) } else { f32::INFINITY };
+            let s = if s.is_finite() {
+                norm(s)
+            } else {
+                f32::INFINITY
+            };
             if s > *t {
                 *t = s;
             }

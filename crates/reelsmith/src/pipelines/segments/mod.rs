@@ -389,7 +389,10 @@ impl SegmentsConfig {
         if self.phash_distance > 64 {
             return Err(Error::config(
                 "phash_distance",
-                format!("{}: a 64-bit hash differs in at most 64 bits", self.phash_distance),
+                format!(
+                    "{}: a 64-bit hash differs in at most 64 bits",
+                    self.phash_distance
+                ),
             ));
         }
         if self.crf > 51 {
@@ -491,7 +494,11 @@ fn plan(
             let s = embed_frames(&video, &opts, model.as_ref(), DEFAULT_BATCH, &stage, |_| {
                 Ok(())
             })?;
-            (s.frames, s.embeddings, reelsmith_embed::Embedder::model_id(model.as_ref()).to_string())
+            (
+                s.frames,
+                s.embeddings,
+                reelsmith_embed::Embedder::model_id(model.as_ref()).to_string(),
+            )
         }
         None => {
             let picked = find::sample_at_fps(&a.times, config.fps);
@@ -503,8 +510,9 @@ fn plan(
                 })
                 .collect();
             let emb = a.emb.select(&picked);
-            let id = reelsmith_embed::Embedder::model_id(&reelsmith_embed::PixelEmbedder::default())
-                .to_string();
+            let id =
+                reelsmith_embed::Embedder::model_id(&reelsmith_embed::PixelEmbedder::default())
+                    .to_string();
             (frames, emb, id)
         }
     };
@@ -514,11 +522,7 @@ fn plan(
             sampling: format!("{} fps", config.fps),
         });
     };
-    let duration = a
-        .info
-        .duration
-        .max(end_time(&a.times, fps))
-        .max(last.time);
+    let duration = a.info.duration.max(end_time(&a.times, fps)).max(last.time);
     let all = find::AllFrames {
         times: &a.times,
         rows: &a.emb,
@@ -587,7 +591,11 @@ fn spans(
 
 /// The keyframe rows of a segment: [`keyframe_count`] of them, each the row nearest the
 /// segment mean within one equal part of the segment, and the mean.
-fn keyframe_rows(emb: &Embeddings, rows: std::ops::Range<usize>, fps: f64) -> (Vec<usize>, Vec<f32>) {
+fn keyframe_rows(
+    emb: &Embeddings,
+    rows: std::ops::Range<usize>,
+    fps: f64,
+) -> (Vec<usize>, Vec<f32>) {
     let Some(mean) = emb.mean(Some(rows.clone())) else {
         return (Vec::new(), Vec::new());
     };
@@ -649,7 +657,12 @@ fn export(
         };
         let mut which = Vec::new();
         let mut jobs = Vec::new();
-        for (i, s) in plan.spans.iter().enumerate().filter(|(_, s)| s.end > s.start) {
+        for (i, s) in plan
+            .spans
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.end > s.start)
+        {
             // The keyframes lie inside the segment: the cut hands them back decoded.
             let times = picks[i].0.iter().map(|&row| plan.frames[row].time);
             jobs.push(ClipJob::new(s.start, s.end, out.path(&clip_name(i))?).with_stills(times));
@@ -689,7 +702,10 @@ fn export(
             let mut path = String::new();
             if let Some(image) = image {
                 let hash = hasher.hash_image(&image::DynamicImage::ImageRgb8(image.clone()));
-                if hashes.iter().any(|h| h.dist(&hash) <= config.phash_distance) {
+                if hashes
+                    .iter()
+                    .any(|h| h.dist(&hash) <= config.phash_distance)
+                {
                     continue; // a near-duplicate of a keyframe already kept
                 }
                 hashes.push(hash);

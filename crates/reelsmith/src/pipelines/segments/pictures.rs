@@ -88,9 +88,9 @@ fn keyframe_grid(segments: &[Written], path: &Path) -> Result<bool, Error> {
             let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
             for (r, (s, _)) in segments.iter().enumerate() {
                 let y = (PAD + r as u32 * (TILE_H + PAD)) as i32;
-                let starts = s.starts_at.map_or("start".to_string(), |k| {
-                    format!("{k:?}").to_lowercase()
-                });
+                let starts = s
+                    .starts_at
+                    .map_or("start".to_string(), |k| format!("{k:?}").to_lowercase());
                 for (line, text) in [
                     format!("segment {}", s.number),
                     format!("{:.2}-{:.2} s", s.start, s.end),
@@ -239,7 +239,9 @@ pub(super) fn pca_2d(emb: &Embeddings) -> Option<Vec<(f64, f64)>> {
     let mut comps: Vec<Vec<f64>> = Vec::new();
     for c in 0..2 {
         // A deterministic start that is not orthogonal to typical data.
-        let mut v: Vec<f64> = (0..d).map(|i| 1.0 + ((i * 7 + c * 13) % 11) as f64).collect();
+        let mut v: Vec<f64> = (0..d)
+            .map(|i| 1.0 + ((i * 7 + c * 13) % 11) as f64)
+            .collect();
         for _ in 0..100 {
             let mut next = apply(&v);
             for p in &comps {
