@@ -104,8 +104,11 @@ type Shared = Arc<dyn Any + Send + Sync>;
 /// time, while models in other slots load side by side.
 #[derive(Default)]
 struct TypedCache {
-    slots: Mutex<HashMap<(TypeId, String), Arc<Mutex<Option<Shared>>>>>,
+    slots: Mutex<HashMap<(TypeId, String), Slot>>,
 }
+
+/// One model's slot: empty until its first load finishes.
+type Slot = Arc<Mutex<Option<Shared>>>;
 
 impl std::fmt::Debug for TypedCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -368,6 +368,7 @@ fn segments_split_at_the_content_changes() {
 
 /// Ground-truth transitions of a shared clip as time spans `[start, end]` in seconds (a cut
 /// is a point), with the frame of each hard cut.
+#[allow(clippy::type_complexity)]
 fn gt_transitions(meta: &serde_json::Value) -> (Vec<(f64, f64)>, Vec<(usize, f64)>) {
     let fps = meta["fps"].as_f64().unwrap();
     let cut_frames: Vec<usize> = meta["cuts"]

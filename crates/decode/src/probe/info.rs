@@ -145,7 +145,7 @@ fn sample_aspect(stream: &ff::format::stream::Stream, codec: ff::Rational) -> [u
     let valid = |num: i32, den: i32| {
         // Ratios FFmpeg itself treats as invalid (0, negative or absurd) mean square.
         (num > 0 && den > 0 && num / den <= 100 && den / num <= 100)
-            .then(|| [num as u32, den as u32])
+            .then_some([num as u32, den as u32])
     };
     valid(container.num, container.den)
         .or_else(|| valid(codec.numerator(), codec.denominator()))

@@ -182,7 +182,7 @@ impl GenerateConfig {
                 "give a prompt (or prompt embeddings)",
             ));
         }
-        if self.frames == 0 || (self.frames - 1) % 4 != 0 || self.frames > 4097 {
+        if self.frames == 0 || !(self.frames - 1).is_multiple_of(4) || self.frames > 4097 {
             let lo = self.frames.saturating_sub(1) / 4 * 4 + 1;
             return Err(Error::config(
                 "frames",

@@ -273,7 +273,8 @@ impl ModelFrames<'_> {
             let mut want = run.iter().copied().peekable();
             for frame in video.frames_from(times[run[0]], &opts)? {
                 let frame = frame?;
-                while let Some(w) = want.peek().copied() {
+                // at most one wanted time per decoded frame
+                if let Some(w) = want.peek().copied() {
                     let t = times[w];
                     if (frame.time - t).abs() <= tol {
                         batch.push(frame.image.clone());
@@ -281,14 +282,11 @@ impl ModelFrames<'_> {
                         if batch.len() == DEFAULT_BATCH {
                             flush(&mut batch, &mut out)?;
                         }
-                        break;
                     } else if frame.time > t + tol {
                         self.notes.push(format!(
                             "semantic check skipped: frame {w} ({t:.3}s) did not come back after a seek"
                         ));
                         return Ok(None);
-                    } else {
-                        break;
                     }
                 }
                 if want.peek().is_none() {

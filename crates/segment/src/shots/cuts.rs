@@ -246,7 +246,7 @@ pub(super) fn spaced(cands: &[Candidate], o: &ShotOptions) -> Vec<(usize, f32)> 
 /// picture (deviation under 1 % of the pixel embedder's luma range: black, white, one
 /// colour), which has no structure to compare.
 pub(super) fn luma_pattern(row: &[f32]) -> Option<Vec<f32>> {
-    let y = if row.len() % 3 == 0 && !row.is_empty() {
+    let y = if row.len().is_multiple_of(3) && !row.is_empty() {
         &row[..row.len() / 3]
     } else {
         row
@@ -258,7 +258,8 @@ pub(super) fn luma_pattern(row: &[f32]) -> Option<Vec<f32>> {
     let mean = y.iter().sum::<f32>() / n;
     let mad = y.iter().map(|v| (v - mean).abs()).sum::<f32>() / n;
     // Pixel-embedder luma cells hold Y · 0.5 / cells: the full range is 0.5 / cells.
-    if !(mad > 0.01 * 0.5 / n) {
+    // (also false for NaN, though the check above rules that out)
+    if mad.partial_cmp(&(0.01 * 0.5 / n)) != Some(std::cmp::Ordering::Greater) {
         return None;
     }
     Some(y.iter().map(|v| (v - mean) / mad).collect())

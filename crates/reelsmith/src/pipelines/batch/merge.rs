@@ -740,6 +740,7 @@ impl Tables {
     }
 
     /// Closes every table: rows per file, and embedding widths.
+    #[allow(clippy::type_complexity)]
     fn finish(self) -> Result<(BTreeMap<String, u64>, BTreeMap<String, usize>), Error> {
         let mut rows = BTreeMap::new();
         let mut dims = BTreeMap::new();
