@@ -499,8 +499,14 @@ mod tests {
     #[test]
     fn patterns() {
         assert!(pattern_matches("*", "anything.at.all"));
-        assert!(pattern_matches("blocks.*.ffn.net.*", "blocks.3.ffn.net.0.proj"));
-        assert!(!pattern_matches("blocks.*.ffn.net.0", "blocks.3.ffn.net.0.proj"));
+        assert!(pattern_matches(
+            "blocks.*.ffn.net.*",
+            "blocks.3.ffn.net.0.proj"
+        ));
+        assert!(!pattern_matches(
+            "blocks.*.ffn.net.0",
+            "blocks.3.ffn.net.0.proj"
+        ));
         assert!(pattern_matches("net.0.proj", "blocks.3.ffn.net.0.proj"));
         assert!(!pattern_matches("proj", "blocks.3.ffn.net.0.xproj"));
     }
@@ -543,11 +549,7 @@ mod tests {
     fn gradients_are_true() {
         let l = trained(3);
         let x = crate::randn(4, (3, 6), DType::F64, &Device::Cpu).unwrap();
-        let inputs = [
-            x,
-            l.down().as_tensor().clone(),
-            l.up().as_tensor().clone(),
-        ];
+        let inputs = [x, l.down().as_tensor().clone(), l.up().as_tensor().clone()];
         let report = grad_check(&inputs, |t| {
             let l = LoraLayer {
                 down: Var::from_tensor(&t[1])?,
@@ -572,12 +574,8 @@ mod tests {
     fn dropout_is_seeded_and_inverted() {
         let l = trained(6);
         let x = Tensor::ones((50, 6), DType::F64, &Device::Cpu).unwrap();
-        let a = l
-            .delta(&x, 1.0, 0.5, Some(&mut SeededRng::new(9)))
-            .unwrap();
-        let b = l
-            .delta(&x, 1.0, 0.5, Some(&mut SeededRng::new(9)))
-            .unwrap();
+        let a = l.delta(&x, 1.0, 0.5, Some(&mut SeededRng::new(9))).unwrap();
+        let b = l.delta(&x, 1.0, 0.5, Some(&mut SeededRng::new(9))).unwrap();
         let c = l.delta(&x, 1.0, 0.0, None).unwrap();
         let diff = |p: &Tensor, q: &Tensor| -> f64 {
             (p - q)
@@ -630,7 +628,10 @@ mod tests {
         );
         candle_core::safetensors::save(&t, &p).unwrap();
         let e = read_lora_file(&p, &Device::Cpu).unwrap_err().to_string();
-        assert!(e.contains("no up (B)") && e.contains("x.safetensors"), "{e}");
+        assert!(
+            e.contains("no up (B)") && e.contains("x.safetensors"),
+            "{e}"
+        );
         std::fs::write(&p, b"garbage").unwrap();
         assert!(read_lora_file(&p, &Device::Cpu).is_err());
     }
