@@ -39,6 +39,8 @@ pub use image;
 
 #[cfg(feature = "openblas")]
 mod blas;
+pub mod cache;
+pub mod dataset;
 mod error;
 pub mod keymap;
 pub mod layers;

@@ -826,3 +826,131 @@ mod lora {
         assert!(!hi.is_empty() && !lo.is_empty());
     }
 }
+
+mod prepare {
+    use super::*;
+    use reelsmith_diffusion::cache::{read_cache, write_example, CacheEntry, CacheIndex};
+    use reelsmith_diffusion::{train, LoraConfig, TrainConfig, WanLora};
+
+    /// Encoding a clip with its composed first frame, caching it, training on the cache,
+    /// and sampling with the adapter merged (and at scale 0: the base model exactly).
+    #[test]
+    fn encode_cache_train_and_sample_with_the_lora() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut pipe =
+            WanPipeline::load(&fixtures().join("wan22_i2v"), PipelineOptions::default()).unwrap();
+        let frames: Vec<image::RgbImage> = (0..5)
+            .map(|i| {
+                image::RgbImage::from_fn(16, 16, |x, y| {
+                    image::Rgb([(x * 9 + i * 30) as u8, (y * 9) as u8, 90])
+                })
+            })
+            .collect();
+        let composed = image::RgbImage::from_pixel(16, 16, image::Rgb([200, 40, 40]));
+        let ex = pipe
+            .encode_training_example(
+                "clip.mp4",
+                &frames,
+                &composed,
+                "ad23r2 the camera view suddenly changes. A red box.",
+                16,
+                16,
+                4,
+            )
+            .unwrap();
+        assert_eq!(ex.latents.dims(), &[16, 2, 2, 2]);
+        assert_eq!(ex.condition.as_ref().unwrap().dims(), &[20, 2, 2, 2]);
+        assert_eq!(ex.context.dims()[1], 32);
+        // Frames 0-3 replaced by the composed frame: the first latent frame encodes it alone.
+        let other: Vec<image::RgbImage> = frames.iter().rev().cloned().collect();
+        let ex2 = pipe
+            .encode_training_example(
+                "clip2.mp4",
+                &other,
+                &composed,
+                "ad23r2 the camera view suddenly changes. A red box.",
+                16,
+                16,
+                4,
+            )
+            .unwrap();
+        let l0 = |e: &reelsmith_diffusion::TrainExample| e.latents.narrow(1, 0, 1).unwrap();
+        assert_eq!(max_diff(&l0(&ex), &l0(&ex2)).0, 0.0);
+        // Wrong frame counts are refused.
+        assert!(pipe
+            .encode_training_example("x", &frames[..4], &composed, "x", 16, 16, 4)
+            .is_err());
+
+        let cache = dir.path().join("cache");
+        std::fs::create_dir_all(&cache).unwrap();
+        write_example(&cache.join("example_000000.safetensors"), &ex).unwrap();
+        let index = CacheIndex {
+            version: reelsmith_diffusion::cache::CACHE_VERSION,
+            base: fixtures().join("wan22_i2v"),
+            frames: 5,
+            width: 16,
+            height: 16,
+            transition_phrase: reelsmith_diffusion::dataset::TRANSITION_PHRASE.into(),
+            examples: vec![CacheEntry {
+                name: "clip.mp4".into(),
+                file: "example_000000.safetensors".into(),
+                caption: "c".into(),
+                frames: 5,
+            }],
+            skipped: vec![],
+        };
+        std::fs::write(
+            cache.join("index.json"),
+            serde_json::to_vec(&index).unwrap(),
+        )
+        .unwrap();
+        let (idx, data) = read_cache(&cache, &Device::Cpu).unwrap();
+        assert_eq!(idx, index);
+        assert_eq!(max_diff(&data[0].latents, &ex.latents).0, 0.0);
+
+        let mut m = WanTransformer::load(
+            &fixtures().join("wan22_i2v/transformer"),
+            None,
+            DType::F32,
+            &Device::Cpu,
+        )
+        .unwrap();
+        let mut lora = LoraConfig::new(4, 4.0);
+        lora.targets = WanLora::FFGO_TARGETS
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let cfg = TrainConfig {
+            lora,
+            steps: 3,
+            learning_rate: 5e-2,
+            save_every: 0,
+            ..TrainConfig::default()
+        };
+        let out = train(
+            &mut m,
+            &data,
+            &cfg,
+            &dir.path().join("adapter"),
+            false,
+            &mut |_| {},
+        )
+        .unwrap();
+
+        let mut req = GenerateRequest::new("A red box.");
+        req.image = Some(composed.clone());
+        req.width = 16;
+        req.height = 16;
+        req.frames = 5;
+        req.steps = 2;
+        req.seed = 1;
+        let base = pipe.generate(&req, &mut |_| {}).unwrap();
+        pipe.set_lora(Expert::High, Some((out.adapter.clone(), 0.0)));
+        let zero = pipe.generate(&req, &mut |_| {}).unwrap();
+        assert!(max_diff(&zero.latents, &base.latents).0 < 1e-6);
+        pipe.set_lora(Expert::High, Some((out.adapter.clone(), 1.0)));
+        pipe.set_lora(Expert::Low, Some((out.adapter.clone(), 1.0)));
+        let with = pipe.generate(&req, &mut |_| {}).unwrap();
+        assert!(max_diff(&with.latents, &base.latents).0 > 1e-5);
+    }
+}
