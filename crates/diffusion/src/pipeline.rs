@@ -602,16 +602,18 @@ impl WanPipeline {
     /// Sets (or with `None` clears) the LoRA of an expert: the adapter file (either
     /// naming) merged at `scale` into the expert's weights when it is loaded, so sampling
     /// runs at the base model's speed. `Expert::High` is the only transformer of
-    /// single-transformer models. An expert already loaded is reloaded.
+    /// single-transformer models. An expert already loaded with another setting is reloaded.
     pub fn set_lora(&mut self, which: Expert, lora: Option<(PathBuf, f64)>) {
         let slot = match which {
             Expert::High => 0,
             Expert::Low => 1,
         };
-        self.loras[slot] = lora;
-        match which {
-            Expert::High => self.high = None,
-            Expert::Low => self.low = None,
+        if self.loras[slot] != lora {
+            self.loras[slot] = lora;
+            match which {
+                Expert::High => self.high = None,
+                Expert::Low => self.low = None,
+            }
         }
     }
 

@@ -954,3 +954,38 @@ mod prepare {
         assert!(max_diff(&with.latents, &base.latents).0 > 1e-5);
     }
 }
+
+/// Writes an adapter trained here for `benches/lora_vs_diffusers.py` (run by that script).
+#[test]
+#[ignore = "run by benches/lora_vs_diffusers.py"]
+fn lora_export() {
+    use reelsmith_diffusion::{train, LoraConfig, TrainConfig, WanLora};
+    let out = PathBuf::from(std::env::var("REELSMITH_LORA_EXPORT").expect("REELSMITH_LORA_EXPORT"));
+    let _ = std::fs::remove_dir_all(&out);
+    let mut m = WanTransformer::load(
+        &fixtures().join("wan22_i2v/transformer"),
+        None,
+        DType::F32,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let mut lora = LoraConfig::new(4, 8.0);
+    lora.targets = WanLora::FFGO_TARGETS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let cfg = TrainConfig {
+        lora,
+        steps: 20,
+        learning_rate: 5e-2,
+        save_every: 0,
+        ..TrainConfig::default()
+    };
+    let data = lora::examples(3);
+    let r = train(&mut m, &data, &cfg, &out, false, &mut |_| {}).unwrap();
+    eprintln!(
+        "loss {:?} → adapter {}",
+        r.losses.last(),
+        r.adapter.display()
+    );
+}

@@ -4,6 +4,7 @@ pub mod batch;
 pub mod compose;
 pub mod embed;
 pub mod entities;
+pub mod finetune;
 pub mod frames;
 pub mod generate;
 pub mod highlights;
