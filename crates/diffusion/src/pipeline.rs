@@ -628,7 +628,7 @@ impl WanPipeline {
     }
 
     /// Encodes one training example the way FFGo trains (see [`crate::train`]): the clip's
-    /// `frames` (`4k + 1`, resized to `width`×`height`) with pixel frames
+    /// `frames` (`4k + 1`, resized to `(width, height)`) with pixel frames
     /// `0..replace` replaced by the composed `first_frame`, encoded by the VAE into
     /// normalised latents; the image-to-video condition built from `first_frame` alone
     /// (frame 0 unmasked, as at sampling time); and the caption's text embeddings. Text-to-
@@ -639,8 +639,7 @@ impl WanPipeline {
         frames: &[RgbImage],
         first_frame: &RgbImage,
         caption: &str,
-        width: usize,
-        height: usize,
+        (width, height): (usize, usize),
         replace: usize,
     ) -> Result<TrainExample> {
         let n = frames.len();

@@ -853,8 +853,7 @@ mod prepare {
                 &frames,
                 &composed,
                 "ad23r2 the camera view suddenly changes. A red box.",
-                16,
-                16,
+                (16, 16),
                 4,
             )
             .unwrap();
@@ -869,8 +868,7 @@ mod prepare {
                 &other,
                 &composed,
                 "ad23r2 the camera view suddenly changes. A red box.",
-                16,
-                16,
+                (16, 16),
                 4,
             )
             .unwrap();
@@ -878,7 +876,7 @@ mod prepare {
         assert_eq!(max_diff(&l0(&ex), &l0(&ex2)).0, 0.0);
         // Wrong frame counts are refused.
         assert!(pipe
-            .encode_training_example("x", &frames[..4], &composed, "x", 16, 16, 4)
+            .encode_training_example("x", &frames[..4], &composed, "x", (16, 16), 4)
             .is_err());
 
         let cache = dir.path().join("cache");

@@ -265,8 +265,7 @@ pub fn prepare(
                 &frames[..n],
                 &composed,
                 &e.caption,
-                w,
-                h,
+                (w, h),
                 REPLACED_FRAMES,
             )
             .map_err(|err| Error::diffusion(&e.clip, err))?;
