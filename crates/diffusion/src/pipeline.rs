@@ -627,7 +627,7 @@ impl WanPipeline {
         &self.dir
     }
 
-    /// Encodes one training example the way FFGo trains (see [`crate::train`]): the clip's
+    /// Encodes one training example the way FFGo trains (see [`crate::train()`] and [the module](mod@crate::train)): the clip's
     /// `frames` (`4k + 1`, resized to `(width, height)`) with pixel frames
     /// `0..replace` replaced by the composed `first_frame`, encoded by the VAE into
     /// normalised latents; the image-to-video condition built from `first_frame` alone

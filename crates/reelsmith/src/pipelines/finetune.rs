@@ -13,7 +13,7 @@
 //!   with their reasons in the report and in `index.json`, and left out.
 //! - [`train`]: the cache → a LoRA on the chosen expert (Wan2.2-A14B: `high` trains
 //!   `transformer` on timesteps ≥ 900, `low` trains `transformer_2` below) with
-//!   [`reelsmith_diffusion::train`] → `adapter.safetensors` (+ `adapter_config.json`),
+//!   [`reelsmith_diffusion::train()`] → `adapter.safetensors` (+ `adapter_config.json`),
 //!   `loss.csv`, `loss.png`, `checkpoints/`, `train.json`. Training writes into its folder
 //!   as it goes (checkpoints must survive an interruption) and `resume` continues the newest
 //!   checkpoint with the same loss curve.
