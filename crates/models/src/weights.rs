@@ -84,6 +84,8 @@ type PrefixRule = dyn Fn(&str) -> Option<String> + Send + Sync;
 pub struct FoldBatchNorm {
     rule: Box<PrefixRule>,
     eps: f64,
+    /// The type of the folded tensors; `None`: the convolution's stored type.
+    dtype: Option<DType>,
 }
 
 impl FoldBatchNorm {
@@ -94,7 +96,17 @@ impl FoldBatchNorm {
         Self {
             rule: Box::new(rule),
             eps,
+            dtype: None,
         }
+    }
+
+    /// Hands the folded tensors out in `dtype` instead of the convolution's stored type.
+    /// The folding is computed in f64 either way; a half-precision checkpoint read in f32
+    /// should fold into f32 (`DType::F32`), so that the folded weights are rounded once,
+    /// to f32, rather than to f16 first.
+    pub fn in_dtype(mut self, dtype: DType) -> Self {
+        self.dtype = Some(dtype);
+        self
     }
 
     /// Folding where the convolution's prefix ends in `conv_suffix` and its BatchNorm's is
@@ -165,7 +177,7 @@ impl Transform for FoldBatchNorm {
             };
             ((b - mean)? * scale)?.add(&beta)?
         };
-        Ok(Some(folded.to_dtype(stored)?))
+        Ok(Some(folded.to_dtype(self.dtype.unwrap_or(stored))?))
     }
 
     fn provides(&self, name: &str, source: &TensorSource<'_>) -> bool {
@@ -724,6 +736,48 @@ impl Checkpoint {
                 missing: p.missing.into_iter().collect(),
                 mismatched: p.mismatched,
             })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A half-precision checkpoint folded with `in_dtype(F32)` keeps the f64 fold's
+    /// precision in f32; without it, the folded weight is rounded to f16 first.
+    #[test]
+    fn folding_a_half_checkpoint_into_f32_rounds_once() {
+        let dev = Device::Cpu;
+        let h = |v: &[f32]| Tensor::new(v, &dev).unwrap().to_dtype(DType::F16).unwrap();
+        let tensors = HashMap::from([
+            ("c.conv_s1.weight".to_string(), h(&[1.0, 1.0])),
+            ("c.conv_s1.bias".to_string(), h(&[0.0, 0.0])),
+            ("c.bn_s1.weight".to_string(), h(&[1.0, 1.0])),
+            ("c.bn_s1.bias".to_string(), h(&[0.0, 0.0])),
+            ("c.bn_s1.running_mean".to_string(), h(&[0.0, 0.0])),
+            ("c.bn_s1.running_var".to_string(), h(&[3.0, 7.0])),
+        ]);
+        let fold = || FoldBatchNorm::with_suffixes("conv_s1", "bn_s1", 0.0);
+        let read = |ckpt: Checkpoint| {
+            let w = ckpt
+                .var_builder(DType::F32, &dev)
+                .get(2, "c.conv_s1.weight")
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            ckpt.finish().unwrap();
+            w
+        };
+        let exact = [1.0 / 3f64.sqrt(), 1.0 / 7f64.sqrt()];
+        let f32_fold = read(
+            Checkpoint::from_tensors(tensors.clone(), "h.pth")
+                .with_transform(fold().in_dtype(DType::F32)),
+        );
+        let f16_fold = read(Checkpoint::from_tensors(tensors, "h.pth").with_transform(fold()));
+        for i in 0..2 {
+            assert_eq!(f32_fold[i], exact[i] as f32);
+            assert!((f16_fold[i] as f64 - exact[i]).abs() > 1e-5, "{f16_fold:?}");
         }
     }
 }
