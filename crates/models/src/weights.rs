@@ -685,6 +685,21 @@ impl Checkpoint {
         &self.inner.path
     }
 
+    /// The weight files read (every shard of a sharded checkpoint, in the index's sorted
+    /// order; none for [`Checkpoint::from_tensors`]).
+    pub fn files(&self) -> Vec<PathBuf> {
+        self.inner
+            .store
+            .parts
+            .iter()
+            .filter_map(|p| match p {
+                Part::Safetensors(f) => Some(f.path.clone()),
+                Part::Pickle(_, path) => Some(path.clone()),
+                Part::Memory(_) => None,
+            })
+            .collect()
+    }
+
     /// Names of the stored tensors, sorted.
     pub fn names(&self) -> Vec<String> {
         let mut v: Vec<String> = self.inner.store.routing.keys().cloned().collect();
@@ -779,5 +794,16 @@ mod tests {
             assert_eq!(f32_fold[i], exact[i] as f32);
             assert!((f16_fold[i] as f64 - exact[i]).abs() > 1e-5, "{f16_fold:?}");
         }
+    }
+
+    #[test]
+    fn files_lists_every_shard() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sharded");
+        let ckpt = Checkpoint::open(Path::new(dir).join("model.safetensors.index.json")).unwrap();
+        let files = ckpt.files();
+        assert!(files.len() >= 2, "{files:?}");
+        assert!(files.iter().all(|f| f.is_file() && f.starts_with(dir)));
+        let mem = Checkpoint::from_tensors(HashMap::new(), "mem");
+        assert!(mem.files().is_empty());
     }
 }
