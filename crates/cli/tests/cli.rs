@@ -935,6 +935,8 @@ fn issue19_8_non_finite_embeddings_are_an_error() {
             "highlights",
             run(args![
                 "highlights",
+                "--min-duration",
+                "1",
                 "--model-dir",
                 model,
                 video,
@@ -1358,7 +1360,10 @@ fn bad_options_configs_and_model_folders() {
             args!["highlights", "--diversity-threshold", "NaN", v, "-o", o].to_vec(),
             "diversity_threshold",
         ),
-        (args!["segments", "--k", "-1", v, "-o", o].to_vec(), "k"),
+        (
+            args!["segments", "--threshold", "dynamic:-1", v, "-o", o].to_vec(),
+            "threshold",
+        ),
         (
             args!["segments", "--window", "0", v, "-o", o].to_vec(),
             "window",
@@ -1567,6 +1572,32 @@ fn entities_of_chaplin_frame_120_then_a_composed_first_frame() {
     assert_eq!(layout["entities"].as_array().unwrap().len(), 2);
 }
 
+/// A threshold that keeps the brightest fifth of the tiny (random-weight) ISNet's
+/// probability map of the first frame of `video`: the map has no meaning, so a fixed cut may
+/// keep nothing.
+fn tiny_threshold(video: &Path) -> f32 {
+    let device = reelsmith::embed::models::candle_core::Device::Cpu;
+    let seg = reelsmith::entity::segment::IsnetSegmenter::new(
+        reelsmith::entity::isnet::load_isnet(
+            &tiny_isnet(),
+            &reelsmith::entity::isnet::IsnetConfig::detect(&tiny_isnet()).unwrap(),
+            &device,
+        )
+        .unwrap(),
+        device.clone(),
+    );
+    let v = reelsmith::decode::open(video).unwrap();
+    let frame = v
+        .frames(&reelsmith::decode::DecodeOptions::new())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let mut p = seg.probability(&frame.image).unwrap().data;
+    p.sort_by(f32::total_cmp);
+    p[p.len() * 4 / 5]
+}
+
 #[test]
 fn entities_and_retention_with_tiny_models_and_their_errors() {
     let tmp = tempfile::tempdir().unwrap();
@@ -1589,7 +1620,13 @@ fn entities_and_retention_with_tiny_models_and_their_errors() {
         reelsmith()
             .arg("entities")
             .arg(&video)
-            .args(["--time", "0.5", "--weights"])
+            .args([
+                "--time",
+                "0.5",
+                "--threshold",
+                &tiny_threshold(&video).to_string(),
+            ])
+            .arg("--weights")
             .arg(tiny_isnet())
             .arg("--embed-model-dir")
             .arg(tiny_dinov2())
@@ -1679,15 +1716,29 @@ fn generate_an_mp4_and_png_frames_with_a_tiny_wan_model() {
             .arg("--image")
             .arg(wan.join("first_frame.png"))
             .args(["--prompt", "A cat walks on the grass."])
-            .args([
-                "--frames", "5", "--size", "32x32", "--steps", "2", "--seed", "7",
-            ])
             .arg("-o")
             .arg(out);
         c
     };
+    // The test's settings, each replaceable (clap refuses a flag given twice).
+    let defaults = [
+        ("--frames", "5"),
+        ("--size", "32x32"),
+        ("--steps", "2"),
+        ("--seed", "7"),
+    ];
+    let with = |out: &Path, changed: &[&str]| {
+        let mut c = base(out);
+        for (flag, value) in defaults {
+            if !changed.contains(&flag) {
+                c.args([flag, value]);
+            }
+        }
+        c.args(changed);
+        c
+    };
     let mp4 = tmp.path().join("out.mp4");
-    let out = succeeded(base(&mp4).output().unwrap());
+    let out = succeeded(with(&mp4, &[]).output().unwrap());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("5 frames of 32x32"),
         "{}",
@@ -1698,7 +1749,7 @@ fn generate_an_mp4_and_png_frames_with_a_tiny_wan_model() {
     assert_eq!(v.count_frames().unwrap(), 5);
 
     let frames = tmp.path().join("frames/");
-    succeeded(base(&frames).arg("-q").output().unwrap());
+    succeeded(with(&frames, &["-q"]).output().unwrap());
     for i in 0..5 {
         let f = image::open(frames.join(format!("frame_{i:04}.png"))).unwrap();
         assert_eq!((f.width(), f.height()), (32, 32));
@@ -1712,7 +1763,7 @@ fn generate_an_mp4_and_png_frames_with_a_tiny_wan_model() {
         (vec!["--size", "30x32"], "--size WxH"),
         (vec!["--guidance", "nan"], "--guidance"),
     ] {
-        let err = failed(base(&bad).args(&args).output().unwrap());
+        let err = failed(with(&bad, &args).output().unwrap());
         assert!(
             err.contains(&format!("hint: set it with {hint}")),
             "{args:?}: {err}"
@@ -1720,6 +1771,8 @@ fn generate_an_mp4_and_png_frames_with_a_tiny_wan_model() {
     }
     let err = failed(
         reelsmith()
+            .env("HF_HUB_OFFLINE", "1")
+            .env("HF_HUB_CACHE", tmp.path().join("empty-cache"))
             .args([
                 "generate",
                 "--model",
@@ -1733,7 +1786,7 @@ fn generate_an_mp4_and_png_frames_with_a_tiny_wan_model() {
             .unwrap(),
     );
     assert!(
-        err.contains("not available yet") && err.contains("--model-dir"),
+        err.contains("model_index.json") && err.contains("not in the Hugging Face cache"),
         "{err}"
     );
     assert!(!bad.exists());

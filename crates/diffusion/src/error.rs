@@ -68,6 +68,31 @@ fn list(what: &str, names: &[String]) -> String {
 /// Result with [`DiffusionError`].
 pub type Result<T> = std::result::Result<T, DiffusionError>;
 
+/// Errors of the shared model layer (checkpoint and configuration reading), each as the
+/// variant of the same meaning; the file stays named.
+impl From<reelsmith_models::ModelError> for DiffusionError {
+    fn from(e: reelsmith_models::ModelError) -> Self {
+        use reelsmith_models::ModelError as M;
+        match e {
+            M::Io { path, source } => DiffusionError::Io { path, source },
+            M::Config { path, message } => DiffusionError::Config { path, message },
+            M::Weights {
+                path,
+                missing,
+                mismatched,
+            } => DiffusionError::Weights {
+                path,
+                missing,
+                mismatched,
+            },
+            M::Device(m) => DiffusionError::Device(m),
+            M::InvalidInput(m) => DiffusionError::InvalidInput(m),
+            M::Backend(e) => DiffusionError::Candle(e),
+            other => DiffusionError::InvalidInput(other.to_string()),
+        }
+    }
+}
+
 impl DiffusionError {
     pub(crate) fn config(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         DiffusionError::Config {

@@ -1,13 +1,19 @@
-//! Generic layers built from differentiable candle operations: dense layers, RMS and layer
-//! norms, softmax, attention, the GELU-tanh feed-forward, 2D and 3D convolutions.
+//! Generic layers built from differentiable operations: dense layers, RMS and layer norms,
+//! softmax, attention, the GELU-tanh feed-forward, 2D and 3D convolutions.
 //!
 //! candle's fused `softmax_last_dim`, `layer_norm`, `rms_norm` (and `candle_nn::LayerNorm` on
-//! contiguous input) carry no gradient, so the norms and the softmax here are composed from
-//! elementary operations that do; the tests check them against finite differences. These
-//! layers are meant to be swapped for the shared ones of the model layer once it exists.
+//! contiguous input) carry no gradient. The dense layer, the norms, the softmax and (for
+//! scores that fit a fixed budget) the attention core run on the shared model layer's
+//! differentiable functions ([`reelsmith_models::ops`]): its fused CPU kernels for
+//! inference, composed candle operations that train otherwise; the tests here check them
+//! against finite differences. The types keep this crate's names and constructors (the Wan
+//! modules are written against them). The GELU-tanh of [`FeedForward`] is
+//! [`reelsmith_models::Activation::GeluTanh`]. The Wan-specific pieces (3D convolutions,
+//! the chunked attention for long videos) are this crate's own.
 
-use candle_core::{DType, Tensor, D};
+use candle_core::{DType, Module, Tensor, D};
 use candle_nn::VarBuilder;
+use reelsmith_models::ops;
 
 use crate::error::Result;
 
@@ -51,23 +57,31 @@ impl Linear {
         self.weight.dims()[0]
     }
 
-    /// Applies the layer over the last axis.
+    /// Applies the layer over the last axis ([`reelsmith_models::ops::linear`]: one fused
+    /// product with the bias on the CPU without gradients; OpenBLAS first with the
+    /// `openblas` feature).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        #[cfg(not(feature = "openblas"))]
+        {
+            Ok(ops::linear(x, &self.weight, self.bias.as_ref())?)
+        }
+        #[cfg(feature = "openblas")]
+        self.forward_blas(x)
+    }
+
+    #[cfg(feature = "openblas")]
+    fn forward_blas(&self, x: &Tensor) -> Result<Tensor> {
         let dims = x.dims().to_vec();
         let in_dim = *dims.last().unwrap_or(&1);
         let rows = x.elem_count() / in_dim.max(1);
         let x2 = x.reshape((rows, in_dim))?;
-        #[cfg(feature = "openblas")]
-        let blas = crate::blas::linear(&x2, &self.weight)?;
-        #[cfg(not(feature = "openblas"))]
-        let blas: Option<Tensor> = None;
-        let mut y = match blas {
-            Some(y) => y,
-            None => x2.matmul(&self.weight.t()?)?,
+        let y = match crate::blas::linear(&x2, &self.weight)? {
+            Some(y) => match &self.bias {
+                Some(b) => y.broadcast_add(b)?,
+                None => y,
+            },
+            None => return Ok(ops::linear(x, &self.weight, self.bias.as_ref())?),
         };
-        if let Some(b) = &self.bias {
-            y = y.broadcast_add(b)?;
-        }
         let mut out = dims;
         let last = out.len() - 1;
         out[last] = self.out_dim();
@@ -89,9 +103,10 @@ pub(crate) fn inference_f32(ts: &[&Tensor]) -> bool {
     ts.iter().all(|t| !t.track_op() && t.dtype() == DType::F32)
 }
 
-/// `x / sqrt(mean(x²) + eps)` over the last axis, computed in f32 (f64 stays f64).
+/// `x / sqrt(mean(x²) + eps)` over the last axis, computed in f32 (f64 stays f64):
+/// [`reelsmith_models::ops::rms_norm`] (candle's fused kernel on a GPU without gradients).
 pub fn rms_normalize(x: &Tensor, eps: f64) -> Result<Tensor> {
-    if inference_f32(&[x]) {
+    if inference_f32(&[x]) && !x.device().is_cpu() {
         let ones = Tensor::ones(x.dim(D::Minus1)?, DType::F32, x.device())?;
         return Ok(candle_nn::ops::rms_norm(
             &x.contiguous()?,
@@ -99,11 +114,7 @@ pub fn rms_normalize(x: &Tensor, eps: f64) -> Result<Tensor> {
             eps as f32,
         )?);
     }
-    let dtype = x.dtype();
-    let x = x.to_dtype(compute_dtype(dtype))?;
-    let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
-    let y = x.broadcast_div(&(ms + eps)?.sqrt()?)?;
-    Ok(y.to_dtype(dtype)?)
+    Ok(ops::rms_norm(x, None, eps)?)
 }
 
 /// RMS norm over the last axis with a learned scale (`torch.nn.RMSNorm`).
@@ -122,23 +133,17 @@ impl RmsNorm {
         })
     }
 
-    /// Normalises `x` over its last axis and scales it.
+    /// Normalises `x` over its last axis and scales it ([`reelsmith_models::ops::rms_norm`]).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if inference_f32(&[x, &self.weight]) {
-            return Ok(candle_nn::ops::rms_norm(
-                &x.contiguous()?,
-                &self.weight,
-                self.eps as f32,
-            )?);
-        }
-        Ok(rms_normalize(x, self.eps)?.broadcast_mul(&self.weight)?)
+        Ok(ops::rms_norm(x, Some(&self.weight), self.eps)?)
     }
 }
 
 /// `(x - mean) / sqrt(var + eps)` over the last axis (biased variance), computed in f32
-/// (f64 stays f64).
+/// (f64 stays f64): [`reelsmith_models::ops::layer_norm`] (candle's fused kernel on a GPU
+/// without gradients).
 pub fn layer_normalize(x: &Tensor, eps: f64) -> Result<Tensor> {
-    if inference_f32(&[x]) {
+    if inference_f32(&[x]) && !x.device().is_cpu() {
         let d = x.dim(D::Minus1)?;
         let ones = Tensor::ones(d, DType::F32, x.device())?;
         let zeros = Tensor::zeros(d, DType::F32, x.device())?;
@@ -149,13 +154,7 @@ pub fn layer_normalize(x: &Tensor, eps: f64) -> Result<Tensor> {
             eps as f32,
         )?);
     }
-    let dtype = x.dtype();
-    let x = x.to_dtype(compute_dtype(dtype))?;
-    let mean = x.mean_keepdim(D::Minus1)?;
-    let xc = x.broadcast_sub(&mean)?;
-    let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
-    let y = xc.broadcast_div(&(var + eps)?.sqrt()?)?;
-    Ok(y.to_dtype(dtype)?)
+    Ok(ops::layer_norm(x, None, None, eps)?)
 }
 
 /// Layer norm over the last axis, with or without a learned scale and shift.
@@ -179,37 +178,24 @@ impl LayerNorm {
         })
     }
 
-    /// Normalises `x` over its last axis.
+    /// Normalises `x` over its last axis ([`reelsmith_models::ops::layer_norm`]; candle's
+    /// fused kernel on a GPU without gradients).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if let Some((w, b)) = &self.affine {
-            if inference_f32(&[x, w, b]) {
-                return Ok(candle_nn::ops::layer_norm(
-                    &x.contiguous()?,
-                    w,
-                    b,
-                    self.eps as f32,
-                )?);
-            }
+        match &self.affine {
+            Some((w, b)) if inference_f32(&[x, w, b]) && !x.device().is_cpu() => Ok(
+                candle_nn::ops::layer_norm(&x.contiguous()?, w, b, self.eps as f32)?,
+            ),
+            Some((w, b)) => Ok(ops::layer_norm(x, Some(w), Some(b), self.eps)?),
+            None => layer_normalize(x, self.eps),
         }
-        let y = layer_normalize(x, self.eps)?;
-        Ok(match &self.affine {
-            Some((w, b)) => y.broadcast_mul(w)?.broadcast_add(b)?,
-            None => y,
-        })
     }
 }
 
-/// Softmax over the last axis from differentiable operations (the row maximum is subtracted
-/// for stability and detached: softmax does not depend on it); candle's fused kernel when no
-/// gradient is needed.
+/// Softmax over the last axis ([`reelsmith_models::ops::softmax_last_dim`]): from
+/// differentiable operations (the row maximum subtracted for stability and detached), a
+/// fused kernel when no gradient is needed.
 pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
-    if inference_f32(&[x]) {
-        return Ok(candle_nn::ops::softmax_last_dim(&x.contiguous()?)?);
-    }
-    let max = x.max_keepdim(D::Minus1)?.detach();
-    let e = x.broadcast_sub(&max)?.exp()?;
-    let sum = e.sum_keepdim(D::Minus1)?;
-    Ok(e.broadcast_div(&sum)?)
+    Ok(ops::softmax_last_dim(x)?)
 }
 
 /// Batched `a · b` (`a · bᵀ` when `trans_b`), through OpenBLAS where the feature is on and the
@@ -234,8 +220,45 @@ const ATTENTION_CHUNK_ELEMENTS: usize = 1 << 26;
 /// tensors. When the score matrix would exceed a fixed budget (long videos), each
 /// batch-and-head slice is processed alone with its queries in chunks, so the scores stay
 /// bounded in memory and every matrix product keeps many rows; the result is the same.
+///
+/// On the CPU without gradients (and without the `openblas` feature), when the score
+/// matrices the threads hold at once fit the budget, the shared model layer's fused kernel
+/// ([`reelsmith_models::ops::attention`], one task per batch item and head) runs instead.
 pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<Tensor> {
+    if let Some(o) = attention_fused(q, k, v, scale, ATTENTION_CHUNK_ELEMENTS)? {
+        return Ok(o);
+    }
     attention_bounded(q, k, v, scale, ATTENTION_CHUNK_ELEMENTS)
+}
+
+/// [`reelsmith_models::ops::attention`] on `[batch, heads, seq, head_dim]` views, where it
+/// applies (CPU, f32, no gradient, no `openblas`) and the per-thread score matrices fit
+/// `budget` elements; `None` otherwise.
+fn attention_fused(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    scale: f64,
+    budget: usize,
+) -> Result<Option<Tensor>> {
+    if cfg!(feature = "openblas") || !ops::fused_cpu(&[q, k, v]) {
+        return Ok(None);
+    }
+    let (b, h, sq, _) = q.dims4()?;
+    let sk = k.dim(2)?;
+    let tasks = (b * h).min(candle_core::utils::get_num_threads().max(1));
+    if sq * sk * tasks > budget {
+        return Ok(None);
+    }
+    // The kernel takes `[batch, tokens, heads, dim]` with any strides: transposed views.
+    let o = ops::attention(
+        &q.transpose(1, 2)?,
+        &k.transpose(1, 2)?,
+        &v.transpose(1, 2)?,
+        ops::AttentionMask::None,
+        scale,
+    )?;
+    Ok(Some(o.transpose(1, 2)?))
 }
 
 fn attention_bounded(
@@ -305,7 +328,8 @@ impl FeedForward {
 
     /// Applies the feed-forward over the last axis.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.down.forward(&self.up.forward(x)?.gelu()?)
+        let h = reelsmith_models::Activation::GeluTanh.forward(&self.up.forward(x)?)?;
+        self.down.forward(&h)
     }
 }
 

@@ -5,6 +5,15 @@
 //! SplitMix64, Gaussian pairs by Box–Muller in f64) and then moved to the device: a seed gives
 //! the same video on the CPU and on a GPU. The sequence is part of the crate's contract: a
 //! seed keeps giving the same noise across versions.
+//!
+//! **Why not the shared model layer's `reelsmith_models::SeededRng`.** It solves the same
+//! problem (host-side, device-independent, seeded) but with another stream: ChaCha8 and
+//! Box–Muller over uniforms in (0, 1], where this generator is xoshiro256++ seeded through
+//! SplitMix64 with uniforms in [0, 1). A seed would give other noise, hence other videos,
+//! than it gives with this crate today (`sequence_is_pinned` below pins the stream, and
+//! saved runs and the documented seeds rely on it). The crate therefore keeps its own
+//! generator; weight initialisation for training can use `SeededRng`, which has named
+//! streams.
 
 use candle_core::{DType, Device, Shape, Tensor};
 

@@ -96,12 +96,11 @@ impl SamVariant {
             path: path.to_path_buf(),
             message,
         };
-        if !path.is_file() {
-            return Err(err(
-                "no such file; pass a SAM checkpoint (e.g. sam_vit_b_01ec64.safetensors from the lmz/candle-sam hub repository)".into(),
-            ));
-        }
-        let shapes = crate::weights::tensor_shapes(path).map_err(err)?;
+        let ckpt = crate::weights::open_checkpoint(
+            path,
+            "pass a SAM checkpoint (e.g. sam_vit_b_01ec64.safetensors from the lmz/candle-sam hub repository)",
+        )?;
+        let shapes = crate::weights::tensor_shapes(&ckpt);
         if shapes
             .iter()
             .any(|(n, _)| n.starts_with("image_encoder.layers."))
@@ -678,46 +677,31 @@ pub fn finish_masks(masks: Vec<AutoMask>, opts: &AutoMaskOptions) -> Vec<AutoMas
     kept
 }
 
-/// Loads SAM weights from a file — the one place that reads SAM checkpoints.
+/// Loads SAM weights from a file — the one place that reads SAM checkpoints — through the
+/// shared model layer ([`reelsmith_models::Checkpoint`]): `.safetensors` (memory-mapped,
+/// checked against truncation), a sharded `*.index.json` or a PyTorch `.pth`/`.pt`/`.bin`,
+/// as `f32` on `device`. Every missing or misshapen tensor is named in one error.
 pub fn load_sam(
     path: &Path,
     variant: &SamVariant,
     device: &Device,
 ) -> Result<SamModel, EntityError> {
-    let err = |message: String| EntityError::Weights {
-        path: path.to_path_buf(),
-        message,
-    };
-    if !path.is_file() {
-        return Err(err(format!(
-            "no such file; pass a SAM checkpoint{}",
-            variant
-                .hub_file()
-                .map(|(r, f)| format!(" (e.g. {f} from the {r} hub repository)"))
-                .unwrap_or_default()
-        )));
-    }
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let vb = match ext.as_str() {
-        "safetensors" => {
-            crate::weights::check_safetensors(path).map_err(err)?;
-            // SAFETY: mapped read-only; the crate never writes model files.
-            unsafe { VarBuilder::from_mmaped_safetensors(&[path], DType::F32, device) }
-                .map_err(|e| err(format!("cannot read as safetensors: {e}")))?
-        }
-        "pth" | "pt" | "bin" => VarBuilder::from_pth(path, DType::F32, device)
-            .map_err(|e| err(format!("cannot read as a PyTorch checkpoint: {e}")))?,
-        other => {
-            return Err(err(format!(
-                "unknown weights format '.{other}'; use .safetensors or .pth"
-            )))
-        }
-    };
-    SamModel::new(vb, variant).map_err(|e| err(format!("{e} (is this checkpoint a {variant:?}?)")))
+    let missing = format!(
+        "pass a SAM checkpoint{}",
+        variant
+            .hub_file()
+            .map(|(r, f)| format!(" (e.g. {f} from the {r} hub repository)"))
+            .unwrap_or_default()
+    );
+    let ckpt = crate::weights::open_checkpoint(path, &missing)?;
+    crate::weights::build_checked(
+        &ckpt,
+        device,
+        &format!(
+            "is this checkpoint a {variant:?}? SamVariant::detect reads the variant from the file"
+        ),
+        |vb| SamModel::new(vb, variant),
+    )
 }
 
 /// SAM's automatic masks as a [`Segmenter`].

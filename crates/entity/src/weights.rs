@@ -1,8 +1,13 @@
-//! Checks on weight files before they are mapped, so that a damaged file gets an error that
-//! names the problem (and the tensor) rather than a bare deserialisation failure.
+//! Weight files, opened through the shared model layer ([`reelsmith_models::Checkpoint`]),
+//! with a check before a safetensors file is mapped, so that a damaged file gets an error
+//! that names the problem (and the tensor) rather than a bare deserialisation failure.
 
 use std::io::Read;
 use std::path::Path;
+
+use reelsmith_models::{Checkpoint, ModelError};
+
+use crate::EntityError;
 
 /// Validates a safetensors file's header against the file's length. A truncated file is
 /// reported with the first tensor whose data lies past its end.
@@ -53,53 +58,94 @@ pub(crate) fn check_safetensors(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// The name and shape of every tensor in a checkpoint (`.safetensors` from its header,
-/// PyTorch `.pth`/`.pt`/`.bin`/`.ckpt` from its pickle), without reading the data.
-pub(crate) fn tensor_shapes(path: &Path) -> Result<Vec<(String, Vec<usize>)>, String> {
-    let ext = path
+/// Opens a checkpoint through the shared model layer ([`Checkpoint::open`]:
+/// memory-mapped `.safetensors`, a sharded `*.index.json`, or a PyTorch `.pth`/`.pt`/`.bin`
+/// pickle, recognised from its first bytes). A safetensors file is first checked against its
+/// length ([`check_safetensors`]), so that a truncated file is named with its first cut
+/// tensor. `missing` is the advice given when the file does not exist.
+pub(crate) fn open_checkpoint(path: &Path, missing: &str) -> Result<Checkpoint, EntityError> {
+    let err = |message: String| EntityError::Weights {
+        path: path.to_path_buf(),
+        message,
+    };
+    if !path.is_file() {
+        return Err(err(format!("no such file; {missing}")));
+    }
+    let is_safetensors = path
         .extension()
         .and_then(|e| e.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    match ext.as_str() {
-        "safetensors" => {
-            check_safetensors(path)?;
-            let mut f = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-            let mut n = [0u8; 8];
-            f.read_exact(&mut n)
-                .map_err(|e| format!("cannot read the header: {e}"))?;
-            let mut header = vec![0u8; u64::from_le_bytes(n) as usize];
-            f.read_exact(&mut header)
-                .map_err(|e| format!("cannot read the header: {e}"))?;
-            let header: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_slice(&header)
-                    .map_err(|e| format!("the header is not JSON ({e})"))?;
-            Ok(header
-                .into_iter()
-                .filter(|(name, _)| name != "__metadata__")
-                .map(|(name, info)| {
-                    let shape = info
-                        .get("shape")
-                        .and_then(|s| s.as_array())
-                        .map(|a| a.iter().map(|d| d.as_u64().unwrap_or(0) as usize).collect())
-                        .unwrap_or_default();
-                    (name, shape)
-                })
-                .collect())
+        .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
+    if is_safetensors {
+        check_safetensors(path).map_err(err)?;
+    }
+    Checkpoint::open(path).map_err(|e| model_error(path, e))
+}
+
+/// The name and shape of every tensor in a checkpoint, without reading the data.
+pub(crate) fn tensor_shapes(ckpt: &Checkpoint) -> Vec<(String, Vec<usize>)> {
+    ckpt.names()
+        .into_iter()
+        .map(|n| {
+            let shape = ckpt.shape(&n).unwrap_or_default();
+            (n, shape)
+        })
+        .collect()
+}
+
+/// A [`ModelError`] about the checkpoint `path` as an [`EntityError::Weights`] (the path is
+/// said once, by the `EntityError`).
+pub(crate) fn model_error(path: &Path, e: ModelError) -> EntityError {
+    let s = e.to_string();
+    let prefix = format!("{}: ", path.display());
+    EntityError::Weights {
+        path: path.to_path_buf(),
+        message: s.strip_prefix(&prefix).unwrap_or(&s).to_string(),
+    }
+}
+
+/// Builds a model through `build` from `ckpt`'s var builder (`f32` on `device`), then fails
+/// with one [`EntityError::Weights`] naming every tensor that was missing or misshapen
+/// (`what` names the model and what to check, e.g. "is this an ISNet checkpoint?").
+pub(crate) fn build_checked<M>(
+    ckpt: &Checkpoint,
+    device: &candle_core::Device,
+    what: &str,
+    build: impl FnOnce(reelsmith_models::VarBuilder<'static>) -> candle_core::Result<M>,
+) -> Result<M, EntityError> {
+    let path = ckpt.path();
+    let built = build(ckpt.var_builder(candle_core::DType::F32, device));
+    match ckpt.finish() {
+        Err(ModelError::Weights {
+            missing,
+            mismatched,
+            ..
+        }) => {
+            let mut parts = Vec::new();
+            if !missing.is_empty() {
+                parts.push(format!(
+                    "{} missing tensor(s): {}",
+                    missing.len(),
+                    missing.join(", ")
+                ));
+            }
+            if !mismatched.is_empty() {
+                parts.push(format!(
+                    "{} tensor(s) with a wrong shape: {}",
+                    mismatched.len(),
+                    mismatched.join("; ")
+                ));
+            }
+            parts.push(what.to_string());
+            Err(EntityError::Weights {
+                path: path.to_path_buf(),
+                message: parts.join("; "),
+            })
         }
-        "pth" | "pt" | "bin" | "ckpt" => {
-            candle_core::pickle::read_pth_tensor_info(path, false, None)
-                .map(|infos| {
-                    infos
-                        .into_iter()
-                        .map(|t| (t.name, t.layout.shape().dims().to_vec()))
-                        .collect()
-                })
-                .map_err(|e| format!("cannot read as a PyTorch checkpoint: {e}"))
-        }
-        other => Err(format!(
-            "unknown weights format '.{other}'; use .safetensors or a PyTorch .pth/.pt"
-        )),
+        Err(e) => Err(model_error(path, e)),
+        Ok(()) => built.map_err(|e| EntityError::Weights {
+            path: path.to_path_buf(),
+            message: format!("{e} ({what})"),
+        }),
     }
 }
 

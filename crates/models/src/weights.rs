@@ -84,6 +84,8 @@ type PrefixRule = dyn Fn(&str) -> Option<String> + Send + Sync;
 pub struct FoldBatchNorm {
     rule: Box<PrefixRule>,
     eps: f64,
+    /// The type of the folded tensors; `None`: the convolution's stored type.
+    dtype: Option<DType>,
 }
 
 impl FoldBatchNorm {
@@ -94,7 +96,17 @@ impl FoldBatchNorm {
         Self {
             rule: Box::new(rule),
             eps,
+            dtype: None,
         }
+    }
+
+    /// Hands the folded tensors out in `dtype` instead of the convolution's stored type.
+    /// The folding is computed in f64 either way; a half-precision checkpoint read in f32
+    /// should fold into f32 (`DType::F32`), so that the folded weights are rounded once,
+    /// to f32, rather than to f16 first.
+    pub fn in_dtype(mut self, dtype: DType) -> Self {
+        self.dtype = Some(dtype);
+        self
     }
 
     /// Folding where the convolution's prefix ends in `conv_suffix` and its BatchNorm's is
@@ -165,7 +177,7 @@ impl Transform for FoldBatchNorm {
             };
             ((b - mean)? * scale)?.add(&beta)?
         };
-        Ok(Some(folded.to_dtype(stored)?))
+        Ok(Some(folded.to_dtype(self.dtype.unwrap_or(stored))?))
     }
 
     fn provides(&self, name: &str, source: &TensorSource<'_>) -> bool {
@@ -673,6 +685,21 @@ impl Checkpoint {
         &self.inner.path
     }
 
+    /// The weight files read (every shard of a sharded checkpoint, in the index's sorted
+    /// order; none for [`Checkpoint::from_tensors`]).
+    pub fn files(&self) -> Vec<PathBuf> {
+        self.inner
+            .store
+            .parts
+            .iter()
+            .filter_map(|p| match p {
+                Part::Safetensors(f) => Some(f.path.clone()),
+                Part::Pickle(_, path) => Some(path.clone()),
+                Part::Memory(_) => None,
+            })
+            .collect()
+    }
+
     /// Names of the stored tensors, sorted.
     pub fn names(&self) -> Vec<String> {
         let mut v: Vec<String> = self.inner.store.routing.keys().cloned().collect();
@@ -725,5 +752,58 @@ impl Checkpoint {
                 mismatched: p.mismatched,
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A half-precision checkpoint folded with `in_dtype(F32)` keeps the f64 fold's
+    /// precision in f32; without it, the folded weight is rounded to f16 first.
+    #[test]
+    fn folding_a_half_checkpoint_into_f32_rounds_once() {
+        let dev = Device::Cpu;
+        let h = |v: &[f32]| Tensor::new(v, &dev).unwrap().to_dtype(DType::F16).unwrap();
+        let tensors = HashMap::from([
+            ("c.conv_s1.weight".to_string(), h(&[1.0, 1.0])),
+            ("c.conv_s1.bias".to_string(), h(&[0.0, 0.0])),
+            ("c.bn_s1.weight".to_string(), h(&[1.0, 1.0])),
+            ("c.bn_s1.bias".to_string(), h(&[0.0, 0.0])),
+            ("c.bn_s1.running_mean".to_string(), h(&[0.0, 0.0])),
+            ("c.bn_s1.running_var".to_string(), h(&[3.0, 7.0])),
+        ]);
+        let fold = || FoldBatchNorm::with_suffixes("conv_s1", "bn_s1", 0.0);
+        let read = |ckpt: Checkpoint| {
+            let w = ckpt
+                .var_builder(DType::F32, &dev)
+                .get(2, "c.conv_s1.weight")
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            ckpt.finish().unwrap();
+            w
+        };
+        let exact = [1.0 / 3f64.sqrt(), 1.0 / 7f64.sqrt()];
+        let f32_fold = read(
+            Checkpoint::from_tensors(tensors.clone(), "h.pth")
+                .with_transform(fold().in_dtype(DType::F32)),
+        );
+        let f16_fold = read(Checkpoint::from_tensors(tensors, "h.pth").with_transform(fold()));
+        for i in 0..2 {
+            assert_eq!(f32_fold[i], exact[i] as f32);
+            assert!((f16_fold[i] as f64 - exact[i]).abs() > 1e-5, "{f16_fold:?}");
+        }
+    }
+
+    #[test]
+    fn files_lists_every_shard() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sharded");
+        let ckpt = Checkpoint::open(Path::new(dir).join("model.safetensors.index.json")).unwrap();
+        let files = ckpt.files();
+        assert!(files.len() >= 2, "{files:?}");
+        assert!(files.iter().all(|f| f.is_file() && f.starts_with(dir)));
+        let mem = Checkpoint::from_tensors(HashMap::new(), "mem");
+        assert!(mem.files().is_empty());
     }
 }

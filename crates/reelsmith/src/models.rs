@@ -142,6 +142,11 @@ impl Models {
         self
     }
 
+    /// The hub options models are fetched with.
+    pub fn hub_options(&self) -> &HubOptions {
+        &self.hub
+    }
+
     /// Runs the models on this device.
     pub fn with_device(mut self, device: DeviceChoice) -> Self {
         self.device = device;

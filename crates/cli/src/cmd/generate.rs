@@ -22,8 +22,8 @@ pub struct Args {
     /// Wan2.2-TI2V-5B or Wan2.1-T2V.
     #[arg(long, value_name = "DIR", conflicts_with = "model")]
     model_dir: Option<PathBuf>,
-    /// A hub id (Wan-AI/Wan2.2-I2V-A14B-Diffusers). Not available yet: it waits for the
-    /// shared hub loader; download the folder and pass --model-dir.
+    /// A hub id in the diffusers layout (Wan-AI/Wan2.2-I2V-A14B-Diffusers): read from the
+    /// Hugging Face cache, the missing files downloaded (HF_HUB_OFFLINE=1: cache only).
     #[arg(long, value_name = "ID")]
     model: Option<String>,
     /// The first frame (e.g. from `reelsmith compose`); resized to --size when it differs.

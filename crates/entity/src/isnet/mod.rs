@@ -13,10 +13,11 @@
 //! level of onnxruntime's f32 references.
 //!
 //! Weights: [`load_isnet`] reads a `.safetensors` (any float dtype, loaded as `f32`) or an
-//! upstream PyTorch checkpoint (`.pth`/`.pt`); a `REBNCONV` given as `conv_s1` + `bn_s1`
-//! (upstream) has its BatchNorm folded on load, one given with BN already folded (the real
-//! checkpoint in the shared models) is used as is. Every missing or misshapen tensor is named
-//! in one error.
+//! upstream PyTorch checkpoint (`.pth`/`.pt`) through the shared model layer
+//! (`reelsmith-models`' `Checkpoint`, opened by [`isnet_checkpoint`]); a `REBNCONV` given as
+//! `conv_s1` + `bn_s1` (upstream) has its BatchNorm folded on load (`FoldBatchNorm`), one
+//! given with BN already folded (the real checkpoint in the shared models) is used as is.
+//! Every missing or misshapen tensor is named in one error.
 //!
 //! Only the first side output (`d1`, the one every DIS/rembg user reads) is computed; the
 //! deep-supervision outputs `d2…d6` are training-only and skipped.
@@ -28,6 +29,7 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
+use reelsmith_models::{Checkpoint, FoldBatchNorm};
 
 use crate::EntityError;
 use cpu::{ConvSpec, Feat};
@@ -66,12 +68,8 @@ impl IsnetConfig {
             path: path.to_path_buf(),
             message,
         };
-        if !path.is_file() {
-            return Err(err(
-                "no such file; pass the ISNet checkpoint (isnet-general-use.safetensors or an upstream .pth)".into(),
-            ));
-        }
-        let shapes = crate::weights::tensor_shapes(path).map_err(err)?;
+        let ckpt = crate::weights::open_checkpoint(path, NO_FILE)?;
+        let shapes = crate::weights::tensor_shapes(&ckpt);
         let shape = |name: &str| shapes.iter().find(|(n, _)| n == name).map(|(_, s)| s);
         let conv_in = shape("conv_in.weight").ok_or_else(|| {
             err("no tensor conv_in.weight: not an ISNet (isnet-general-use) checkpoint".into())
@@ -103,11 +101,15 @@ const BN_EPS: f64 = 1e-5;
 struct Loader<'a> {
     vb: VarBuilder<'a>,
     problems: RefCell<Vec<String>>,
+    /// A plain [`VarBuilder`] ([`Isnet::new`]): presence is checked here and BatchNorms
+    /// given separately are folded here. `false` for a [`Checkpoint`]'s var builder
+    /// ([`load_isnet`]), which records missing tensors itself and folds on load.
+    plain: bool,
 }
 
 impl Loader<'_> {
     fn get(&self, shape: &[usize], name: &str) -> candle_core::Result<Tensor> {
-        if !self.vb.contains_tensor(name) {
+        if self.plain && !self.vb.contains_tensor(name) {
             self.problems
                 .borrow_mut()
                 .push(format!("{}{name} (missing)", prefix(&self.vb)));
@@ -128,6 +130,7 @@ impl Loader<'_> {
         Loader {
             vb: self.vb.pp(s),
             problems: RefCell::new(Vec::new()),
+            plain: self.plain,
         }
     }
 
@@ -235,7 +238,9 @@ impl Conv {
         let mut weight = c.get(&[cout, cin, 3, 3], "weight")?;
         let mut bias = c.get(&[cout], "bias")?;
         l.absorb(c);
-        if l.vb.contains_tensor("bn_s1.running_mean") || l.vb.contains_tensor("bn_s1.weight") {
+        if l.plain
+            && (l.vb.contains_tensor("bn_s1.running_mean") || l.vb.contains_tensor("bn_s1.weight"))
+        {
             let b = l.pp("bn_s1");
             let gamma = b.get(&[cout], "weight")?;
             let beta = b.get(&[cout], "bias")?;
@@ -463,10 +468,19 @@ impl Isnet {
     /// Builds the network from `vb` (the root of the checkpoint's key space). BatchNorms
     /// given separately (`bn_s1.*`) are folded into their convolutions. All missing or
     /// misshapen tensors are reported in one error.
+    ///
+    /// [`load_isnet`] reads a file through the shared model layer instead (BatchNorms folded
+    /// on load by [`FoldBatchNorm`], the file named in errors).
     pub fn new(vb: VarBuilder, cfg: &IsnetConfig) -> candle_core::Result<Self> {
+        Self::build(vb, cfg, true)
+    }
+
+    /// [`Isnet::new`]; `plain`: see `Loader::plain`.
+    fn build(vb: VarBuilder, cfg: &IsnetConfig, plain: bool) -> candle_core::Result<Self> {
         let ld = Loader {
             vb,
             problems: RefCell::new(Vec::new()),
+            plain,
         };
         let u = cfg.unit.max(1);
         let conv_in = Conv::plain(&ld, "conv_in", cfg.in_channels, 4 * u, 2)?;
@@ -595,42 +609,39 @@ impl Module for Isnet {
     }
 }
 
-/// Loads ISNet weights from a file — the one place that reads checkpoints, so that it can be
-/// swapped for the shared model layer's loader.
+/// Advice when an ISNet checkpoint does not exist.
+const NO_FILE: &str =
+    "pass the ISNet checkpoint (isnet-general-use.safetensors or an upstream .pth)";
+
+/// Opens an ISNet checkpoint through the shared model layer
+/// ([`reelsmith_models::Checkpoint`]) with upstream BatchNorms folded on load: a `REBNCONV`
+/// stored as `conv_s1` + `bn_s1` (upstream PyTorch) is read as the folded `conv_s1` that
+/// [`Isnet`] expects ([`FoldBatchNorm`], ε = 1e-5, folded in f64 and handed out as f32);
+/// one stored already folded (the converted `isnet-general-use.safetensors`) is read as is.
+///
+/// `.safetensors` (memory-mapped; a truncated file is named with its first cut tensor), a
+/// sharded `*.index.json`, or a PyTorch pickle (`.pth`, `.pt`, `.bin`).
+pub fn isnet_checkpoint(path: &Path) -> Result<Checkpoint, EntityError> {
+    Ok(
+        crate::weights::open_checkpoint(path, NO_FILE)?.with_transform(
+            FoldBatchNorm::with_suffixes("conv_s1", "bn_s1", BN_EPS).in_dtype(DType::F32),
+        ),
+    )
+}
+
+/// Loads ISNet weights from a file through the shared model layer ([`isnet_checkpoint`]),
+/// as `f32` on `device`.
 ///
 /// `.safetensors` (any float dtype, converted to `f32`) or a PyTorch pickle (`.pth`, `.pt`,
-/// `.bin`). Errors name the file; a truncated safetensors names the first tensor whose data
-/// lies past the end of the file; missing and misshapen tensors are all named.
+/// `.bin`), with BatchNorms folded on load. Errors name the file; a truncated safetensors
+/// names the first tensor whose data lies past the end of the file; missing and misshapen
+/// tensors are all named in one error.
 pub fn load_isnet(path: &Path, cfg: &IsnetConfig, device: &Device) -> Result<Isnet, EntityError> {
-    let weights_err = |message: String| EntityError::Weights {
-        path: path.to_path_buf(),
-        message,
-    };
-    if !path.is_file() {
-        return Err(weights_err(
-            "no such file; pass the ISNet checkpoint (isnet-general-use.safetensors or an upstream .pth)".into(),
-        ));
-    }
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let vb = match ext.as_str() {
-        "safetensors" => {
-            crate::weights::check_safetensors(path).map_err(weights_err)?;
-            // SAFETY: the file is mapped read-only; the crate never writes model files and the
-            // mapping is dropped with the VarBuilder after the tensors are copied out as f32.
-            unsafe { VarBuilder::from_mmaped_safetensors(&[path], DType::F32, device) }
-                .map_err(|e| weights_err(format!("cannot read as safetensors: {e}")))?
-        }
-        "pth" | "pt" | "bin" | "ckpt" => VarBuilder::from_pth(path, DType::F32, device)
-            .map_err(|e| weights_err(format!("cannot read as a PyTorch checkpoint: {e}")))?,
-        other => {
-            return Err(weights_err(format!(
-                "unknown weights format '.{other}'; use .safetensors or a PyTorch .pth/.pt"
-            )))
-        }
-    };
-    Isnet::new(vb, cfg).map_err(|e| weights_err(e.to_string()))
+    let ckpt = isnet_checkpoint(path)?;
+    crate::weights::build_checked(
+        &ckpt,
+        device,
+        &format!("is this an ISNet checkpoint of {cfg:?}? IsnetConfig::detect reads the configuration from the file"),
+        |vb| Isnet::build(vb, cfg, false),
+    )
 }

@@ -11,8 +11,10 @@
 //!
 //! The model is loaded once per [`Models`] registry (on its device; bf16 on CUDA, f16 on
 //! Metal, f32 on the CPU unless `dtype` says otherwise) and shared by later runs; by
-//! default only the expert in use is resident. Loading models from the hub is not
-//! available yet: give the folder.
+//! default only the expert in use is resident. A hub id ([`ModelChoice::Hub`]) is read from
+//! the Hugging Face cache, the files the pipeline needs downloaded into it where missing
+//! (with the registry's [`HubOptions`](crate::models::Models::with_hub): revision, cache
+//! folder, offline).
 //!
 //! ```no_run
 //! use reelsmith::models::{ModelChoice, Models};
@@ -49,6 +51,7 @@ use crate::models::{ModelChoice, Models};
 use crate::output::{check_output_file, OutputDir};
 use crate::progress::{Progress, Stage, StageGuard};
 use crate::Error;
+use reelsmith_embed::models::{HubOptions, ModelError, ModelRepo};
 
 /// The scheduler that runs the denoising steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -183,17 +186,7 @@ impl GenerateConfig {
     /// Checks every setting; the error names the one at fault.
     pub fn validate(&self) -> Result<(), Error> {
         match &self.model {
-            ModelChoice::Dir(_) => {}
-            ModelChoice::Hub(id) => {
-                return Err(Error::config(
-                    "model",
-                    format!(
-                        "loading Wan models from the hub ({id}) is not available yet; download \
-                         the diffusers folder (e.g. `huggingface-cli download {id} --local-dir \
-                         DIR`) and give the folder"
-                    ),
-                ))
-            }
+            ModelChoice::Dir(_) | ModelChoice::Hub(_) => {}
             ModelChoice::None | ModelChoice::Auto => {
                 return Err(Error::config(
                     "model",
@@ -377,9 +370,6 @@ pub fn run(
     progress: &dyn Progress,
 ) -> Result<GenerateReport, Error> {
     config.validate()?;
-    let ModelChoice::Dir(dir) = &config.model else {
-        unreachable!("validated: the model is a folder")
-    };
     // The destination is checked before anything expensive happens.
     let folder = is_folder_output(input.output);
     let mut inputs: Vec<PathBuf> = input.image.iter().map(|p| p.to_path_buf()).collect();
@@ -431,6 +421,17 @@ pub fn run(
         (None, None) => None,
     };
 
+    let pipeline_dir = match &config.model {
+        ModelChoice::Dir(d) => d.clone(),
+        ModelChoice::Hub(id) => {
+            let _download = StageGuard::start(progress, Stage::Load, None);
+            hub_folder(id, input.models.hub_options())?
+        }
+        ModelChoice::None | ModelChoice::Auto => {
+            unreachable!("validated: the model is a folder or a hub id")
+        }
+    };
+    let dir = &pipeline_dir;
     let pipeline = {
         let _load = StageGuard::start(progress, Stage::Load, None);
         load_pipeline(input.models, dir, config.dtype)?
@@ -542,6 +543,64 @@ pub fn run(
         None => write_mp4(input.output, &generated.frames, config, &stage)?,
     }
     Ok(report)
+}
+
+/// The diffusers folder of hub repository `id`: the files a Wan pipeline reads
+/// (`model_index.json`, then per component its configuration and weights, whole or
+/// sharded, the tokenizer and the scheduler configuration) found in the Hugging Face cache
+/// or downloaded into it; the snapshot folder that holds them is returned.
+fn hub_folder(id: &str, hub: &HubOptions) -> Result<PathBuf, Error> {
+    let err = |e: ModelError| Error::Model {
+        model: id.to_string(),
+        source: e.into(),
+    };
+    let repo = ModelRepo::hub(id, hub).map_err(err)?;
+    let index = repo.get("model_index.json").map_err(err)?;
+    let text = std::fs::read_to_string(&index).map_err(|e| Error::InvalidInput {
+        path: index.clone(),
+        detail: format!("cannot read the pipeline index: {e}"),
+    })?;
+    let components: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::InvalidInput {
+            path: index.clone(),
+            detail: format!("not a diffusers model_index.json: {e}"),
+        })?;
+    // A component is present when the index names its library and class (`[null, null]`
+    // marks one the pipeline does not have).
+    let has = |c: &str| {
+        components
+            .get(c)
+            .and_then(|v| v.get(0))
+            .is_some_and(|v| v.is_string())
+    };
+    for c in ["transformer", "transformer_2", "vae"] {
+        if has(c) {
+            repo.get(&format!("{c}/config.json")).map_err(err)?;
+            repo.weights(&[
+                &format!("{c}/diffusion_pytorch_model.safetensors"),
+                &format!("{c}/diffusion_pytorch_model.safetensors.index.json"),
+            ])
+            .map_err(err)?;
+        }
+    }
+    if has("text_encoder") {
+        repo.get("text_encoder/config.json").map_err(err)?;
+        repo.weights(&[
+            "text_encoder/model.safetensors",
+            "text_encoder/model.safetensors.index.json",
+        ])
+        .map_err(err)?;
+    }
+    if has("tokenizer") {
+        repo.get("tokenizer/tokenizer.json").map_err(err)?;
+    }
+    if has("scheduler") {
+        repo.get("scheduler/scheduler_config.json").map_err(err)?;
+    }
+    Ok(index
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(".")))
 }
 
 /// The Wan pipeline in `dir`, loaded once per registry (per folder and precision).

@@ -550,10 +550,10 @@ mod tests {
         let jsonl = write(
             d.path(),
             "m.jsonl",
-            "{\"path\": \"x.mp4\", \"id\": \"a\", \"segments\": {\"k\": 1.5}}\n\n{\"path\": \"y.mp4\", \"highlights.top_k\": 2}\n",
+            "{\"path\": \"x.mp4\", \"id\": \"a\", \"segments\": {\"min_seconds\": 1.5}}\n\n{\"path\": \"y.mp4\", \"highlights.top_k\": 2}\n",
         );
         let e = read(&jsonl).unwrap();
-        assert_eq!(e[0].options["segments"]["k"], 1.5);
+        assert_eq!(e[0].options["segments"]["min_seconds"], 1.5);
         assert_eq!(e[1].options["highlights"]["top_k"], 2);
         assert_eq!((e[1].line, e[1].id.as_str()), (3, "y"));
     }

@@ -85,7 +85,7 @@ fn a_collection_runs_resumes_records_failures_and_merges() {
     std::fs::write(
         &manifest,
         format!(
-            "path,id,segments.k\n{},first,\nb.mp4,,1.5\nmissing.mp4,,\nbroken.mp4,,\n",
+            "path,id,segments.min_seconds\n{},first,\nb.mp4,,1.5\nmissing.mp4,,\nbroken.mp4,,\n",
             a.display()
         ),
     )
