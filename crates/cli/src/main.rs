@@ -59,6 +59,8 @@ enum Command {
     Retention(cmd::retention::Args),
     /// Generate a video from a first frame and a prompt with a Wan 2.x model (MP4 or PNGs).
     Generate(cmd::generate::Args),
+    /// FFGo few-shot fine-tuning: pre-encode a training list, train a LoRA on a Wan expert.
+    Finetune(cmd::finetune::Args),
 }
 
 #[cfg(not(unix))]
@@ -149,6 +151,7 @@ fn main() {
         Command::Compose(a) => cmd::compose::run(a, &ctx),
         Command::Retention(a) => cmd::retention::run(a, &ctx),
         Command::Generate(a) => cmd::generate::run(a, &ctx),
+        Command::Finetune(a) => cmd::finetune::run(a, &ctx),
     };
     if let Err(e) = result {
         std::process::exit(fail(&e));

@@ -1791,3 +1791,121 @@ fn generate_an_mp4_and_png_frames_with_a_tiny_wan_model() {
     );
     assert!(!bad.exists());
 }
+
+/// `finetune prepare` → `finetune train` (and `--resume`) → `generate --lora`, with a bad
+/// example reported and skipped.
+#[test]
+fn finetune_prepare_train_resume_and_generate_with_the_lora() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let wan = tiny_wan_i2v();
+    let frames = (0..9).map(|i| {
+        ndarray::Array3::from_shape_fn((32, 32, 3), |(y, x, c)| {
+            ((x * 5 + y * 3 + i * 9 + c * 40) % 256) as u8
+        })
+    });
+    encode_h264(
+        &d.join("a.mp4"),
+        (32, 32, 16),
+        16,
+        "ultrafast",
+        "qp=0",
+        frames,
+    );
+    std::fs::copy(wan.join("first_frame.png"), d.join("a.png")).unwrap();
+    std::fs::write(
+        d.join("train.json"),
+        r#"[{"file_path": "a.mp4", "text": "A cat.", "image_path": "a.png", "type": "video"},
+            {"file_path": "gone.mp4", "text": "A cat.", "image_path": "a.png", "type": "video"}]"#,
+    )
+    .unwrap();
+    let out = succeeded(
+        reelsmith()
+            .args(["finetune", "prepare"])
+            .arg(d.join("train.json"))
+            .arg("--base")
+            .arg(&wan)
+            .args(["--frames", "9", "--size", "32x32", "-o"])
+            .arg(d.join("cache"))
+            .output()
+            .unwrap(),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("skipped #1") && err.contains("gone.mp4"),
+        "{err}"
+    );
+    assert!(err.contains("1 example(s) cached"), "{err}");
+    let train = |steps: &str, resume: bool| {
+        let mut c = reelsmith();
+        c.args(["finetune", "train"])
+            .arg(d.join("cache"))
+            .args([
+                "--rank",
+                "4",
+                "--alpha",
+                "4",
+                "--lr",
+                "1e-2",
+                "--save-every",
+                "2",
+                "--steps",
+                steps,
+                "-o",
+            ])
+            .arg(d.join("lora"));
+        if resume {
+            c.arg("--resume");
+        }
+        c.output().unwrap()
+    };
+    let out = succeeded(train("2", false));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2 steps on 1 example"));
+    let lines = std::fs::read_to_string(d.join("lora/loss.csv"))
+        .unwrap()
+        .lines()
+        .count();
+    assert_eq!(lines, 3);
+    // Again without --resume: refused, pointing at --resume.
+    let err = failed(train("4", false));
+    assert!(err.contains("--resume"), "{err}");
+    let out = succeeded(train("4", true));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("resumed at step 2"));
+    let err = failed(
+        reelsmith()
+            .args(["finetune", "train"])
+            .arg(d.join("cache"))
+            .args(["--expert", "high", "-o"])
+            .arg(d.join("other"))
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("hint: set it with --expert"), "{err}");
+
+    let mp4 = d.join("out.mp4");
+    succeeded(
+        reelsmith()
+            .arg("generate")
+            .arg("--model-dir")
+            .arg(&wan)
+            .arg("--image")
+            .arg(wan.join("first_frame.png"))
+            .args([
+                "--prompt",
+                "ad23r2 the camera view suddenly changes. A cat.",
+            ])
+            .args(["--frames", "9", "--size", "32x32", "--steps", "2", "--lora"])
+            .arg(d.join("lora/adapter.safetensors"))
+            .args(["--lora-scale", "1.0", "-o"])
+            .arg(&mp4)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(
+        reelsmith::decode::open(&mp4)
+            .unwrap()
+            .count_frames()
+            .unwrap(),
+        5
+    );
+}

@@ -39,26 +39,33 @@ pub use image;
 
 #[cfg(feature = "openblas")]
 mod blas;
+pub mod cache;
+pub mod dataset;
 mod error;
 pub mod keymap;
 pub mod layers;
 pub mod loading;
+pub mod lora;
 mod pipeline;
 mod rng;
 mod scheduler;
 mod text;
+pub mod train;
 mod transformer;
 mod vae;
 
 pub use error::{DiffusionError, Result};
+pub use lora::WanLora;
 pub use pipeline::{
     load_prompt_embeddings, save_prompt_embeddings, Expert, GenerateRequest, Generated,
     PipelineOptions, PromptInput, StepInfo, WanPipeline, WanVariant,
 };
+pub use reelsmith_models::{LoraConfig, LoraLayer, LoraNaming};
 pub use rng::NoiseGenerator;
 pub use scheduler::{FlowMatchEuler, Scheduler, SchedulerConfig, SchedulerKind, UniPc};
 pub use text::{
     clean_prompt, TextEncoder, Umt5Config, Umt5Encoder, MAX_SEQUENCE_LENGTH, WAN_NEGATIVE_PROMPT,
 };
+pub use train::{train, TimestepRange, TrainConfig, TrainExample, TrainOutcome, TrainStep};
 pub use transformer::{WanTransformer, WanTransformerConfig};
 pub use vae::{LatentDistribution, WanVae, WanVaeConfig};

@@ -18,9 +18,11 @@ use image::RgbImage;
 
 use crate::error::{DiffusionError, Result};
 use crate::loading::read_json;
+use crate::lora::WanLora;
 use crate::rng::NoiseGenerator;
 use crate::scheduler::{Scheduler, SchedulerConfig, SchedulerKind};
 use crate::text::{pad_embeddings, TextEncoder, MAX_SEQUENCE_LENGTH, WAN_NEGATIVE_PROMPT};
+use crate::train::TrainExample;
 use crate::transformer::{WanTransformer, WanTransformerConfig};
 use crate::vae::WanVae;
 
@@ -330,6 +332,8 @@ pub struct WanPipeline {
     low: Option<WanTransformer>,
     text: Option<TextEncoder>,
     cache: PromptCache,
+    /// LoRA file and scale per expert (high, low), merged when the expert loads.
+    loras: [Option<(PathBuf, f64)>; 2],
 }
 
 impl WanPipeline {
@@ -391,6 +395,7 @@ impl WanPipeline {
             high: None,
             low: None,
             text: None,
+            loras: [None, None],
         })
     }
 
@@ -553,6 +558,16 @@ impl WanPipeline {
                     "the two experts take different channel counts",
                 ));
             }
+            let mut m = m;
+            let slot = match which {
+                Expert::High => 0,
+                Expert::Low => 1,
+            };
+            if let Some((path, scale)) = &self.loras[slot] {
+                let lora = WanLora::load(path, &m)?;
+                m.add_lora(&lora, *scale)?;
+                m.merge_lora()?;
+            }
             match which {
                 Expert::High => self.high = Some(m),
                 Expert::Low => self.low = Some(m),
@@ -582,6 +597,100 @@ impl WanPipeline {
             .permute((2, 0, 1))?
             .unsqueeze(0)?;
         Ok(((t * 2.0)? - 1.0)?.to_device(&self.opts.device)?)
+    }
+
+    /// Sets (or with `None` clears) the LoRA of an expert: the adapter file (either
+    /// naming) merged at `scale` into the expert's weights when it is loaded, so sampling
+    /// runs at the base model's speed. `Expert::High` is the only transformer of
+    /// single-transformer models. An expert already loaded with another setting is reloaded.
+    pub fn set_lora(&mut self, which: Expert, lora: Option<(PathBuf, f64)>) {
+        let slot = match which {
+            Expert::High => 0,
+            Expert::Low => 1,
+        };
+        if self.loras[slot] != lora {
+            self.loras[slot] = lora;
+            match which {
+                Expert::High => self.high = None,
+                Expert::Low => self.low = None,
+            }
+        }
+    }
+
+    /// Whether the model has a second (low-noise) expert.
+    pub fn has_two_experts(&self) -> bool {
+        self.info.boundary_ratio.is_some() && self.info.has_transformer_2
+    }
+
+    /// The folder the pipeline was loaded from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Encodes one training example the way FFGo trains (see [`crate::train()`] and [the module](mod@crate::train)): the clip's
+    /// `frames` (`4k + 1`, resized to `(width, height)`) with pixel frames
+    /// `0..replace` replaced by the composed `first_frame`, encoded by the VAE into
+    /// normalised latents; the image-to-video condition built from `first_frame` alone
+    /// (frame 0 unmasked, as at sampling time); and the caption's text embeddings. Text-to-
+    /// video models get no condition.
+    pub fn encode_training_example(
+        &mut self,
+        name: &str,
+        frames: &[RgbImage],
+        first_frame: &RgbImage,
+        caption: &str,
+        (width, height): (usize, usize),
+        replace: usize,
+    ) -> Result<TrainExample> {
+        let n = frames.len();
+        let shape = self.latent_shape(n, height, width)?;
+        if self.variant() == WanVariant::TextImageToVideo {
+            return Err(DiffusionError::InvalidInput(
+                "training a TI2V-5B LoRA is not supported yet (its first latent frame is the image at timestep 0); use Wan2.2-I2V-A14B or a T2V model".into(),
+            ));
+        }
+        let device = self.opts.device.clone();
+        let first = self.image_tensor(first_frame, width, height)?;
+        let mut pix = Vec::with_capacity(n);
+        for (i, f) in frames.iter().enumerate() {
+            pix.push(if i < replace {
+                first.clone()
+            } else {
+                self.image_tensor(f, width, height)?
+            });
+        }
+        let video = Tensor::stack(&pix, 2)?.squeeze(0)?.unsqueeze(0)?; // [1, 3, n, h, w]
+        let latents = self
+            .vae
+            .normalize(&self.vae.encode(&video)?.mean)?
+            .to_dtype(DType::F32)?
+            .squeeze(0)?;
+        let condition = if self.variant() == WanVariant::ImageToVideo {
+            let [_, _, lt, lh, lw] = shape;
+            let rest = Tensor::zeros((1, 3, n - 1, height, width), DType::F32, &device)?;
+            let v = Tensor::cat(&[&first.unsqueeze(2)?, &rest], 2)?;
+            let lat = self.vae.normalize(&self.vae.encode(&v)?.mean)?;
+            let st = self.vae.temporal_factor();
+            let mut mask = vec![0f32; st * lt * lh * lw];
+            for c in 0..st {
+                let base = c * lt * lh * lw;
+                mask[base..base + lh * lw].iter_mut().for_each(|v| *v = 1.0);
+            }
+            let mask = Tensor::from_vec(mask, (1, st, lt, lh, lw), &device)?;
+            Some(Tensor::cat(&[&mask, &lat.to_dtype(DType::F32)?], 1)?.squeeze(0)?)
+        } else {
+            None
+        };
+        let context = self
+            .prompt_embeddings(&PromptInput::Text(caption.to_string()), MAX_SEQUENCE_LENGTH)?
+            .to_dtype(DType::F32)?
+            .squeeze(0)?;
+        Ok(TrainExample {
+            name: name.to_string(),
+            latents,
+            condition,
+            context,
+        })
     }
 
     /// Runs one generation. `on_step` is called after each denoising step.

@@ -17,10 +17,10 @@ use serde::Deserialize;
 use crate::error::{DiffusionError, Result};
 use crate::keymap::{detect_layout, KeyLayout};
 use crate::layers::{
-    attention, compute_dtype, inference_f32, layer_normalize, silu, FeedForward, LayerNorm, Linear,
-    RmsNorm,
+    attention, compute_dtype, inference_f32, layer_normalize, silu, LayerNorm, Linear, RmsNorm,
 };
 use crate::loading::{load_weights, read_json};
+use crate::lora::{AdaptedLinear, LoraShared, WanLora};
 
 fn default_patch() -> [usize; 3] {
     [1, 2, 2]
@@ -192,10 +192,10 @@ struct Modulation {
 }
 
 struct SelfAttention {
-    to_q: Linear,
-    to_k: Linear,
-    to_v: Linear,
-    to_out: Linear,
+    to_q: AdaptedLinear,
+    to_k: AdaptedLinear,
+    to_v: AdaptedLinear,
+    to_out: AdaptedLinear,
     norm_q: Option<RmsNorm>,
     norm_k: Option<RmsNorm>,
     heads: usize,
@@ -212,10 +212,10 @@ impl SelfAttention {
             (None, None)
         };
         Ok(Self {
-            to_q: Linear::new(vb.pp("to_q"), dim, dim, true)?,
-            to_k: Linear::new(vb.pp("to_k"), dim, dim, true)?,
-            to_v: Linear::new(vb.pp("to_v"), dim, dim, true)?,
-            to_out: Linear::new(vb.pp("to_out.0"), dim, dim, true)?,
+            to_q: AdaptedLinear::new(&vb, "to_q", dim, dim)?,
+            to_k: AdaptedLinear::new(&vb, "to_k", dim, dim)?,
+            to_v: AdaptedLinear::new(&vb, "to_v", dim, dim)?,
+            to_out: AdaptedLinear::new(&vb, "to_out.0", dim, dim)?,
             norm_q,
             norm_k,
             heads,
@@ -343,7 +343,8 @@ struct Block {
     attn1: SelfAttention,
     attn2: SelfAttention,
     norm2: Option<LayerNorm>,
-    ffn: FeedForward,
+    ffn_up: AdaptedLinear,
+    ffn_down: AdaptedLinear,
     /// `[1, 6, dim]`.
     scale_shift_table: Tensor,
     eps: f64,
@@ -362,7 +363,8 @@ impl Block {
             } else {
                 None
             },
-            ffn: FeedForward::new(vb.pp("ffn"), dim, cfg.ffn_dim)?,
+            ffn_up: AdaptedLinear::new(&vb, "ffn.net.0.proj", dim, cfg.ffn_dim)?,
+            ffn_down: AdaptedLinear::new(&vb, "ffn.net.2", cfg.ffn_dim, dim)?,
             scale_shift_table: vb.get((1, 6, dim), "scale_shift_table")?,
             eps: cfg.eps,
         })
@@ -422,7 +424,8 @@ impl Block {
         // 3. feed-forward
         let h =
             modulate(&layer_normalize(&x32, self.eps)?, &m.c_scale, &m.c_shift)?.to_dtype(dtype)?;
-        let f = self.ffn.forward(&h)?;
+        // The GELU-tanh feed-forward (`net.0.proj` → GELU → `net.2`).
+        let f = self.ffn_down.forward(&self.ffn_up.forward(&h)?.gelu()?)?;
         let x32 = (x32 + f.to_dtype(cd)?.broadcast_mul(&m.c_gate)?)?;
         Ok(x32.to_dtype(dtype)?)
     }
@@ -455,15 +458,17 @@ pub struct WanTransformer {
     cfg: WanTransformerConfig,
     /// The patch embedding as a dense layer over flattened `c × pt × ph × pw` patches.
     patch_embedding: Linear,
-    time_1: Linear,
-    time_2: Linear,
-    time_proj: Linear,
-    text_1: Linear,
-    text_2: Linear,
+    time_1: AdaptedLinear,
+    time_2: AdaptedLinear,
+    time_proj: AdaptedLinear,
+    text_1: AdaptedLinear,
+    text_2: AdaptedLinear,
     blocks: Vec<Block>,
     /// `[1, 2, dim]`.
     scale_shift_table: Tensor,
-    proj_out: Linear,
+    proj_out: AdaptedLinear,
+    /// Dropout generator and state shared by the adapters (see [`crate::lora`]).
+    lora_shared: LoraShared,
     dtype: DType,
     device: Device,
 }
@@ -484,19 +489,15 @@ impl WanTransformer {
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             patch_embedding,
-            time_1: Linear::new(ce.pp("time_embedder.linear_1"), cfg.freq_dim, d, true)?,
-            time_2: Linear::new(ce.pp("time_embedder.linear_2"), d, d, true)?,
-            time_proj: Linear::new(ce.pp("time_proj"), d, 6 * d, true)?,
-            text_1: Linear::new(ce.pp("text_embedder.linear_1"), cfg.text_dim, d, true)?,
-            text_2: Linear::new(ce.pp("text_embedder.linear_2"), d, d, true)?,
+            time_1: AdaptedLinear::new(&ce, "time_embedder.linear_1", cfg.freq_dim, d)?,
+            time_2: AdaptedLinear::new(&ce, "time_embedder.linear_2", d, d)?,
+            time_proj: AdaptedLinear::new(&ce, "time_proj", d, 6 * d)?,
+            text_1: AdaptedLinear::new(&ce, "text_embedder.linear_1", cfg.text_dim, d)?,
+            text_2: AdaptedLinear::new(&ce, "text_embedder.linear_2", d, d)?,
             blocks,
             scale_shift_table: vb.get((1, 2, d), "scale_shift_table")?,
-            proj_out: Linear::new(
-                vb.pp("proj_out"),
-                d,
-                cfg.out_channels() * pt * ph * pw,
-                true,
-            )?,
+            proj_out: AdaptedLinear::new(&vb, "proj_out", d, cfg.out_channels() * pt * ph * pw)?,
+            lora_shared: LoraShared::default(),
             cfg: cfg.clone(),
             dtype: vb.dtype(),
             device: vb.device().clone(),
@@ -534,6 +535,137 @@ impl WanTransformer {
         let model = Self::new(w.vb(), &cfg)?;
         w.finish()?;
         Ok(model)
+    }
+
+    fn linears(&self) -> Vec<&AdaptedLinear> {
+        let mut v = vec![
+            &self.time_1,
+            &self.time_2,
+            &self.time_proj,
+            &self.text_1,
+            &self.text_2,
+        ];
+        for b in &self.blocks {
+            for a in [&b.attn1, &b.attn2] {
+                v.extend([&a.to_q, &a.to_k, &a.to_v, &a.to_out]);
+            }
+            v.extend([&b.ffn_up, &b.ffn_down]);
+        }
+        v.push(&self.proj_out);
+        v
+    }
+
+    fn linears_mut(&mut self) -> Vec<&mut AdaptedLinear> {
+        let mut v = vec![
+            &mut self.time_1,
+            &mut self.time_2,
+            &mut self.time_proj,
+            &mut self.text_1,
+            &mut self.text_2,
+        ];
+        for b in &mut self.blocks {
+            for a in [&mut b.attn1, &mut b.attn2] {
+                v.extend([&mut a.to_q, &mut a.to_k, &mut a.to_v, &mut a.to_out]);
+            }
+            v.extend([&mut b.ffn_up, &mut b.ffn_down]);
+        }
+        v.push(&mut self.proj_out);
+        v
+    }
+
+    /// Every dense layer that can take a LoRA adapter, as (diffusers module name, input
+    /// features, output features): the condition embedder's, each block's self- and
+    /// cross-attention `to_q`, `to_k`, `to_v`, `to_out.0`, the feed-forward's `ffn.net.0.proj`
+    /// and `ffn.net.2`, and `proj_out`. (The patch embedding is a convolution and takes none.)
+    pub fn linear_modules(&self) -> Vec<(String, usize, usize)> {
+        self.linears()
+            .iter()
+            .map(|l| (l.name().to_string(), l.in_dim(), l.out_dim()))
+            .collect()
+    }
+
+    /// The base weight `[out, in]` of the dense layer `name` (as loaded; a merged adapter is
+    /// not included), if there is one.
+    pub fn base_weight(&self, name: &str) -> Option<&Tensor> {
+        self.linears()
+            .into_iter()
+            .find(|l| l.name() == name)
+            .map(|l| l.base_weight())
+    }
+
+    /// Attaches the adapters of `lora` at `scale` (replacing any attached before). Every
+    /// adapter must name one of [`Self::linear_modules`] with the same shape; the error lists
+    /// those that do not. The adapters' variables are shared, not copied: an optimiser
+    /// updating `lora`'s variables updates this model.
+    pub fn add_lora(&mut self, lora: &WanLora, scale: f64) -> Result<()> {
+        let known = self.linear_modules();
+        let mut bad = Vec::new();
+        for (name, l) in lora.layers() {
+            match known.iter().find(|(n, _, _)| n == name) {
+                Some((_, i, o)) if *i == l.in_dim() && *o == l.out_dim() => {}
+                Some((_, i, o)) => bad.push(format!(
+                    "{name}: adapter {}→{} but the layer is {i}→{o}",
+                    l.in_dim(),
+                    l.out_dim()
+                )),
+                None => bad.push(format!("{name}: no such dense layer in this transformer")),
+            }
+        }
+        if !bad.is_empty() {
+            return Err(DiffusionError::InvalidInput(format!(
+                "the LoRA does not fit this transformer (a different model size or variant?): {}",
+                bad.join("; ")
+            )));
+        }
+        self.remove_lora();
+        let shared = self.lora_shared.clone();
+        for lin in self.linears_mut() {
+            if let Some(l) = lora.layers().get(lin.name()) {
+                lin.attach(l.clone(), scale, lora.config().dropout, shared.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// Detaches every adapter (unmerging first where merged): the model is the base again,
+    /// bit for bit.
+    pub fn remove_lora(&mut self) {
+        for lin in self.linears_mut() {
+            lin.detach();
+        }
+    }
+
+    /// Merges the attached adapters into the base weights (`W + scale · alpha / rank · B A`),
+    /// so inference runs at the base model's speed. The original weights are kept for
+    /// [`Self::unmerge_lora`].
+    pub fn merge_lora(&mut self) -> Result<()> {
+        for lin in self.linears_mut() {
+            lin.merge()?;
+        }
+        Ok(())
+    }
+
+    /// Restores the original base weights after [`Self::merge_lora`] (exactly: the originals
+    /// were kept, not recomputed); the adapters stay attached and unmerged.
+    pub fn unmerge_lora(&mut self) {
+        for lin in self.linears_mut() {
+            lin.unmerge();
+        }
+    }
+
+    /// Whether adapters are attached and whether they are merged: `(attached, merged)`.
+    pub fn lora_state(&self) -> (usize, usize) {
+        let ls = self.linears();
+        (
+            ls.iter().filter(|l| l.has_adapter()).count(),
+            ls.iter().filter(|l| l.is_merged()).count(),
+        )
+    }
+
+    /// Turns adapter dropout on (with this generator, for one training step) or off (`None`,
+    /// inference). Dropout also needs a dropout probability in the LoRA's config.
+    pub fn set_lora_dropout(&self, rng: Option<reelsmith_models::SeededRng>) {
+        self.lora_shared.set_rng(rng);
     }
 
     /// The configuration.

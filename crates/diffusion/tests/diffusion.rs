@@ -511,3 +511,479 @@ fn prompt_embeddings_are_cached_on_disk_per_prompt() {
         0.0
     );
 }
+
+// ---------------------------------------------------------------- LoRA and training (#16)
+
+mod lora {
+    use super::*;
+    use reelsmith_diffusion::{train, LoraConfig, LoraNaming, TrainConfig, TrainExample, WanLora};
+
+    fn expert() -> WanTransformer {
+        WanTransformer::load(
+            &fixtures().join("wan22_i2v/transformer"),
+            None,
+            DType::F32,
+            &Device::Cpu,
+        )
+        .unwrap()
+    }
+
+    fn randn(seed: u64, shape: &[usize]) -> Tensor {
+        reelsmith_diffusion::NoiseGenerator::new(seed)
+            .randn(shape, DType::F32, &Device::Cpu)
+            .unwrap()
+    }
+
+    /// Adapters with random `up` (a fresh one adds nothing, which would prove nothing).
+    fn trained_lora(m: &WanTransformer, cfg: &LoraConfig) -> WanLora {
+        let lora = WanLora::new(m, cfg, 3).unwrap();
+        for (i, v) in lora.vars().iter().enumerate() {
+            let t = (randn(100 + i as u64, v.dims()) * 0.3).unwrap();
+            v.set(&t).unwrap();
+        }
+        lora
+    }
+
+    fn inputs() -> (Tensor, Tensor, Tensor) {
+        (
+            randn(1, &[1, 36, 2, 4, 4]),
+            Tensor::new(&[700f32], &Device::Cpu).unwrap(),
+            randn(2, &[1, 6, 32]),
+        )
+    }
+
+    fn diff(a: &Tensor, b: &Tensor) -> f32 {
+        max_diff(a, b).0
+    }
+
+    #[test]
+    fn targets_merge_unmerge_and_base_bit_identical() {
+        let mut m = expert();
+        let (x, t, c) = inputs();
+        let base = m.forward(&x, &t, &c).unwrap();
+        let w0 = m.base_weight("blocks.0.attn1.to_q").unwrap().clone();
+        let lora = trained_lora(&m, &WanLora::ffgo_config());
+        // FFGo's targets: q, k, v, o of both attentions and both FFN layers, in every block.
+        assert_eq!(lora.layers().len(), 2 * 10);
+        assert!(lora.layers().contains_key("blocks.1.attn2.to_out.0"));
+        assert!(lora.layers().contains_key("blocks.0.ffn.net.0.proj"));
+        assert!(!lora.layers().contains_key("proj_out"));
+        m.add_lora(&lora, 1.0).unwrap();
+        let unmerged = m.forward(&x, &t, &c).unwrap();
+        assert!(
+            diff(&unmerged, &base) > 1e-3,
+            "the adapter changes the output"
+        );
+        m.merge_lora().unwrap();
+        assert_eq!(m.lora_state(), (20, 20));
+        let merged = m.forward(&x, &t, &c).unwrap();
+        let d = diff(&merged, &unmerged);
+        eprintln!("merged vs unmerged: {d:.3e}");
+        assert!(d < 1e-5, "{d}");
+        m.unmerge_lora();
+        let again = m.forward(&x, &t, &c).unwrap();
+        assert!(diff(&again, &unmerged) < 1e-6);
+        m.remove_lora();
+        let back = m.forward(&x, &t, &c).unwrap();
+        assert_eq!(diff(&back, &base), 0.0);
+        assert_eq!(
+            diff(m.base_weight("blocks.0.attn1.to_q").unwrap(), &w0),
+            0.0
+        );
+        // scale 0.5 at merge halves the update
+        m.add_lora(&lora, 0.5).unwrap();
+        let half = m.forward(&x, &t, &c).unwrap();
+        assert!(diff(&half, &base) > 1e-4 && diff(&half, &unmerged) > 1e-4);
+    }
+
+    #[test]
+    fn adapter_files_round_trip_in_peft_and_kohya_naming() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = expert();
+        let (x, t, c) = inputs();
+        let mut cfg = LoraConfig::new(4, 8.0);
+        cfg.targets = vec!["blocks.*".into(), "proj_out".into()];
+        let lora = trained_lora(&m, &cfg);
+        m.add_lora(&lora, 1.0).unwrap();
+        let want = m.forward(&x, &t, &c).unwrap();
+        for naming in [LoraNaming::Peft, LoraNaming::Kohya] {
+            let p = dir.path().join(format!("{naming:?}.safetensors"));
+            lora.save(&p, naming).unwrap();
+            let keys: Vec<String> =
+                reelsmith_diffusion::candle_core::safetensors::load(&p, &Device::Cpu)
+                    .unwrap()
+                    .into_keys()
+                    .collect();
+            let expect = match naming {
+                LoraNaming::Peft => "transformer.blocks.0.attn1.to_q.lora_A.weight",
+                LoraNaming::Kohya => "lora_unet__blocks_0_self_attn_q.lora_down.weight",
+            };
+            assert!(keys.iter().any(|k| k == expect), "{keys:?}");
+            if naming == LoraNaming::Kohya {
+                assert!(keys.iter().any(|k| k == "lora_unet__blocks_1_ffn_2.alpha"));
+                assert!(keys
+                    .iter()
+                    .any(|k| k == "lora_unet__head_head.lora_up.weight"));
+            }
+            let loaded = WanLora::load(&p, &m).unwrap();
+            assert_eq!(loaded.config().rank, 4);
+            assert_eq!(loaded.config().alpha, 8.0);
+            let mut m2 = expert();
+            m2.add_lora(&loaded, 1.0).unwrap();
+            assert_eq!(diff(&m2.forward(&x, &t, &c).unwrap(), &want), 0.0);
+        }
+        // musubi-tuner's single-underscore kohya names load the same.
+        let k = reelsmith_diffusion::candle_core::safetensors::load(
+            dir.path().join("Kohya.safetensors"),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let renamed: HashMap<String, Tensor> = k
+            .into_iter()
+            .map(|(n, v)| (n.replace("lora_unet__", "lora_unet_"), v))
+            .collect();
+        let p = dir.path().join("musubi.safetensors");
+        reelsmith_diffusion::candle_core::safetensors::save(&renamed, &p).unwrap();
+        let mut m3 = expert();
+        m3.add_lora(&WanLora::load(&p, &m3).unwrap(), 1.0).unwrap();
+        assert_eq!(diff(&m3.forward(&x, &t, &c).unwrap(), &want), 0.0);
+        // A file for another model is refused with the names that do not fit.
+        let mut bad = renamed.clone();
+        bad.insert(
+            "lora_unet_blocks_7_self_attn_q.lora_down.weight".into(),
+            randn(5, &[4, 24]),
+        );
+        bad.insert(
+            "lora_unet_blocks_7_self_attn_q.lora_up.weight".into(),
+            randn(6, &[24, 4]),
+        );
+        reelsmith_diffusion::candle_core::safetensors::save(&bad, &p).unwrap();
+        let e = WanLora::load(&p, &m3).err().unwrap().to_string();
+        assert!(
+            e.contains("blocks_7_self_attn_q") && e.contains("musubi"),
+            "{e}"
+        );
+    }
+
+    pub(super) fn examples(n: usize) -> Vec<TrainExample> {
+        (0..n)
+            .map(|i| {
+                // A learnable pattern: latents depend on the condition.
+                let cond = randn(50 + i as u64, &[20, 2, 4, 4]);
+                let lat = (cond.narrow(0, 4, 16).unwrap() * 0.8).unwrap();
+                TrainExample {
+                    name: format!("ex{i}"),
+                    latents: lat,
+                    condition: Some(cond),
+                    context: randn(80 + i as u64, &[6, 32]),
+                }
+            })
+            .collect()
+    }
+
+    fn small_cfg(steps: usize) -> TrainConfig {
+        let mut lora = LoraConfig::new(4, 4.0);
+        lora.targets = WanLora::FFGO_TARGETS
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        lora.dropout = 0.1;
+        TrainConfig {
+            lora,
+            learning_rate: 2e-2,
+            steps,
+            batch_size: 2,
+            grad_accum: 2,
+            save_every: 2,
+            warmup_steps: 1,
+            seed: 7,
+            ..TrainConfig::default()
+        }
+    }
+
+    #[test]
+    fn training_learns_only_lora_and_resumes_the_same_curve() {
+        let data = examples(3);
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = expert();
+        let before: Vec<(String, Tensor)> = m
+            .linear_modules()
+            .into_iter()
+            .map(|(n, _, _)| {
+                let w = m.base_weight(&n).unwrap().copy().unwrap();
+                (n, w)
+            })
+            .collect();
+        let full = train(
+            &mut m,
+            &data,
+            &small_cfg(12),
+            &dir.path().join("full"),
+            false,
+            &mut |_| {},
+        )
+        .unwrap();
+        assert_eq!(full.losses.len(), 12);
+        let first: f64 = full.losses[..3].iter().sum::<f64>() / 3.0;
+        let last: f64 = full.losses[9..].iter().sum::<f64>() / 3.0;
+        eprintln!("loss {first:.4} → {last:.4}: {:?}", full.losses);
+        assert!(
+            last < first * 0.9,
+            "loss did not decrease: {:?}",
+            full.losses
+        );
+        // base weights bit-identical; the adapters moved
+        for (n, w) in &before {
+            assert_eq!(diff(m.base_weight(n).unwrap(), w), 0.0, "{n} changed");
+        }
+        let adapter = WanLora::load(&full.adapter, &m).unwrap();
+        let up = adapter.layers()["blocks.0.attn1.to_q"]
+            .up()
+            .as_tensor()
+            .clone();
+        assert!(
+            up.abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+                > 0.0
+        );
+        let csv = std::fs::read_to_string(&full.loss_csv).unwrap();
+        assert_eq!(csv.lines().count(), 13);
+        assert!(dir.path().join("full/adapter_config.json").is_file());
+
+        // Same seed → same losses; interrupted at 6 then resumed to 12 → the same curve.
+        let part = dir.path().join("part");
+        let a = train(
+            &mut expert(),
+            &data,
+            &small_cfg(6),
+            &part,
+            false,
+            &mut |_| {},
+        )
+        .unwrap();
+        assert_eq!(a.losses[..], full.losses[..6]);
+        let again = train(
+            &mut expert(),
+            &data,
+            &small_cfg(12),
+            &part,
+            false,
+            &mut |_| {},
+        );
+        assert!(again.err().unwrap().to_string().contains("--resume"));
+        let mut seen = Vec::new();
+        let b = train(
+            &mut expert(),
+            &data,
+            &small_cfg(12),
+            &part,
+            true,
+            &mut |s| seen.push(s.step),
+        )
+        .unwrap();
+        assert_eq!(b.resumed_from, Some(6));
+        assert_eq!(seen, (7..=12).collect::<Vec<_>>());
+        for (x, y) in b.losses.iter().zip(&full.losses) {
+            assert!(
+                (x - y).abs() <= 1e-6 * y.abs().max(1.0),
+                "{:?} vs {:?}",
+                b.losses,
+                full.losses
+            );
+        }
+        assert_eq!(
+            std::fs::read_to_string(part.join("loss.csv"))
+                .unwrap()
+                .lines()
+                .count(),
+            13
+        );
+        // Changed settings are refused on resume.
+        let mut other = small_cfg(14);
+        other.learning_rate = 1e-3;
+        let e = train(&mut expert(), &data, &other, &part, true, &mut |_| {});
+        assert!(e.err().unwrap().to_string().contains("other settings"));
+    }
+
+    #[test]
+    fn expert_timestep_ranges_follow_the_boundary() {
+        let mut c = TrainConfig::default();
+        let all = c.sigmas();
+        assert_eq!(all.len(), 1000);
+        assert!((all[0] - 1.0).abs() < 1e-12);
+        // shift 5: σ(u = 0.5) = 2.5 / 3
+        assert!((all[500] - 2.5 / 3.0).abs() < 1e-12);
+        c.timesteps = reelsmith_diffusion::TimestepRange::High;
+        let hi = c.sigmas();
+        c.timesteps = reelsmith_diffusion::TimestepRange::Low;
+        let lo = c.sigmas();
+        assert_eq!(hi.len() + lo.len(), 1000);
+        assert!(hi.iter().all(|s| *s >= 0.9) && lo.iter().all(|s| *s < 0.9));
+        assert!(!hi.is_empty() && !lo.is_empty());
+    }
+}
+
+mod prepare {
+    use super::*;
+    use reelsmith_diffusion::cache::{read_cache, write_example, CacheEntry, CacheIndex};
+    use reelsmith_diffusion::{train, LoraConfig, TrainConfig, WanLora};
+
+    /// Encoding a clip with its composed first frame, caching it, training on the cache,
+    /// and sampling with the adapter merged (and at scale 0: the base model exactly).
+    #[test]
+    fn encode_cache_train_and_sample_with_the_lora() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut pipe =
+            WanPipeline::load(&fixtures().join("wan22_i2v"), PipelineOptions::default()).unwrap();
+        let frames: Vec<image::RgbImage> = (0..5)
+            .map(|i| {
+                image::RgbImage::from_fn(16, 16, |x, y| {
+                    image::Rgb([(x * 9 + i * 30) as u8, (y * 9) as u8, 90])
+                })
+            })
+            .collect();
+        let composed = image::RgbImage::from_pixel(16, 16, image::Rgb([200, 40, 40]));
+        let ex = pipe
+            .encode_training_example(
+                "clip.mp4",
+                &frames,
+                &composed,
+                "ad23r2 the camera view suddenly changes. A red box.",
+                (16, 16),
+                4,
+            )
+            .unwrap();
+        assert_eq!(ex.latents.dims(), &[16, 2, 2, 2]);
+        assert_eq!(ex.condition.as_ref().unwrap().dims(), &[20, 2, 2, 2]);
+        assert_eq!(ex.context.dims()[1], 32);
+        // Frames 0-3 replaced by the composed frame: the first latent frame encodes it alone.
+        let other: Vec<image::RgbImage> = frames.iter().rev().cloned().collect();
+        let ex2 = pipe
+            .encode_training_example(
+                "clip2.mp4",
+                &other,
+                &composed,
+                "ad23r2 the camera view suddenly changes. A red box.",
+                (16, 16),
+                4,
+            )
+            .unwrap();
+        let l0 = |e: &reelsmith_diffusion::TrainExample| e.latents.narrow(1, 0, 1).unwrap();
+        assert_eq!(max_diff(&l0(&ex), &l0(&ex2)).0, 0.0);
+        // Wrong frame counts are refused.
+        assert!(pipe
+            .encode_training_example("x", &frames[..4], &composed, "x", (16, 16), 4)
+            .is_err());
+
+        let cache = dir.path().join("cache");
+        std::fs::create_dir_all(&cache).unwrap();
+        write_example(&cache.join("example_000000.safetensors"), &ex).unwrap();
+        let index = CacheIndex {
+            version: reelsmith_diffusion::cache::CACHE_VERSION,
+            base: fixtures().join("wan22_i2v"),
+            frames: 5,
+            width: 16,
+            height: 16,
+            transition_phrase: reelsmith_diffusion::dataset::TRANSITION_PHRASE.into(),
+            examples: vec![CacheEntry {
+                name: "clip.mp4".into(),
+                file: "example_000000.safetensors".into(),
+                caption: "c".into(),
+                frames: 5,
+            }],
+            skipped: vec![],
+        };
+        std::fs::write(
+            cache.join("index.json"),
+            serde_json::to_vec(&index).unwrap(),
+        )
+        .unwrap();
+        let (idx, data) = read_cache(&cache, &Device::Cpu).unwrap();
+        assert_eq!(idx, index);
+        assert_eq!(max_diff(&data[0].latents, &ex.latents).0, 0.0);
+
+        let mut m = WanTransformer::load(
+            &fixtures().join("wan22_i2v/transformer"),
+            None,
+            DType::F32,
+            &Device::Cpu,
+        )
+        .unwrap();
+        let mut lora = LoraConfig::new(4, 4.0);
+        lora.targets = WanLora::FFGO_TARGETS
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let cfg = TrainConfig {
+            lora,
+            steps: 3,
+            learning_rate: 5e-2,
+            save_every: 0,
+            ..TrainConfig::default()
+        };
+        let out = train(
+            &mut m,
+            &data,
+            &cfg,
+            &dir.path().join("adapter"),
+            false,
+            &mut |_| {},
+        )
+        .unwrap();
+
+        let mut req = GenerateRequest::new("A red box.");
+        req.image = Some(composed.clone());
+        req.width = 16;
+        req.height = 16;
+        req.frames = 5;
+        req.steps = 2;
+        req.seed = 1;
+        let base = pipe.generate(&req, &mut |_| {}).unwrap();
+        pipe.set_lora(Expert::High, Some((out.adapter.clone(), 0.0)));
+        let zero = pipe.generate(&req, &mut |_| {}).unwrap();
+        assert!(max_diff(&zero.latents, &base.latents).0 < 1e-6);
+        pipe.set_lora(Expert::High, Some((out.adapter.clone(), 1.0)));
+        pipe.set_lora(Expert::Low, Some((out.adapter.clone(), 1.0)));
+        let with = pipe.generate(&req, &mut |_| {}).unwrap();
+        assert!(max_diff(&with.latents, &base.latents).0 > 1e-5);
+    }
+}
+
+/// Writes an adapter trained here for `benches/lora_vs_diffusers.py` (run by that script).
+#[test]
+#[ignore = "run by benches/lora_vs_diffusers.py"]
+fn lora_export() {
+    use reelsmith_diffusion::{train, LoraConfig, TrainConfig, WanLora};
+    let out = PathBuf::from(std::env::var("REELSMITH_LORA_EXPORT").expect("REELSMITH_LORA_EXPORT"));
+    let _ = std::fs::remove_dir_all(&out);
+    let mut m = WanTransformer::load(
+        &fixtures().join("wan22_i2v/transformer"),
+        None,
+        DType::F32,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let mut lora = LoraConfig::new(4, 8.0);
+    lora.targets = WanLora::FFGO_TARGETS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let cfg = TrainConfig {
+        lora,
+        steps: 20,
+        learning_rate: 5e-2,
+        save_every: 0,
+        ..TrainConfig::default()
+    };
+    let data = lora::examples(3);
+    let r = train(&mut m, &data, &cfg, &out, false, &mut |_| {}).unwrap();
+    eprintln!(
+        "loss {:?} → adapter {}",
+        r.losses.last(),
+        r.adapter.display()
+    );
+}

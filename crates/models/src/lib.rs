@@ -11,6 +11,7 @@
 //! | layers the candle-transformers way (`Config`, `new(vb, &cfg)`, [`Module::forward`]) that train | [`Linear`], [`LayerNorm`], [`RmsNorm`], [`Activation`], [`Attention`], [`Mlp`], [`PatchEmbed`] |
 //! | differentiable functions with fused CPU inference kernels | [`ops`] |
 //! | seeded random numbers, the same on every device | [`SeededRng`], [`randn`], [`seeded_var_builder`] |
+//! | low-rank adapters (LoRA) for dense layers; their files in PEFT and kohya naming | [`LoraLayer`], [`LoraConfig`], [`read_lora_file`], [`write_lora_file`] |
 //! | finite-difference gradient tests | [`grad_check()`], [`GradCheck`] |
 //! | errors | [`ModelError`] |
 //!
@@ -110,6 +111,7 @@ pub mod grad_check;
 mod hub;
 mod kernels;
 mod layers;
+mod lora;
 pub mod ops;
 mod rng;
 mod vmath;
@@ -124,6 +126,10 @@ pub use layers::{
     linear, linear_no_bias, Activation, Attention, AttentionConfig, AttentionNames, LayerNorm,
     LayerNormConfig, Linear, LinearConfig, Mlp, MlpConfig, PatchEmbed, PatchEmbedConfig, RmsNorm,
     RmsNormConfig,
+};
+pub use lora::{
+    pattern_matches, read_lora_file, write_lora_file, LoraConfig, LoraFile, LoraLayer, LoraNaming,
+    StoredLora,
 };
 pub use rng::{randn, seeded_var_builder, SeededRng};
 pub use weights::{Checkpoint, FoldBatchNorm, TensorSource, Transform};

@@ -52,6 +52,8 @@ pub enum Stage {
     Segment,
     /// Denoising steps of a diffusion model.
     Denoise,
+    /// Optimiser steps of a training run.
+    Train,
 }
 
 impl Stage {
@@ -68,6 +70,7 @@ impl Stage {
             Stage::Videos => "videos",
             Stage::Segment => "segment",
             Stage::Denoise => "denoise",
+            Stage::Train => "train",
         }
     }
 }

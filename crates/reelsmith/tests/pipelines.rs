@@ -1353,3 +1353,166 @@ mod first_frame {
         }
     }
 }
+
+mod finetune {
+    use reelsmith::config::Size;
+    use reelsmith::models::{ModelChoice, Models};
+    use reelsmith::pipelines::finetune::{
+        self, FinetuneConfig, PrepareConfig, PrepareInput, TrainInput,
+    };
+    use reelsmith::pipelines::generate::{self, GenerateConfig, GenerateInput};
+    use reelsmith::progress::NoProgress;
+    use reelsmith_test_support::{encode_h264, tiny_wan_i2v};
+
+    fn clip(path: &std::path::Path, n: usize, seed: u8) {
+        let frames = (0..n).map(move |i| {
+            ndarray::Array3::from_shape_fn((32, 32, 3), |(y, x, c)| {
+                ((x * 7 + y * 3 + i * 11 + c * 50) as u8).wrapping_add(seed)
+            })
+        });
+        encode_h264(path, (32, 32, 16), 16, "ultrafast", "qp=0", frames);
+    }
+
+    /// FFGo's list → cache (bad examples reported and skipped) → LoRA training with a
+    /// checkpoint and a resume → sampling with the adapter merged, transition frames dropped.
+    #[test]
+    fn prepare_train_resume_and_generate_with_the_lora() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir(d.join("clips")).unwrap();
+        clip(&d.join("clips/a.mp4"), 9, 0);
+        clip(&d.join("clips/b.mp4"), 7, 90);
+        clip(&d.join("clips/short.mp4"), 3, 10);
+        let first = tiny_wan_i2v().join("first_frame.png");
+        std::fs::copy(&first, d.join("a.png")).unwrap();
+        std::fs::write(d.join("broken.png"), b"not a png").unwrap();
+        let list = d.join("train.json");
+        std::fs::write(
+            &list,
+            serde_json::json!([
+                {"file_path": "clips/a.mp4", "text": "A cat walks.", "image_path": "a.png", "type": "video"},
+                {"file_path": "clips/b.mp4", "text": "ad23r2 the camera view suddenly changes. A dog.", "image_path": "a.png", "type": "video"},
+                {"file_path": "clips/missing.mp4", "text": "x", "image_path": "a.png", "type": "video"},
+                {"file_path": "clips/short.mp4", "text": "x", "image_path": "a.png", "type": "video"},
+                {"file_path": "clips/a.mp4", "text": "x", "image_path": "broken.png", "type": "video"}
+            ])
+            .to_string(),
+        )
+        .unwrap();
+        let models = Models::new();
+        let cache = d.join("cache");
+        let pcfg = PrepareConfig {
+            base: ModelChoice::Dir(tiny_wan_i2v()),
+            frames: 9,
+            size: Size::new(32, 32),
+            ..PrepareConfig::default()
+        };
+        let r = finetune::prepare(
+            &PrepareInput::new(&list, &cache, &models),
+            &pcfg,
+            &NoProgress,
+        )
+        .unwrap();
+        assert_eq!(r.examples, 2, "{:?}", r.skipped);
+        let why: Vec<(usize, String)> = r
+            .skipped
+            .iter()
+            .map(|s| (s.index, s.reason.clone()))
+            .collect();
+        assert_eq!(
+            why.iter().map(|w| w.0).collect::<Vec<_>>(),
+            vec![2, 3, 4],
+            "{why:?}"
+        );
+        assert!(why[0].1.contains("does not exist"));
+        assert!(why[1].1.contains("frame"), "{why:?}");
+        assert!(why[2].1.contains("first frame"));
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(cache.join("index.json")).unwrap()).unwrap();
+        // b has 7 frames: bucketed to 5.
+        assert_eq!(index["examples"][1]["frames"], 5);
+        assert!(index["examples"][0]["caption"]
+            .as_str()
+            .unwrap()
+            .starts_with("ad23r2 the camera view suddenly changes. A cat"));
+
+        let adapter_dir = d.join("lora");
+        let tcfg = FinetuneConfig {
+            rank: 4,
+            alpha: 4.0,
+            lr: 1e-2,
+            steps: 4,
+            save_every: 2,
+            ..FinetuneConfig::default()
+        };
+        let t = finetune::train(
+            &TrainInput::new(&cache, &adapter_dir, &models),
+            &tcfg,
+            &NoProgress,
+        )
+        .unwrap();
+        assert!(t.adapter.is_file() && adapter_dir.join("loss.png").is_file());
+        assert_eq!(
+            std::fs::read_to_string(&t.loss_csv)
+                .unwrap()
+                .lines()
+                .count(),
+            5
+        );
+        assert!(adapter_dir
+            .join("checkpoints/step-000002/state.json")
+            .is_file());
+        // Expert on a one-transformer model is refused, naming the setting.
+        let bad = FinetuneConfig {
+            expert: Some(finetune::ExpertName::High),
+            ..tcfg.clone()
+        };
+        let e = finetune::train(
+            &TrainInput::new(&cache, &d.join("x"), &models),
+            &bad,
+            &NoProgress,
+        )
+        .unwrap_err();
+        assert_eq!(e.setting(), Some("expert"));
+        // Resume to 6 steps.
+        let more = FinetuneConfig { steps: 6, ..tcfg };
+        let t2 = finetune::train(
+            &TrainInput::new(&cache, &adapter_dir, &models).resume(true),
+            &more,
+            &NoProgress,
+        )
+        .unwrap();
+        assert_eq!(t2.resumed_from, Some(4));
+        assert_eq!(t2.first_loss, t.first_loss);
+
+        let gcfg = GenerateConfig {
+            model: ModelChoice::Dir(tiny_wan_i2v()),
+            prompt: "ad23r2 the camera view suddenly changes. A cat walks.".into(),
+            frames: 9,
+            size: Size::new(32, 32),
+            steps: 2,
+            guidance: 1.0,
+            lora: Some(t2.adapter.clone()),
+            ..GenerateConfig::default()
+        };
+        let out = d.join("out/");
+        let g = generate::run(
+            &GenerateInput::new(Some(&first), &out, &models),
+            &gcfg,
+            &NoProgress,
+        )
+        .unwrap();
+        assert_eq!(g.frames, 5, "the 4 transition frames are dropped");
+        let bad = GenerateConfig {
+            lora_scale: f64::NAN,
+            ..gcfg
+        };
+        let e = generate::run(
+            &GenerateInput::new(Some(&first), &d.join("o2/"), &models),
+            &bad,
+            &NoProgress,
+        )
+        .unwrap_err();
+        assert_eq!(e.setting(), Some("lora_scale"));
+    }
+}

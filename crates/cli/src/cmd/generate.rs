@@ -85,6 +85,21 @@ pub struct Args {
     /// Cache prompt embeddings in this folder across runs.
     #[arg(long, value_name = "DIR")]
     prompt_cache: Option<PathBuf>,
+    /// A LoRA adapter (e.g. ADAPTER_DIR/adapter.safetensors from `reelsmith finetune train`,
+    /// or a kohya/musubi/VideoX-Fun file) merged into the transformer (the high-noise
+    /// expert of a two-expert model). The first --lora-drop-frames frames (the FFGo
+    /// transition) are dropped.
+    #[arg(long, value_name = "FILE")]
+    lora: Option<PathBuf>,
+    /// The low-noise expert's LoRA of a two-expert model.
+    #[arg(long, value_name = "FILE", requires = "lora")]
+    lora_2: Option<PathBuf>,
+    /// Scale the LoRA is merged at [default: 1].
+    #[arg(long, value_name = "S", requires = "lora")]
+    lora_scale: Option<f64>,
+    /// Frames dropped from the start with a LoRA [default: 4, the transition frames].
+    #[arg(long, value_name = "N", requires = "lora")]
+    lora_drop_frames: Option<usize>,
     /// Device: cpu, cuda[:N], metal[:N] or auto.
     #[arg(long, default_value = "cpu", value_name = "D")]
     device: String,
@@ -139,6 +154,8 @@ pub fn config(args: &Args) -> Result<GenerateConfig> {
         fps <- args.fps,
         crf <- args.crf,
         dtype <- args.dtype,
+        lora_scale <- args.lora_scale,
+        lora_drop_frames <- args.lora_drop_frames,
     );
     macro_rules! set_some {
         ($($field:ident <- $arg:expr),* $(,)?) => { $( if let Some(v) = $arg { c.$field = Some(v); } )* };
@@ -152,6 +169,8 @@ pub fn config(args: &Args) -> Result<GenerateConfig> {
         scheduler <- args.scheduler,
         latents <- args.latents.clone(),
         prompt_cache <- args.prompt_cache.clone(),
+        lora <- args.lora.clone(),
+        lora_2 <- args.lora_2.clone(),
     );
     c.validate()?;
     Ok(c)

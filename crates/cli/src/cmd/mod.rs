@@ -4,6 +4,7 @@ pub mod batch;
 pub mod compose;
 pub mod embed;
 pub mod entities;
+pub mod finetune;
 pub mod frames;
 pub mod generate;
 pub mod highlights;
@@ -120,6 +121,19 @@ fn flag_for(setting: &str) -> Option<&'static str> {
         "latents" => "--latents",
         "drop_first" => "--drop-first",
         "dtype" => "--dtype",
+        "lora" => "--lora",
+        "lora_2" => "--lora-2",
+        "lora_scale" => "--lora-scale",
+        "lora_drop_frames" => "--lora-drop-frames",
+        // finetune
+        "base" => "--base DIR",
+        "expert" => "--expert high|low",
+        "rank" => "--rank",
+        "alpha" => "--alpha",
+        "lr" => "--lr",
+        "batch_size" => "--batch-size",
+        "grad_accum" => "--grad-accum",
+        "dropout" | "targets" | "weight_decay" | "max_grad_norm" => "--config FILE",
         _ => return None,
     })
 }

@@ -196,6 +196,65 @@ pub(crate) fn font_available() -> bool {
     })
 }
 
+/// Draws `ys` against 1, 2, … as a line chart into a PNG at `path` (atomically).
+pub(crate) fn line_plot(
+    path: &Path,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    ys: &[f64],
+) -> Result<(), Error> {
+    use plotters::prelude::*;
+    let (w, h) = (900u32, 400u32);
+    let mut buf = vec![255u8; (w * h * 3) as usize];
+    let text = font_available();
+    let perr = |e: &dyn std::fmt::Display| write_err(path, format!("cannot draw the plot: {e}"));
+    let finite: Vec<f64> = ys.iter().copied().filter(|v| v.is_finite()).collect();
+    let lo = finite.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let (lo, hi) = if lo.is_finite() && hi > lo {
+        (lo, hi)
+    } else {
+        (0.0, 1.0)
+    };
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| perr(&e))?;
+        let mut b = ChartBuilder::on(&root);
+        b.margin(12);
+        if text {
+            b.caption(title, ("sans-serif", 20))
+                .x_label_area_size(36)
+                .y_label_area_size(56);
+        }
+        let mut chart = b
+            .build_cartesian_2d(1f64..(ys.len().max(2) as f64), lo..hi)
+            .map_err(|e| perr(&e))?;
+        if text {
+            chart
+                .configure_mesh()
+                .x_desc(x_desc)
+                .y_desc(y_desc)
+                .draw()
+                .map_err(|e| perr(&e))?;
+        }
+        chart
+            .draw_series(LineSeries::new(
+                ys.iter()
+                    .enumerate()
+                    .filter(|(_, v)| v.is_finite())
+                    .map(|(i, v)| ((i + 1) as f64, *v)),
+                &BLUE,
+            ))
+            .map_err(|e| perr(&e))?;
+        root.present().map_err(|e| perr(&e))?;
+    }
+    let img = image::RgbImage::from_raw(w, h, buf).ok_or_else(|| perr(&"buffer size"))?;
+    let tmp = part_path(path).with_extension("part.png");
+    save_image(&img, &tmp)?;
+    std::fs::rename(&tmp, path).map_err(|e| write_err(path, e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

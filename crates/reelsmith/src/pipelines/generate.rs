@@ -40,7 +40,7 @@ use reelsmith_core::FrameRate;
 use reelsmith_decode::{VideoWriter, WriterOptions};
 use reelsmith_diffusion::candle_core::{DType, Tensor};
 use reelsmith_diffusion::{
-    load_prompt_embeddings, GenerateRequest, PipelineOptions, PromptInput, SchedulerKind,
+    load_prompt_embeddings, Expert, GenerateRequest, PipelineOptions, PromptInput, SchedulerKind,
     WanPipeline, WanVariant,
 };
 use serde::{Deserialize, Serialize};
@@ -125,6 +125,18 @@ pub struct GenerateConfig {
     pub dtype: DtypeChoice,
     /// A folder where prompt embeddings are cached across runs.
     pub prompt_cache: Option<PathBuf>,
+    /// A LoRA adapter (PEFT/diffusers or kohya/musubi/VideoX-Fun naming) merged into the
+    /// transformer (the high-noise expert of a two-expert model, whose low-noise expert
+    /// then runs without one unless `lora_2` is given) at `lora_scale`.
+    pub lora: Option<PathBuf>,
+    /// The low-noise expert's LoRA of a two-expert model (FFGo trains one per expert).
+    pub lora_2: Option<PathBuf>,
+    /// Scale the LoRA is merged at (default 1, FFGo's).
+    pub lora_scale: f64,
+    /// Frames dropped from the start when a LoRA is given: the transition frames of an
+    /// FFGo adapter (default 4, the pixel frames the composed first frame took in training).
+    /// `drop_first` applies instead when larger.
+    pub lora_drop_frames: usize,
 }
 
 impl Default for GenerateConfig {
@@ -149,6 +161,10 @@ impl Default for GenerateConfig {
             crf: 18,
             dtype: DtypeChoice::Auto,
             prompt_cache: None,
+            lora: None,
+            lora_2: None,
+            lora_scale: 1.0,
+            lora_drop_frames: reelsmith_diffusion::dataset::REPLACED_FRAMES,
         }
     }
 }
@@ -157,6 +173,16 @@ impl Default for GenerateConfig {
 pub const DEFAULT_GUIDANCE: f64 = 6.0;
 
 impl GenerateConfig {
+    /// Frames dropped from the start: `drop_first`, or with a LoRA at least
+    /// `lora_drop_frames`.
+    pub fn effective_drop(&self) -> usize {
+        if self.lora.is_some() {
+            self.drop_first.max(self.lora_drop_frames)
+        } else {
+            self.drop_first
+        }
+    }
+
     /// Checks every setting; the error names the one at fault.
     pub fn validate(&self) -> Result<(), Error> {
         match &self.model {
@@ -226,6 +252,28 @@ impl GenerateConfig {
                 format!(
                     "dropping {} of {} frames leaves none",
                     self.drop_first, self.frames
+                ),
+            ));
+        }
+        if !(self.lora_scale.is_finite() && (-10.0..=10.0).contains(&self.lora_scale)) {
+            return Err(Error::config(
+                "lora_scale",
+                format!("{} is not in [-10, 10]", self.lora_scale),
+            ));
+        }
+        if self.lora_2.is_some() && self.lora.is_none() {
+            return Err(Error::config(
+                "lora_2",
+                "give the high-noise expert's LoRA (lora) too, or only lora for one-transformer models",
+            ));
+        }
+        if self.lora.is_some() && self.effective_drop() >= self.frames {
+            return Err(Error::config(
+                "lora_drop_frames",
+                format!(
+                    "dropping {} of {} frames leaves none",
+                    self.effective_drop(),
+                    self.frames
                 ),
             ));
         }
@@ -327,6 +375,19 @@ pub fn run(
     let mut inputs: Vec<PathBuf> = input.image.iter().map(|p| p.to_path_buf()).collect();
     inputs.extend(config.latents.iter().cloned());
     inputs.extend(config.prompt_embeddings.iter().cloned());
+    inputs.extend(config.lora.iter().cloned());
+    inputs.extend(config.lora_2.iter().cloned());
+    for p in config.lora.iter().chain(config.lora_2.iter()) {
+        if !p.is_file() {
+            return Err(Error::config(
+                "lora",
+                format!(
+                    "{} does not exist; give the adapter file (adapter.safetensors)",
+                    p.display()
+                ),
+            ));
+        }
+    }
     let out_dir = if folder {
         Some(OutputDir::begin(input.output, "generate", input.overwrite)?)
     } else {
@@ -376,6 +437,16 @@ pub fn run(
         load_pipeline(input.models, dir, config.dtype)?
     };
     let mut pipe = pipeline.lock().unwrap_or_else(|p| p.into_inner());
+    // The adapters (or none) for this run; a loaded expert with others is reloaded.
+    let scale = config.lora_scale;
+    if config.lora_2.is_some() && !pipe.has_two_experts() {
+        return Err(Error::config(
+            "lora_2",
+            "this model has one transformer; give only lora",
+        ));
+    }
+    pipe.set_lora(Expert::High, config.lora.clone().map(|p| (p, scale)));
+    pipe.set_lora(Expert::Low, config.lora_2.clone().map(|p| (p, scale)));
     let variant = pipe.variant();
     match (variant, &image) {
         (WanVariant::ImageToVideo, None) => {
@@ -432,7 +503,7 @@ pub fn run(
     });
     req.seed = config.seed;
     req.latents = latents;
-    req.drop_first = config.drop_first;
+    req.drop_first = config.effective_drop();
     let started = std::time::Instant::now();
     let generated = {
         let stage = StageGuard::start(progress, Stage::Denoise, Some(config.steps as u64));
@@ -533,7 +604,7 @@ fn hub_folder(id: &str, hub: &HubOptions) -> Result<PathBuf, Error> {
 }
 
 /// The Wan pipeline in `dir`, loaded once per registry (per folder and precision).
-fn load_pipeline(
+pub(crate) fn load_pipeline(
     models: &Models,
     dir: &Path,
     dtype: DtypeChoice,

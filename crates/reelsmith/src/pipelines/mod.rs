@@ -22,12 +22,14 @@
 //! | [`entities`] | `entities.json`, `mask_NN.png`, `entity_NN.png`, `overlay.png`, `embeddings.safetensors` | decode / image → ISNet or SAM → entities → DINOv2 / CLIP embeddings → entity memory |
 //! | [`compose`] | a first frame + `<name>.layout.json` | background + RGBA cut-outs → FFGo or free layout |
 //! | [`retention`] | `retention.csv`, `retention.png`, `retention.json` | decode (sampled) → segment → embed candidates with the memory's model → match |
+//! | [`finetune`] | a cache (`index.json`, `example_*.safetensors`); an adapter folder (`adapter.safetensors`, `loss.csv`, `loss.png`, checkpoints, `train.json`) | FFGo list → decode → VAE/UMT5 pre-encoding; cache → LoRA trainer |
 //! | [`generate`] | `out.mp4` or PNG frames + `generate.json` | Wan image-to-video sampling → H.264 encoder or PNGs |
 
 pub mod batch;
 pub mod compose;
 pub mod embed;
 pub mod entities;
+pub mod finetune;
 pub mod frames;
 pub mod generate;
 pub mod highlights;

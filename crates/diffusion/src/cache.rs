@@ -1,0 +1,112 @@
+//! The pre-encoding cache: per example, the VAE latents of the clip, the first-frame
+//! condition and the text embeddings, so a training step runs only the transformer.
+//!
+//! A cache folder holds `index.json` ([`CacheIndex`]: the base model, frames, size, the
+//! transition phrase and the skipped examples with their reasons) and one
+//! `example_NNNNNN.safetensors` per example (`latents`, `condition` when the model is
+//! image-to-video, `context`).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::dataset::Skipped;
+use crate::error::{DiffusionError, Result};
+use crate::train::TrainExample;
+
+/// Version of the cache layout.
+pub const CACHE_VERSION: u32 = 1;
+
+/// One cached example.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CacheEntry {
+    /// The clip it came from.
+    pub name: String,
+    /// The tensor file, relative to the cache folder.
+    pub file: String,
+    /// The caption used.
+    pub caption: String,
+    /// Pixel frames encoded.
+    pub frames: usize,
+}
+
+/// `index.json` of a cache folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CacheIndex {
+    /// [`CACHE_VERSION`].
+    pub version: u32,
+    /// The base model folder the latents were made with.
+    pub base: PathBuf,
+    /// Pixel frames per clip (`4k + 1`).
+    pub frames: usize,
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// The transition phrase the captions start with.
+    pub transition_phrase: String,
+    /// The examples.
+    pub examples: Vec<CacheEntry>,
+    /// Examples left out, with why.
+    pub skipped: Vec<Skipped>,
+}
+
+/// Writes one example's tensors to `path`.
+pub fn write_example(path: &Path, ex: &TrainExample) -> Result<()> {
+    let mut t = HashMap::new();
+    t.insert("latents".to_string(), ex.latents.to_device(&Device::Cpu)?);
+    t.insert("context".to_string(), ex.context.to_device(&Device::Cpu)?);
+    if let Some(c) = &ex.condition {
+        t.insert("condition".to_string(), c.to_device(&Device::Cpu)?);
+    }
+    candle_core::safetensors::save(&t, path)?;
+    Ok(())
+}
+
+/// Reads a cache folder: its index and every example's tensors (on `device`).
+pub fn read_cache(dir: &Path, device: &Device) -> Result<(CacheIndex, Vec<TrainExample>)> {
+    let ip = dir.join("index.json");
+    let bytes = std::fs::read(&ip).map_err(|e| {
+        DiffusionError::io(
+            &ip,
+            std::io::Error::new(
+                e.kind(),
+                format!("{e} (is this a cache folder written by `reelsmith finetune prepare`?)"),
+            ),
+        )
+    })?;
+    let index: CacheIndex = serde_json::from_slice(&bytes)
+        .map_err(|e| DiffusionError::config(&ip, format!("not a cache index: {e}")))?;
+    if index.version != CACHE_VERSION {
+        return Err(DiffusionError::config(
+            &ip,
+            format!(
+                "cache version {} (this build reads {CACHE_VERSION}); prepare the cache again",
+                index.version
+            ),
+        ));
+    }
+    let mut out = Vec::with_capacity(index.examples.len());
+    for e in &index.examples {
+        let p = dir.join(&e.file);
+        let mut t = candle_core::safetensors::load(&p, device).map_err(|err| {
+            DiffusionError::config(&p, format!("unreadable cached example: {err}"))
+        })?;
+        let mut take = |k: &str| {
+            t.remove(k)
+                .ok_or_else(|| DiffusionError::config(&p, format!("lacks the tensor {k}")))
+        };
+        let latents: Tensor = take("latents")?;
+        let context = take("context")?;
+        let condition = t.remove("condition");
+        out.push(TrainExample {
+            name: e.name.clone(),
+            latents,
+            condition,
+            context,
+        });
+    }
+    Ok((index, out))
+}

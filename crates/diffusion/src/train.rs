@@ -1,0 +1,669 @@
+//! LoRA training of the Wan transformer on pre-encoded examples, as FFGo does it.
+//!
+//! - Flow matching: `x_t = (1 − σ)·x0 + σ·ε`, the model predicts `ε − x0`, mean squared
+//!   error. `σ` is drawn uniformly from the 1000 training sigmas of a flow-match schedule
+//!   with shift 5 (`σ = s·u / (1 + (s − 1)·u)`, `u = 1, 0.999, …, 0.001`), restricted to the
+//!   expert's timestep range for Wan2.2-A14B (`t ≥ 900` high noise, `t < 900` low noise).
+//! - Only the LoRA variables train ([`WanLora`]); the base weights are never touched.
+//! - AdamW (decoupled weight decay, bias-corrected moments) with global gradient-norm
+//!   clipping, a linear warm-up then a constant learning rate, batches and gradient
+//!   accumulation.
+//! - Seeded and reproducible: the sample order of each epoch, the noise, the sigmas and the
+//!   dropout of each step come from generators seeded by `(seed, epoch)` and `(seed, step)`,
+//!   so a resumed run draws exactly what the uninterrupted run drew.
+//! - Checkpoints every N steps (adapter, optimiser moments, step, loss history) under
+//!   `OUT/checkpoints/step-NNNNNN/`; [`train`] with `resume` continues from the newest and
+//!   gives the same loss curve as a run that was never interrupted. `OUT/loss.csv` holds
+//!   one row per step; `OUT/adapter.safetensors` the final adapter.
+//!
+//! A step runs only the transformer: latents, the first-frame condition and the text
+//! embeddings come from the cache ([`crate::cache`]).
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use candle_core::{DType, Device, Tensor, Var};
+use reelsmith_models::{LoraConfig, LoraNaming, SeededRng};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{DiffusionError, Result};
+use crate::lora::WanLora;
+use crate::transformer::WanTransformer;
+
+/// One pre-encoded training example.
+#[derive(Debug, Clone)]
+pub struct TrainExample {
+    /// A name for reports (the clip's path).
+    pub name: String,
+    /// Normalised VAE latents of the clip `[channels, frames, height, width]`.
+    pub latents: Tensor,
+    /// The image-to-video condition `[mask 4 + latent channels, frames, height, width]`
+    /// (Wan2.2-I2V), or `None` for text-to-video models.
+    pub condition: Option<Tensor>,
+    /// Text embeddings `[tokens, text_dim]`.
+    pub context: Tensor,
+}
+
+/// Which timesteps a run trains on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TimestepRange {
+    /// All of them (single-transformer models).
+    #[default]
+    All,
+    /// `t ≥ boundary · 1000`: Wan2.2-A14B's high-noise expert (`transformer`).
+    High,
+    /// `t < boundary · 1000`: the low-noise expert (`transformer_2`).
+    Low,
+}
+
+/// Training settings. Defaults are FFGo's (LoRA rank 128, alpha 128 on every dense layer of
+/// every block; AdamW lr 1e-4, weight decay 3e-2; shift 5).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// The adapters.
+    pub lora: LoraConfig,
+    /// Peak learning rate.
+    pub learning_rate: f64,
+    /// AdamW decoupled weight decay.
+    pub weight_decay: f64,
+    /// AdamW `β1, β2`.
+    pub betas: [f64; 2],
+    /// AdamW `ε`.
+    pub adam_eps: f64,
+    /// Gradients are scaled down when their global L2 norm exceeds this (0 = no clipping).
+    pub max_grad_norm: f64,
+    /// Linear warm-up from 0 over this many steps, then constant.
+    pub warmup_steps: usize,
+    /// Optimiser steps in all.
+    pub steps: usize,
+    /// Examples per micro-batch.
+    pub batch_size: usize,
+    /// Micro-batches per optimiser step.
+    pub grad_accum: usize,
+    /// Seed of everything random.
+    pub seed: u64,
+    /// A checkpoint every this many steps (0 = only at the end).
+    pub save_every: usize,
+    /// Shift of the training sigmas.
+    pub shift: f64,
+    /// Training timesteps of the schedule.
+    pub num_train_timesteps: usize,
+    /// Timestep range (the expert).
+    pub timesteps: TimestepRange,
+    /// Boundary between the experts as a fraction of the timesteps (Wan2.2-A14B: 0.9).
+    pub boundary: f64,
+    /// Naming of `adapter.safetensors`.
+    pub adapter_naming: LoraNaming,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            lora: WanLora::ffgo_config(),
+            learning_rate: 1e-4,
+            weight_decay: 3e-2,
+            betas: [0.9, 0.999],
+            adam_eps: 1e-8,
+            max_grad_norm: 1.0,
+            warmup_steps: 0,
+            steps: 1000,
+            batch_size: 1,
+            grad_accum: 1,
+            seed: 42,
+            save_every: 100,
+            shift: 5.0,
+            num_train_timesteps: 1000,
+            timesteps: TimestepRange::All,
+            boundary: 0.9,
+            adapter_naming: LoraNaming::Peft,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks the values; the error names the setting and the fix.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(DiffusionError::InvalidInput(m));
+        self.lora
+            .validate()
+            .map_err(|e| DiffusionError::InvalidInput(e.to_string()))?;
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return bad(format!(
+                "learning_rate must be positive; got {}",
+                self.learning_rate
+            ));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return bad(format!(
+                "weight_decay must be ≥ 0; got {}",
+                self.weight_decay
+            ));
+        }
+        if self.betas.iter().any(|b| !(0.0..1.0).contains(b)) {
+            return bad(format!("betas must be in [0, 1); got {:?}", self.betas));
+        }
+        if self.steps == 0 || self.batch_size == 0 || self.grad_accum == 0 {
+            return bad("steps, batch_size and grad_accum must be at least 1".into());
+        }
+        if !(self.shift.is_finite() && self.shift > 0.0) || self.num_train_timesteps < 2 {
+            return bad("shift must be positive and num_train_timesteps at least 2".into());
+        }
+        if !(0.0..=1.0).contains(&self.boundary) {
+            return bad(format!("boundary must be in [0, 1]; got {}", self.boundary));
+        }
+        if self.max_grad_norm < 0.0 || !self.max_grad_norm.is_finite() {
+            return bad("max_grad_norm must be ≥ 0 (0 turns clipping off)".into());
+        }
+        Ok(())
+    }
+
+    /// The training sigmas allowed by [`Self::timesteps`], high to low.
+    pub fn sigmas(&self) -> Vec<f64> {
+        let n = self.num_train_timesteps;
+        let s = self.shift;
+        let b = self.boundary * n as f64;
+        (0..n)
+            .map(|i| {
+                let u = (n - i) as f64 / n as f64;
+                s * u / (1.0 + (s - 1.0) * u)
+            })
+            .filter(|sig| {
+                let t = sig * n as f64;
+                match self.timesteps {
+                    TimestepRange::All => true,
+                    TimestepRange::High => t >= b,
+                    TimestepRange::Low => t < b,
+                }
+            })
+            .collect()
+    }
+
+    /// The learning rate at optimiser step `step` (0-based).
+    pub fn lr_at(&self, step: usize) -> f64 {
+        if step < self.warmup_steps {
+            self.learning_rate * (step + 1) as f64 / (self.warmup_steps + 1) as f64
+        } else {
+            self.learning_rate
+        }
+    }
+}
+
+/// What [`train`] reports after each optimiser step.
+#[derive(Debug, Clone)]
+pub struct TrainStep {
+    /// Steps done (1-based).
+    pub step: usize,
+    /// Steps in all.
+    pub steps: usize,
+    /// Mean loss of the step's examples.
+    pub loss: f64,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f64,
+    /// Time since this run (or resume) started.
+    pub elapsed: Duration,
+    /// Estimated time to the end.
+    pub eta: Duration,
+    /// The checkpoint written after this step, if any.
+    pub checkpoint: Option<PathBuf>,
+}
+
+/// What a training run produced.
+#[derive(Debug, Clone)]
+pub struct TrainOutcome {
+    /// Loss per step from step 1 (a resumed run includes the checkpoint's history).
+    pub losses: Vec<f64>,
+    /// `OUT/adapter.safetensors`.
+    pub adapter: PathBuf,
+    /// `OUT/loss.csv`.
+    pub loss_csv: PathBuf,
+    /// The step a resumed run continued from.
+    pub resumed_from: Option<usize>,
+}
+
+/// Checkpoint state beside the tensors.
+#[derive(Debug, Serialize, Deserialize)]
+struct CheckpointState {
+    step: usize,
+    config: TrainConfig,
+    rows: Vec<LossRow>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LossRow {
+    step: usize,
+    loss: f64,
+    lr: f64,
+    grad_norm: f64,
+}
+
+/// AdamW with decoupled weight decay, as `torch.optim.AdamW`.
+struct AdamW {
+    m: Vec<Tensor>,
+    v: Vec<Tensor>,
+}
+
+impl AdamW {
+    fn new(vars: &[Var]) -> Result<Self> {
+        let z = |v: &Var| v.as_tensor().zeros_like();
+        Ok(Self {
+            m: vars.iter().map(z).collect::<candle_core::Result<_>>()?,
+            v: vars.iter().map(z).collect::<candle_core::Result<_>>()?,
+        })
+    }
+
+    /// One update at 1-based step `t`.
+    fn step(
+        &mut self,
+        vars: &[Var],
+        grads: &[Tensor],
+        t: usize,
+        lr: f64,
+        cfg: &TrainConfig,
+    ) -> Result<()> {
+        let [b1, b2] = cfg.betas;
+        let c1 = 1.0 - b1.powi(t as i32);
+        let c2 = 1.0 - b2.powi(t as i32);
+        for (i, (var, g)) in vars.iter().zip(grads).enumerate() {
+            let m = ((&self.m[i] * b1)? + (g * (1.0 - b1))?)?;
+            let v = ((&self.v[i] * b2)? + (g.sqr()? * (1.0 - b2))?)?;
+            let p = var.as_tensor();
+            let decayed = (p * (1.0 - lr * cfg.weight_decay))?;
+            let denom = ((&v / c2)?.sqrt()? + cfg.adam_eps)?;
+            let upd = ((&m / c1)? / denom)?;
+            var.set(&(decayed - (upd * lr)?)?)?;
+            self.m[i] = m;
+            self.v[i] = v;
+        }
+        Ok(())
+    }
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("part");
+    std::fs::write(&tmp, bytes).map_err(|e| DiffusionError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| DiffusionError::io(path, e))
+}
+
+fn save_tensors(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<()> {
+    let tmp = path.with_extension("part");
+    candle_core::safetensors::save(tensors, &tmp)?;
+    std::fs::rename(&tmp, path).map_err(|e| DiffusionError::io(path, e))
+}
+
+fn checkpoint_dir(out: &Path, step: usize) -> PathBuf {
+    out.join("checkpoints").join(format!("step-{step:06}"))
+}
+
+/// The newest complete checkpoint under `OUT/checkpoints` (one whose `state.json` exists).
+fn newest_checkpoint(out: &Path) -> Option<(usize, PathBuf)> {
+    let rd = std::fs::read_dir(out.join("checkpoints")).ok()?;
+    rd.filter_map(|e| {
+        let e = e.ok()?;
+        let n = e.file_name().to_string_lossy().to_string();
+        let step: usize = n.strip_prefix("step-")?.parse().ok()?;
+        e.path()
+            .join("state.json")
+            .is_file()
+            .then(|| (step, e.path()))
+    })
+    .max_by_key(|(s, _)| *s)
+}
+
+/// The PEFT `adapter_config.json` written beside the adapter.
+fn adapter_config(lora: &WanLora) -> serde_json::Value {
+    serde_json::json!({
+        "peft_type": "LORA",
+        "r": lora.config().rank,
+        "lora_alpha": lora.config().alpha,
+        "lora_dropout": lora.config().dropout,
+        "target_modules": lora.layers().keys().collect::<Vec<_>>(),
+        "bias": "none",
+        "init_lora_weights": true,
+    })
+}
+
+/// Stacks a group of examples into a batch: `(input, target_x0, context)` pieces.
+fn stack(items: &[&TrainExample], device: &Device) -> Result<(Tensor, Option<Tensor>, Tensor)> {
+    let l: Vec<Tensor> = items.iter().map(|e| e.latents.clone()).collect();
+    let c: Vec<Tensor> = items.iter().map(|e| e.context.clone()).collect();
+    let lat = Tensor::stack(&l, 0)?
+        .to_dtype(DType::F32)?
+        .to_device(device)?;
+    let ctx = Tensor::stack(&c, 0)?.to_device(device)?;
+    let cond = match items[0].condition {
+        Some(_) => {
+            let cs = items
+                .iter()
+                .map(|e| {
+                    e.condition.clone().ok_or_else(|| {
+                        DiffusionError::InvalidInput(format!(
+                            "{} has no image condition while others have one",
+                            e.name
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Some(
+                Tensor::stack(&cs, 0)?
+                    .to_dtype(DType::F32)?
+                    .to_device(device)?,
+            )
+        }
+        None => None,
+    };
+    Ok((lat, cond, ctx))
+}
+
+fn check_data(model: &WanTransformer, data: &[TrainExample]) -> Result<()> {
+    if data.is_empty() {
+        return Err(DiffusionError::InvalidInput(
+            "no training examples (all were skipped or the cache is empty)".into(),
+        ));
+    }
+    let cfg = model.config();
+    for e in data {
+        let c = e.latents.dims().first().copied().unwrap_or(0);
+        let cc = e.condition.as_ref().map_or(0, |t| t.dims()[0]);
+        if e.latents.rank() != 4 || c + cc != cfg.in_channels || c != cfg.out_channels() {
+            return Err(DiffusionError::InvalidInput(format!(
+                "{}: latents {:?} + condition {:?} do not fit this transformer ({} input, {} output channels); prepare the cache with the same base model",
+                e.name,
+                e.latents.dims(),
+                e.condition.as_ref().map(|t| t.dims().to_vec()),
+                cfg.in_channels,
+                cfg.out_channels()
+            )));
+        }
+        if e.context.rank() != 2 || e.context.dims()[1] != cfg.text_dim {
+            return Err(DiffusionError::InvalidInput(format!(
+                "{}: text embeddings {:?} are not [tokens, {}]",
+                e.name,
+                e.context.dims(),
+                cfg.text_dim
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Trains a LoRA on `model` from `data`, writing checkpoints, `loss.csv` and
+/// `adapter.safetensors` (+ PEFT `adapter_config.json`) under `out`. With `resume`, continues
+/// from the newest checkpoint in `out` (its config must equal `cfg` except for `steps` and
+/// `save_every`); without, `out` must not hold checkpoints already. The trained adapter stays
+/// attached to `model` (unmerged) afterwards.
+pub fn train(
+    model: &mut WanTransformer,
+    data: &[TrainExample],
+    cfg: &TrainConfig,
+    out: &Path,
+    resume: bool,
+    on_step: &mut dyn FnMut(&TrainStep),
+) -> Result<TrainOutcome> {
+    cfg.validate()?;
+    check_data(model, data)?;
+    std::fs::create_dir_all(out).map_err(|e| DiffusionError::io(out, e))?;
+    let device = model.device().clone();
+    let lora = WanLora::new(model, &cfg.lora, cfg.seed)?;
+    let vars = lora.vars();
+    let named = lora.named_vars();
+    let mut opt = AdamW::new(&vars)?;
+    let mut rows: Vec<LossRow> = Vec::new();
+    let mut start = 0;
+    let mut resumed_from = None;
+    match (resume, newest_checkpoint(out)) {
+        (true, Some((step, dir))) => {
+            let sp = dir.join("state.json");
+            let state: CheckpointState = serde_json::from_slice(
+                &std::fs::read(&sp).map_err(|e| DiffusionError::io(&sp, e))?,
+            )
+            .map_err(|e| DiffusionError::config(&sp, format!("unreadable checkpoint state: {e}")))?;
+            let mut a = state.config.clone();
+            let mut b = cfg.clone();
+            (a.steps, a.save_every, b.steps, b.save_every) = (0, 0, 0, 0);
+            if a != b {
+                return Err(DiffusionError::config(
+                    &sp,
+                    "the checkpoint was trained with other settings (only --steps and --save-every may change on resume); resume with the same settings or train into a new folder",
+                ));
+            }
+            let tp = dir.join("training.safetensors");
+            let t = candle_core::safetensors::load(&tp, &device)
+                .map_err(|e| DiffusionError::config(&tp, format!("unreadable checkpoint: {e}")))?;
+            for (i, (n, v)) in named.iter().enumerate() {
+                let get = |k: String| {
+                    t.get(&k).cloned().ok_or_else(|| {
+                        DiffusionError::config(&tp, format!("the checkpoint lacks {k}"))
+                    })
+                };
+                v.set(&get(n.clone())?)?;
+                opt.m[i] = get(format!("{n}.exp_avg"))?;
+                opt.v[i] = get(format!("{n}.exp_avg_sq"))?;
+            }
+            rows = state.rows;
+            rows.truncate(step);
+            start = step;
+            resumed_from = Some(step);
+        }
+        (false, Some((_, dir))) => {
+            return Err(DiffusionError::InvalidInput(format!(
+                "{} already holds a training run (checkpoint {}); pass resume (--resume) to continue it or choose another output folder",
+                out.display(),
+                dir.display()
+            )))
+        }
+        _ => {}
+    }
+    model.add_lora(&lora, 1.0)?;
+    // loss.csv: rewritten with the history, then appended per step.
+    let csv_path = out.join("loss.csv");
+    let mut csv = String::from("step,loss,lr,grad_norm\n");
+    for r in &rows {
+        csv.push_str(&format!("{},{},{},{}\n", r.step, r.loss, r.lr, r.grad_norm));
+    }
+    write_atomic(&csv_path, csv.as_bytes())?;
+    let mut csv_file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&csv_path)
+        .map_err(|e| DiffusionError::io(&csv_path, e))?;
+
+    let sigmas = cfg.sigmas();
+    if sigmas.is_empty() {
+        return Err(DiffusionError::InvalidInput(
+            "no training timestep lies in the chosen range; check boundary and timesteps".into(),
+        ));
+    }
+    let root = SeededRng::new(cfg.seed);
+    let n = data.len();
+    let mut perms: HashMap<usize, Vec<usize>> = HashMap::new();
+    let mut sample = |k: usize| -> usize {
+        let epoch = k / n;
+        let perm = perms.entry(epoch).or_insert_with(|| {
+            let mut r = root.stream(&format!("epoch-{epoch}"));
+            let mut p: Vec<usize> = (0..n).collect();
+            for i in (1..n).rev() {
+                let j = ((r.uniform(0.0, 1.0) * (i + 1) as f64) as usize).min(i);
+                p.swap(i, j);
+            }
+            p
+        });
+        perm[k % n]
+    };
+    let per_step = cfg.batch_size * cfg.grad_accum;
+    let began = Instant::now();
+    let result = (|| -> Result<()> {
+        for step in start..cfg.steps {
+            let mut rng = root.stream(&format!("step-{step}"));
+            if cfg.lora.dropout > 0.0 {
+                model.set_lora_dropout(Some(rng.stream("dropout")));
+            }
+            let mut acc: Vec<Option<Tensor>> = vec![None; vars.len()];
+            let mut loss_sum = 0.0;
+            for micro in 0..cfg.grad_accum {
+                let idx: Vec<usize> = (0..cfg.batch_size)
+                    .map(|j| sample(step * per_step + micro * cfg.batch_size + j))
+                    .collect();
+                // Group equal shapes (buckets) into one forward each.
+                let mut groups: Vec<Vec<&TrainExample>> = Vec::new();
+                for &i in &idx {
+                    let e = &data[i];
+                    match groups.iter_mut().find(|g| {
+                        g[0].latents.dims() == e.latents.dims()
+                            && g[0].context.dims() == e.context.dims()
+                    }) {
+                        Some(g) => g.push(e),
+                        None => groups.push(vec![e]),
+                    }
+                }
+                for g in groups {
+                    let b = g.len();
+                    let (x0, cond, ctx) = stack(&g, &device)?;
+                    let noise = rng.randn(x0.dims(), DType::F32, &device)?;
+                    let sig: Vec<f32> = (0..b)
+                        .map(|_| {
+                            let k = ((rng.uniform(0.0, 1.0) * sigmas.len() as f64) as usize)
+                                .min(sigmas.len() - 1);
+                            sigmas[k] as f32
+                        })
+                        .collect();
+                    let s = Tensor::from_vec(sig.clone(), (b, 1, 1, 1, 1), &device)?;
+                    let xt = (x0.broadcast_mul(&(1.0 - &s)?)? + noise.broadcast_mul(&s)?)?;
+                    let target = (&noise - &x0)?;
+                    let input = match &cond {
+                        Some(c) => Tensor::cat(&[&xt, c], 1)?,
+                        None => xt,
+                    };
+                    let t: Vec<f32> = sig
+                        .iter()
+                        .map(|s| s * cfg.num_train_timesteps as f32)
+                        .collect();
+                    let t = Tensor::from_vec(t, b, &device)?;
+                    let pred = model
+                        .forward(&input, &t, &ctx.to_dtype(model.dtype())?)?
+                        .to_dtype(DType::F32)?;
+                    let loss = (pred - target)?.sqr()?.mean_all()?;
+                    let w = b as f64 / per_step as f64;
+                    loss_sum += loss.to_scalar::<f32>()? as f64 * w;
+                    let grads = (loss * w)?.backward()?;
+                    for (a, v) in acc.iter_mut().zip(&vars) {
+                        if let Some(g) = grads.get(v.as_tensor()) {
+                            *a = Some(match a.take() {
+                                Some(x) => (x + g)?,
+                                None => g.clone(),
+                            });
+                        }
+                    }
+                }
+            }
+            model.set_lora_dropout(None);
+            let grads: Vec<Tensor> = acc
+                .into_iter()
+                .zip(&vars)
+                .map(|(g, v)| g.map_or_else(|| v.as_tensor().zeros_like(), Ok))
+                .collect::<candle_core::Result<_>>()?;
+            let mut sq = 0f64;
+            for g in &grads {
+                sq += g
+                    .to_dtype(DType::F64)?
+                    .sqr()?
+                    .sum_all()?
+                    .to_scalar::<f64>()?;
+            }
+            let norm = sq.sqrt();
+            let grads = if cfg.max_grad_norm > 0.0 && norm > cfg.max_grad_norm {
+                let k = cfg.max_grad_norm / (norm + 1e-6);
+                grads
+                    .iter()
+                    .map(|g| g * k)
+                    .collect::<candle_core::Result<Vec<_>>>()?
+            } else {
+                grads
+            };
+            if !loss_sum.is_finite() {
+                return Err(DiffusionError::InvalidInput(format!(
+                    "the loss became {loss_sum} at step {}; lower the learning rate",
+                    step + 1
+                )));
+            }
+            let lr = cfg.lr_at(step);
+            opt.step(&vars, &grads, step + 1, lr, cfg)?;
+            let row = LossRow {
+                step: step + 1,
+                loss: loss_sum,
+                lr,
+                grad_norm: norm,
+            };
+            writeln!(
+                csv_file,
+                "{},{},{},{}",
+                row.step, row.loss, row.lr, row.grad_norm
+            )
+            .map_err(|e| DiffusionError::io(&csv_path, e))?;
+            rows.push(row);
+            let done = step + 1;
+            let checkpoint = if done == cfg.steps
+                || (cfg.save_every > 0 && done.is_multiple_of(cfg.save_every))
+            {
+                let dir = checkpoint_dir(out, done);
+                std::fs::create_dir_all(&dir).map_err(|e| DiffusionError::io(&dir, e))?;
+                let mut t = HashMap::new();
+                for (i, (nme, v)) in named.iter().enumerate() {
+                    t.insert(nme.clone(), v.as_tensor().clone());
+                    t.insert(format!("{nme}.exp_avg"), opt.m[i].clone());
+                    t.insert(format!("{nme}.exp_avg_sq"), opt.v[i].clone());
+                }
+                save_tensors(&dir.join("training.safetensors"), &t)?;
+                let state = CheckpointState {
+                    step: done,
+                    config: cfg.clone(),
+                    rows: rows.clone(),
+                };
+                // state.json last: its presence marks the checkpoint complete.
+                write_atomic(
+                    &dir.join("state.json"),
+                    &serde_json::to_vec_pretty(&state).unwrap_or_default(),
+                )?;
+                Some(dir)
+            } else {
+                None
+            };
+            let elapsed = began.elapsed();
+            let ran = done - start;
+            let eta = elapsed.mul_f64((cfg.steps - done) as f64 / ran as f64);
+            on_step(&TrainStep {
+                step: done,
+                steps: cfg.steps,
+                loss: row_loss(&rows),
+                lr,
+                grad_norm: norm,
+                elapsed,
+                eta,
+                checkpoint,
+            });
+        }
+        Ok(())
+    })();
+    model.set_lora_dropout(None);
+    result?;
+    let adapter = out.join("adapter.safetensors");
+    lora.save(&adapter, cfg.adapter_naming)?;
+    write_atomic(
+        &out.join("adapter_config.json"),
+        &serde_json::to_vec_pretty(&adapter_config(&lora)).unwrap_or_default(),
+    )?;
+    Ok(TrainOutcome {
+        losses: rows.iter().map(|r| r.loss).collect(),
+        adapter,
+        loss_csv: csv_path,
+        resumed_from,
+    })
+}
+
+fn row_loss(rows: &[LossRow]) -> f64 {
+    rows.last().map_or(f64::NAN, |r| r.loss)
+}
