@@ -1,7 +1,7 @@
 //! A video collection in one go: the single-video pipelines over every video of a
 //! manifest, sharded across processes and machines, resumable, merged into one dataset.
 //!
-//! - [`run`] takes the videos of one [`Shard`] of a [manifest](manifest) and runs the
+//! - [`run`] takes the videos of one [`Shard`] of a [`manifest`] and runs the
 //!   configured [`Job`]s on each, several videos at once with the cores divided among them.
 //!   Each video's outputs go to `OUT/<id>/<job>/` (the files of the single-video commands)
 //!   and a completion marker, `OUT/<id>/done.json`, is written last, atomically. A rerun
@@ -11,7 +11,7 @@
 //!   [`BatchInput::retry_failed`] takes those again.
 //! - [`merge`](merge::merge) writes the collection as Parquet tables (videos, shots,
 //!   segments, highlights, embeddings, scores) and `summary.json`;
-//!   [`status`](state::status) counts done, failed and pending videos per shard.
+//!   [`status`] counts done, failed and pending videos per shard.
 //!
 //! A video is done for a run when its marker was written with the same jobs and settings
 //! (a fingerprint of them): changing the settings redoes the videos.
@@ -249,7 +249,7 @@ impl BatchConfig {
         Value::Object(v)
     }
 
-    /// A short fingerprint of [`BatchConfig::outputs_value`]: markers written under other
+    /// A short fingerprint of the jobs and the settings that shape their outputs: markers written under other
     /// settings do not count as done.
     pub fn fingerprint(&self) -> String {
         use sha2::{Digest, Sha256};
