@@ -89,7 +89,8 @@ pub struct ShotOptions {
     pub min_shot_len: usize,
     /// Neighbours on each side for the adaptive baseline (default 3).
     pub cut_window: usize,
-    /// Strength over baseline needed for a cut (default 3, as PySceneDetect's adaptive rule).
+    /// Strength over baseline needed for a cut (default 3.5; PySceneDetect's adaptive rule
+    /// uses 3).
     pub cut_ratio: f32,
     /// Absolute minimum cut strength (default 0.03 on the pixel embedder's L1 scale: a 3 %
     /// mean change, below noise-free static content's ≈ 0.005 and well below real cuts).
@@ -553,6 +554,6 @@ mod tests {
         assert_eq!(bad.validate().unwrap_err().0, "semantic_same");
         let partial: ShotSettings = serde_json::from_str(r#"{"confirm_ratio": 0.3}"#).unwrap();
         assert_eq!(partial.confirm_ratio, 0.3);
-        assert_eq!(partial.cut_ratio, 3.0);
+        assert_eq!(partial.cut_ratio, 3.5);
     }
 }
