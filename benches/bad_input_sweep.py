@@ -331,6 +331,14 @@ def command_runs(inp: Path, outdir: Path, rng: random.Random, kind: str, extra_n
             out=o / "segments", report="segments.json"),
         Run(kind, ["-q", "embed", "--json", "--model-dir", dino, "--fps", "2", inp], names,
             json_out=True),
+        # The first-frame commands (tiny random-weight models from the test fixtures).
+        Run(kind, ["-q", "entities", inp, "--weights", FIXTURES / "isnet-tiny" /
+                   "isnet_tiny.safetensors", "--embed-model-dir", dino, "-o", o / "entities"],
+            names, out=o / "entities", report="entities.json"),
+        Run(kind, ["-q", "generate", "--model-dir", FIXTURES / "wan-i2v-tiny", "--image", inp,
+                   "--prompt", "a cat", "--frames", "5", "--size", "32x32", "--steps", "1",
+                   "-o", str(o / "generate") + "/"],
+            names, out=o / "generate", report="generate.json"),
     ]
     return runs
 

@@ -25,9 +25,24 @@ use reelsmith::models::{ModelChoice, Models};
 /// file merged over them.
 pub fn base_config<T: serde::de::DeserializeOwned + Default>(file: Option<&Path>) -> Result<T> {
     Ok(match file {
-        Some(p) => reelsmith::config::load(p)?,
+        Some(p) => {
+            let _ = CONFIG_FILE.set(p.to_path_buf());
+            reelsmith::config::load(p)?
+        }
         None => T::default(),
     })
+}
+
+/// The configuration file this run read, for the hints of errors about its settings.
+static CONFIG_FILE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// Where a setting can be changed besides its flag: the configuration file given, or
+/// `--config` in general.
+fn config_place() -> String {
+    match CONFIG_FILE.get() {
+        Some(p) => p.display().to_string(),
+        None => "the file given to --config".to_string(),
+    }
 }
 
 /// The flags that choose a model, shared by the commands that can use one.
@@ -230,10 +245,12 @@ pub fn hint(e: &anyhow::Error) -> Option<String> {
                 .into(),
         );
     }
-    let flag = flag_for(e.setting()?)?;
-    Some(format!(
-        "set it with {flag}, or in the file given to --config"
-    ))
+    let place = config_place();
+    Some(match flag_for(e.setting()?) {
+        Some(flag) => format!("set it with {flag}, or in {place}"),
+        // a setting with no flag of its own comes from the configuration file
+        None => format!("set it in {place}"),
+    })
 }
 
 #[cfg(test)]
