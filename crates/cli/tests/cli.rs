@@ -1494,6 +1494,59 @@ fn failed(out: std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// A FIFO given as an image is refused at once (it used to block `generate`), by every
+/// first-frame command, naming the file.
+#[cfg(unix)]
+#[test]
+fn first_frame_commands_refuse_a_fifo_for_an_image() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fifo = tmp.path().join("fifo.png");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let runs: [Vec<std::ffi::OsString>; 3] = [
+        vec![
+            "compose".into(),
+            "--background".into(),
+            fifo.clone().into(),
+            "--entity".into(),
+            fifo.clone().into(),
+            "-o".into(),
+            tmp.path().join("c.png").into(),
+        ],
+        vec![
+            "entities".into(),
+            fifo.clone().into(),
+            "--weights".into(),
+            tiny_isnet().into(),
+            "-o".into(),
+            tmp.path().join("e").into(),
+        ],
+        vec![
+            "generate".into(),
+            "--model-dir".into(),
+            tiny_wan_i2v().into(),
+            "--image".into(),
+            fifo.clone().into(),
+            "--prompt".into(),
+            "a cat".into(),
+            "--frames".into(),
+            "5".into(),
+            "--size".into(),
+            "32x32".into(),
+            "-o".into(),
+            tmp.path().join("g.mp4").into(),
+        ],
+    ];
+    for args in runs {
+        let err = failed(reelsmith().args(&args).output().unwrap());
+        assert!(
+            err.contains("fifo.png") && err.contains("not a regular file"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(!tmp.path().join("c.png").exists() && !tmp.path().join("g.mp4").exists());
+}
+
 #[test]
 fn entities_of_chaplin_frame_120_then_a_composed_first_frame() {
     let Some(videos) = shared_videos() else {

@@ -35,6 +35,18 @@ pub(crate) fn read_image(path: &Path, what: &str) -> Result<DynamicImage, Error>
         path: path.to_path_buf(),
         error,
     };
+    // A FIFO or a device would block or never end: only regular files are read.
+    if let Ok(m) = std::fs::metadata(path) {
+        if !m.is_file() {
+            return Err(Error::InvalidInput {
+                path: path.to_path_buf(),
+                detail: format!(
+                    "the {what} is not a regular file (a folder, FIFO or device); give an image \
+                     file (PNG, JPEG, WebP...)"
+                ),
+            });
+        }
+    }
     let open = || {
         image::ImageReader::open(path)
             .and_then(|r| r.with_guessed_format())
