@@ -21,7 +21,7 @@ if [ -z "$video" ]; then
   fi
 fi
 cargo build --release -p reelsmith-cli
-bin=target/release/reelsmith
+bin="${CARGO_TARGET_DIR:-target}/release/reelsmith"
 "$bin" probe "$video"
 "$bin" shots "$video"
 "$bin" highlights "$video" -o out/demo/highlights
