@@ -97,7 +97,7 @@ pub enum EmbedError {
         message: String,
     },
     /// The checkpoint lacks tensors the model needs, or has them with other shapes.
-    #[error("{}: {}", path.display(), describe_weight_problems(missing, mismatched))]
+    #[error("{}: {}", path.display(), reelsmith_models::describe_weight_problems(missing, mismatched))]
     Weights {
         /// The checkpoint (file or folder).
         path: PathBuf,
@@ -155,28 +155,6 @@ impl From<ModelError> for EmbedError {
             other => EmbedError::InvalidInput(other.to_string()),
         }
     }
-}
-
-fn describe_weight_problems(missing: &[String], mismatched: &[String]) -> String {
-    let mut parts = Vec::new();
-    if !missing.is_empty() {
-        let shown: Vec<&str> = missing.iter().take(12).map(String::as_str).collect();
-        let more = missing.len().saturating_sub(shown.len());
-        let mut s = format!("{} missing tensor(s): {}", missing.len(), shown.join(", "));
-        if more > 0 {
-            s.push_str(&format!(" and {more} more"));
-        }
-        parts.push(s);
-    }
-    if !mismatched.is_empty() {
-        parts.push(format!(
-            "{} tensor(s) with a wrong shape: {}",
-            mismatched.len(),
-            mismatched.join("; ")
-        ));
-    }
-    parts.push("is this a checkpoint of the model its config.json describes?".into());
-    parts.join("; ")
 }
 
 /// An image embedder: a batch of RGB images in, one embedding row per image out.

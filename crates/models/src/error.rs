@@ -81,7 +81,15 @@ impl ModelError {
     }
 }
 
-fn describe_weight_problems(missing: &[String], mismatched: &[String]) -> String {
+/// The message of a checkpoint's weight problems: the missing tensors (the first 12, then a
+/// count) and those with a wrong shape, with the question that usually explains them. Shared
+/// by the stages whose errors report [`ModelError::Weights`] in their own types.
+///
+/// ```
+/// let m = reelsmith_models::describe_weight_problems(&["a.weight".into()], &[]);
+/// assert!(m.starts_with("1 missing tensor(s): a.weight"));
+/// ```
+pub fn describe_weight_problems(missing: &[String], mismatched: &[String]) -> String {
     let mut parts = Vec::new();
     if !missing.is_empty() {
         let shown: Vec<&str> = missing.iter().take(12).map(String::as_str).collect();

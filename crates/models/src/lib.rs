@@ -119,7 +119,7 @@ mod weights;
 
 pub use config::{model_type, parse_config, read_config};
 pub use device::{DTypeChoice, DeviceChoice};
-pub use error::ModelError;
+pub use error::{describe_weight_problems, ModelError};
 pub use grad_check::{grad_check, GradCheck, GradCheckError, GradReport};
 pub use hub::{is_commit, HubOptions, ModelRepo};
 pub use layers::{
