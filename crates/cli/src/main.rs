@@ -114,6 +114,8 @@ fn file_size_limit_is_an_error() {}
 
 fn main() {
     file_size_limit_is_an_error();
+    // Model inference frees and re-allocates large buffers per layer: keep them mapped.
+    reelsmith::embed::models::tune_allocator_for_inference();
     // Before any thread exists (the variable is read once, when candle starts its pool).
     if std::env::var_os("CANDLE_BARRIER_POOL_SPIN_LIMIT").is_none() {
         std::env::set_var("CANDLE_BARRIER_POOL_SPIN_LIMIT", CANDLE_SPIN_LIMIT);

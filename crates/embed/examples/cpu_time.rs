@@ -31,6 +31,8 @@ fn measure(run: impl Fn(), batch: usize, iters: usize) -> (f64, f64) {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // as the `reelsmith` binary does
+    reelsmith_embed::models::tune_allocator_for_inference();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() < 2 {
         eprintln!("usage: cpu_time CLIP_DIR DINO_DIR [ITERS]");

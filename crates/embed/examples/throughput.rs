@@ -20,6 +20,8 @@ fn rate(mut run: impl FnMut(), batch: usize, seconds: f64) -> f64 {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // as the `reelsmith` binary does
+    reelsmith_embed::models::tune_allocator_for_inference();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() < 2 {
         eprintln!("usage: throughput CLIP_DIR DINO_DIR [SECONDS]");

@@ -104,10 +104,10 @@ pub(crate) fn fetch(repo: &str, opts: &HubOptions) -> Result<ModelFiles, EmbedEr
     let man = manifest::manifest(repo);
     let repo_id = man.map(|m| m.id.as_str()).unwrap_or(repo);
     if !repo_id.contains('/') {
-        return Err(EmbedError::Download {
+        return Err(EmbedError::Model(Box::new(ModelError::Download {
             model: repo.to_string(),
             message: "not a known model name nor a hub id of the form org/name".into(),
-        });
+        })));
     }
     let rev = opts
         .revision
@@ -140,10 +140,12 @@ pub(crate) fn fetch(repo: &str, opts: &HubOptions) -> Result<ModelFiles, EmbedEr
             .and_then(|m| m.files.tokenizer.clone())
             .unwrap_or_else(|| "tokenizer.json".into());
         Some(hub.get(&name).map_err(|e| match e {
-            ModelError::Download { model, .. } => EmbedError::Download {
-                model,
-                message: format!("the repository has no {name}, which CLIP needs"),
-            },
+            ModelError::Download { model, .. } => {
+                EmbedError::Model(Box::new(ModelError::Download {
+                    model,
+                    message: format!("the repository has no {name}, which CLIP needs"),
+                }))
+            }
             other => other.into(),
         })?)
     } else {

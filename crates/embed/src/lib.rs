@@ -96,30 +96,14 @@ pub enum EmbedError {
         /// What is wrong and what to do.
         message: String,
     },
-    /// The checkpoint lacks tensors the model needs, or has them with other shapes.
-    #[error("{}: {}", path.display(), reelsmith_models::describe_weight_problems(missing, mismatched))]
-    Weights {
-        /// The checkpoint (file or folder).
-        path: PathBuf,
-        /// Names of the tensors that are absent.
-        missing: Vec<String>,
-        /// `name: expected [..], found [..]` for tensors with another shape.
-        mismatched: Vec<String>,
-    },
-    /// The model could not be found in the local Hugging Face cache nor downloaded.
-    #[error("cannot get {model}: {message}")]
-    Download {
-        /// The hub id (and revision) asked for.
-        model: String,
-        /// What failed and how to get the weights.
-        message: String,
-    },
+    /// The model layer failed: weights missing or misshapen in the checkpoint, a model
+    /// not in the Hugging Face cache nor downloadable, a device this build or machine
+    /// lacks (see [`ModelError`]'s variants).
+    #[error(transparent)]
+    Model(Box<ModelError>),
     /// The tokenizer could not be loaded or failed on a text.
     #[error("tokenizer: {0}")]
     Tokenizer(String),
-    /// The requested device is not available in this build or on this machine.
-    #[error("device: {0}")]
-    Device(String),
     /// The tensor backend (candle) failed.
     #[error("tensor backend: {0}")]
     Backend(#[from] candle_core::Error),
@@ -130,30 +114,31 @@ pub(crate) const LOCAL_ADVICE: &str =
     "in reelsmith: ClipModel::from_dir / load_dir, or --model-dir on the command line";
 
 impl From<ModelError> for EmbedError {
-    /// The model layer's errors, variant by variant (a download error gains the advice to
+    /// The model layer's errors: its tensor-backend, input, file and configuration errors
+    /// as this crate's own variants, the rest wrapped (a download error gains the advice to
     /// load a local folder).
     fn from(e: ModelError) -> Self {
         match e {
             ModelError::Io { path, source } => EmbedError::Io { path, source },
             ModelError::Config { path, message } => EmbedError::Config { path, message },
-            ModelError::Weights {
-                path,
-                missing,
-                mismatched,
-            } => EmbedError::Weights {
-                path,
-                missing,
-                mismatched,
-            },
-            ModelError::Download { model, message } => EmbedError::Download {
-                model,
-                message: format!("{message} ({LOCAL_ADVICE})"),
-            },
-            ModelError::Device(m) => EmbedError::Device(m),
             ModelError::InvalidInput(m) => EmbedError::InvalidInput(m),
             ModelError::Backend(e) => EmbedError::Backend(e),
-            other => EmbedError::InvalidInput(other.to_string()),
+            ModelError::Download { model, message } => {
+                EmbedError::Model(Box::new(ModelError::Download {
+                    model,
+                    message: format!("{message} ({LOCAL_ADVICE})"),
+                }))
+            }
+            other => EmbedError::Model(Box::new(other)),
         }
+    }
+}
+
+impl EmbedError {
+    /// Whether the model could not be found in the Hugging Face cache nor downloaded (as
+    /// opposed to found but unusable).
+    pub fn is_download(&self) -> bool {
+        matches!(self, EmbedError::Model(e) if matches!(**e, ModelError::Download { .. }))
     }
 }
 

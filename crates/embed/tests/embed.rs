@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use reelsmith_embed::candle_core::{DType, Device, Tensor};
 use reelsmith_embed::{
     load_dir, load_pretrained, AnyModel, ClipModel, DeviceChoice, Dinov2Model, EmbedError,
-    Embedder, HubOptions, Preprocessor, TextEmbedder,
+    Embedder, HubOptions, ModelError, Preprocessor, TextEmbedder,
 };
 
 const COS_MIN: f64 = 0.99999;
@@ -394,7 +394,7 @@ fn missing_model_fails_fast_with_advice() {
     let err =
         load_pretrained("openai/clip-vit-base-patch32", &opts, DeviceChoice::Cpu).unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, EmbedError::Download { .. }), "{msg}");
+    assert!(err.is_download(), "{msg}");
     assert!(
         msg.contains("c237dc49a33fc61debc9276459120b7eac67e7ef"),
         "pinned revision used: {msg}"
@@ -449,12 +449,16 @@ fn wrong_or_missing_tensors_are_named() {
         .unwrap();
     let err = Dinov2Model::from_dir(tmp.path(), DeviceChoice::Cpu).unwrap_err();
     let msg = err.to_string();
-    match &err {
-        EmbedError::Weights {
+    let model_error = match &err {
+        EmbedError::Model(e) => Some(&**e),
+        _ => None,
+    };
+    match model_error {
+        Some(ModelError::Weights {
             missing,
             mismatched,
             ..
-        } => {
+        }) => {
             assert!(
                 missing.contains(&"encoder.layer.1.mlp.fc2.bias".to_string()),
                 "{msg}"
@@ -466,7 +470,7 @@ fn wrong_or_missing_tensors_are_named() {
                 "{msg}"
             );
         }
-        other => panic!("expected a weights error, got {other}"),
+        other => panic!("expected a weights error, got {other:?}: {msg}"),
     }
     assert!(msg.contains("layernorm.weight"));
 

@@ -104,6 +104,7 @@ pub use candle_core::Module;
 pub use candle_nn;
 pub use candle_nn::VarBuilder;
 
+mod alloc;
 mod config;
 mod device;
 mod error;
@@ -117,6 +118,7 @@ mod rng;
 mod vmath;
 mod weights;
 
+pub use alloc::tune_allocator_for_inference;
 pub use config::{model_type, parse_config, read_config};
 pub use device::{DTypeChoice, DeviceChoice};
 pub use error::{describe_weight_problems, ModelError};

@@ -103,15 +103,65 @@ impl AttentionConfig {
 /// assert_eq!(attn.forward_cross(&x, &ctx, AttentionMask::None)?.dims(), &[2, 5, 16]);
 /// # Ok::<(), candle_core::Error>(())
 /// ```
+///
+/// For inference on the CPU (f32 weights that track no gradient) the query, key and value
+/// weights are laid out side by side in one `[in, q + k + v]` matrix when they are read, and
+/// self-attention projects with one matrix product instead of three; the three projections
+/// are views into that matrix, so the weights are still held once. Trainable weights
+/// (variables) keep their own storage and the three products.
 #[derive(Debug, Clone)]
 pub struct Attention {
     q: Linear,
     k: Linear,
     v: Linear,
     out: Linear,
+    /// The query, key and value projections as one layer (a view of the same storage),
+    /// when they were fused for CPU inference.
+    qkv: Option<Linear>,
     heads: usize,
     head_dim: usize,
     scale: f64,
+}
+
+/// The query, key and value projections of CPU inference weights laid out in one
+/// `[in, q + k + v]` matrix (and one bias), returned as the fused layer and the three
+/// projections re-pointed at views of it; `None` where they cannot be fused (a weight
+/// that trains, another device or dtype, different input widths, biases on some only).
+fn fuse_qkv(q: &Linear, k: &Linear, v: &Linear) -> Result<Option<(Linear, [Linear; 3])>> {
+    let parts = [q, k, v];
+    let weights: Vec<&Tensor> = parts.iter().map(|l| l.weight()).collect();
+    if !ops::fused_cpu(&weights)
+        || weights.iter().any(|w| w.rank() != 2)
+        || k.in_dim() != q.in_dim()
+        || v.in_dim() != q.in_dim()
+    {
+        return Ok(None);
+    }
+    let biases: Vec<&Tensor> = parts.iter().filter_map(|l| l.bias()).collect();
+    if !(biases.is_empty() || biases.len() == 3 && ops::fused_cpu(&biases)) {
+        return Ok(None);
+    }
+    // [in, q + k + v], contiguous: each weight [out, in] transposed into its columns
+    let transposed = weights.iter().map(|w| w.t()).collect::<Result<Vec<_>>>()?;
+    let wt = Tensor::cat(&transposed, 1)?.contiguous()?;
+    let bias = if biases.is_empty() {
+        None
+    } else {
+        Some(Tensor::cat(&biases, 0)?.contiguous()?)
+    };
+    let mut views = Vec::with_capacity(3);
+    let mut start = 0;
+    for part in parts {
+        let n = part.out_dim();
+        let w = wt.narrow(1, start, n)?.t()?;
+        let b = bias.as_ref().map(|b| b.narrow(0, start, n)).transpose()?;
+        views.push(Linear::from_weights(w, b));
+        start += n;
+    }
+    let [vq, vk, vv]: [Linear; 3] = views
+        .try_into()
+        .map_err(|_| candle_core::Error::Msg("attention: three projections".into()))?;
+    Ok(Some((Linear::from_weights(wt.t()?, bias), [vq, vk, vv])))
 }
 
 impl Attention {
@@ -158,11 +208,16 @@ impl Attention {
             );
         }
         let head_dim = dim / heads;
+        let (qkv, q, k, v) = match fuse_qkv(&q, &k, &v)? {
+            Some((qkv, [q, k, v])) => (Some(qkv), q, k, v),
+            None => (None, q, k, v),
+        };
         Ok(Self {
             q,
             k,
             v,
             out,
+            qkv,
             heads,
             head_dim,
             scale: 1.0 / (head_dim as f64).sqrt(),
@@ -186,7 +241,26 @@ impl Attention {
 
     /// Self-attention of `x` `[b, t, dim]` with a mask.
     pub fn forward_masked(&self, x: &Tensor, mask: AttentionMask<'_>) -> Result<Tensor> {
-        self.forward_cross(x, x, mask)
+        let Some(qkv) = &self.qkv else {
+            return self.forward_cross(x, x, mask);
+        };
+        let (b, t, _) = x.dims3()?;
+        let (h, d) = (self.heads, self.head_dim);
+        let dv = self.v.out_dim() / h;
+        // one product; q, k and v are strided views of its rows (no copies)
+        let y = qkv.forward(x)?;
+        let (q, k, v) = if dv == d {
+            let y = y.reshape((b, t, 3, h, d))?;
+            let part = |i: usize| y.narrow(2, i, 1)?.squeeze(2);
+            (part(0)?, part(1)?, part(2)?)
+        } else {
+            let part = |start: usize, width: usize| {
+                y.narrow(2, start, h * width)?.reshape((b, t, h, width))
+            };
+            (part(0, d)?, part(h * d, d)?, part(2 * h * d, dv)?)
+        };
+        let o = ops::attention(&q, &k, &v, mask, self.scale)?.reshape((b, t, h * dv))?;
+        self.out.forward(&o)
     }
 
     /// Attention of the queries from `x` `[b, tq, dim]` to the keys and values from
@@ -279,5 +353,104 @@ impl Mlp {
 impl Module for Mlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.fc2.forward(&self.act.forward(&self.fc1.forward(x)?)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::SeededRng;
+    use candle_core::{DType, Device, Var};
+
+    fn randn(seed: u64, shape: &[usize]) -> Tensor {
+        SeededRng::new(seed)
+            .randn(shape, DType::F32, &Device::Cpu)
+            .unwrap()
+    }
+
+    fn layer(weights: &[Tensor], bias: bool, trainable: bool, heads: usize) -> Attention {
+        let lin = |i: usize| {
+            let w = weights[2 * i].clone();
+            let b = bias.then(|| weights[2 * i + 1].clone());
+            if trainable {
+                let w = Var::from_tensor(&w).unwrap().as_tensor().clone();
+                let b = b.map(|b| Var::from_tensor(&b).unwrap().as_tensor().clone());
+                Linear::from_weights(w, b)
+            } else {
+                Linear::from_weights(w, b)
+            }
+        };
+        Attention::from_linears(lin(0), lin(1), lin(2), lin(3), heads).unwrap()
+    }
+
+    /// The fused QKV projection of inference weights gives the three separate products'
+    /// numbers (the trainable layer keeps them separate), with and without biases, for
+    /// values as wide as the keys and wider.
+    #[test]
+    fn fused_qkv_equals_separate_projections() {
+        for (bias, dv) in [(true, 12), (false, 12), (true, 18)] {
+            let (dim, heads) = (12, 3);
+            let shapes = [
+                vec![dim, dim],
+                vec![dim],
+                vec![dim, dim],
+                vec![dim],
+                vec![dv, dim],
+                vec![dv],
+                vec![dim, dv],
+                vec![dim],
+            ];
+            let weights: Vec<Tensor> = shapes
+                .iter()
+                .enumerate()
+                .map(|(i, s)| randn(i as u64, s))
+                .collect();
+            let fused = layer(&weights, bias, false, heads);
+            let separate = layer(&weights, bias, true, heads);
+            assert!(fused.qkv.is_some() && separate.qkv.is_none());
+            let x = randn(99, &[2, 7, dim]);
+            for mask in [AttentionMask::None, AttentionMask::Causal] {
+                let a = fused.forward_masked(&x, mask).unwrap();
+                let b = separate.forward_masked(&x, mask).unwrap();
+                let scale = b
+                    .abs()
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .max(0)
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
+                let d = (a - b)
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .max(0)
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
+                // f32 sums in another order: relative to the output's magnitude
+                assert!(
+                    d <= 1e-6 * scale.max(1.0),
+                    "bias {bias}, dv {dv}: {d} of {scale}"
+                );
+            }
+            // the projections are views of the fused weight, read as before
+            let y = fused.projections().2.forward(&x).unwrap();
+            let z = separate.projections().2.forward(&x).unwrap();
+            let d = (y - z)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .max(0)
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(d < 1e-5, "value projection view: {d}");
+        }
     }
 }
