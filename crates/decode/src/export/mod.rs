@@ -1,12 +1,13 @@
 //! Clip and image export: what a cut is asked for and reports ([`job`]), one cut
 //! ([`cut`]) by re-encoding ([`reencode`], with its [`audio`] and [`stills`]) or by stream
 //! copy ([`copy`]), several cuts at a time ([`pool`]), the output file written beside its
-//! destination ([`output`]), frames saved as images ([`image`]), and generated frames written as a video
+//! destination ([`output`]), the H.264 encoder both writers open ([`h264`]), frames saved as images ([`image`]), and generated frames written as a video
 //! ([`writer`]).
 
 mod audio;
 mod copy;
 mod cut;
+mod h264;
 mod image;
 mod job;
 mod output;

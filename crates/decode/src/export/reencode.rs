@@ -5,12 +5,12 @@
 
 use std::path::Path;
 
-use ff::codec::Id as CodecId;
 use ff::Rational;
 use ffmpeg_next as ff;
 
 use crate::error::DecodeError;
 use crate::export::audio::{ClipAudio, Range};
+use crate::export::h264::{open_h264, H264Settings};
 use crate::export::job::{ClipJob, ClipMode, ClipOptions, ClipReport, CutFailure};
 use crate::export::output::{
     build_graph, graph_flush, graph_pull, graph_push, open_mp4, stream_time_base, to_ts,
@@ -362,55 +362,32 @@ fn encoder_size(info: &VideoInfo, warnings: &mut Vec<String>) -> (u32, u32) {
     size
 }
 
-/// Opens the H.264 encoder (libx264 when present) for `size` pictures in time base `tb`,
-/// with the options' CRF, preset and threads.
+/// Opens the H.264 encoder for `size` pictures in time base `tb`, with the options' CRF,
+/// preset and threads.
 fn open_x264(
     info: &VideoInfo,
-    (w, h): (u32, u32),
+    size: (u32, u32),
     tb: Rational,
     opts: &ClipOptions,
     global_header: bool,
     out: &Path,
 ) -> Result<(ff::encoder::Video, ff::Codec), DecodeError> {
-    let codec = ff::encoder::find_by_name("libx264")
-        .or_else(|| ff::encoder::find(CodecId::H264))
-        .ok_or_else(|| {
-            write_error(
-                out,
-                "H.264 encoder",
-                "the linked FFmpeg has no H.264 encoder (libx264)",
-            )
-        })?;
-    let mut ctx = ff::codec::context::Context::new_with_codec(codec);
-    // libavcodec's default is one thread; 0 lets x264 pick (about 1.5 per core).
-    ctx.set_threading(ff::codec::threading::Config {
-        kind: ff::codec::threading::Type::Frame,
-        count: opts.threads,
-        ..Default::default()
-    });
-    let mut enc = ctx
-        .encoder()
-        .video()
-        .map_err(|e| write_error(out, "creating the H.264 encoder", e))?;
-    enc.set_width(w);
-    enc.set_height(h);
-    enc.set_format(ff::format::Pixel::YUV420P);
-    enc.set_time_base(tb);
-    if info.fps > 0.0 {
-        if let Some(r) = reelsmith_core::FrameRate::from_fps(info.fps) {
-            enc.set_frame_rate(Some(Rational::new(r.num as i32, r.den as i32)));
-        }
-    }
-    if global_header {
-        enc.set_flags(ff::codec::Flags::GLOBAL_HEADER);
-    }
-    let mut dict = ff::Dictionary::new();
-    dict.set("crf", &opts.crf.to_string());
-    dict.set("preset", opts.preset.as_str());
-    let encoder = enc
-        .open_as_with(codec, dict)
-        .map_err(|e| write_error(out, "opening the H.264 encoder", e))?;
-    Ok((encoder, codec))
+    let frame_rate = (info.fps > 0.0)
+        .then(|| reelsmith_core::FrameRate::from_fps(info.fps))
+        .flatten()
+        .map(|r| Rational::new(r.num as i32, r.den as i32));
+    open_h264(
+        &H264Settings {
+            size,
+            time_base: tb,
+            frame_rate,
+            crf: opts.crf,
+            preset: opts.preset,
+            threads: opts.threads,
+            global_header,
+        },
+        out,
+    )
 }
 
 /// The filter from `decoder`'s pictures (time base `tb`) to the encoder's: the stream's

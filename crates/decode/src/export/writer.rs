@@ -8,6 +8,7 @@ use ffmpeg_next as ff;
 use image::RgbImage;
 use reelsmith_core::FrameRate;
 
+use super::h264::{open_h264, H264Settings};
 use super::job::X264Preset;
 use super::output::{build_graph, graph_flush, graph_pull, graph_push};
 use super::output::{open_mp4, persist, temp_beside, wants_global_header, write_error};
@@ -124,13 +125,10 @@ impl VideoWriter {
         let tb = Rational::new(opts.fps.den as i32, opts.fps.num as i32);
         let even = |side: u32| if side >= 2 { side & !1 } else { 2 };
         let (ew, eh) = (even(width), even(height));
-        let encoder = open_encoder((ew, eh), tb, opts, wants_global_header(&muxer), &out)?;
+        let (encoder, codec) = open_encoder((ew, eh), tb, opts, wants_global_header(&muxer), &out)?;
         let index = {
             let mut ost = muxer
-                .add_stream(
-                    ff::encoder::find_by_name("libx264")
-                        .or_else(|| ff::encoder::find(ff::codec::Id::H264)),
-                )
+                .add_stream(codec)
                 .map_err(|e| write_error(&out, "adding the video stream", e))?;
             ost.set_parameters(&encoder);
             ost.set_time_base(tb);
@@ -279,42 +277,20 @@ pub fn write_video<'a>(
 
 /// Opens the H.264 encoder for `size` pictures in time base `tb`.
 fn open_encoder(
-    (w, h): (u32, u32),
+    size: (u32, u32),
     tb: Rational,
     opts: &WriterOptions,
     global_header: bool,
     out: &Path,
-) -> Result<ff::encoder::Video, DecodeError> {
-    let codec = ff::encoder::find_by_name("libx264")
-        .or_else(|| ff::encoder::find(ff::codec::Id::H264))
-        .ok_or_else(|| {
-            write_error(
-                out,
-                "H.264 encoder",
-                "the linked FFmpeg has no H.264 encoder (libx264)",
-            )
-        })?;
-    let mut ctx = ff::codec::context::Context::new_with_codec(codec);
-    ctx.set_threading(ff::codec::threading::Config {
-        kind: ff::codec::threading::Type::Frame,
-        count: opts.threads,
-        ..Default::default()
-    });
-    let mut enc = ctx
-        .encoder()
-        .video()
-        .map_err(|e| write_error(out, "creating the H.264 encoder", e))?;
-    enc.set_width(w);
-    enc.set_height(h);
-    enc.set_format(ff::format::Pixel::YUV420P);
-    enc.set_time_base(tb);
-    enc.set_frame_rate(Some(Rational::new(tb.denominator(), tb.numerator())));
-    if global_header {
-        enc.set_flags(ff::codec::Flags::GLOBAL_HEADER);
-    }
-    let mut dict = ff::Dictionary::new();
-    dict.set("crf", &opts.crf.to_string());
-    dict.set("preset", opts.preset.as_str());
-    enc.open_as_with(codec, dict)
-        .map_err(|e| write_error(out, "opening the H.264 encoder", e))
+) -> Result<(ff::encoder::Video, ff::Codec), DecodeError> {
+    let settings = H264Settings {
+        size,
+        time_base: tb,
+        frame_rate: Some(Rational::new(tb.denominator(), tb.numerator())),
+        crf: opts.crf,
+        preset: opts.preset,
+        threads: opts.threads,
+        global_header,
+    };
+    open_h264(&settings, out)
 }
