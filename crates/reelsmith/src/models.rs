@@ -281,7 +281,7 @@ fn auto_fallback_note(id: &str, e: &EmbedError) -> String {
          (a hub id or a local folder)"
     );
     match e {
-        EmbedError::Download { .. } => {
+        e if e.is_download() => {
             tracing::debug!("{e}");
             format!(
                 "no CLIP model ({id} is not in the Hugging Face cache): aesthetics and saliency \

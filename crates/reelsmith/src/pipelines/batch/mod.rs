@@ -531,6 +531,71 @@ fn preload_models(config: &BatchConfig, models: &Models) -> Result<(), Error> {
     Ok(())
 }
 
+/// Reads the manifest's entries of one shard and queues those still to run.
+struct Producer<'a> {
+    manifest: &'a Manifest,
+    base: &'a Arc<BatchConfig>,
+    base_print: &'a Arc<str>,
+    out: &'a Path,
+    shard: Shard,
+    retry_failed: bool,
+}
+
+impl Producer<'_> {
+    /// Sends a task per video of the shard that is neither done nor (unless retried)
+    /// failed with the same settings; stops early when the workers are gone.
+    fn send_all(&self, tasks: &mpsc::SyncSender<Task>) -> Result<(), Error> {
+        for entry in self.manifest.entries()? {
+            let entry = entry?;
+            if !self.shard.contains(&entry.id) {
+                continue;
+            }
+            let (config, fingerprint) =
+                settings_for(self.base, self.base_print, self.manifest, &entry)?;
+            match state::video_status(self.out, &entry.id, &fingerprint) {
+                VideoStatus::Done => continue,
+                VideoStatus::Failed if !self.retry_failed => continue,
+                _ => {}
+            }
+            let source = self.manifest.resolve(&entry);
+            let task = Task {
+                entry,
+                source,
+                config,
+                fingerprint,
+            };
+            if tasks.send(task).is_err() {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl BatchReport {
+    /// Counts one video's outcome.
+    fn record(&mut self, outcome: video::Outcome) {
+        match outcome {
+            video::Outcome::Done {
+                frames,
+                video_seconds,
+                ..
+            } => {
+                self.done += 1;
+                self.frames += frames;
+                self.video_seconds += video_seconds;
+            }
+            video::Outcome::Failed { id, line, error } => {
+                self.failed += 1;
+                if self.failures.len() < MAX_LISTED_FAILURES {
+                    self.failures.push(Failure { id, line, error });
+                }
+            }
+            video::Outcome::Skipped => {}
+        }
+    }
+}
+
 /// Runs the shard's videos of `input.manifest` (see the [module docs](self)).
 ///
 /// Every manifest line is checked before any work starts (errors name the line). Fails
@@ -613,57 +678,22 @@ pub fn run(
             });
         }
         drop(done_tx);
-        let (manifest, base, base_print, out) = (&manifest, &base, &base_print, input.output);
-        let (shard, retry, producer_error) = (input.shard, input.retry_failed, &producer_error);
+        let producer = Producer {
+            manifest: &manifest,
+            base: &base,
+            base_print: &base_print,
+            out: input.output,
+            shard: input.shard,
+            retry_failed: input.retry_failed,
+        };
+        let producer_error = &producer_error;
         s.spawn(move || {
-            let result = (|| -> Result<(), Error> {
-                for entry in manifest.entries()? {
-                    let entry = entry?;
-                    if !shard.contains(&entry.id) {
-                        continue;
-                    }
-                    let (config, fingerprint) = settings_for(base, base_print, manifest, &entry)?;
-                    match state::video_status(out, &entry.id, &fingerprint) {
-                        VideoStatus::Done => continue,
-                        VideoStatus::Failed if !retry => continue,
-                        _ => {}
-                    }
-                    let source = manifest.resolve(&entry);
-                    let task = Task {
-                        entry,
-                        source,
-                        config,
-                        fingerprint,
-                    };
-                    if task_tx.send(task).is_err() {
-                        break;
-                    }
-                }
-                Ok(())
-            })();
-            if let Err(e) = result {
+            if let Err(e) = producer.send_all(&task_tx) {
                 *producer_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
             }
         });
         for outcome in done_rx {
-            match outcome {
-                video::Outcome::Done {
-                    frames,
-                    video_seconds,
-                    ..
-                } => {
-                    report.done += 1;
-                    report.frames += frames;
-                    report.video_seconds += video_seconds;
-                }
-                video::Outcome::Failed { id, line, error } => {
-                    report.failed += 1;
-                    if report.failures.len() < MAX_LISTED_FAILURES {
-                        report.failures.push(Failure { id, line, error });
-                    }
-                }
-                video::Outcome::Skipped => {}
-            }
+            report.record(outcome);
             stage.advance(1);
         }
     });
