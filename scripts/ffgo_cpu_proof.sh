@@ -70,6 +70,6 @@ log "LoRA on the NEW entities ($LORA_STEPS steps)"
 
 log "evaluation on the held-out NEW entities"
 "$BIN" finetune eval "$OUT/data/heldout.json" --adapter "$OUT/lora" --base "$OUT/base" \
-  --frames $FRAMES --size $SIZE --steps "$SAMPLE_STEPS" --guidance 1 --fps 8 \
+  --frames $FRAMES --size $SIZE --steps "$SAMPLE_STEPS" --guidance 1 --fps 4 \
   --weights "$ISNET" --embed-model-dir "$DINO" -o "$OUT/eval" --overwrite
 log "done: $OUT/pretrain/loss.csv, $OUT/lora/loss.csv, $OUT/eval/eval.csv"

@@ -186,7 +186,11 @@ impl TrainConfig {
         let split = all
             .iter()
             .enumerate()
-            .min_by(|x, y| (x.1 * n as f64 - b).abs().total_cmp(&(y.1 * n as f64 - b).abs()))
+            .min_by(|x, y| {
+                (x.1 * n as f64 - b)
+                    .abs()
+                    .total_cmp(&(y.1 * n as f64 - b).abs())
+            })
             .map(|(i, _)| i)
             .unwrap_or(0);
         match self.timesteps {

@@ -1519,12 +1519,20 @@ mod finetune {
         eval_with_and_without_the_adapter(d, &t2.adapter, &models);
     }
 
-    fn eval_with_and_without_the_adapter(d: &std::path::Path, adapter: &std::path::Path, models: &Models) {
+    fn eval_with_and_without_the_adapter(
+        d: &std::path::Path,
+        adapter: &std::path::Path,
+        models: &Models,
+    ) {
         use reelsmith::pipelines::finetune::{EvalConfig, EvalInput};
         let held = d.join("held");
         std::fs::create_dir(&held).unwrap();
-        super::first_frame::scene().save(held.join("one.png")).unwrap();
-        super::first_frame::scene().save(held.join("two.png")).unwrap();
+        super::first_frame::scene()
+            .save(held.join("one.png"))
+            .unwrap();
+        super::first_frame::scene()
+            .save(held.join("two.png"))
+            .unwrap();
         let list = held.join("eval.json");
         std::fs::write(
             &list,
@@ -1551,8 +1559,12 @@ mod finetune {
             ..EvalConfig::default()
         };
         let out = d.join("eval");
-        let r = finetune::eval(&EvalInput::new(&list, adapter, &out, models), &cfg, &NoProgress)
-            .unwrap();
+        let r = finetune::eval(
+            &EvalInput::new(&list, adapter, &out, models),
+            &cfg,
+            &NoProgress,
+        )
+        .unwrap();
         // Examples 1 (no image) and 3 (no caption) are reported and left out.
         assert_eq!(
             r.skipped.iter().map(|s| s.index).collect::<Vec<_>>(),
@@ -1580,11 +1592,22 @@ mod finetune {
         // Both examples are the same frame and caption with the same seed: the same videos.
         assert_eq!(r.examples[0].base_similarity, r.examples[1].base_similarity);
         assert_eq!(r.examples[0].lora_similarity, r.examples[1].lora_similarity);
-        for f in ["eval.csv", "eval.png", "eval.json", "000_base.mp4", "000_lora.mp4", "001_lora.mp4", "000_retention_lora.csv"] {
+        for f in [
+            "eval.csv",
+            "eval.png",
+            "eval.json",
+            "000_base.mp4",
+            "000_lora.mp4",
+            "001_lora.mp4",
+            "000_retention_lora.csv",
+        ] {
             assert!(out.join(f).is_file(), "{f}");
         }
         // The videos hold the frames left after the 4 transition frames.
-        let frames = reelsmith::decode::open(out.join("000_base.mp4")).unwrap().count_frames().unwrap();
+        let frames = reelsmith::decode::open(out.join("000_base.mp4"))
+            .unwrap()
+            .count_frames()
+            .unwrap();
         assert_eq!(frames, 5);
         let csv = std::fs::read_to_string(out.join("eval.csv")).unwrap();
         let rows: Vec<&str> = csv.lines().collect();
@@ -1594,7 +1617,10 @@ mod finetune {
         let json: serde_json::Value =
             serde_json::from_slice(&std::fs::read(out.join("eval.json")).unwrap()).unwrap();
         assert_eq!(json["examples"].as_array().unwrap().len(), 2);
-        assert!((json["mean_lora_similarity"].as_f64().unwrap() - r.mean_lora_similarity as f64).abs() < 1e-6);
+        assert!(
+            (json["mean_lora_similarity"].as_f64().unwrap() - r.mean_lora_similarity as f64).abs()
+                < 1e-6
+        );
 
         // A folder of frames with captions; a frame without its caption is reported.
         let (good, skipped) = finetune::read_eval_examples(
@@ -1606,7 +1632,11 @@ mod finetune {
         assert!(good.is_empty());
         assert_eq!(skipped.len(), 2);
         assert!(skipped[0].reason.contains("one.txt"), "{:?}", skipped);
-        std::fs::write(held.join("one.txt"), "ad23r2 the camera view suddenly changes. A ball.").unwrap();
+        std::fs::write(
+            held.join("one.txt"),
+            "ad23r2 the camera view suddenly changes. A ball.",
+        )
+        .unwrap();
         let (good, _) = finetune::read_eval_examples(
             &held,
             finetune::TRANSITION_PHRASE,
@@ -1619,7 +1649,10 @@ mod finetune {
         // Bad settings and inputs name what is wrong.
         let e = finetune::eval(
             &EvalInput::new(&list, adapter, &d.join("e2"), models),
-            &EvalConfig { drop_frames: 9, ..cfg.clone() },
+            &EvalConfig {
+                drop_frames: 9,
+                ..cfg.clone()
+            },
             &NoProgress,
         )
         .unwrap_err();
@@ -1633,7 +1666,10 @@ mod finetune {
         assert!(e.to_string().contains("nothing.safetensors"), "{e}");
         let e = finetune::eval(
             &EvalInput::new(&list, adapter, &d.join("e4"), models),
-            &EvalConfig { base: ModelChoice::None, ..cfg },
+            &EvalConfig {
+                base: ModelChoice::None,
+                ..cfg
+            },
             &NoProgress,
         )
         .unwrap_err();

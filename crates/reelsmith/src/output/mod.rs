@@ -307,14 +307,15 @@ pub(crate) fn paired_bar_plot(
         }
         for (k, (name, ys)) in [a, b].into_iter().enumerate() {
             let colour = colours[k];
-            let series = chart
-                .draw_series(ys.iter().enumerate().filter(|(_, v)| v.is_finite()).map(
-                    |(i, v)| {
-                        let x0 = i as f64 + 0.1 + 0.4 * k as f64;
-                        Rectangle::new([(x0, 0.0f64.max(lo)), (x0 + 0.38, *v)], colour.filled())
-                    },
-                ))
-                .map_err(|e| perr(&e))?;
+            let series =
+                chart
+                    .draw_series(ys.iter().enumerate().filter(|(_, v)| v.is_finite()).map(
+                        |(i, v)| {
+                            let x0 = i as f64 + 0.1 + 0.4 * k as f64;
+                            Rectangle::new([(x0, 0.0f64.max(lo)), (x0 + 0.38, *v)], colour.filled())
+                        },
+                    ))
+                    .map_err(|e| perr(&e))?;
             if text {
                 series.label(name.to_string()).legend(move |(x, y)| {
                     Rectangle::new([(x, y - 5), (x + 12, y + 5)], colour.filled())

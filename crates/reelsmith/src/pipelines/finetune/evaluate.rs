@@ -431,8 +431,11 @@ pub fn eval(
     config.validate()?;
     let started = std::time::Instant::now();
     let adapter = adapter_file(input.adapter)?;
-    let (entries, mut skipped) =
-        read_eval_examples(input.examples, &config.transition_phrase, config.phrase_mode)?;
+    let (entries, mut skipped) = read_eval_examples(
+        input.examples,
+        &config.transition_phrase,
+        config.phrase_mode,
+    )?;
     let mut inputs = vec![input.examples.to_path_buf(), adapter.clone()];
     inputs.extend(config.lora_2.iter().cloned());
     let out = OutputDir::begin(input.output, "finetune-eval", input.overwrite)?.inputs(&inputs)?;
@@ -512,7 +515,7 @@ pub fn eval(
         for (n, (e, memory, _)) in kept.iter().enumerate() {
             let video = out.path(&format!("{n:03}_{tag}.mp4"))?;
             generate::run(
-                &GenerateInput::new(Some(&e.image), &video, input.models),
+                &GenerateInput::new(Some(e.image.as_path()), &video, input.models),
                 &config.generate_config(&e.caption, lora),
                 progress,
             )?;
@@ -523,7 +526,8 @@ pub fn eval(
                 progress,
             )?;
             let csv = out.path(&format!("{n:03}_retention_{tag}.csv"))?;
-            std::fs::copy(rdir.join("retention.csv"), &csv).map_err(|err| Error::write(&csv, err))?;
+            std::fs::copy(rdir.join("retention.csv"), &csv)
+                .map_err(|err| Error::write(&csv, err))?;
             measured[n][arm] = (r.summary.mean_best_similarity, r.summary.fraction_present);
         }
     }
