@@ -293,11 +293,11 @@ pub(crate) fn paired_bar_plot(
             chart
                 .configure_mesh()
                 .disable_x_mesh()
-                .x_labels(n)
+                .x_labels(n + 1)
                 .x_label_formatter(&move |x: &f64| {
-                    let i = x.floor() as usize;
-                    if (x - x.floor() - 0.5).abs() < 1e-6 {
-                        names.get(i).cloned().unwrap_or_default()
+                    // Each group of bars starts at an integer; it is labelled there.
+                    if (x - x.round()).abs() < 1e-6 {
+                        names.get(x.round() as usize).cloned().unwrap_or_default()
                     } else {
                         String::new()
                     }
