@@ -577,7 +577,7 @@ mod lora {
             "the adapter changes the output"
         );
         m.merge_lora().unwrap();
-        assert_eq!(m.lora_state(), (20, 20));
+        assert_eq!(m.lora_state(), (21, 21));
         let merged = m.forward(&x, &t, &c).unwrap();
         let d = diff(&merged, &unmerged);
         eprintln!("merged vs unmerged: {d:.3e}");
