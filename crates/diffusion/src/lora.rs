@@ -4,7 +4,8 @@
 //! A [`WanLora`] is a set of [`LoraLayer`]s (from `reelsmith-models`) keyed by the diffusers
 //! module name of the dense layer each adapts (`blocks.0.attn1.to_q`). FFGo's recipe puts
 //! one on every dense layer of every block ([`WanLora::FFGO_TARGETS`]): self- and
-//! cross-attention q, k, v, o and both feed-forward layers, rank 128, alpha 128.
+//! cross-attention q, k, v, o and both feed-forward layers, plus the timestep projection,
+//! rank 128, alpha 128.
 //!
 //! Files:
 //! - PEFT/diffusers ([`LoraNaming::Peft`]): `transformer.blocks.0.attn1.to_q.lora_A.weight`
@@ -181,12 +182,18 @@ fn original_module(name: &str) -> String {
 
 impl WanLora {
     /// FFGo's targets: every dense layer of every block (self- and cross-attention q, k, v,
-    /// o and both feed-forward layers).
-    pub const FFGO_TARGETS: [&'static str; 4] = [
+    /// o and both feed-forward layers) and the timestep projection
+    /// (`condition_embedder.time_proj`, original Wan `time_projection.1`). FFGo's trainer
+    /// selects layers by substring (`"q"`, `"k"`, `"v"`, `"o"`, `"ffn.0"`, `"ffn.2"` in the
+    /// original Wan module name): every block layer matches (`blocks` holds an `o`) and so
+    /// does `time_projection.1`, while the text and time embeddings and the output head do
+    /// not.
+    pub const FFGO_TARGETS: [&'static str; 5] = [
         "blocks.*.attn1.to_*",
         "blocks.*.attn2.to_*",
         "blocks.*.ffn.net.0.proj",
         "blocks.*.ffn.net.2",
+        "condition_embedder.time_proj",
     ];
 
     /// FFGo's configuration: rank 128, alpha 128, no dropout, scale 1, [`Self::FFGO_TARGETS`].

@@ -3,7 +3,12 @@
 //! - Flow matching: `x_t = (1 − σ)·x0 + σ·ε`, the model predicts `ε − x0`, mean squared
 //!   error. `σ` is drawn uniformly from the 1000 training sigmas of a flow-match schedule
 //!   with shift 5 (`σ = s·u / (1 + (s − 1)·u)`, `u = 1, 0.999, …, 0.001`), restricted to the
-//!   expert's timestep range for Wan2.2-A14B (`t ≥ 900` high noise, `t < 900` low noise).
+//!   expert's timestep range for Wan2.2-A14B. As in FFGo's VideoX-Fun trainer, the schedule
+//!   is split at the timestep closest to the boundary (`t = 1000σ` nearest 900): the
+//!   high-noise expert trains on the timesteps before it (357 of 1000 at shift 5, all
+//!   above 900), the low-noise expert on it and those after.
+//! - The loss ignores elements whose error exceeds 50 in absolute value, as FFGo's does
+//!   (a guard against outliers that does not act on ordinary latents).
 //! - Only the LoRA variables train ([`WanLora`]); the base weights are never touched.
 //! - AdamW (decoupled weight decay, bias-corrected moments) with global gradient-norm
 //!   clipping, a linear warm-up then a constant learning rate, batches and gradient
@@ -46,6 +51,10 @@ pub struct TrainExample {
     pub context: Tensor,
 }
 
+/// Loss elements whose absolute error exceeds this are left out of the mean (FFGo's
+/// VideoX-Fun trainer does the same).
+pub const LOSS_OUTLIER_THRESHOLD: f64 = 50.0;
+
 /// Which timesteps a run trains on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -53,9 +62,10 @@ pub enum TimestepRange {
     /// All of them (single-transformer models).
     #[default]
     All,
-    /// `t ≥ boundary · 1000`: Wan2.2-A14B's high-noise expert (`transformer`).
+    /// The timesteps before the one closest to `boundary · 1000` (all above it):
+    /// Wan2.2-A14B's high-noise expert (`transformer`).
     High,
-    /// `t < boundary · 1000`: the low-noise expert (`transformer_2`).
+    /// That timestep and the ones after: the low-noise expert (`transformer_2`).
     Low,
 }
 
@@ -107,8 +117,8 @@ impl Default for TrainConfig {
             learning_rate: 1e-4,
             weight_decay: 3e-2,
             betas: [0.9, 0.999],
-            adam_eps: 1e-8,
-            max_grad_norm: 1.0,
+            adam_eps: 1e-10,
+            max_grad_norm: 0.05,
             warmup_steps: 0,
             steps: 1000,
             batch_size: 1,
@@ -166,20 +176,28 @@ impl TrainConfig {
         let n = self.num_train_timesteps;
         let s = self.shift;
         let b = self.boundary * n as f64;
-        (0..n)
+        let all: Vec<f64> = (0..n)
             .map(|i| {
                 let u = (n - i) as f64 / n as f64;
                 s * u / (1.0 + (s - 1.0) * u)
             })
-            .filter(|sig| {
-                let t = sig * n as f64;
-                match self.timesteps {
-                    TimestepRange::All => true,
-                    TimestepRange::High => t >= b,
-                    TimestepRange::Low => t < b,
-                }
+            .collect();
+        // FFGo (VideoX-Fun) splits at the index of the timestep closest to the boundary.
+        let split = all
+            .iter()
+            .enumerate()
+            .min_by(|x, y| {
+                (x.1 * n as f64 - b)
+                    .abs()
+                    .total_cmp(&(y.1 * n as f64 - b).abs())
             })
-            .collect()
+            .map(|(i, _)| i)
+            .unwrap_or(0);
+        match self.timesteps {
+            TimestepRange::All => all,
+            TimestepRange::High => all[..split].to_vec(),
+            TimestepRange::Low => all[split..].to_vec(),
+        }
     }
 
     /// The learning rate at optimiser step `step` (0-based).
@@ -546,7 +564,15 @@ pub fn train(
                     let pred = model
                         .forward(&input, &t, &ctx.to_dtype(model.dtype())?)?
                         .to_dtype(DType::F32)?;
-                    let loss = (pred - target)?.sqr()?.mean_all()?;
+                    // FFGo's loss: elements whose error exceeds 50 are left out (the mask is
+                    // a constant: no gradient flows through the comparison).
+                    let diff = (pred - target)?;
+                    let keep = diff
+                        .detach()
+                        .abs()?
+                        .le(LOSS_OUTLIER_THRESHOLD)?
+                        .to_dtype(DType::F32)?;
+                    let loss = (diff.sqr()? * keep)?.mean_all()?;
                     let w = b as f64 / per_step as f64;
                     loss_sum += loss.to_scalar::<f32>()? as f64 * w;
                     let grads = (loss * w)?.backward()?;

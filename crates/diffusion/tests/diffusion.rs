@@ -563,8 +563,10 @@ mod lora {
         let base = m.forward(&x, &t, &c).unwrap();
         let w0 = m.base_weight("blocks.0.attn1.to_q").unwrap().clone();
         let lora = trained_lora(&m, &WanLora::ffgo_config());
-        // FFGo's targets: q, k, v, o of both attentions and both FFN layers, in every block.
-        assert_eq!(lora.layers().len(), 2 * 10);
+        // FFGo's targets: q, k, v, o of both attentions and both FFN layers, in every block,
+        // and the timestep projection.
+        assert_eq!(lora.layers().len(), 2 * 10 + 1);
+        assert!(lora.layers().contains_key("condition_embedder.time_proj"));
         assert!(lora.layers().contains_key("blocks.1.attn2.to_out.0"));
         assert!(lora.layers().contains_key("blocks.0.ffn.net.0.proj"));
         assert!(!lora.layers().contains_key("proj_out"));
@@ -575,7 +577,7 @@ mod lora {
             "the adapter changes the output"
         );
         m.merge_lora().unwrap();
-        assert_eq!(m.lora_state(), (20, 20));
+        assert_eq!(m.lora_state(), (21, 21));
         let merged = m.forward(&x, &t, &c).unwrap();
         let d = diff(&merged, &unmerged);
         eprintln!("merged vs unmerged: {d:.3e}");
@@ -822,8 +824,12 @@ mod lora {
         c.timesteps = reelsmith_diffusion::TimestepRange::Low;
         let lo = c.sigmas();
         assert_eq!(hi.len() + lo.len(), 1000);
-        assert!(hi.iter().all(|s| *s >= 0.9) && lo.iter().all(|s| *s < 0.9));
-        assert!(!hi.is_empty() && !lo.is_empty());
+        assert_eq!(&all[..hi.len()], hi.as_slice());
+        // FFGo's split: at the timestep closest to 900 (900.056, index 357 at shift 5),
+        // which goes to the low-noise expert.
+        assert_eq!(hi.len(), 357);
+        assert!(hi.iter().all(|s| *s > 0.9) && (lo[0] - 0.9).abs() < 1e-4);
+        assert!(lo[1..].iter().all(|s| *s < 0.9));
     }
 }
 

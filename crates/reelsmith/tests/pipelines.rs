@@ -594,7 +594,7 @@ mod first_frame {
     use reelsmith_test_support::{encode_h264, tiny_clip, tiny_dinov2, tiny_isnet, tiny_wan_i2v};
 
     /// A scene with two bright objects on a dark ground.
-    fn scene() -> RgbImage {
+    pub(super) fn scene() -> RgbImage {
         RgbImage::from_fn(96, 64, |x, y| {
             let a = (x as i32 - 28).pow(2) + (y as i32 - 30).pow(2) < 14 * 14;
             let b = (62..86).contains(&x) && (18..50).contains(&y);
@@ -610,7 +610,7 @@ mod first_frame {
 
     /// Entities of `scene` with the tiny ISNet, cut at a threshold that finds objects in its
     /// (random-weight) probability map, embedded with the tiny DINOv2.
-    fn tiny_config() -> EntitiesConfig {
+    pub(super) fn tiny_config() -> EntitiesConfig {
         EntitiesConfig {
             segmenter_weights: Some(tiny_isnet()),
             segment: SegmentSettings {
@@ -1514,5 +1514,166 @@ mod finetune {
         )
         .unwrap_err();
         assert_eq!(e.setting(), Some("lora_scale"));
+
+        // Evaluation on held-out composed frames: with and without the adapter, side by side.
+        eval_with_and_without_the_adapter(d, &t2.adapter, &models);
+    }
+
+    fn eval_with_and_without_the_adapter(
+        d: &std::path::Path,
+        adapter: &std::path::Path,
+        models: &Models,
+    ) {
+        use reelsmith::pipelines::finetune::{EvalConfig, EvalInput};
+        let held = d.join("held");
+        std::fs::create_dir(&held).unwrap();
+        super::first_frame::scene()
+            .save(held.join("one.png"))
+            .unwrap();
+        super::first_frame::scene()
+            .save(held.join("two.png"))
+            .unwrap();
+        let list = held.join("eval.json");
+        std::fs::write(
+            &list,
+            serde_json::json!([
+                {"file_path": "one.mp4", "text": "A red ball rolls.", "image_path": "one.png"},
+                {"text": "A blue box.", "image_path": "missing.png"},
+                {"image_path": "two.png", "text": "ad23r2 the camera view suddenly changes. A red ball rolls."},
+                {"image_path": "two.png"}
+            ])
+            .to_string(),
+        )
+        .unwrap();
+        let cfg = EvalConfig {
+            base: ModelChoice::Dir(tiny_wan_i2v()),
+            frames: 9,
+            size: Size::new(32, 32),
+            steps: 2,
+            guidance: 1.0,
+            entities: super::first_frame::tiny_config(),
+            retention: reelsmith::pipelines::retention::RetentionConfig {
+                fps: 16.0,
+                ..Default::default()
+            },
+            ..EvalConfig::default()
+        };
+        let out = d.join("eval");
+        let r = finetune::eval(
+            &EvalInput::new(&list, adapter, &out, models),
+            &cfg,
+            &NoProgress,
+        )
+        .unwrap();
+        // Examples 1 (no image) and 3 (no caption) are reported and left out.
+        assert_eq!(
+            r.skipped.iter().map(|s| s.index).collect::<Vec<_>>(),
+            vec![1, 3],
+            "{:?}",
+            r.skipped
+        );
+        assert!(r.skipped[0].reason.contains("does not exist"));
+        assert!(r.skipped[1].reason.contains("text"));
+        assert_eq!(r.examples.len(), 2);
+        assert_eq!(r.examples[0].entry.name, "one.mp4");
+        assert!(r.examples[0]
+            .entry
+            .caption
+            .starts_with("ad23r2 the camera view suddenly changes. A red ball"));
+        for e in &r.examples {
+            assert!(e.entities >= 1);
+            for v in [e.base_similarity, e.lora_similarity] {
+                assert!(v.is_finite() && (-1.0..=1.0).contains(&v), "{v}");
+            }
+            for v in [e.base_presence, e.lora_presence] {
+                assert!((0.0..=1.0).contains(&v), "{v}");
+            }
+        }
+        // Both examples are the same frame and caption with the same seed: the same videos.
+        assert_eq!(r.examples[0].base_similarity, r.examples[1].base_similarity);
+        assert_eq!(r.examples[0].lora_similarity, r.examples[1].lora_similarity);
+        for f in [
+            "eval.csv",
+            "eval.png",
+            "eval.json",
+            "000_base.mp4",
+            "000_lora.mp4",
+            "001_lora.mp4",
+            "000_retention_lora.csv",
+        ] {
+            assert!(out.join(f).is_file(), "{f}");
+        }
+        // The videos hold the frames left after the 4 transition frames.
+        let frames = reelsmith::decode::open(out.join("000_base.mp4"))
+            .unwrap()
+            .count_frames()
+            .unwrap();
+        assert_eq!(frames, 5);
+        let csv = std::fs::read_to_string(out.join("eval.csv")).unwrap();
+        let rows: Vec<&str> = csv.lines().collect();
+        assert_eq!(rows.len(), 4, "{csv}");
+        assert!(rows[0].starts_with("index,name,entities,base_similarity,lora_similarity"));
+        assert!(rows[3].starts_with("mean,"));
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("eval.json")).unwrap()).unwrap();
+        assert_eq!(json["examples"].as_array().unwrap().len(), 2);
+        assert!(
+            (json["mean_lora_similarity"].as_f64().unwrap() - r.mean_lora_similarity as f64).abs()
+                < 1e-6
+        );
+
+        // A folder of frames with captions; a frame without its caption is reported.
+        let (good, skipped) = finetune::read_eval_examples(
+            &held,
+            finetune::TRANSITION_PHRASE,
+            finetune::PhraseMode::Require,
+        )
+        .unwrap();
+        assert!(good.is_empty());
+        assert_eq!(skipped.len(), 2);
+        assert!(skipped[0].reason.contains("one.txt"), "{:?}", skipped);
+        std::fs::write(
+            held.join("one.txt"),
+            "ad23r2 the camera view suddenly changes. A ball.",
+        )
+        .unwrap();
+        let (good, _) = finetune::read_eval_examples(
+            &held,
+            finetune::TRANSITION_PHRASE,
+            finetune::PhraseMode::Require,
+        )
+        .unwrap();
+        assert_eq!(good.len(), 1);
+        assert_eq!(good[0].name, "one.png");
+
+        // Bad settings and inputs name what is wrong.
+        let e = finetune::eval(
+            &EvalInput::new(&list, adapter, &d.join("e2"), models),
+            &EvalConfig {
+                drop_frames: 9,
+                ..cfg.clone()
+            },
+            &NoProgress,
+        )
+        .unwrap_err();
+        assert_eq!(e.setting(), Some("drop_frames"));
+        let e = finetune::eval(
+            &EvalInput::new(&list, &d.join("nothing.safetensors"), &d.join("e3"), models),
+            &cfg,
+            &NoProgress,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("nothing.safetensors"), "{e}");
+        let e = finetune::eval(
+            &EvalInput::new(&list, adapter, &d.join("e4"), models),
+            &EvalConfig {
+                base: ModelChoice::None,
+                ..cfg
+            },
+            &NoProgress,
+        )
+        .unwrap_err();
+        assert_eq!(e.setting(), Some("base"));
+        assert!(!d.join("e2").exists() && !d.join("e3").exists() && !d.join("e4").exists());
     }
 }

@@ -1,7 +1,9 @@
 //! `reelsmith finetune prepare LIST.json --base DIR [--frames F] [--size WxH] -o CACHE` and
 //! `reelsmith finetune train CACHE [--base DIR] [--expert high|low] [--rank R] [--alpha A]
-//! [--lr LR] [--steps N] [--save-every N] [--seed S] [--resume] -o ADAPTER_DIR`: FFGo
-//! few-shot LoRA fine-tuning of a Wan image-to-video model.
+//! [--lr LR] [--steps N] [--save-every N] [--seed S] [--resume] -o ADAPTER_DIR` and
+//! `reelsmith finetune eval EXAMPLES --adapter FILE --base DIR --weights ISNET -o DIR`: FFGo
+//! few-shot LoRA fine-tuning of a Wan image-to-video model, and its evaluation by entity
+//! retention.
 
 use std::path::PathBuf;
 
@@ -9,10 +11,12 @@ use anyhow::Result;
 use reelsmith::config::Size;
 use reelsmith::models::ModelChoice;
 use reelsmith::pipelines::finetune::{
-    self, ExpertName, FinetuneConfig, PrepareConfig, PrepareInput, TrainInput,
+    self, EvalConfig, EvalInput, ExpertName, FinetuneConfig, PrepareConfig, PrepareInput,
+    TrainInput,
 };
 use reelsmith::pipelines::generate::DtypeChoice;
 
+use super::entities::{EmbedModelArgs, SegmenterArgs};
 use crate::progress::StageBars;
 use crate::Ctx;
 
@@ -31,6 +35,76 @@ enum Sub {
     /// Train a LoRA on a cache; writes ADAPTER_DIR/adapter.safetensors, loss.csv, loss.png,
     /// checkpoints/.
     Train(TrainArgs),
+    /// Generate from held-out composed frames with and without the adapter (same seed and
+    /// noise) and compare the entity retention of the two videos: OUT/eval.csv, eval.png,
+    /// eval.json, the videos.
+    Eval(EvalArgs),
+}
+
+/// Arguments of `reelsmith finetune eval`. Every flag overrides the same field of
+/// `--config`.
+#[derive(Debug, clap::Args)]
+struct EvalArgs {
+    /// Held-out examples: FFGo's JSON list ({"image_path", "text"}, paths relative to the
+    /// list) or a folder of composed frames NAME.png with captions NAME.txt.
+    examples: PathBuf,
+    /// The adapter: adapter.safetensors or the folder `finetune train` wrote.
+    #[arg(long, value_name = "FILE")]
+    adapter: PathBuf,
+    /// The low-noise expert's adapter of a two-expert model.
+    #[arg(long, value_name = "FILE")]
+    lora_2: Option<PathBuf>,
+    /// The base Wan model folder (diffusers layout).
+    #[arg(long, value_name = "DIR")]
+    base: Option<PathBuf>,
+    /// Frames to generate, 4k+1 [default: 81].
+    #[arg(long, value_name = "F")]
+    frames: Option<usize>,
+    /// Video size [default: 832x480].
+    #[arg(long, value_name = "WxH")]
+    size: Option<Size>,
+    /// Denoising steps [default: 50].
+    #[arg(long, value_name = "N")]
+    steps: Option<usize>,
+    /// Guidance scale [default: 6].
+    #[arg(long, value_name = "G")]
+    guidance: Option<f64>,
+    /// Seed of the starting noise, the same with and without the adapter [default: 42].
+    #[arg(long, value_name = "S")]
+    seed: Option<u64>,
+    /// Scale the adapter is merged at [default: 1].
+    #[arg(long, value_name = "S")]
+    lora_scale: Option<f64>,
+    /// Frames dropped from the start of both videos [default: 4].
+    #[arg(long, value_name = "N")]
+    drop_frames: Option<usize>,
+    /// Evaluate at most N examples [default: all].
+    #[arg(long, value_name = "N")]
+    max_examples: Option<usize>,
+    /// Video frames sampled per second for retention [default: 2].
+    #[arg(long, value_name = "F")]
+    fps: Option<f64>,
+    /// Segmenter flags (the entities of the composed frames and of the video frames).
+    #[command(flatten)]
+    seg: SegmenterArgs,
+    /// The embedding model of the entities [default: facebook/dinov2-base when cached].
+    #[command(flatten)]
+    embed: EmbedModelArgs,
+    /// Model precision: auto, f32, bf16, f16.
+    #[arg(long, value_name = "T", value_parser = parse_dtype)]
+    dtype: Option<DtypeChoice>,
+    /// Device: cpu, cuda[:N], metal[:N] or auto.
+    #[arg(long, default_value = "cpu", value_name = "D")]
+    device: String,
+    /// Output folder.
+    #[arg(long, short, value_name = "DIR")]
+    output: PathBuf,
+    /// Settings file (.toml or .json) with the fields of the evaluation configuration.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Write into a folder that holds files this command did not write.
+    #[arg(long)]
+    overwrite: bool,
 }
 
 /// Arguments of `reelsmith finetune prepare`.
@@ -146,7 +220,93 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<()> {
     match args.command {
         Sub::Prepare(a) => prepare(a, ctx),
         Sub::Train(a) => train(a, ctx),
+        Sub::Eval(a) => eval(a, ctx),
     }
+}
+
+fn eval(a: EvalArgs, ctx: &Ctx) -> Result<()> {
+    let mut c: EvalConfig = super::base_config(a.config.as_deref())?;
+    if let Some(b) = &a.base {
+        c.base = ModelChoice::Dir(b.clone());
+    }
+    if a.lora_2.is_some() {
+        c.lora_2 = a.lora_2.clone();
+    }
+    macro_rules! set {
+        ($($field:ident <- $arg:expr),* $(,)?) => { $( if let Some(v) = $arg { c.$field = v; } )* };
+    }
+    set!(
+        frames <- a.frames,
+        size <- a.size,
+        steps <- a.steps,
+        guidance <- a.guidance,
+        seed <- a.seed,
+        lora_scale <- a.lora_scale,
+        drop_frames <- a.drop_frames,
+        dtype <- a.dtype,
+    );
+    if a.max_examples.is_some() {
+        c.max_examples = a.max_examples;
+    }
+    if let Some(f) = a.fps {
+        c.retention.fps = f;
+    }
+    if let Some(s) = a.seg.segmenter {
+        c.entities.segmenter = s;
+    }
+    if let Some(w) = a.seg.weights() {
+        c.entities.segmenter_weights = Some(w);
+    }
+    if a.seg.sam_variant.is_some() {
+        c.entities.sam_variant = a.seg.sam_variant;
+    }
+    a.seg.apply(&mut c.entities.segment);
+    if let Some(b) = a.seg.batch {
+        c.entities.batch = b;
+        c.retention.batch = b;
+    }
+    if let Some(m) = a.embed.choice() {
+        c.entities.embed_model = m;
+    }
+    c.validate()?;
+    let models = super::entities::models(&a.device, ctx.quiet)?;
+    let input = EvalInput::new(&a.examples, &a.adapter, &a.output, &models).overwrite(a.overwrite);
+    let r = finetune::eval(&input, &c, &StageBars::new(ctx.quiet))?;
+    if !ctx.quiet {
+        for s in &r.skipped {
+            eprintln!("skipped #{} {}: {}", s.index, s.name, s.reason);
+        }
+        println!("example  entities  similarity base → lora  presence base → lora");
+        for e in &r.examples {
+            println!(
+                "{:>7}  {:>8}  {:>10.4} → {:.4}  {:>8.3} → {:.3}",
+                e.entry.index,
+                e.entities,
+                e.base_similarity,
+                e.lora_similarity,
+                e.base_presence,
+                e.lora_presence
+            );
+        }
+        println!(
+            "{:>7}  {:>8}  {:>10.4} → {:.4}  {:>8.3} → {:.3}",
+            "mean",
+            "",
+            r.mean_base_similarity,
+            r.mean_lora_similarity,
+            r.mean_base_presence,
+            r.mean_lora_presence
+        );
+        eprintln!(
+            "{} example(s) ({} skipped), higher similarity with the adapter on {}; {} in {:.1} s",
+            r.examples.len(),
+            r.skipped.len(),
+            r.lora_better,
+            a.output.join("eval.csv").display(),
+            r.seconds
+        );
+    }
+    Ok(())
 }
 
 fn prepare(a: PrepareArgs, ctx: &Ctx) -> Result<()> {

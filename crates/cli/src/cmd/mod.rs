@@ -149,6 +149,9 @@ fn flag_for(setting: &str) -> Option<&'static str> {
         "batch_size" => "--batch-size",
         "grad_accum" => "--grad-accum",
         "dropout" | "targets" | "weight_decay" | "max_grad_norm" => "--config FILE",
+        "drop_frames" => "--drop-frames",
+        "max_examples" => "--max-examples",
+        "entities" => "the [entities] section of --config",
         _ => return None,
     })
 }

@@ -255,6 +255,89 @@ pub(crate) fn line_plot(
     std::fs::rename(&tmp, path).map_err(|e| write_err(path, e))
 }
 
+/// Draws two bars per label (`a` and `b`, e.g. without and with an adapter) into a PNG at
+/// `path` (atomically), with a legend naming the two series.
+pub(crate) fn paired_bar_plot(
+    path: &Path,
+    title: &str,
+    labels: &[String],
+    a: (&str, &[f64]),
+    b: (&str, &[f64]),
+) -> Result<(), Error> {
+    use plotters::prelude::*;
+    let n = labels.len().max(1);
+    let (w, h) = ((160 + 60 * n as u32).clamp(480, 1600), 420u32);
+    let mut buf = vec![255u8; (w * h * 3) as usize];
+    let text = font_available();
+    let perr = |e: &dyn std::fmt::Display| write_err(path, format!("cannot draw the plot: {e}"));
+    let finite = a.1.iter().chain(b.1).copied().filter(|v| v.is_finite());
+    let lo = finite.clone().fold(0.0f64, f64::min);
+    let hi = finite.fold(0.0f64, f64::max);
+    let (lo, hi) = if hi > lo { (lo, hi * 1.15) } else { (0.0, 1.0) };
+    let colours = [RGBColor(120, 120, 120), RGBColor(30, 110, 220)];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| perr(&e))?;
+        let mut cb = ChartBuilder::on(&root);
+        cb.margin(12);
+        if text {
+            cb.caption(title, ("sans-serif", 20))
+                .x_label_area_size(30)
+                .y_label_area_size(56);
+        }
+        let mut chart = cb
+            .build_cartesian_2d(0f64..n as f64, lo..hi)
+            .map_err(|e| perr(&e))?;
+        if text {
+            let names = labels.to_vec();
+            chart
+                .configure_mesh()
+                .disable_x_mesh()
+                .x_labels(n + 1)
+                .x_label_formatter(&move |x: &f64| {
+                    // Each group of bars starts at an integer; it is labelled there.
+                    if (x - x.round()).abs() < 1e-6 {
+                        names.get(x.round() as usize).cloned().unwrap_or_default()
+                    } else {
+                        String::new()
+                    }
+                })
+                .draw()
+                .map_err(|e| perr(&e))?;
+        }
+        for (k, (name, ys)) in [a, b].into_iter().enumerate() {
+            let colour = colours[k];
+            let series =
+                chart
+                    .draw_series(ys.iter().enumerate().filter(|(_, v)| v.is_finite()).map(
+                        |(i, v)| {
+                            let x0 = i as f64 + 0.1 + 0.4 * k as f64;
+                            Rectangle::new([(x0, 0.0f64.max(lo)), (x0 + 0.38, *v)], colour.filled())
+                        },
+                    ))
+                    .map_err(|e| perr(&e))?;
+            if text {
+                series.label(name.to_string()).legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 12, y + 5)], colour.filled())
+                });
+            }
+        }
+        if text {
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(|e| perr(&e))?;
+        }
+        root.present().map_err(|e| perr(&e))?;
+    }
+    let img = image::RgbImage::from_raw(w, h, buf).ok_or_else(|| perr(&"buffer size"))?;
+    let tmp = part_path(path).with_extension("part.png");
+    save_image(&img, &tmp)?;
+    std::fs::rename(&tmp, path).map_err(|e| write_err(path, e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,6 +18,10 @@
 //!   as it goes (checkpoints must survive an interruption) and `resume` continues the newest
 //!   checkpoint with the same loss curve.
 //!
+//! - [`eval`]: held-out composed frames + captions → a video from the base model and one
+//!   with the adapter (same seed and noise) → the entity retention of each, side by side
+//!   (`eval.csv`, `eval.png`, `eval.json`; see [`EvalConfig`]).
+//!
 //! Sampling with the adapter: [`generate`](super::generate) with `lora` (merged at
 //! `lora_scale`) and `drop_first` to drop the transition frames.
 //!
@@ -56,6 +60,11 @@ use crate::output::OutputDir;
 use crate::pipelines::generate::{load_pipeline, DtypeChoice};
 use crate::progress::{Progress, Stage, StageGuard};
 use crate::Error;
+
+mod evaluate;
+pub use evaluate::{
+    eval, read_eval_examples, EvalConfig, EvalEntry, EvalExample, EvalInput, EvalReport,
+};
 
 fn base_dir(base: &ModelChoice) -> Result<&Path, Error> {
     match base {
