@@ -9,7 +9,12 @@ The checkpoint (~5.7 GB f32, sharded with a safetensors index as the hub's) is b
 WORKDIR (default /work/fullsize-wan, outside the repository).
 
     python3 benches/wan_vs_diffusers.py [--workdir DIR] [--frames 3 --height 30 --width 52]
-        [--threads N] [--repeat 1] [--features openblas]
+        [--threads N] [--repeat 1] [--features openblas] [--rounds R] [--baseline-bin PATH]
+        [--rust-bin PATH]
+
+With --rounds R the runs alternate R times (reelsmith, diffusers, reelsmith, ...) and each
+side keeps its best; --baseline-bin adds a prebuilt `wan_forward` binary (an older build) to
+every round, for a same-session before/after ratio.
 
 The two runs are sequential (one model in memory at a time). Wall time and process CPU time
 are both reported: on a machine shared with other work the CPU time is the steadier measure. The Rust side runs
@@ -114,15 +119,16 @@ def cpu_seconds():
     return r.ru_utime + r.ru_stime
 
 
-def run_rust(model_path, inputs_path, out_path, repeat, threads, features):
+def run_rust(model_path, inputs_path, out_path, repeat, threads, features, binary=None):
     env = dict(os.environ)
     env["RAYON_NUM_THREADS"] = str(threads)
     env["OPENBLAS_NUM_THREADS"] = str(threads)
     cmd = ["cargo", "run", "-q", "-p", "reelsmith-diffusion", "--example", "wan_forward"]
     if features:
         cmd += ["--features", features]
-    cmd += [
-        "--",
+    if binary:
+        cmd = [binary]
+    cmd += (["--"] if not binary else []) + [
         model_path,
         inputs_path,
         out_path,
@@ -145,6 +151,9 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--features", default="", help="cargo features of reelsmith-diffusion, e.g. openblas")
+    ap.add_argument("--rounds", type=int, default=1, help="alternate the runs this many times, keep each side's best")
+    ap.add_argument("--rust-bin", default="", help="a prebuilt wan_forward binary instead of `cargo run`")
+    ap.add_argument("--baseline-bin", default="", help="a prebuilt wan_forward binary (an older build) run in every round")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -155,11 +164,24 @@ def main():
     tokens = args.frames * (args.height // 2) * (args.width // 2)
     print(f"input 1x16x{args.frames}x{args.height}x{args.width} ({tokens} tokens), {args.threads} threads", flush=True)
 
-    t_rs, c_rs = run_rust(model_path, inp, out_rs, args.repeat, args.threads, args.features)
     label = f" ({args.features})" if args.features else ""
-    print(f"reelsmith forward{label}: {t_rs:.2f} s wall, {c_rs:.2f} s CPU", flush=True)
-    t_py, c_py = run_diffusers(model_path, inp, out_py, args.repeat)
-    print(f"diffusers forward: {t_py:.2f} s wall, {c_py:.2f} s CPU", flush=True)
+    inf = float("inf")
+    t_rs = c_rs = t_py = c_py = t_bl = c_bl = inf
+    for r in range(args.rounds):
+        if args.baseline_bin:
+            out_bl = os.path.join(args.workdir, "out_baseline.safetensors")
+            t, c = run_rust(model_path, inp, out_bl, args.repeat, args.threads, "", args.baseline_bin)
+            print(f"[{r + 1}] baseline forward: {t:.2f} s wall, {c:.2f} s CPU", flush=True)
+            t_bl, c_bl = min(t_bl, t), min(c_bl, c)
+        t, c = run_rust(model_path, inp, out_rs, args.repeat, args.threads, args.features, args.rust_bin or None)
+        print(f"[{r + 1}] reelsmith forward{label}: {t:.2f} s wall, {c:.2f} s CPU", flush=True)
+        t_rs, c_rs = min(t_rs, t), min(c_rs, c)
+        t, c = run_diffusers(model_path, inp, out_py, args.repeat)
+        print(f"[{r + 1}] diffusers forward: {t:.2f} s wall, {c:.2f} s CPU", flush=True)
+        t_py, c_py = min(t_py, t), min(c_py, c)
+    print(f"best of {args.rounds}: reelsmith{label} {t_rs:.2f} s wall / {c_rs:.2f} s CPU, diffusers {t_py:.2f} / {c_py:.2f}")
+    if args.baseline_bin:
+        print(f"baseline {t_bl:.2f} s wall / {c_bl:.2f} s CPU; time ratio baseline / reelsmith = {t_bl / t_rs:.2f} wall, {c_bl / c_rs:.2f} CPU; diffusers / baseline = {t_py / t_bl:.2f} wall, {c_py / c_bl:.2f} CPU")
 
     a = load_file(out_rs)["out"]
     b = load_file(out_py)["out"]
