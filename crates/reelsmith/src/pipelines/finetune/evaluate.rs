@@ -506,7 +506,7 @@ pub fn eval(
 
     // Base videos first, then the adapter's (one transformer reload), each measured.
     let retention_config = RetentionConfig {
-        segment: config.entities.segment.clone(),
+        segment: config.entities.segment,
         ..config.retention.clone()
     };
     let mut measured: Vec<[(f32, f32); 2]> = vec![[(0.0, 0.0); 2]; kept.len()];
