@@ -74,9 +74,14 @@ mod settings;
 
 pub use settings::ShotSettings;
 
+/// Largest zoom factor searched between the ends of a gradual span (a crash zoom over a
+/// few frames can change the scale 2.5×).
+const GRADUAL_MAX_SCALE: f32 = 2.5;
+
 use serde::{Deserialize, Serialize};
 
 use crate::distance::Metric;
+use crate::motion::LumaFrames;
 use reelsmith_core::Embeddings;
 
 /// Options of [`detect_shots`], durations in frames. Build them with
@@ -132,6 +137,12 @@ pub struct ShotOptions {
     /// Cosine similarity of model embeddings before and after a disturbance at or above
     /// which it is the same scene (default 0.9; used only with a model).
     pub semantic_same: f32,
+    /// Largest normalised residual of the best global motion (translation and zoom, see
+    /// [`crate::motion`]) between the frames either side of a cut candidate for the
+    /// change to count as camera motion (a whip pan, a crash zoom, shake) rather than a
+    /// cut (default 0.5; 0 turns the test off). Used only when luma frames are given
+    /// ([`detect_shots_with_motion`], [`ShotDetector::detect_frames`]).
+    pub motion_max: f32,
 }
 
 impl Default for ShotOptions {
@@ -223,6 +234,22 @@ pub trait ShotDetector: Send + Sync {
         let _ = semantic;
         self.detect(emb)
     }
+    /// [`ShotDetector::detect`] with the frames' small luma pictures at hand (one per
+    /// row of `emb`) for the motion test, and optionally a semantic model (see
+    /// [`ShotDetector::detect_confirmed`]). Detectors without a motion test ignore
+    /// `luma` (the default).
+    fn detect_frames(
+        &self,
+        emb: &Embeddings,
+        luma: Option<&LumaFrames>,
+        semantic: Option<&mut dyn FrameEmbeddings>,
+    ) -> ShotDetection {
+        let _ = luma;
+        match semantic {
+            Some(s) => self.detect_confirmed(emb, s),
+            None => self.detect(emb),
+        }
+    }
 }
 
 /// Embeddings of chosen frames by a semantic model (CLIP, DINOv2), for the confirmation
@@ -247,7 +274,16 @@ impl ShotDetector for ShotOptions {
         emb: &Embeddings,
         semantic: &mut dyn FrameEmbeddings,
     ) -> ShotDetection {
-        detect(emb, self, Some(semantic))
+        detect(emb, None, self, Some(semantic))
+    }
+
+    fn detect_frames(
+        &self,
+        emb: &Embeddings,
+        luma: Option<&LumaFrames>,
+        semantic: Option<&mut dyn FrameEmbeddings>,
+    ) -> ShotDetection {
+        detect(emb, luma, self, semantic)
     }
 }
 
@@ -256,11 +292,25 @@ impl ShotDetector for ShotOptions {
 /// Empty input gives no shots; one frame gives one shot and no transition; constant input
 /// gives one shot. NaN/inf values make the affected distances 0 (no cut there).
 pub fn detect_shots(emb: &Embeddings, opts: &ShotOptions) -> ShotDetection {
-    detect(emb, opts, None)
+    detect(emb, None, opts, None)
+}
+
+/// [`detect_shots`] with the motion test: `luma` holds one small grayscale picture per
+/// row of `emb` (the pipelines keep them from the analysis decode), and a cut candidate
+/// whose two frames are explained by a global translation or zoom (residual at most
+/// [`ShotOptions::motion_max`]) is dropped. Frames of another count than `emb`'s rows
+/// are ignored (no motion test).
+pub fn detect_shots_with_motion(
+    emb: &Embeddings,
+    luma: &LumaFrames,
+    opts: &ShotOptions,
+) -> ShotDetection {
+    detect(emb, Some(luma), opts, None)
 }
 
 fn detect(
     emb: &Embeddings,
+    luma: Option<&LumaFrames>,
     opts: &ShotOptions,
     semantic: Option<&mut dyn FrameEmbeddings>,
 ) -> ShotDetection {
@@ -273,7 +323,8 @@ fn detect(
         .chain((1..n).map(|i| dist(i - 1, i)))
         .collect();
     let mut semantic = semantic;
-    let mut cands = cuts::candidates(emb, &d, &dist, opts);
+    let luma = luma.filter(|l| l.len() == n);
+    let mut cands = cuts::candidates(emb, &d, &dist, opts, luma);
     if let Some(sem) = semantic.as_deref_mut() {
         cuts::semantic_check(&mut cands, n, opts, sem);
     }
@@ -290,6 +341,20 @@ fn detect(
     if opts.gradual {
         let cut_frames: Vec<usize> = cuts.iter().map(|c| c.0).collect();
         let mut grads = gradual::gradual(emb, &d, &dist, &cut_frames, opts);
+        // A zoom or a pan spread over many frames: the span's ends are one picture moved.
+        if let Some(l) = luma.filter(|_| opts.motion_max > 0.0) {
+            grads.retain(|g| {
+                !g.span.is_some_and(|(lo, hi)| {
+                    cuts::span_is_camera_motion(
+                        l,
+                        lo.saturating_sub(1),
+                        (hi + 1).min(n - 1),
+                        opts.motion_max,
+                        GRADUAL_MAX_SCALE,
+                    )
+                })
+            });
+        }
         if let Some(sem) = semantic {
             gradual::semantic_check(&mut grads, n, opts, sem);
         }
