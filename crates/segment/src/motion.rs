@@ -547,22 +547,41 @@ pub fn estimate_within(a: &Plane, b: &Plane, max_scale: f32) -> Option<GlobalMot
 mod tests {
     use super::*;
 
-    /// A textured picture (several frequencies, no symmetry) sampled at `w × h`, seen
-    /// through a camera that moved by `(tx, ty)` pixels and zoomed by `s` about the
-    /// centre; `seed` picks the picture.
+    /// Smooth value noise: random values on a grid of `cell`-pixel squares, bilinearly
+    /// interpolated (aperiodic, so no shift of one picture matches another).
+    fn noise(seed: u32, x: f32, y: f32, cell: f32) -> f32 {
+        let hash = |i: i64, j: i64| {
+            let mut z = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                ^ (j as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
+                ^ u64::from(seed).wrapping_mul(0x1656_67B1_9E37_79F9);
+            z ^= z >> 29;
+            z = z.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z ^= z >> 32;
+            (z % 1000) as f32 / 1000.0
+        };
+        let (gx, gy) = (x / cell, y / cell);
+        let (x0, y0) = (gx.floor(), gy.floor());
+        let (fx, fy) = (gx - x0, gy - y0);
+        let (i, j) = (x0 as i64, y0 as i64);
+        let top = hash(i, j) * (1.0 - fx) + hash(i + 1, j) * fx;
+        let bottom = hash(i, j + 1) * (1.0 - fx) + hash(i + 1, j + 1) * fx;
+        top * (1.0 - fy) + bottom * fy
+    }
+
+    /// A textured picture (value noise at three scales) sampled at `w × h`, seen through
+    /// a camera that moved by `(tx, ty)` pixels and zoomed by `s` about the centre;
+    /// `seed` picks the picture.
     fn scene(seed: u32, w: usize, h: usize, s: f32, tx: f32, ty: f32) -> Plane {
-        let k = seed as f32;
         let (cx, cy) = ((w as f32 - 1.0) / 2.0, (h as f32 - 1.0) / 2.0);
         let v = (0..w * h)
             .map(|i| {
                 let (x, y) = ((i % w) as f32, (i / w) as f32);
-                // where this pixel looks in the scene
-                let (u, v) = (cx + (x - cx - tx) / s, cy + (y - cy - ty) / s);
-                let f = 0.5
-                    + 0.18 * (u * (0.21 + 0.03 * k) + 1.3 * k).sin() * (v * 0.27 + k).cos()
-                    + 0.12 * ((u * 0.09 - v * 0.13) * (1.0 + 0.2 * k) + k).sin()
-                    + 0.08 * ((u + 2.0 * v) * 0.45 + 0.7 * k).sin();
-                f.clamp(0.0, 1.0)
+                // where this pixel looks in the scene (scene coordinates offset so that
+                // the noise grid does not line up with the frame)
+                let (u, v) = (cx + (x - cx - tx) / s + 100.0, cy + (y - cy - ty) / s + 100.0);
+                0.5 * noise(seed, u, v, 14.0)
+                    + 0.3 * noise(seed + 100, u, v, 6.0)
+                    + 0.2 * noise(seed + 200, u, v, 3.0)
             })
             .collect();
         Plane::new(w, h, v).unwrap()

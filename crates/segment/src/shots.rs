@@ -140,7 +140,7 @@ pub struct ShotOptions {
     /// Largest normalised residual of the best global motion (translation and zoom, see
     /// [`crate::motion`]) between the frames either side of a cut candidate for the
     /// change to count as camera motion (a whip pan, a crash zoom, shake) rather than a
-    /// cut (default 0.5; 0 turns the test off). Used only when luma frames are given
+    /// cut (default 0.7; 0 turns the test off). Used only when luma frames are given
     /// ([`detect_shots_with_motion`], [`ShotDetector::detect_frames`]).
     pub motion_max: f32,
 }

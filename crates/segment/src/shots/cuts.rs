@@ -128,6 +128,13 @@ const STILL_SHIFT: f32 = 0.03;
 /// cut) jumps between two still or slow frames.
 const CONTINUITY: f32 = 0.4;
 
+/// A gradual span is cut into this many parts to see which of them move the picture.
+const SPAN_PARTS: usize = 8;
+
+/// Share of a gradual span's parts that must move the picture for the span to be camera
+/// motion (a whip pan may take only the end of a span).
+const SPAN_MOVING: f32 = 0.375;
+
 /// Contrast ratio (lower over higher) of a gradual span's two ends under which the span
 /// is a fade, whatever moves in it.
 const FADE_CONTRAST: f32 = 0.5;
@@ -145,9 +152,6 @@ fn motion(luma: &LumaFrames, i: usize, j: usize, max_scale: f32) -> Option<Globa
             (x, y) => x.or(y),
         }
     };
-    if std::env::var_os("REELSMITH_SHOTS_DEBUG").is_some() {
-        eprintln!("motion-debug frames {i} {j} {m:?} shift {:?}", m.map(|m| m.corner_shift(luma.width(), luma.height())));
-    }
     m
 }
 
@@ -174,11 +178,12 @@ fn cut_is_camera_motion(luma: &LumaFrames, i: usize, max: f32) -> bool {
         .any(|n| n.residual <= max && n.corner_shift(w, h) >= CONTINUITY * shift)
 }
 
-/// Whether a gradual span from frame `lo` to `hi` is camera motion (a slow zoom, a pan):
-/// its two ends have about the same contrast (not a fade, see [`FADE_CONTRAST`]), at
-/// least three of the four quarters of the span move the picture (each explained, each
-/// moving a corner by at least [`STILL_SHIFT`]` / 2` of the width), and its two ends are
-/// one picture moved (zoom factors up to `max_scale`, residual at most `max`). A
+/// Whether a gradual span from frame `lo` to `hi` is camera motion or no change at all:
+/// its two ends have about the same contrast (not a fade, see [`FADE_CONTRAST`]) and are
+/// one picture moved (zoom factors up to `max_scale`, residual at most `max`), and either
+/// they are the same framing (the span only re-compressed or re-blurred the picture) or
+/// at least [`SPAN_MOVING`] of the span's [`SPAN_PARTS`] parts move the picture (each
+/// explained, each moving a corner by at least [`STILL_SHIFT`]` / 2` of the width). A
 /// dissolve, even between two framings of one scene, does not move its frames: it blends
 /// them.
 pub(super) fn span_is_camera_motion(
@@ -200,19 +205,31 @@ pub(super) fn span_is_camera_motion(
     if ca.min(cb) < FADE_CONTRAST * ca.max(cb) {
         return false;
     }
-    let q = |k: usize| lo + (hi - lo) * k / 4;
+    let Some(whole) = motion(luma, lo, hi, max_scale).filter(|m| m.residual <= max) else {
+        return false;
+    };
+    // The same picture at both ends (re-compressed, re-blurred): no transition at all.
+    if whole.corner_shift(w, h) <= STILL_SHIFT * w as f32 {
+        return true;
+    }
+    // Enough of the span moves the picture (see SPAN_PARTS, SPAN_MOVING).
+    let parts = SPAN_PARTS.min(hi - lo);
+    let need = (SPAN_MOVING * parts as f32).ceil() as usize;
+    let q = |k: usize| lo + (hi - lo) * k / parts;
     let mut moving = 0;
-    for k in 0..4 {
-        let moved = q(k) < q(k + 1)
-            && motion(luma, q(k), q(k + 1), MAX_SCALE).is_some_and(|m| {
-                m.residual <= max && m.corner_shift(w, h) >= 0.5 * STILL_SHIFT * w as f32
-            });
+    for k in 0..parts {
+        let moved = motion(luma, q(k), q(k + 1), MAX_SCALE).is_some_and(|m| {
+            m.residual <= max && m.corner_shift(w, h) >= 0.5 * STILL_SHIFT * w as f32
+        });
         moving += usize::from(moved);
-        if moving + (3 - k) < 3 {
+        if moving >= need {
+            return true;
+        }
+        if moving + (parts - 1 - k) < need {
             return false;
         }
     }
-    motion(luma, lo, hi, max_scale).is_some_and(|m| m.residual <= max)
+    false
 }
 
 /// The smallest distance between a frame `i − 1 − a` and a frame `i + b` with `a, b` in

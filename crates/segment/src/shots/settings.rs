@@ -66,8 +66,9 @@ pub struct ShotSettings {
     /// after a disturbance show the same scene (default 0.9; used only with a model).
     pub semantic_same: f32,
     /// Largest normalised residual of the global motion between a cut candidate's two
-    /// frames for the change to count as camera motion (default 0.5; 0 turns the test
-    /// off). See [`ShotOptions::motion_max`].
+    /// frames for the change to count as camera motion (default 0.7: the middle of the
+    /// plateau 0.6–0.8 of cut F1 on the tuning corpora, see docs/shots.md; 0 turns the
+    /// test off). See [`ShotOptions::motion_max`].
     pub motion_max: f32,
 }
 
@@ -93,7 +94,7 @@ impl Default for ShotSettings {
             confirm_ratio: 0.5,
             relight_max: 0.25,
             semantic_same: 0.9,
-            motion_max: 0.5,
+            motion_max: 0.7,
         }
     }
 }
