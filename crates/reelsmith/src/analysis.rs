@@ -87,7 +87,8 @@ fn push_luma(img: &image::RgbImage, f: u32, out: &mut Vec<u8>) {
             for y in (by * f)..((by + 1) * f).min(h) {
                 for x in (bx * f)..((bx + 1) * f).min(w) {
                     let p = ((y * w + x) * 3) as usize;
-                    acc += 299 * u32::from(raw[p]) + 587 * u32::from(raw[p + 1])
+                    acc += 299 * u32::from(raw[p])
+                        + 587 * u32::from(raw[p + 1])
                         + 114 * u32::from(raw[p + 2]);
                     count += 1;
                 }
@@ -144,11 +145,9 @@ impl AnalysisOptions {
         let mut data;
         let mut times;
         let f = luma_factor(width, height);
-        let mut luma = LumaFrames::new(
-            (width / f).max(1) as usize,
-            (height / f).max(1) as usize,
-        )
-        .map_err(|e| embed_err(reelsmith_embed::EmbedError::InvalidInput(e.to_string())))?;
+        let mut luma =
+            LumaFrames::new((width / f).max(1) as usize, (height / f).max(1) as usize)
+                .map_err(|e| embed_err(reelsmith_embed::EmbedError::InvalidInput(e.to_string())))?;
         let mut small = Vec::new();
         let mut keep_luma = |img: &image::RgbImage, luma: &mut LumaFrames| {
             small.clear();

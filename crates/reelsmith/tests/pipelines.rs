@@ -121,7 +121,8 @@ fn scene_picture(seed: u64, w: usize, h: usize) -> Vec<[f32; 3]> {
     (0..w * h)
         .map(|i| {
             let (x, y) = ((i % w) as f32, (i / w) as f32);
-            let v = 0.5 * noise(x, y, 90.0, 1) + 0.3 * noise(x, y, 30.0, 2) + 0.2 * noise(x, y, 9.0, 3);
+            let v =
+                0.5 * noise(x, y, 90.0, 1) + 0.3 * noise(x, y, 30.0, 2) + 0.2 * noise(x, y, 9.0, 3);
             let c = noise(x, y, 150.0, 4);
             [
                 255.0 * (0.2 + 0.8 * v * (0.6 + 0.4 * c)),
@@ -143,8 +144,10 @@ fn camera_view(pic: &[[f32; 3]], pw: usize, views: &[(f32, f32, f32)]) -> ndarra
         let step = cw / w as f32;
         for y in 0..h {
             for x in 0..w {
-                let sx = (cx + (x as f32 + 0.5 - w as f32 / 2.0) * step).clamp(0.0, pw as f32 - 1.0);
-                let sy = (cy + (y as f32 + 0.5 - h as f32 / 2.0) * step).clamp(0.0, ph as f32 - 1.0);
+                let sx =
+                    (cx + (x as f32 + 0.5 - w as f32 / 2.0) * step).clamp(0.0, pw as f32 - 1.0);
+                let sy =
+                    (cy + (y as f32 + 0.5 - h as f32 / 2.0) * step).clamp(0.0, ph as f32 - 1.0);
                 let p = pic[sy as usize * pw + sx as usize];
                 for c in 0..3 {
                     acc[y * w + x][c] += p[c] / views.len() as f32;
@@ -152,7 +155,9 @@ fn camera_view(pic: &[[f32; 3]], pw: usize, views: &[(f32, f32, f32)]) -> ndarra
             }
         }
     }
-    ndarray::Array3::from_shape_fn((h, w, 3), |(y, x, c)| acc[y * w + x][c].round().clamp(0.0, 255.0) as u8)
+    ndarray::Array3::from_shape_fn((h, w, 3), |(y, x, c)| {
+        acc[y * w + x][c].round().clamp(0.0, 255.0) as u8
+    })
 }
 
 /// A 25 fps clip over still pictures: a hold, a whip pan (5 frames, motion-blurred), a
@@ -210,7 +215,12 @@ fn shots_whip_pans_and_zooms_are_not_cuts_but_a_cut_is() {
     assert_eq!(r.frames, 130);
     let found: Vec<(usize, TransitionKind)> =
         r.transitions.iter().map(|t| (t.frame, t.kind)).collect();
-    assert_eq!(found, vec![(100, TransitionKind::Cut)], "{:?}", r.transitions);
+    assert_eq!(
+        found,
+        vec![(100, TransitionKind::Cut)],
+        "{:?}",
+        r.transitions
+    );
     // Without the motion test the camera moves are taken for transitions: it is the
     // motion test that tells them from the cut.
     let mut off = ShotsConfig::default();

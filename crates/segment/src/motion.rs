@@ -134,7 +134,10 @@ impl LumaFrames {
 
     /// Number of frames.
     pub fn len(&self) -> usize {
-        self.data.len().checked_div(self.width * self.height).unwrap_or(0)
+        self.data
+            .len()
+            .checked_div(self.width * self.height)
+            .unwrap_or(0)
     }
 
     /// Whether there is no frame.
@@ -153,7 +156,11 @@ impl LumaFrames {
         (i < self.len()).then(|| Plane {
             w: self.width,
             h: self.height,
-            v: self.frame(i).iter().map(|&x| f32::from(x) / 255.0).collect(),
+            v: self
+                .frame(i)
+                .iter()
+                .map(|&x| f32::from(x) / 255.0)
+                .collect(),
         })
     }
 }
@@ -204,7 +211,9 @@ impl Plane {
             for x in 0..w {
                 let (x0, y0) = ((2 * x).min(self.w - 1), (2 * y).min(self.h - 1));
                 let (x1, y1) = ((x0 + 1).min(self.w - 1), (y0 + 1).min(self.h - 1));
-                v.push(0.25 * (self.at(x0, y0) + self.at(x1, y0) + self.at(x0, y1) + self.at(x1, y1)));
+                v.push(
+                    0.25 * (self.at(x0, y0) + self.at(x1, y0) + self.at(x0, y1) + self.at(x1, y1)),
+                );
             }
         }
         Plane { w, h, v }
@@ -281,7 +290,10 @@ impl GlobalMotion {
         [(-hx, -hy), (hx, -hy), (-hx, hy), (hx, hy)]
             .iter()
             .map(|&(x, y)| {
-                let (u, v) = ((self.scale - 1.0) * x + self.dx, (self.scale - 1.0) * y + self.dy);
+                let (u, v) = (
+                    (self.scale - 1.0) * x + self.dx,
+                    (self.scale - 1.0) * y + self.dy,
+                );
                 (u * u + v * v).sqrt()
             })
             .fold(0.0, f32::max)
@@ -311,7 +323,10 @@ fn normalised_residual(pairs: &[(f32, f32)], total: usize) -> Option<(f32, f32)>
     let (dp, dq) = pairs.iter().fold((0f32, 0f32), |(a, b), &(p, q)| {
         (a + (p - mp).abs(), b + (q - mq).abs())
     });
-    let (gp, gq) = (1.0 / (dp / n + CONTRAST_FLOOR), 1.0 / (dq / n + CONTRAST_FLOOR));
+    let (gp, gq) = (
+        1.0 / (dp / n + CONTRAST_FLOOR),
+        1.0 / (dq / n + CONTRAST_FLOOR),
+    );
     let r: f32 = pairs
         .iter()
         .map(|&(p, q)| ((p - mp) * gp - (q - mq) * gq).abs())
@@ -320,7 +335,12 @@ fn normalised_residual(pairs: &[(f32, f32)], total: usize) -> Option<(f32, f32)>
 }
 
 /// Residual of `b` predicted from `a` by `t`, bilinear.
-fn residual_at(a: &Plane, b: &Plane, t: Transform, buf: &mut Vec<(f32, f32)>) -> Option<(f32, f32)> {
+fn residual_at(
+    a: &Plane,
+    b: &Plane,
+    t: Transform,
+    buf: &mut Vec<(f32, f32)>,
+) -> Option<(f32, f32)> {
     let (cx, cy) = ((b.w as f32 - 1.0) / 2.0, (b.h as f32 - 1.0) / 2.0);
     let (acx, acy) = ((a.w as f32 - 1.0) / 2.0, (a.h as f32 - 1.0) / 2.0);
     buf.clear();
@@ -578,7 +598,10 @@ mod tests {
                 let (x, y) = ((i % w) as f32, (i / w) as f32);
                 // where this pixel looks in the scene (scene coordinates offset so that
                 // the noise grid does not line up with the frame)
-                let (u, v) = (cx + (x - cx - tx) / s + 100.0, cy + (y - cy - ty) / s + 100.0);
+                let (u, v) = (
+                    cx + (x - cx - tx) / s + 100.0,
+                    cy + (y - cy - ty) / s + 100.0,
+                );
                 0.5 * noise(seed, u, v, 14.0)
                     + 0.3 * noise(seed + 100, u, v, 6.0)
                     + 0.2 * noise(seed + 200, u, v, 3.0)
@@ -590,7 +613,13 @@ mod tests {
     #[test]
     fn known_shifts_are_recovered() {
         let a = scene(1, 64, 36, 1.0, 0.0, 0.0);
-        for (tx, ty) in [(0.0, 0.0), (7.0, 0.0), (-12.0, 3.0), (3.5, -6.0), (20.0, 2.0)] {
+        for (tx, ty) in [
+            (0.0, 0.0),
+            (7.0, 0.0),
+            (-12.0, 3.0),
+            (3.5, -6.0),
+            (20.0, 2.0),
+        ] {
             let b = scene(1, 64, 36, 1.0, tx, ty);
             let m = estimate(&a, &b).unwrap();
             assert!(
@@ -605,11 +634,19 @@ mod tests {
     #[test]
     fn known_zooms_are_recovered() {
         let a = scene(2, 64, 36, 1.0, 0.0, 0.0);
-        for (s, tx, ty) in [(1.25, 0.0, 0.0), (0.8, 0.0, 0.0), (1.4, 4.0, -2.0), (0.7, -3.0, 0.0)] {
+        for (s, tx, ty) in [
+            (1.25, 0.0, 0.0),
+            (0.8, 0.0, 0.0),
+            (1.4, 4.0, -2.0),
+            (0.7, -3.0, 0.0),
+        ] {
             let b = scene(2, 64, 36, s, tx, ty);
             let m = estimate(&a, &b).unwrap();
             assert!((m.scale / s - 1.0).abs() < 0.04, "zoom {s}: {m:?}");
-            assert!((m.dx - tx).abs() <= 1.0 && (m.dy - ty).abs() <= 1.0, "zoom {s}: {m:?}");
+            assert!(
+                (m.dx - tx).abs() <= 1.0 && (m.dy - ty).abs() <= 1.0,
+                "zoom {s}: {m:?}"
+            );
             assert!(m.residual < 0.2, "zoom {s}: {m:?}");
         }
     }

@@ -36,7 +36,14 @@
 //!    (the same scene, moved or re-lit) drops the candidate. A clean cut (no other large
 //!    change near it) is not asked about: two shots of one scene can look alike to a
 //!    model.
-//! 6. **Minimum shot length** (≈ 0.25 s): when two cuts are closer, the stronger is kept.
+//! 6. **Camera motion** (only with luma frames, see [`detect_shots_with_motion`]): the
+//!    global translation and zoom between the candidate's two frames is estimated
+//!    ([`crate::motion`]); when it explains the change (normalised residual at most
+//!    `motion_max`) and either the framing did not move (a re-blurred or re-compressed
+//!    picture) or a neighbouring pair of frames moves at least 0.4 as far (a camera
+//!    accelerates and slows down; a cut-in or a jump cut jumps between still frames), it
+//!    is a whip pan, a zoom or shake, not a cut.
+//! 7. **Minimum shot length** (≈ 0.25 s): when two cuts are closer, the stronger is kept.
 //!
 //! A consequence of 3: an insert shorter than `confirm_window` between two views of the
 //! same framing (A, B for a few frames, A again) is taken for a disturbance.
@@ -57,6 +64,11 @@
 //!   and the 3 after it must not be the same scene (cosine similarity below
 //!   `semantic_same`);
 //! - `score = (D − context) · (1 − residual) ≥ gradual_min_score`.
+//!
+//! - with luma frames, it is not camera motion: a span whose ends have about the same
+//!   contrast (not a fade), are one picture moved (zoom up to 2.5×) and either did not
+//!   move or move in at least 3 of the span's 8 parts is a slow zoom or a pan (or no
+//!   change at all), and is dropped.
 //!
 //! Windows are taken best score first without overlap; the reported span is trimmed to
 //! where the blend position passes 5 % and 95 %. A cut closer than `min_shot_len` to a

@@ -144,15 +144,13 @@ const FADE_CONTRAST: f32 = 0.5;
 fn motion(luma: &LumaFrames, i: usize, j: usize, max_scale: f32) -> Option<GlobalMotion> {
     let (a, b) = (luma.plane(i)?, luma.plane(j)?);
     let m = estimate_within(&a, &b, max_scale);
-    let m = if max_scale <= MAX_SCALE {
-        m
-    } else {
-        match (m, estimate_within(&b, &a, max_scale)) {
-            (Some(x), Some(y)) => Some(if y.residual < x.residual { y } else { x }),
-            (x, y) => x.or(y),
-        }
-    };
-    m
+    if max_scale <= MAX_SCALE {
+        return m;
+    }
+    match (m, estimate_within(&b, &a, max_scale)) {
+        (Some(x), Some(y)) => Some(if y.residual < x.residual { y } else { x }),
+        (x, y) => x.or(y),
+    }
 }
 
 /// Whether the change from frame `i − 1` to `i` is camera motion: explained by a global
