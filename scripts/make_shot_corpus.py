@@ -23,6 +23,7 @@ The corpus has two halves from disjoint footage, each with its own seeds:
   A (tuning):    bikes.mp4, issue-134-rotate.mp4 (GoldenEye), issue-236-split-copy.mkv
   B (reporting): big_buck_bunny_0_30.webm, bigbuckbunny.mp4, chaplin.mp4
 Parameters are chosen on A only; B is footage the detector was not tuned on.
+A2 (`--halves A2`) is a second tuning set from A's footage with its own seed.
 
 Output: OUT/<half>/*.mp4 (H.264, 640x360 unless anamorphic, 24/25/30 fps) and
 OUT/<half>/ground_truth.json in the layout of the shared one (0-based frame of the first
@@ -46,6 +47,13 @@ ROOT = Path(__file__).resolve().parent.parent
 W, H = 640, 360
 HALVES = {
     "A": {"seed": 1801, "sources": {
+        "bikes.mp4": {},
+        "issue-134-rotate.mp4": {"noautorotate": True},
+        "issue-236-split-copy.mkv": {},
+    }},
+    # A second tuning set: A's footage with its own seed (checks that a setting chosen on
+    # A is not fitted to A's particular clips; B stays held out).
+    "A2": {"seed": 9043, "sources": {
         "bikes.mp4": {},
         "issue-134-rotate.mp4": {"noautorotate": True},
         "issue-236-split-copy.mkv": {},
@@ -512,7 +520,7 @@ def build_half(half, videos, gt, out, small):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=str(ROOT / "out" / "shot_corpus"))
-    ap.add_argument("--halves", nargs="+", default=["A", "B"], choices=["A", "B"])
+    ap.add_argument("--halves", nargs="+", default=["A", "B"], choices=list(HALVES))
     ap.add_argument("--small", action="store_true", help="one clip per kind")
     a = ap.parse_args()
     shared = Path(os.environ.get("REELSMITH_SHARED", str(ROOT.parent / "shared")))

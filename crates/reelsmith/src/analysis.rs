@@ -6,6 +6,7 @@ use std::path::Path;
 use reelsmith_core::Embeddings;
 use reelsmith_decode::{DecodeOptions, Resampler, Sampling, Scale, VideoInfo};
 use reelsmith_embed::{Embedder, PixelEmbedder};
+use reelsmith_segment::motion::LumaFrames;
 
 use serde::{Deserialize, Serialize};
 
@@ -58,6 +59,43 @@ pub(crate) struct Analysis {
     pub emb: Embeddings,
     /// Presentation time of every frame, in seconds.
     pub times: Vec<f64>,
+    /// Every frame's luma, reduced to at most [`LUMA_SIDE`] pixels on its longer side
+    /// (the analysis size itself by default), for the shot detector's motion test.
+    pub luma: LumaFrames,
+}
+
+/// Longest side of the luma frames kept for motion estimation (64 × 36 at the default
+/// analysis size: 2,304 bytes a frame).
+pub(crate) const LUMA_SIDE: u32 = 64;
+
+/// The integer reduction factor that brings `w × h` to at most [`LUMA_SIDE`] on its
+/// longer side.
+fn luma_factor(w: u32, h: u32) -> u32 {
+    w.max(h).div_ceil(LUMA_SIDE).max(1)
+}
+
+/// BT.601 luma of `img`, area-averaged by `f × f` blocks (the partial last row and
+/// column of blocks dropped), appended to `out`.
+fn push_luma(img: &image::RgbImage, f: u32, out: &mut Vec<u8>) {
+    let (w, h) = (img.width(), img.height());
+    let (lw, lh) = ((w / f).max(1), (h / f).max(1));
+    let raw = img.as_raw();
+    for by in 0..lh {
+        for bx in 0..lw {
+            let mut acc = 0u32;
+            let mut count = 0u32;
+            for y in (by * f)..((by + 1) * f).min(h) {
+                for x in (bx * f)..((bx + 1) * f).min(w) {
+                    let p = ((y * w + x) * 3) as usize;
+                    acc += 299 * u32::from(raw[p])
+                        + 587 * u32::from(raw[p + 1])
+                        + 114 * u32::from(raw[p + 2]);
+                    count += 1;
+                }
+            }
+            out.push(((acc + 500 * count) / (1000 * count.max(1))).min(255) as u8);
+        }
+    }
 }
 
 impl AnalysisOptions {
@@ -106,6 +144,17 @@ impl AnalysisOptions {
         let embed_err = embed_error(path);
         let mut data;
         let mut times;
+        let f = luma_factor(width, height);
+        let mut luma =
+            LumaFrames::new((width / f).max(1) as usize, (height / f).max(1) as usize)
+                .map_err(|e| embed_err(reelsmith_embed::EmbedError::InvalidInput(e.to_string())))?;
+        let mut small = Vec::new();
+        let mut keep_luma = |img: &image::RgbImage, luma: &mut LumaFrames| {
+            small.clear();
+            push_luma(img, f, &mut small);
+            luma.push(&small)
+                .map_err(|e| embed_err(reelsmith_embed::EmbedError::InvalidInput(e.to_string())))
+        };
         if sequential {
             let cap = info.declared_frames.unwrap_or(0).min(1 << 20) as usize;
             data = Vec::with_capacity(cap * dim);
@@ -117,6 +166,7 @@ impl AnalysisOptions {
                 embedder
                     .embed_into(&frame.image, &mut data[at..])
                     .map_err(&embed_err)?;
+                keep_luma(&frame.image, &mut luma)?;
                 times.push(frame.time);
                 stage.advance(1);
             }
@@ -130,19 +180,30 @@ impl AnalysisOptions {
                     embedder
                         .embed_into(&frame.image, &mut row)
                         .map_err(&embed_err)?;
-                    Ok::<_, Error>(row)
+                    let mut small = Vec::new();
+                    push_luma(&frame.image, f, &mut small);
+                    Ok::<_, Error>((row, small))
                 },
                 |_| stage.advance(1),
             )?;
             data = Vec::with_capacity(rows.len() * dim);
             times = Vec::with_capacity(rows.len());
             for r in rows {
-                data.extend_from_slice(&r.value);
+                let (row, small) = r.value;
+                data.extend_from_slice(&row);
+                luma.push(&small).map_err(|e| {
+                    embed_err(reelsmith_embed::EmbedError::InvalidInput(e.to_string()))
+                })?;
                 times.push(r.time);
             }
         }
         let emb = Embeddings::new(data, dim).map_err(|e| embed_err(e.into()))?;
-        Ok(Analysis { info, emb, times })
+        Ok(Analysis {
+            info,
+            emb,
+            times,
+            luma,
+        })
     }
 }
 

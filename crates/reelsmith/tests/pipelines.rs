@@ -97,6 +97,138 @@ fn shots_match_ground_truth_on_real_clips() {
     }
 }
 
+/// A still "scene" of `w × h` pixels (smooth value noise at three scales, coloured),
+/// different for each `seed`.
+fn scene_picture(seed: u64, w: usize, h: usize) -> Vec<[f32; 3]> {
+    let hash = |x: i64, y: i64, k: u64| {
+        let mut z = (x as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ (y as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
+            ^ (seed * 31 + k).wrapping_mul(0x1656_67B1_9E37_79F9);
+        z ^= z >> 29;
+        z = z.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z ^= z >> 32;
+        (z % 1000) as f32 / 1000.0
+    };
+    let noise = |x: f32, y: f32, cell: f32, k: u64| {
+        let (gx, gy) = (x / cell, y / cell);
+        let (x0, y0) = (gx.floor(), gy.floor());
+        let (fx, fy) = (gx - x0, gy - y0);
+        let (x0, y0) = (x0 as i64, y0 as i64);
+        let top = hash(x0, y0, k) * (1.0 - fx) + hash(x0 + 1, y0, k) * fx;
+        let bottom = hash(x0, y0 + 1, k) * (1.0 - fx) + hash(x0 + 1, y0 + 1, k) * fx;
+        top * (1.0 - fy) + bottom * fy
+    };
+    (0..w * h)
+        .map(|i| {
+            let (x, y) = ((i % w) as f32, (i / w) as f32);
+            let v =
+                0.5 * noise(x, y, 90.0, 1) + 0.3 * noise(x, y, 30.0, 2) + 0.2 * noise(x, y, 9.0, 3);
+            let c = noise(x, y, 150.0, 4);
+            [
+                255.0 * (0.2 + 0.8 * v * (0.6 + 0.4 * c)),
+                255.0 * (0.15 + 0.8 * v),
+                255.0 * (0.2 + 0.8 * v * (1.0 - 0.4 * c)),
+            ]
+        })
+        .collect()
+}
+
+/// A 160 × 90 view of `pic` (`pw` wide) through a window centred at `(cx, cy)` (pixels of
+/// `pic`) and `scale` of `pic`'s width, averaged over the `views` (motion blur).
+fn camera_view(pic: &[[f32; 3]], pw: usize, views: &[(f32, f32, f32)]) -> ndarray::Array3<u8> {
+    let ph = pic.len() / pw;
+    let (w, h) = (160usize, 90usize);
+    let mut acc = vec![[0f32; 3]; w * h];
+    for &(cx, cy, scale) in views {
+        let cw = pw as f32 * scale;
+        let step = cw / w as f32;
+        for y in 0..h {
+            for x in 0..w {
+                let sx =
+                    (cx + (x as f32 + 0.5 - w as f32 / 2.0) * step).clamp(0.0, pw as f32 - 1.0);
+                let sy =
+                    (cy + (y as f32 + 0.5 - h as f32 / 2.0) * step).clamp(0.0, ph as f32 - 1.0);
+                let p = pic[sy as usize * pw + sx as usize];
+                for c in 0..3 {
+                    acc[y * w + x][c] += p[c] / views.len() as f32;
+                }
+            }
+        }
+    }
+    ndarray::Array3::from_shape_fn((h, w, 3), |(y, x, c)| {
+        acc[y * w + x][c].round().clamp(0.0, 255.0) as u8
+    })
+}
+
+/// A 25 fps clip over still pictures: a hold, a whip pan (3 frames, motion-blurred), a
+/// hold, a crash zoom in (3 frames, blurred), a hold, a hard cut to another picture at
+/// frame 100, a hold. The only transition is the cut.
+fn camera_moves_video(dir: &Path) -> PathBuf {
+    let (pw, ph) = (960usize, 540usize);
+    let a = scene_picture(7, pw, ph);
+    let b = scene_picture(8, pw, ph);
+    let ease = |t: f32| t * t * (3.0 - 2.0 * t);
+    // (cx, cy, scale) of the camera at each frame, before motion blur.
+    let mut path: Vec<(f32, f32, f32)> = Vec::new();
+    let (x0, x1, y, s) = (260.0, 700.0, 270.0, 0.45);
+    path.extend(std::iter::repeat_n((x0, y, s), 25));
+    path.extend((1..=3).map(|k| (x0 + (x1 - x0) * ease(k as f32 / 3.0), y, s)));
+    path.extend(std::iter::repeat_n((x1, y, s), 30));
+    path.extend((1..=3).map(|k| (x1, y, s + (0.22 - s) * ease(k as f32 / 3.0))));
+    path.extend(std::iter::repeat_n((x1, y, 0.22), 100 - path.len()));
+    let mut frames: Vec<ndarray::Array3<u8>> = Vec::new();
+    for i in 0..path.len() {
+        let prev = path[i.saturating_sub(1)];
+        let cur = path[i];
+        let views: Vec<(f32, f32, f32)> = (0..6)
+            .map(|k| {
+                let u = k as f32 / 5.0;
+                (
+                    prev.0 + (cur.0 - prev.0) * u,
+                    prev.1 + (cur.1 - prev.1) * u,
+                    prev.2 + (cur.2 - prev.2) * u,
+                )
+            })
+            .collect();
+        frames.push(camera_view(&a, pw, &views));
+    }
+    for _ in 0..30 {
+        frames.push(camera_view(&b, pw, &[(480.0, 270.0, 0.45)]));
+    }
+    let video = dir.join("camera_moves.mp4");
+    reelsmith_test_support::encode_h264(
+        &video,
+        (160, 90, 25),
+        25,
+        "ultrafast",
+        "qp=10",
+        frames.into_iter(),
+    );
+    video
+}
+
+#[test]
+fn shots_whip_pans_and_zooms_are_not_cuts_but_a_cut_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let video = camera_moves_video(dir.path());
+    let r = detect_shots(&video, &ShotsConfig::default()).unwrap();
+    assert!(r.frames >= 125, "{} frames", r.frames);
+    let found: Vec<(usize, TransitionKind)> =
+        r.transitions.iter().map(|t| (t.frame, t.kind)).collect();
+    assert_eq!(
+        found,
+        vec![(100, TransitionKind::Cut)],
+        "{:?}",
+        r.transitions
+    );
+    // Without the motion test the camera moves are taken for transitions: it is the
+    // motion test that tells them from the cut.
+    let mut off = ShotsConfig::default();
+    off.detection.motion_max = 0.0;
+    let r = detect_shots(&video, &off).unwrap();
+    assert!(r.transitions.len() > 1, "{:?}", r.transitions);
+}
+
 #[test]
 fn keyframes_are_written_in_frame_order() {
     let Some(dir) = shared_videos() else { return };

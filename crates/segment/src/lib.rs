@@ -11,6 +11,7 @@
 //! | [`surveyor`] | the k-NN "embedding surveyor" that adapts the seam threshold per window |
 //! | [`boundaries`] | cuts, gradual transitions and seams combined under a minimum and maximum duration |
 //! | [`keyframes`] | ComfyUI-style quantile keyframes |
+//! | [`motion`] | global motion (translation and zoom) between two small grayscale frames |
 //! | [`peaks`] | smoothing, local-maxima peaks with minimum separation, top-K |
 //! | [`diversity`] | greedy cosine-diversity filter |
 //! | [`summary`] | per-segment mean embedding and representative keyframes |
@@ -41,6 +42,7 @@ pub mod boundaries;
 pub mod distance;
 pub mod diversity;
 pub mod keyframes;
+pub mod motion;
 pub mod peaks;
 pub mod seams;
 pub mod shots;

@@ -36,7 +36,14 @@
 //!    (the same scene, moved or re-lit) drops the candidate. A clean cut (no other large
 //!    change near it) is not asked about: two shots of one scene can look alike to a
 //!    model.
-//! 6. **Minimum shot length** (≈ 0.25 s): when two cuts are closer, the stronger is kept.
+//! 6. **Camera motion** (only with luma frames, see [`detect_shots_with_motion`]): the
+//!    global translation and zoom between the candidate's two frames is estimated
+//!    ([`crate::motion`]); when it explains the change (normalised residual at most
+//!    `motion_max`) and either the framing did not move (a re-blurred or re-compressed
+//!    picture) or a neighbouring pair of frames moves at least 0.4 as far (a camera
+//!    accelerates and slows down; a cut-in or a jump cut jumps between still frames), it
+//!    is a whip pan, a zoom or shake, not a cut.
+//! 7. **Minimum shot length** (≈ 0.25 s): when two cuts are closer, the stronger is kept.
 //!
 //! A consequence of 3: an insert shorter than `confirm_window` between two views of the
 //! same framing (A, B for a few frames, A again) is taken for a disturbance.
@@ -58,6 +65,11 @@
 //!   `semantic_same`);
 //! - `score = (D − context) · (1 − residual) ≥ gradual_min_score`.
 //!
+//! - with luma frames, it is not camera motion: a span whose ends have about the same
+//!   contrast (not a fade), are one picture moved (zoom up to 2.5×) and either did not
+//!   move or move in at least 3 of the span's 8 parts is a slow zoom or a pan (or no
+//!   change at all), and is dropped.
+//!
 //! Windows are taken best score first without overlap; the reported span is trimmed to
 //! where the blend position passes 5 % and 95 %. A cut closer than `min_shot_len` to a
 //! gradual span is the same transition seen twice (the last frames of a dissolve, a
@@ -74,9 +86,14 @@ mod settings;
 
 pub use settings::ShotSettings;
 
+/// Largest zoom factor searched between the ends of a gradual span (a crash zoom over a
+/// few frames can change the scale 2.5×).
+const GRADUAL_MAX_SCALE: f32 = 2.5;
+
 use serde::{Deserialize, Serialize};
 
 use crate::distance::Metric;
+use crate::motion::LumaFrames;
 use reelsmith_core::Embeddings;
 
 /// Options of [`detect_shots`], durations in frames. Build them with
@@ -132,6 +149,12 @@ pub struct ShotOptions {
     /// Cosine similarity of model embeddings before and after a disturbance at or above
     /// which it is the same scene (default 0.9; used only with a model).
     pub semantic_same: f32,
+    /// Largest normalised residual of the best global motion (translation and zoom, see
+    /// [`crate::motion`]) between the frames either side of a cut candidate for the
+    /// change to count as camera motion (a whip pan, a crash zoom, shake) rather than a
+    /// cut (default 0.7; 0 turns the test off). Used only when luma frames are given
+    /// ([`detect_shots_with_motion`], [`ShotDetector::detect_frames`]).
+    pub motion_max: f32,
 }
 
 impl Default for ShotOptions {
@@ -223,6 +246,22 @@ pub trait ShotDetector: Send + Sync {
         let _ = semantic;
         self.detect(emb)
     }
+    /// [`ShotDetector::detect`] with the frames' small luma pictures at hand (one per
+    /// row of `emb`) for the motion test, and optionally a semantic model (see
+    /// [`ShotDetector::detect_confirmed`]). Detectors without a motion test ignore
+    /// `luma` (the default).
+    fn detect_frames(
+        &self,
+        emb: &Embeddings,
+        luma: Option<&LumaFrames>,
+        semantic: Option<&mut dyn FrameEmbeddings>,
+    ) -> ShotDetection {
+        let _ = luma;
+        match semantic {
+            Some(s) => self.detect_confirmed(emb, s),
+            None => self.detect(emb),
+        }
+    }
 }
 
 /// Embeddings of chosen frames by a semantic model (CLIP, DINOv2), for the confirmation
@@ -247,7 +286,16 @@ impl ShotDetector for ShotOptions {
         emb: &Embeddings,
         semantic: &mut dyn FrameEmbeddings,
     ) -> ShotDetection {
-        detect(emb, self, Some(semantic))
+        detect(emb, None, self, Some(semantic))
+    }
+
+    fn detect_frames(
+        &self,
+        emb: &Embeddings,
+        luma: Option<&LumaFrames>,
+        semantic: Option<&mut dyn FrameEmbeddings>,
+    ) -> ShotDetection {
+        detect(emb, luma, self, semantic)
     }
 }
 
@@ -256,11 +304,25 @@ impl ShotDetector for ShotOptions {
 /// Empty input gives no shots; one frame gives one shot and no transition; constant input
 /// gives one shot. NaN/inf values make the affected distances 0 (no cut there).
 pub fn detect_shots(emb: &Embeddings, opts: &ShotOptions) -> ShotDetection {
-    detect(emb, opts, None)
+    detect(emb, None, opts, None)
+}
+
+/// [`detect_shots`] with the motion test: `luma` holds one small grayscale picture per
+/// row of `emb` (the pipelines keep them from the analysis decode), and a cut candidate
+/// whose two frames are explained by a global translation or zoom (residual at most
+/// [`ShotOptions::motion_max`]) is dropped. Frames of another count than `emb`'s rows
+/// are ignored (no motion test).
+pub fn detect_shots_with_motion(
+    emb: &Embeddings,
+    luma: &LumaFrames,
+    opts: &ShotOptions,
+) -> ShotDetection {
+    detect(emb, Some(luma), opts, None)
 }
 
 fn detect(
     emb: &Embeddings,
+    luma: Option<&LumaFrames>,
     opts: &ShotOptions,
     semantic: Option<&mut dyn FrameEmbeddings>,
 ) -> ShotDetection {
@@ -273,7 +335,8 @@ fn detect(
         .chain((1..n).map(|i| dist(i - 1, i)))
         .collect();
     let mut semantic = semantic;
-    let mut cands = cuts::candidates(emb, &d, &dist, opts);
+    let luma = luma.filter(|l| l.len() == n);
+    let mut cands = cuts::candidates(emb, &d, &dist, opts, luma);
     if let Some(sem) = semantic.as_deref_mut() {
         cuts::semantic_check(&mut cands, n, opts, sem);
     }
@@ -290,6 +353,20 @@ fn detect(
     if opts.gradual {
         let cut_frames: Vec<usize> = cuts.iter().map(|c| c.0).collect();
         let mut grads = gradual::gradual(emb, &d, &dist, &cut_frames, opts);
+        // A zoom or a pan spread over many frames: the span's ends are one picture moved.
+        if let Some(l) = luma.filter(|_| opts.motion_max > 0.0) {
+            grads.retain(|g| {
+                !g.span.is_some_and(|(lo, hi)| {
+                    cuts::span_is_camera_motion(
+                        l,
+                        lo.saturating_sub(1),
+                        (hi + 1).min(n - 1),
+                        opts.motion_max,
+                        GRADUAL_MAX_SCALE,
+                    )
+                })
+            });
+        }
         if let Some(sem) = semantic {
             gradual::semantic_check(&mut grads, n, opts, sem);
         }

@@ -180,14 +180,14 @@ fn run_full(
                 error: None,
                 notes: Vec::new(),
             };
-            let det = detector.detect_confirmed(&a.emb, &mut sem);
+            let det = detector.detect_frames(&a.emb, Some(&a.luma), Some(&mut sem));
             if let Some(e) = sem.error {
                 return Err(e);
             }
             notes.extend(sem.notes);
             (det, Some(model.model_id().to_string()))
         }
-        None => (detector.detect(&a.emb), None),
+        None => (detector.detect_frames(&a.emb, Some(&a.luma), None), None),
     };
     Ok(ShotReport {
         video: video.to_path_buf(),

@@ -2,6 +2,7 @@
 //! the disturbance, the semantic check and the minimum shot length.
 
 use super::{FrameEmbeddings, ShotOptions};
+use crate::motion::{estimate_within, GlobalMotion, LumaFrames, MAX_SCALE};
 use reelsmith_core::{cosine_similarity, Embeddings};
 
 /// Share of a candidate's frame change above which a neighbouring frame change counts as
@@ -37,6 +38,7 @@ pub(super) fn candidates(
     d: &[f32],
     dist: &dyn Fn(usize, usize) -> f32,
     o: &ShotOptions,
+    luma: Option<&LumaFrames>,
 ) -> Vec<Candidate> {
     let n = d.len();
     let k = o.flash_window.max(1);
@@ -93,6 +95,12 @@ pub(super) fn candidates(
         {
             continue;
         }
+        // Camera motion: the frame after the change is the one before it moved or zoomed.
+        if let Some(l) = luma.filter(|_| o.motion_max > 0.0) {
+            if cut_is_camera_motion(l, i, o.motion_max) {
+                continue;
+            }
+        }
         let t = o.cut_min.max(DISTURBED_SHARE * d[i]);
         let s = (i.saturating_sub(l).max(1)..i)
             .find(|&j| d[j] >= t)
@@ -108,6 +116,118 @@ pub(super) fn candidates(
         });
     }
     out
+}
+
+/// A motion that moves no corner of the frame by more than this share of its width is
+/// "the same framing" (a change of blur or of compression, not a move).
+const STILL_SHIFT: f32 = 0.03;
+
+/// A move between a candidate's two frames is camera motion only when a neighbouring
+/// pair of frames moves at least this share as far: a camera accelerates and slows
+/// down, while a cut to a closer or shifted framing of the same scene (a cut-in, a jump
+/// cut) jumps between two still or slow frames.
+const CONTINUITY: f32 = 0.4;
+
+/// A gradual span is cut into this many parts to see which of them move the picture.
+const SPAN_PARTS: usize = 8;
+
+/// Share of a gradual span's parts that must move the picture for the span to be camera
+/// motion (a whip pan may take only the end of a span).
+const SPAN_MOVING: f32 = 0.375;
+
+/// Contrast ratio (lower over higher) of a gradual span's two ends under which the span
+/// is a fade, whatever moves in it.
+const FADE_CONTRAST: f32 = 0.5;
+
+/// The global motion between frames `i` and `j` with zoom factors up to `max_scale`
+/// (compared both ways round when it exceeds [`MAX_SCALE`], keeping the better).
+fn motion(luma: &LumaFrames, i: usize, j: usize, max_scale: f32) -> Option<GlobalMotion> {
+    let (a, b) = (luma.plane(i)?, luma.plane(j)?);
+    let m = estimate_within(&a, &b, max_scale);
+    if max_scale <= MAX_SCALE {
+        return m;
+    }
+    match (m, estimate_within(&b, &a, max_scale)) {
+        (Some(x), Some(y)) => Some(if y.residual < x.residual { y } else { x }),
+        (x, y) => x.or(y),
+    }
+}
+
+/// Whether the change from frame `i − 1` to `i` is camera motion: explained by a global
+/// translation and zoom (residual at most `max`), and either no move at all (the same
+/// framing re-blurred or re-compressed) or a move that a neighbouring pair of frames
+/// continues (see [`CONTINUITY`]).
+fn cut_is_camera_motion(luma: &LumaFrames, i: usize, max: f32) -> bool {
+    let (w, h) = (luma.width(), luma.height());
+    let Some(m) = motion(luma, i - 1, i, MAX_SCALE) else {
+        return false;
+    };
+    if m.residual > max {
+        return false;
+    }
+    let shift = m.corner_shift(w, h);
+    if shift <= STILL_SHIFT * w as f32 {
+        return true;
+    }
+    [(i.wrapping_sub(2), i - 1), (i, i + 1)]
+        .into_iter()
+        .filter(|&(a, b)| a < luma.len() && b < luma.len())
+        .filter_map(|(a, b)| motion(luma, a, b, MAX_SCALE))
+        .any(|n| n.residual <= max && n.corner_shift(w, h) >= CONTINUITY * shift)
+}
+
+/// Whether a gradual span from frame `lo` to `hi` is camera motion or no change at all:
+/// its two ends have about the same contrast (not a fade, see [`FADE_CONTRAST`]) and are
+/// one picture moved (zoom factors up to `max_scale`, residual at most `max`), and either
+/// they are the same framing (the span only re-compressed or re-blurred the picture) or
+/// at least [`SPAN_MOVING`] of the span's [`SPAN_PARTS`] parts move the picture (each
+/// explained, each moving a corner by at least [`STILL_SHIFT`]` / 2` of the width). A
+/// dissolve, even between two framings of one scene, does not move its frames: it blends
+/// them.
+pub(super) fn span_is_camera_motion(
+    luma: &LumaFrames,
+    lo: usize,
+    hi: usize,
+    max: f32,
+    max_scale: f32,
+) -> bool {
+    let (w, h) = (luma.width(), luma.height());
+    if hi <= lo {
+        return false;
+    }
+    // A fade changes the contrast; a camera move keeps it.
+    let (Some(a), Some(b)) = (luma.plane(lo), luma.plane(hi)) else {
+        return false;
+    };
+    let (ca, cb) = (a.contrast(), b.contrast());
+    if ca.min(cb) < FADE_CONTRAST * ca.max(cb) {
+        return false;
+    }
+    let Some(whole) = motion(luma, lo, hi, max_scale).filter(|m| m.residual <= max) else {
+        return false;
+    };
+    // The same picture at both ends (re-compressed, re-blurred): no transition at all.
+    if whole.corner_shift(w, h) <= STILL_SHIFT * w as f32 {
+        return true;
+    }
+    // Enough of the span moves the picture (see SPAN_PARTS, SPAN_MOVING).
+    let parts = SPAN_PARTS.min(hi - lo);
+    let need = (SPAN_MOVING * parts as f32).ceil() as usize;
+    let q = |k: usize| lo + (hi - lo) * k / parts;
+    let mut moving = 0;
+    for k in 0..parts {
+        let moved = motion(luma, q(k), q(k + 1), MAX_SCALE).is_some_and(|m| {
+            m.residual <= max && m.corner_shift(w, h) >= 0.5 * STILL_SHIFT * w as f32
+        });
+        moving += usize::from(moved);
+        if moving >= need {
+            return true;
+        }
+        if moving + (parts - 1 - k) < need {
+            return false;
+        }
+    }
+    false
 }
 
 /// The smallest distance between a frame `i − 1 − a` and a frame `i + b` with `a, b` in

@@ -65,6 +65,11 @@ pub struct ShotSettings {
     /// Cosine similarity of model embeddings at or above which the frames before and
     /// after a disturbance show the same scene (default 0.9; used only with a model).
     pub semantic_same: f32,
+    /// Largest normalised residual of the global motion between a cut candidate's two
+    /// frames for the change to count as camera motion (default 0.7: the middle of the
+    /// plateau 0.6–0.8 of cut F1 on the tuning corpora, see docs/shots.md; 0 turns the
+    /// test off). See [`ShotOptions::motion_max`].
+    pub motion_max: f32,
 }
 
 impl Default for ShotSettings {
@@ -89,6 +94,7 @@ impl Default for ShotSettings {
             confirm_ratio: 0.5,
             relight_max: 0.25,
             semantic_same: 0.9,
+            motion_max: 0.7,
         }
     }
 }
@@ -129,6 +135,7 @@ impl ShotSettings {
             confirm_ratio: self.confirm_ratio,
             relight_max: self.relight_max,
             semantic_same: self.semantic_same,
+            motion_max: self.motion_max,
         }
     }
 
@@ -172,6 +179,7 @@ impl ShotSettings {
             ("gradual_min_score", self.gradual_min_score),
             ("confirm_ratio", self.confirm_ratio),
             ("relight_max", self.relight_max),
+            ("motion_max", self.motion_max),
         ];
         for (name, v) in nonneg {
             if !(v.is_finite() && v >= 0.0) {

@@ -478,7 +478,9 @@ fn plan(
     let a = config.analysis.run(input.video, false, progress)?;
     let fps = a.info.fps;
     let transitions = if config.shots {
-        ShotOptions::for_fps(fps).detect(&a.emb).transitions
+        ShotOptions::for_fps(fps)
+            .detect_frames(&a.emb, Some(&a.luma), None)
+            .transitions
     } else {
         Vec::new()
     };
