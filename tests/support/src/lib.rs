@@ -148,7 +148,13 @@ pub fn two_shot_video(dir: &Path) -> PathBuf {
     let path = dir.join("two_shots.mp4");
     let frames = (0..100usize).map(|k| {
         ndarray::Array3::from_shape_fn((90, 160, 3), |(y, x, c)| {
-            let tex = ((x * 7 + y * 13 + k * 3) % 40) as u8;
+            // each shot its own picture (a texture of another direction and period), not
+            // the same picture recoloured, which shot detection takes for a lighting change
+            let tex = if k < 50 {
+                (x * 7 + y * 13 + k * 3) % 40 + x / 4
+            } else {
+                (x * 3 + y * 11 + k * 2) % 27 + (89 - y) / 2
+            } as u8;
             let base: [u8; 3] = if k < 50 {
                 [30, 60, 170]
             } else {

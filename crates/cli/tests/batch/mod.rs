@@ -22,7 +22,12 @@ fn video(path: &Path, seed: u8, secs: usize) {
     let frames = (0..n).map(move |k| {
         let shot = (3 * k / n) as u8;
         ndarray::Array3::from_shape_fn((90, 160, 3), |(y, x, c)| {
-            let tex = ((x * 7 + y * 13 + k * 3) % 41) as u8;
+            // each shot its own picture, not the same one recoloured (a lighting change)
+            let tex = match shot {
+                0 => (x * 7 + y * 13 + k * 3) % 41 + x / 4,
+                1 => (x * 3 + y * 11 + k * 2) % 27 + (89 - y) / 2,
+                _ => (x * 13 + y * 5 + k) % 33 + (x as isize - 80).unsigned_abs() / 2,
+            } as u8;
             let base = [
                 seed.wrapping_add(shot * 80),
                 40 + shot * 60,

@@ -16,7 +16,12 @@ fn video(dir: &Path, name: &str, seed: u8, secs: usize) -> PathBuf {
     let n = secs * 25;
     let frames = (0..n).map(move |k| {
         ndarray::Array3::from_shape_fn((64, 96, 3), |(y, x, c)| {
-            let tex = ((x * 5 + y * 11 + k * 3) % 37) as u8;
+            // each shot its own picture, not the same one recoloured (a lighting change)
+            let tex = if k < n / 2 {
+                (x * 5 + y * 11 + k * 3) % 37 + x / 2
+            } else {
+                (x * 3 + y * 7 + k * 2) % 23 + (63 - y)
+            } as u8;
             let base: [u8; 3] = if k < n / 2 {
                 [seed, 60, 170]
             } else {
