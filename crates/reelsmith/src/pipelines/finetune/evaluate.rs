@@ -422,7 +422,8 @@ fn mean(v: impl Iterator<Item = f32>) -> f32 {
     }
 }
 
-/// Runs [`eval`] (see the [module docs](self)).
+/// Evaluates an adapter: generates each held-out example without and with it and measures
+/// the entity retention of both (see the [`finetune`](super) module docs).
 pub fn eval(
     input: &EvalInput<'_>,
     config: &EvalConfig,
