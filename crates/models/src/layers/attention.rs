@@ -368,6 +368,14 @@ mod tests {
             .unwrap()
     }
 
+    fn max_abs(t: &Tensor) -> f32 {
+        t.abs()
+            .and_then(|t| t.flatten_all())
+            .and_then(|t| t.max(0))
+            .and_then(|t| t.to_scalar::<f32>())
+            .unwrap()
+    }
+
     fn layer(weights: &[Tensor], bias: bool, trainable: bool, heads: usize) -> Attention {
         let lin = |i: usize| {
             let w = weights[2 * i].clone();
@@ -412,25 +420,8 @@ mod tests {
             for mask in [AttentionMask::None, AttentionMask::Causal] {
                 let a = fused.forward_masked(&x, mask).unwrap();
                 let b = separate.forward_masked(&x, mask).unwrap();
-                let scale = b
-                    .abs()
-                    .unwrap()
-                    .flatten_all()
-                    .unwrap()
-                    .max(0)
-                    .unwrap()
-                    .to_scalar::<f32>()
-                    .unwrap();
-                let d = (a - b)
-                    .unwrap()
-                    .abs()
-                    .unwrap()
-                    .flatten_all()
-                    .unwrap()
-                    .max(0)
-                    .unwrap()
-                    .to_scalar::<f32>()
-                    .unwrap();
+                let scale = max_abs(&b);
+                let d = max_abs(&(a - b).unwrap());
                 // f32 sums in another order: relative to the output's magnitude
                 assert!(
                     d <= 1e-6 * scale.max(1.0),
@@ -440,16 +431,7 @@ mod tests {
             // the projections are views of the fused weight, read as before
             let y = fused.projections().2.forward(&x).unwrap();
             let z = separate.projections().2.forward(&x).unwrap();
-            let d = (y - z)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .max(0)
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let d = max_abs(&(y - z).unwrap());
             assert!(d < 1e-5, "value projection view: {d}");
         }
     }
