@@ -249,7 +249,14 @@ pub(crate) fn line_plot(
             .map_err(|e| perr(&e))?;
         root.present().map_err(|e| perr(&e))?;
     }
-    let img = image::RgbImage::from_raw(w, h, buf).ok_or_else(|| perr(&"buffer size"))?;
+    write_plot_png(path, w, h, buf)
+}
+
+/// Writes a drawn RGB buffer `w`×`h` as a PNG at `path`, through a part file renamed into
+/// place (the plot is there whole or not at all).
+fn write_plot_png(path: &Path, w: u32, h: u32, buf: Vec<u8>) -> Result<(), Error> {
+    let img = image::RgbImage::from_raw(w, h, buf)
+        .ok_or_else(|| write_err(path, "cannot draw the plot: buffer size"))?;
     let tmp = part_path(path).with_extension("part.png");
     save_image(&img, &tmp)?;
     std::fs::rename(&tmp, path).map_err(|e| write_err(path, e))
@@ -332,10 +339,7 @@ pub(crate) fn paired_bar_plot(
         }
         root.present().map_err(|e| perr(&e))?;
     }
-    let img = image::RgbImage::from_raw(w, h, buf).ok_or_else(|| perr(&"buffer size"))?;
-    let tmp = part_path(path).with_extension("part.png");
-    save_image(&img, &tmp)?;
-    std::fs::rename(&tmp, path).map_err(|e| write_err(path, e))
+    write_plot_png(path, w, h, buf)
 }
 
 #[cfg(test)]
