@@ -21,6 +21,13 @@
 //!   gives the same loss curve as a run that was never interrupted. `OUT/loss.csv` holds
 //!   one row per step; `OUT/adapter.safetensors` the final adapter.
 //!
+//! - Per-block recompute ([`TrainConfig::recompute`], on by default as FFGo trains with
+//!   `--gradient_checkpointing`): candle has no activation checkpointing, so the trainer
+//!   runs the transformer in stages (embedding, each block, head), keeps only each block's
+//!   input during the forward pass and, going backwards, runs each block again with
+//!   gradients tracked and back-propagates `Σ out·∂L/∂out` through it. Same gradients as
+//!   the whole graph (tested), one block's activations in memory instead of all of them.
+//!
 //! A step runs only the transformer: latents, the first-frame condition and the text
 //! embeddings come from the cache ([`crate::cache`]).
 
@@ -29,6 +36,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
 use reelsmith_models::{LoraConfig, LoraNaming, SeededRng};
 use serde::{Deserialize, Serialize};
@@ -108,6 +116,11 @@ pub struct TrainConfig {
     pub boundary: f64,
     /// Naming of `adapter.safetensors`.
     pub adapter_naming: LoraNaming,
+    /// Recompute each block's activations during the backward pass instead of keeping the
+    /// whole forward graph (activation checkpointing, as FFGo's `--gradient_checkpointing`):
+    /// the memory of one block's activations instead of all of them, for about one more
+    /// forward pass of compute. Gives the same gradients either way; may change on resume.
+    pub recompute: bool,
 }
 
 impl Default for TrainConfig {
@@ -130,6 +143,7 @@ impl Default for TrainConfig {
             timesteps: TimestepRange::All,
             boundary: 0.9,
             adapter_naming: LoraNaming::Peft,
+            recompute: true,
         }
     }
 }
@@ -444,10 +458,11 @@ pub fn train(
             let mut a = state.config.clone();
             let mut b = cfg.clone();
             (a.steps, a.save_every, b.steps, b.save_every) = (0, 0, 0, 0);
+            (a.recompute, b.recompute) = (false, false);
             if a != b {
                 return Err(DiffusionError::config(
                     &sp,
-                    "the checkpoint was trained with other settings (only --steps and --save-every may change on resume); resume with the same settings or train into a new folder",
+                    "the checkpoint was trained with other settings (only the steps, the checkpoint interval and recompute may change on resume); resume with the same settings or train into a new folder",
                 ));
             }
             let tp = dir.join("training.safetensors");
@@ -517,9 +532,6 @@ pub fn train(
     let result = (|| -> Result<()> {
         for step in start..cfg.steps {
             let mut rng = root.stream(&format!("step-{step}"));
-            if cfg.lora.dropout > 0.0 {
-                model.set_lora_dropout(Some(rng.stream("dropout")));
-            }
             let mut acc: Vec<Option<Tensor>> = vec![None; vars.len()];
             let mut loss_sum = 0.0;
             for micro in 0..cfg.grad_accum {
@@ -538,7 +550,7 @@ pub fn train(
                         None => groups.push(vec![e]),
                     }
                 }
-                for g in groups {
+                for (gi, g) in groups.into_iter().enumerate() {
                     let b = g.len();
                     let (x0, cond, ctx) = stack(&g, &device)?;
                     let noise = rng.randn(x0.dims(), DType::F32, &device)?;
@@ -561,29 +573,17 @@ pub fn train(
                         .map(|s| s * cfg.num_train_timesteps as f32)
                         .collect();
                     let t = Tensor::from_vec(t, b, &device)?;
-                    let pred = model
-                        .forward(&input, &t, &ctx.to_dtype(model.dtype())?)?
-                        .to_dtype(DType::F32)?;
-                    // FFGo's loss: elements whose error exceeds 50 are left out (the mask is
-                    // a constant: no gradient flows through the comparison).
-                    let diff = (pred - target)?;
-                    let keep = diff
-                        .detach()
-                        .abs()?
-                        .le(LOSS_OUTLIER_THRESHOLD)?
-                        .to_dtype(DType::F32)?;
-                    let loss = (diff.sqr()? * keep)?.mean_all()?;
-                    let w = b as f64 / per_step as f64;
-                    loss_sum += loss.to_scalar::<f32>()? as f64 * w;
-                    let grads = (loss * w)?.backward()?;
-                    for (a, v) in acc.iter_mut().zip(&vars) {
-                        if let Some(g) = grads.get(v.as_tensor()) {
-                            *a = Some(match a.take() {
-                                Some(x) => (x + g)?,
-                                None => g.clone(),
-                            });
-                        }
-                    }
+                    let dropout = (cfg.lora.dropout > 0.0)
+                        .then(|| rng.stream(&format!("dropout-{micro}-{gi}")));
+                    let batch = GroupBatch {
+                        input: &input,
+                        timestep: &t,
+                        context: &ctx.to_dtype(model.dtype())?,
+                        target: &target,
+                        weight: b as f64 / per_step as f64,
+                    };
+                    loss_sum +=
+                        group_gradients(model, &vars, &batch, cfg.recompute, dropout, &mut acc)?;
                 }
             }
             model.set_lora_dropout(None);
@@ -688,6 +688,181 @@ pub fn train(
         loss_csv: csv_path,
         resumed_from,
     })
+}
+
+/// One micro-batch group: latents with their condition, timesteps, text, the flow target
+/// and the group's share of the optimiser step.
+struct GroupBatch<'a> {
+    input: &'a Tensor,
+    timestep: &'a Tensor,
+    context: &'a Tensor,
+    target: &'a Tensor,
+    weight: f64,
+}
+
+/// FFGo's loss: mean squared error without the elements whose error exceeds
+/// [`LOSS_OUTLIER_THRESHOLD`] (the mask is a constant: no gradient flows through it).
+fn flow_loss(pred: &Tensor, target: &Tensor) -> Result<Tensor> {
+    let diff = (pred.to_dtype(DType::F32)? - target)?;
+    let keep = diff
+        .detach()
+        .abs()?
+        .le(LOSS_OUTLIER_THRESHOLD)?
+        .to_dtype(DType::F32)?;
+    Ok((diff.sqr()? * keep)?.mean_all()?)
+}
+
+/// Adds the gradients in `grads` of `vars` to `acc`.
+fn accumulate(acc: &mut [Option<Tensor>], vars: &[Var], grads: &GradStore) -> Result<()> {
+    for (a, v) in acc.iter_mut().zip(vars) {
+        if let Some(g) = grads.get(v.as_tensor()) {
+            *a = Some(match a.take() {
+                Some(x) => (x + g)?,
+                None => g.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `Σ a·g` as an f32 scalar, the surrogate whose gradient with respect to `a` is `g`
+/// (`None` when `a` carries no graph or `g` is absent).
+fn surrogate(a: &Tensor, g: Option<&Tensor>) -> Result<Option<Tensor>> {
+    match g {
+        Some(g) if a.track_op() => Ok(Some(
+            (a * g.to_dtype(a.dtype())?)?
+                .to_dtype(DType::F32)?
+                .sum_all()?,
+        )),
+        _ => Ok(None),
+    }
+}
+
+/// A detached copy of `t` that gradients can be taken with respect to.
+fn leaf(t: &Tensor) -> Result<Var> {
+    Ok(Var::from_tensor(&t.detach())?)
+}
+
+/// Adds `g` to the running sum `acc`.
+fn add_to(acc: &mut Option<Tensor>, g: Option<&Tensor>) -> Result<()> {
+    if let Some(g) = g {
+        *acc = Some(match acc.take() {
+            Some(x) => (x + g)?,
+            None => g.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// Runs one group forward and backward, adds the weighted loss's gradients of `vars` to
+/// `acc` and returns the weighted loss. The forward runs in stages (embedding, each block,
+/// head), each with its own dropout stream, so that both modes draw the same dropout:
+///
+/// - `recompute == false`: the whole graph is kept and one backward runs through it.
+/// - `recompute == true`: the blocks run without keeping their graphs (only each block's
+///   input is kept); the backward then goes block by block from the last: the block is run
+///   again from its saved input with gradients tracked, and the backward of `Σ out·∂L/∂out`
+///   gives its parameters' gradients and `∂L/∂in` for the block before. The inputs the blocks
+///   share (text, timestep modulation) are leaves whose gradients are summed over the blocks
+///   and sent through the embedding stage at the end. The self-attention core is never
+///   kept whole: its forward runs on detached inputs and its backward chunk by chunk
+///   ([`WanTransformer::block_backward`]). Peak memory: one block's activations without
+///   the self-attention scores, one chunk of scores, and the saved block inputs.
+fn group_gradients(
+    model: &WanTransformer,
+    vars: &[Var],
+    batch: &GroupBatch<'_>,
+    recompute: bool,
+    dropout: Option<SeededRng>,
+    acc: &mut [Option<Tensor>],
+) -> Result<f64> {
+    let stage = |name: &str| {
+        if let Some(r) = &dropout {
+            model.set_lora_dropout(Some(r.stream(name)));
+        }
+    };
+    let block_name = |i: usize| format!("block-{i}");
+    stage("embed");
+    let (hs0, inputs) = model.embed(batch.input, batch.timestep, batch.context)?;
+    let n = model.num_blocks();
+    let loss_value;
+    if !recompute {
+        let mut hs = hs0;
+        for i in 0..n {
+            stage(&block_name(i));
+            hs = model.block_forward(i, &hs, &inputs)?;
+        }
+        stage("head");
+        let loss = flow_loss(&model.head(&hs, &inputs)?, batch.target)?;
+        loss_value = loss.to_scalar::<f32>()? as f64 * batch.weight;
+        accumulate(acc, vars, &(loss * batch.weight)?.backward()?)?;
+    } else {
+        // The shared inputs as leaves; their gradients are summed over the stages.
+        let (ctx_v, temb_v, proj_v) = (
+            leaf(&inputs.ctx)?,
+            leaf(&inputs.temb)?,
+            leaf(&inputs.temb_proj)?,
+        );
+        let mut shared = inputs.clone();
+        shared.ctx = ctx_v.as_tensor().clone();
+        shared.temb = temb_v.as_tensor().clone();
+        shared.temb_proj = proj_v.as_tensor().clone();
+        let (mut g_ctx, mut g_temb, mut g_proj) = (None, None, None);
+        let mut collect = |grads: &GradStore| -> Result<()> {
+            add_to(&mut g_ctx, grads.get(ctx_v.as_tensor()))?;
+            add_to(&mut g_temb, grads.get(temb_v.as_tensor()))?;
+            add_to(&mut g_proj, grads.get(proj_v.as_tensor()))
+        };
+        // Forward without keeping graphs: only each block's input stays.
+        let mut saved = Vec::with_capacity(n);
+        let mut hs = hs0.detach();
+        for i in 0..n {
+            stage(&block_name(i));
+            let out = model.block_forward_bounded(i, &hs, &shared)?.detach();
+            saved.push(hs);
+            hs = out;
+        }
+        // Head.
+        stage("head");
+        let hv = leaf(&hs)?;
+        drop(hs);
+        let loss = flow_loss(&model.head(hv.as_tensor(), &shared)?, batch.target)?;
+        loss_value = loss.to_scalar::<f32>()? as f64 * batch.weight;
+        let grads = (loss * batch.weight)?.backward()?;
+        accumulate(acc, vars, &grads)?;
+        collect(&grads)?;
+        let mut g = grads.get(hv.as_tensor()).cloned();
+        drop(grads);
+        // Blocks, last first, each recomputed from its saved input.
+        for i in (0..n).rev() {
+            let input = saved.pop().expect("one saved input per block");
+            let Some(g_out) = g.take() else { break };
+            stage(&block_name(i));
+            g = model.block_backward(i, &input, &shared, &g_out, &mut |grads| {
+                accumulate(acc, vars, grads)?;
+                collect(grads)
+            })?;
+        }
+        // The embedding stage, with the gradients of everything it produced.
+        let terms = [
+            surrogate(&hs0, g.as_ref())?,
+            surrogate(&inputs.ctx, g_ctx.as_ref())?,
+            surrogate(&inputs.temb, g_temb.as_ref())?,
+            surrogate(&inputs.temb_proj, g_proj.as_ref())?,
+        ];
+        let mut total: Option<Tensor> = None;
+        for t in terms.into_iter().flatten() {
+            total = Some(match total {
+                Some(x) => (x + t)?,
+                None => t,
+            });
+        }
+        if let Some(t) = total {
+            accumulate(acc, vars, &t.backward()?)?;
+        }
+    }
+    model.set_lora_dropout(None);
+    Ok(loss_value)
 }
 
 fn row_loss(rows: &[LossRow]) -> f64 {

@@ -231,7 +231,24 @@ impl SelfAttention {
     }
 
     fn forward(&self, x: &Tensor, context: Option<&Tensor>, rope: Option<&Rope>) -> Result<Tensor> {
-        let (b, s, d) = x.dims3()?;
+        let (q, k, v) = self.project(x, context, rope)?;
+        let o = attention(&q, &k, &v, self.scale(&q)?)?;
+        self.finish(&o)
+    }
+
+    /// `1 / √head_dim` for `q` `[b, heads, s, head_dim]`.
+    fn scale(&self, q: &Tensor) -> Result<f64> {
+        Ok(1.0 / (q.dim(3)? as f64).sqrt())
+    }
+
+    /// The queries, keys and values `[b, heads, s, head_dim]` (normalised and rotated) of
+    /// `x` attending to `context` (itself when `None`).
+    fn project(
+        &self,
+        x: &Tensor,
+        context: Option<&Tensor>,
+        rope: Option<&Rope>,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
         let ctx = context.unwrap_or(x);
         let mut q = self.to_q.forward(x)?;
         let mut k = self.to_k.forward(ctx)?;
@@ -258,15 +275,19 @@ impl SelfAttention {
             ),
             None => (self.split_heads(&q)?, self.split_heads(&k)?),
         };
-        let v = self.split_heads(&v)?;
-        let head_dim = d / self.heads;
-        let o = attention(&q, &k, &v, 1.0 / (head_dim as f64).sqrt())?;
-        let o = o.transpose(1, 2)?.reshape((b, s, d))?;
+        Ok((q, k, self.split_heads(&v)?))
+    }
+
+    /// The output projection of the attention core's result `o` `[b, heads, s, head_dim]`.
+    fn finish(&self, o: &Tensor) -> Result<Tensor> {
+        let (b, h, s, hd) = o.dims4()?;
+        let o = o.transpose(1, 2)?.reshape((b, s, h * hd))?;
         self.to_out.forward(&o)
     }
 }
 
 /// Rotary tables for one token grid: `cos`/`sin` of shape `[1, seq, 1, head_dim / 2, 1]`.
+#[derive(Clone)]
 pub(crate) struct Rope {
     cos: Tensor,
     sin: Tensor,
@@ -405,14 +426,37 @@ impl Block {
         temb_proj: &Tensor,
         rope: &Rope,
     ) -> Result<Tensor> {
+        let p = self.pre(x, temb_proj, rope)?;
+        let o = attention(&p.q, &p.k, &p.v, self.attn1.scale(&p.q)?)?;
+        self.post(&p, &o, context)
+    }
+
+    /// The block up to its self-attention core: the residual stream in the compute dtype,
+    /// the modulation and the self-attention's queries, keys and values.
+    fn pre(&self, x: &Tensor, temb_proj: &Tensor, rope: &Rope) -> Result<BlockPre> {
         let dtype = x.dtype();
         let cd = compute_dtype(dtype);
         let m = self.modulation(temb_proj)?;
         let x32 = x.to_dtype(cd)?;
-        // 1. self-attention
         let h = modulate(&layer_normalize(&x32, self.eps)?, &m.scale, &m.shift)?.to_dtype(dtype)?;
-        let a = self.attn1.forward(&h, None, Some(rope))?;
-        let x32 = (x32 + a.to_dtype(cd)?.broadcast_mul(&m.gate)?)?;
+        let (q, k, v) = self.attn1.project(&h, None, Some(rope))?;
+        Ok(BlockPre {
+            x32,
+            m,
+            q,
+            k,
+            v,
+            dtype,
+        })
+    }
+
+    /// The rest of the block from the self-attention core's result `o`
+    /// `[b, heads, s, head_dim]`: output projection, cross-attention, feed-forward.
+    fn post(&self, p: &BlockPre, o: &Tensor, context: &Tensor) -> Result<Tensor> {
+        let (dtype, m) = (p.dtype, &p.m);
+        let cd = compute_dtype(dtype);
+        let a = self.attn1.finish(o)?;
+        let x32 = (&p.x32 + a.to_dtype(cd)?.broadcast_mul(&m.gate)?)?;
         // 2. cross-attention
         let h = match &self.norm2 {
             Some(n) => n.forward(&x32)?,
@@ -429,6 +473,97 @@ impl Block {
         let x32 = (x32 + f.to_dtype(cd)?.broadcast_mul(&m.c_gate)?)?;
         Ok(x32.to_dtype(dtype)?)
     }
+}
+
+/// A block's state before its self-attention core (see [`Block::pre`]).
+struct BlockPre {
+    x32: Tensor,
+    m: Modulation,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    dtype: DType,
+}
+
+/// Largest score matrix (elements) of one chunk of the attention core while training
+/// with recompute: 2^24 (64 MiB in f32) whatever the length of the video.
+const TRAIN_ATTENTION_CHUNK: usize = 1 << 24;
+
+/// The attention core `softmax(q kᵀ · scale) v` on `[b, heads, s, head_dim]` without
+/// gradients: the detached inputs take the bounded (chunked or fused) inference path.
+fn attention_core_detached(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<Tensor> {
+    attention(&q.detach(), &k.detach(), &v.detach(), scale)
+}
+
+/// The gradients of the attention core's inputs for the output gradient `g_o`, computed
+/// one head and one chunk of queries at a time: each chunk's scores are recomputed with
+/// gradients tracked and dropped after its backward, so memory stays at one chunk's
+/// scores of at most `budget` elements (as a memory-efficient attention's backward does).
+fn attention_core_backward(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    scale: f64,
+    g_o: &Tensor,
+    budget: usize,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let (b, h, sq, d) = q.dims4()?;
+    let sk = k.dim(2)?;
+    let dv = v.dim(3)?;
+    let n = b * h;
+    let q3 = q.detach().reshape((n, sq, d))?;
+    let k3 = k.detach().reshape((n, sk, d))?;
+    let v3 = v.detach().reshape((n, sk, dv))?;
+    let g3 = g_o.reshape((n, sq, dv))?;
+    let rows = (budget / sk.max(1)).clamp(1, sq.max(1));
+    let (mut gq, mut gk, mut gv) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for i in 0..n {
+        let kv = candle_core::Var::from_tensor(&k3.narrow(0, i, 1)?.unsqueeze(0)?)?;
+        let vv = candle_core::Var::from_tensor(&v3.narrow(0, i, 1)?.unsqueeze(0)?)?;
+        let (mut gk_i, mut gv_i): (Option<Tensor>, Option<Tensor>) = (None, None);
+        let mut gq_i = Vec::with_capacity(sq.div_ceil(rows));
+        let mut start = 0;
+        while start < sq {
+            let m = rows.min(sq - start);
+            let qv = candle_core::Var::from_tensor(
+                &q3.narrow(0, i, 1)?.narrow(1, start, m)?.unsqueeze(0)?,
+            )?;
+            let o = attention(qv.as_tensor(), kv.as_tensor(), vv.as_tensor(), scale)?;
+            let g = g3.narrow(0, i, 1)?.narrow(1, start, m)?.unsqueeze(0)?;
+            let surrogate = (o * g.to_dtype(q.dtype())?)?
+                .to_dtype(DType::F32)?
+                .sum_all()?;
+            let grads = surrogate.backward()?;
+            let take = |t: &Tensor| -> Result<Tensor> {
+                match grads.get(t) {
+                    Some(g) => Ok(g.clone()),
+                    None => Ok(t.zeros_like()?),
+                }
+            };
+            gq_i.push(take(qv.as_tensor())?);
+            let (a, c) = (take(kv.as_tensor())?, take(vv.as_tensor())?);
+            gk_i = Some(match gk_i {
+                Some(x) => (x + a)?,
+                None => a,
+            });
+            gv_i = Some(match gv_i {
+                Some(x) => (x + c)?,
+                None => c,
+            });
+            start += m;
+        }
+        gq.push(Tensor::cat(&gq_i, 2)?);
+        gk.push(gk_i.expect("at least one chunk"));
+        gv.push(gv_i.expect("at least one chunk"));
+    }
+    let join = |parts: Vec<Tensor>, s: usize, d: usize| -> Result<Tensor> {
+        Ok(Tensor::cat(&parts, 0)?.reshape((b, h, s, d))?)
+    };
+    Ok((join(gq, sq, d)?, join(gk, sk, d)?, join(gv, sk, dv)?))
 }
 
 /// `x · (1 + scale) + shift`.
@@ -736,6 +871,28 @@ impl WanTransformer {
     /// (`[b]`, or `[b, tokens]` for per-token timesteps as in TI2V) given text embeddings
     /// `context` `[b, tokens, text_dim]`. Returns `[b, out_channels, f, h, w]`.
     pub fn forward(&self, x: &Tensor, timestep: &Tensor, context: &Tensor) -> Result<Tensor> {
+        let (mut hs, inputs) = self.embed(x, timestep, context)?;
+        for i in 0..self.blocks.len() {
+            hs = self.block_forward(i, &hs, &inputs)?;
+        }
+        self.head(&hs, &inputs)
+    }
+
+    /// Number of transformer blocks.
+    pub fn num_blocks(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// The first stage of [`Self::forward`]: the patch embedding of `x` (the hidden states
+    /// `[b, seq, dim]` the blocks start from) and what every block shares (text, timestep
+    /// and rotary embeddings). The trainer runs the stages one by one to recompute each
+    /// block's activations during the backward pass.
+    pub(crate) fn embed(
+        &self,
+        x: &Tensor,
+        timestep: &Tensor,
+        context: &Tensor,
+    ) -> Result<(Tensor, BlockInputs)> {
         self.check_input(x, timestep, context)?;
         let (b, c, f, h, w) = x.dims5()?;
         let [pt, ph, pw] = self.cfg.patch_size;
@@ -756,7 +913,7 @@ impl WanTransformer {
             .reshape(vec![b, c, gf, pt, gh, ph, gw, pw])?
             .permute(vec![0, 2, 4, 6, 1, 3, 5, 7])?
             .reshape((b, seq, c * pt * ph * pw))?;
-        let mut hs = self.patch_embedding.forward(&patches)?;
+        let hs = self.patch_embedding.forward(&patches)?;
 
         // Timestep and text embeddings.
         let per_token = timestep.rank() == 2;
@@ -775,14 +932,103 @@ impl WanTransformer {
         };
         let ctx = context.to_dtype(self.dtype)?;
         let ctx = self.text_2.forward(&self.text_1.forward(&ctx)?.gelu()?)?;
+        Ok((
+            hs,
+            BlockInputs {
+                ctx,
+                temb,
+                temb_proj,
+                rope,
+                grid: [b, f, h, w],
+            },
+        ))
+    }
 
-        for block in &self.blocks {
-            hs = block.forward(&hs, &ctx, &temb_proj, &rope)?;
+    /// Block `i` of [`Self::forward`] on hidden states `hs` `[b, seq, dim]`.
+    pub(crate) fn block_forward(
+        &self,
+        i: usize,
+        hs: &Tensor,
+        inputs: &BlockInputs,
+    ) -> Result<Tensor> {
+        self.blocks[i].forward(hs, &inputs.ctx, &inputs.temb_proj, &inputs.rope)
+    }
+
+    /// Block `i` without keeping its self-attention scores for a backward pass (the core
+    /// runs on detached inputs): the forward pass of training with recompute.
+    pub(crate) fn block_forward_bounded(
+        &self,
+        i: usize,
+        hs: &Tensor,
+        inputs: &BlockInputs,
+    ) -> Result<Tensor> {
+        let b = &self.blocks[i];
+        let p = b.pre(hs, &inputs.temb_proj, &inputs.rope)?;
+        let o = attention_core_detached(&p.q, &p.k, &p.v, b.attn1.scale(&p.q)?)?;
+        b.post(&p, &o, &inputs.ctx)
+    }
+
+    /// The backward pass of block `i` at input `hs` for the output gradient `g_out`,
+    /// recomputing the block in three parts so that no full self-attention score matrix is
+    /// ever held: the part before the attention core and the part after it are run with
+    /// gradients tracked and back-propagated; the core's gradients come chunk by chunk
+    /// ([`attention_core_backward`]). `on_grads` receives each backward's gradients (the
+    /// caller takes its parameters' and the shared inputs' from them). Returns the gradient
+    /// of `hs`.
+    pub(crate) fn block_backward(
+        &self,
+        i: usize,
+        hs: &Tensor,
+        inputs: &BlockInputs,
+        g_out: &Tensor,
+        on_grads: &mut dyn FnMut(&candle_core::backprop::GradStore) -> Result<()>,
+    ) -> Result<Option<Tensor>> {
+        let b = &self.blocks[i];
+        let x = candle_core::Var::from_tensor(&hs.detach())?;
+        let p = b.pre(x.as_tensor(), &inputs.temb_proj, &inputs.rope)?;
+        let scale = b.attn1.scale(&p.q)?;
+        let o = candle_core::Var::from_tensor(&attention_core_detached(&p.q, &p.k, &p.v, scale)?)?;
+        // After the core.
+        let out = b.post(&p, o.as_tensor(), &inputs.ctx)?;
+        let s = (out * g_out.to_dtype(hs.dtype())?)?
+            .to_dtype(DType::F32)?
+            .sum_all()?;
+        let grads = s.backward()?;
+        on_grads(&grads)?;
+        let mut g_x = grads.get(x.as_tensor()).cloned();
+        let Some(g_o) = grads.get(o.as_tensor()).cloned() else {
+            return Ok(g_x);
+        };
+        drop(grads);
+        // The core, chunk by chunk; then the part before it.
+        let (gq, gk, gv) =
+            attention_core_backward(&p.q, &p.k, &p.v, scale, &g_o, TRAIN_ATTENTION_CHUNK)?;
+        let dot = |a: &Tensor, g: &Tensor| -> Result<Tensor> {
+            Ok((a * g.to_dtype(a.dtype())?)?
+                .to_dtype(DType::F32)?
+                .sum_all()?)
+        };
+        let s = ((dot(&p.q, &gq)? + dot(&p.k, &gk)?)? + dot(&p.v, &gv)?)?;
+        let grads = s.backward()?;
+        on_grads(&grads)?;
+        if let Some(g) = grads.get(x.as_tensor()) {
+            g_x = Some(match g_x {
+                Some(a) => (a + g)?,
+                None => g.clone(),
+            });
         }
+        Ok(g_x)
+    }
 
+    /// The last stage of [`Self::forward`]: output head and unpatchify.
+    pub(crate) fn head(&self, hs: &Tensor, inputs: &BlockInputs) -> Result<Tensor> {
+        let [b, f, h, w] = inputs.grid;
+        let [pt, ph, pw] = self.cfg.patch_size;
+        let (gf, gh, gw) = (f / pt, h / ph, w / pw);
         // Output head: shift/scale from the table plus the time embedding.
+        let cd = compute_dtype(self.dtype);
         let table = self.scale_shift_table.to_dtype(cd)?;
-        let temb = temb.to_dtype(cd)?;
+        let temb = inputs.temb.to_dtype(cd)?;
         let shift = temb.broadcast_add(&table.narrow(1, 0, 1)?)?;
         let scale = temb.broadcast_add(&table.narrow(1, 1, 1)?)?;
         let hs32 = hs.to_dtype(cd)?;
@@ -797,6 +1043,20 @@ impl WanTransformer {
             .permute(vec![0, 7, 1, 4, 2, 5, 3, 6])?
             .reshape((b, co, f, h, w))?)
     }
+}
+
+/// What every block of one forward shares (see [`WanTransformer::embed`]).
+#[derive(Clone)]
+pub(crate) struct BlockInputs {
+    /// Projected text embeddings `[b, tokens, dim]`.
+    pub(crate) ctx: Tensor,
+    /// Time embedding `[b, 1, dim]` or `[b, seq, dim]` (the output head's modulation).
+    pub(crate) temb: Tensor,
+    /// The blocks' modulation input `[b, 6, dim]` or `[b, seq, 6, dim]`.
+    pub(crate) temb_proj: Tensor,
+    rope: Rope,
+    /// `[b, f, h, w]` of the latents.
+    grid: [usize; 4],
 }
 
 #[cfg(test)]
@@ -870,6 +1130,38 @@ mod tests {
             Device::Cpu,
         );
         WanTransformer::new(vb, cfg).unwrap()
+    }
+
+    /// The chunked backward of the attention core equals autograd through the whole core,
+    /// with several query chunks per head.
+    #[test]
+    fn chunked_attention_backward_equals_autograd() {
+        let mut g = NoiseGenerator::new(5);
+        let dev = Device::Cpu;
+        let q = g.randn((2, 3, 7, 4), DType::F64, &dev).unwrap();
+        let k = g.randn((2, 3, 5, 4), DType::F64, &dev).unwrap();
+        let v = g.randn((2, 3, 5, 6), DType::F64, &dev).unwrap();
+        let g_o = g.randn((2, 3, 7, 6), DType::F64, &dev).unwrap();
+        let (qv, kv, vv) = (
+            candle_core::Var::from_tensor(&q).unwrap(),
+            candle_core::Var::from_tensor(&k).unwrap(),
+            candle_core::Var::from_tensor(&v).unwrap(),
+        );
+        let o = attention(qv.as_tensor(), kv.as_tensor(), vv.as_tensor(), 0.5).unwrap();
+        let grads = (o * &g_o).unwrap().sum_all().unwrap().backward().unwrap();
+        // 2 score rows of 5 keys per chunk: 4 chunks per head.
+        let (gq, gk, gv) = attention_core_backward(&q, &k, &v, 0.5, &g_o, 10).unwrap();
+        for (want, got) in [(&qv, gq), (&kv, gk), (&vv, gv)] {
+            let d: f64 = (grads.get(want.as_tensor()).unwrap() - got)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar()
+                .unwrap();
+            assert!(d < 1e-12, "{d}");
+        }
     }
 
     /// With a gradient-tracked input every layer takes its composed, differentiable path

@@ -811,6 +811,50 @@ mod lora {
         assert!(e.err().unwrap().to_string().contains("other settings"));
     }
 
+    /// Recomputing each block's activations in the backward pass (the default) trains
+    /// exactly as keeping the whole graph: same losses, same gradient norms, same adapter
+    /// (dropout on, so the per-stage dropout streams are checked too).
+    #[test]
+    fn recompute_trains_as_the_whole_graph() {
+        let data = examples(3);
+        let dir = tempfile::tempdir().unwrap();
+        let run = |recompute: bool| {
+            let cfg = TrainConfig {
+                recompute,
+                ..small_cfg(4)
+            };
+            let mut norms = Vec::new();
+            let out = dir.path().join(format!("r{recompute}"));
+            let o = train(&mut expert(), &data, &cfg, &out, false, &mut |s| {
+                norms.push(s.grad_norm)
+            })
+            .unwrap();
+            (o, norms)
+        };
+        let (kept, kept_norms) = run(false);
+        let (again, again_norms) = run(true);
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-5 * a.abs().max(b.abs()).max(1e-3);
+        for (a, b) in kept.losses.iter().zip(&again.losses) {
+            assert!(close(*a, *b), "{:?} vs {:?}", kept.losses, again.losses);
+        }
+        for (a, b) in kept_norms.iter().zip(&again_norms) {
+            assert!(close(*a, *b), "{kept_norms:?} vs {again_norms:?}");
+        }
+        assert!(kept_norms.iter().all(|n| *n > 0.0));
+        let m = expert();
+        let (x, y) = (
+            WanLora::load(&kept.adapter, &m).unwrap(),
+            WanLora::load(&again.adapter, &m).unwrap(),
+        );
+        for (name, l) in x.layers() {
+            let d = diff(l.up().as_tensor(), y.layers()[name].up().as_tensor()).max(diff(
+                l.down().as_tensor(),
+                y.layers()[name].down().as_tensor(),
+            ));
+            assert!(d < 1e-5, "{name}: {d}");
+        }
+    }
+
     #[test]
     fn expert_timestep_ranges_follow_the_boundary() {
         let mut c = TrainConfig::default();
