@@ -1,6 +1,8 @@
 //! FFGo's training list: a JSON array of
 //! `{"file_path": clip, "text": caption, "image_path": composed first frame, "type": "video"}`
-//! with paths relative to the list's folder.
+//! with paths relative to the list's folder. Instead of a composed frame an example may give
+//! its materials — `"background_path": scene, "entity_paths": [RGBA cut-outs]` — and the
+//! frame is composed from them (FFGo's layout) when the example is encoded.
 //!
 //! [`read_ffgo_list`] checks every entry and returns the good ones and, per bad one, why it
 //! was left out (missing clip or image, empty caption, caption without the transition
@@ -40,8 +42,12 @@ pub struct DatasetEntry {
     pub index: usize,
     /// The clip (resolved against the list's folder).
     pub clip: PathBuf,
-    /// The composed first frame (resolved).
+    /// The composed first frame (resolved) or, when [`Self::cutouts`] is not empty, the
+    /// background scene the cut-outs are composed onto.
     pub image: PathBuf,
+    /// RGBA cut-outs to compose onto [`Self::image`] (`entity_paths`; empty when the list
+    /// gives a composed frame).
+    pub cutouts: Vec<PathBuf>,
     /// The caption, starting with the transition phrase.
     pub caption: String,
 }
@@ -62,6 +68,8 @@ struct RawEntry {
     file_path: Option<String>,
     text: Option<String>,
     image_path: Option<String>,
+    background_path: Option<String>,
+    entity_paths: Option<Vec<String>>,
     #[serde(rename = "type")]
     kind: Option<String>,
 }
@@ -109,24 +117,50 @@ pub fn read_ffgo_list(
                 continue;
             }
         }
-        let (Some(fp), Some(ip)) = (e.file_path, e.image_path) else {
-            skip(
-                "needs both \"file_path\" (the clip) and \"image_path\" (the composed first frame)"
-                    .into(),
-            );
+        let Some(fp) = e.file_path else {
+            skip("needs \"file_path\" (the clip)".into());
             continue;
         };
         let clip = root.join(&fp);
-        let image = root.join(&ip);
+        let (image, cutouts) = match (e.image_path, e.background_path, e.entity_paths) {
+            (Some(ip), None, None) => (root.join(ip), Vec::new()),
+            (None, Some(bg), Some(ents)) if !ents.is_empty() => {
+                (root.join(bg), ents.iter().map(|p| root.join(p)).collect())
+            }
+            (Some(_), _, _) => {
+                skip(
+                    "gives both \"image_path\" and materials (\"background_path\", \"entity_paths\"); keep one"
+                        .into(),
+                );
+                continue;
+            }
+            _ => {
+                skip(
+                    "needs \"image_path\" (the composed first frame) or \"background_path\" with a non-empty \"entity_paths\" (the materials to compose it from)"
+                        .into(),
+                );
+                continue;
+            }
+        };
         if !clip.is_file() {
             skip(format!("the clip {} does not exist", clip.display()));
             continue;
         }
-        if !image.is_file() {
-            skip(format!(
-                "the first frame {} does not exist",
-                image.display()
-            ));
+        let what = if cutouts.is_empty() {
+            "the first frame"
+        } else {
+            "the background"
+        };
+        if let Some(missing) = std::iter::once(&image)
+            .chain(&cutouts)
+            .find(|p| !p.is_file())
+        {
+            let what = if missing == &image {
+                what
+            } else {
+                "the cut-out"
+            };
+            skip(format!("{what} {} does not exist", missing.display()));
             continue;
         }
         let text = e.text.unwrap_or_default();
@@ -152,6 +186,7 @@ pub fn read_ffgo_list(
             index,
             clip,
             image,
+            cutouts,
             caption,
         });
     }
@@ -192,22 +227,32 @@ mod tests {
                 {"file_path": "clips/a.mp4", "text": "x", "image_path": "b.png"},
                 {"file_path": "clips/a.mp4", "text": "x", "image_path": "a.png", "type": "image"},
                 {"file_path": 3},
-                {"file_path": "clips/a.mp4", "text": format!("{TRANSITION_PHRASE} A cat."), "image_path": "a.png"}
+                {"file_path": "clips/a.mp4", "text": format!("{TRANSITION_PHRASE} A cat."), "image_path": "a.png"},
+                {"file_path": "clips/a.mp4", "text": "Materials.", "background_path": "a.png", "entity_paths": ["a.png", "a.png"]},
+                {"file_path": "clips/a.mp4", "text": "x", "background_path": "a.png", "entity_paths": ["c.png"]},
+                {"file_path": "clips/a.mp4", "text": "x", "background_path": "a.png", "entity_paths": []},
+                {"file_path": "clips/a.mp4", "text": "x", "image_path": "a.png", "background_path": "a.png", "entity_paths": ["a.png"]}
             ])
             .to_string(),
         )
         .unwrap();
         let (good, skipped) =
             read_ffgo_list(&list, TRANSITION_PHRASE, PhraseMode::Prepend).unwrap();
-        assert_eq!(good.len(), 2);
+        assert_eq!(good.len(), 3);
         assert_eq!(good[0].caption, format!("{TRANSITION_PHRASE} A dog runs."));
         assert_eq!(good[1].caption, format!("{TRANSITION_PHRASE} A cat."));
         assert_eq!(good[0].clip, d.path().join("clips/a.mp4"));
+        assert!(good[0].cutouts.is_empty());
+        assert_eq!(good[2].image, d.path().join("a.png"));
+        assert_eq!(good[2].cutouts, vec![d.path().join("a.png"); 2]);
         assert_eq!(
             skipped.iter().map(|s| s.index).collect::<Vec<_>>(),
-            vec![1, 2, 3, 4, 5]
+            vec![1, 2, 3, 4, 5, 8, 9, 10]
         );
         assert!(skipped[0].reason.contains("missing.mp4"));
+        assert!(skipped[5].reason.contains("cut-out") && skipped[5].reason.contains("c.png"));
+        assert!(skipped[6].reason.contains("entity_paths"));
+        assert!(skipped[7].reason.contains("keep one"));
         let (good, skipped) =
             read_ffgo_list(&list, TRANSITION_PHRASE, PhraseMode::Require).unwrap();
         assert_eq!(good.len(), 1);

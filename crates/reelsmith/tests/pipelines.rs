@@ -1518,6 +1518,16 @@ mod finetune {
         let first = tiny_wan_i2v().join("first_frame.png");
         std::fs::copy(&first, d.join("a.png")).unwrap();
         std::fs::write(d.join("broken.png"), b"not a png").unwrap();
+        // Materials: a round RGBA cut-out (and an opaque one, which composition refuses).
+        image::RgbaImage::from_fn(20, 20, |x, y| {
+            let inside = (x as i32 - 10).pow(2) + (y as i32 - 10).pow(2) < 64;
+            image::Rgba([200, 30, 30, if inside { 255 } else { 0 }])
+        })
+        .save(d.join("ball.png"))
+        .unwrap();
+        image::RgbImage::from_pixel(20, 20, image::Rgb([9, 9, 9]))
+            .save(d.join("opaque.png"))
+            .unwrap();
         let list = d.join("train.json");
         std::fs::write(
             &list,
@@ -1526,7 +1536,9 @@ mod finetune {
                 {"file_path": "clips/b.mp4", "text": "ad23r2 the camera view suddenly changes. A dog.", "image_path": "a.png", "type": "video"},
                 {"file_path": "clips/missing.mp4", "text": "x", "image_path": "a.png", "type": "video"},
                 {"file_path": "clips/short.mp4", "text": "x", "image_path": "a.png", "type": "video"},
-                {"file_path": "clips/a.mp4", "text": "x", "image_path": "broken.png", "type": "video"}
+                {"file_path": "clips/a.mp4", "text": "x", "image_path": "broken.png", "type": "video"},
+                {"file_path": "clips/b.mp4", "text": "A ball.", "background_path": "a.png", "entity_paths": ["ball.png"]},
+                {"file_path": "clips/b.mp4", "text": "x", "background_path": "a.png", "entity_paths": ["opaque.png"]}
             ])
             .to_string(),
         )
@@ -1545,7 +1557,7 @@ mod finetune {
             &NoProgress,
         )
         .unwrap();
-        assert_eq!(r.examples, 2, "{:?}", r.skipped);
+        assert_eq!(r.examples, 3, "{:?}", r.skipped);
         let why: Vec<(usize, String)> = r
             .skipped
             .iter()
@@ -1553,12 +1565,23 @@ mod finetune {
             .collect();
         assert_eq!(
             why.iter().map(|w| w.0).collect::<Vec<_>>(),
-            vec![2, 3, 4],
+            vec![2, 3, 4, 6],
             "{why:?}"
         );
         assert!(why[0].1.contains("does not exist"));
         assert!(why[1].1.contains("frame"), "{why:?}");
         assert!(why[2].1.contains("first frame"));
+        assert!(why[3].1.contains("materials"), "{why:?}");
+        // The frame composed from the materials is kept in the cache: the background's
+        // picture with the red ball drawn on it.
+        let composed = image::open(cache.join("first_frame_000002.png"))
+            .unwrap()
+            .to_rgb8();
+        assert_eq!(composed.dimensions(), (32, 32));
+        assert!(composed
+            .pixels()
+            .any(|p| p[0] > 150 && p[1] < 80 && p[2] < 80));
+        assert!(!cache.join("first_frame_000000.png").exists());
         let index: serde_json::Value =
             serde_json::from_slice(&std::fs::read(cache.join("index.json")).unwrap()).unwrap();
         // b has 7 frames: bucketed to 5.

@@ -168,6 +168,34 @@ pub fn layout_path(image: &Path) -> PathBuf {
     image.with_file_name(format!("{stem}.layout.json"))
 }
 
+/// Composes `cutouts` (RGBA images) onto `background` in FFGo's layout on a `width × height`
+/// canvas, in memory (the training examples given as materials).
+pub(crate) fn compose_ffgo(
+    background: &Path,
+    cutouts: &[PathBuf],
+    width: u32,
+    height: u32,
+) -> Result<image::RgbImage, Error> {
+    let bg = read_image(background, "background")?.to_rgb8();
+    let cuts = cutouts
+        .iter()
+        .map(|p| {
+            Ok(Cutout::from_image(
+                &p.display().to_string(),
+                read_image(p, "cut-out")?,
+            ))
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    let opts = ComposeOptions {
+        width,
+        height,
+        ..ComposeOptions::default()
+    };
+    let (img, _) =
+        compose(&bg, &cuts, &Layout::Ffgo, &opts).map_err(|e| Error::entity(background, e))?;
+    Ok(img)
+}
+
 /// Composes the first frame (see the [module docs](self)).
 pub fn run(
     input: &ComposeInput<'_>,

@@ -8,7 +8,10 @@
 //!   to `4k + 1`), resized to `size`, pixel frames 0–3 replaced by the composed first frame,
 //!   VAE-encoded; the image-to-video condition from the composed frame; the caption (the
 //!   transition phrase prepended where missing) encoded by UMT5 → a cache folder
-//!   (`example_NNNNNN.safetensors` + `index.json`, written last). Malformed examples
+//!   (`example_NNNNNN.safetensors` + `index.json`, written last). An example may give its
+//!   materials instead of a composed frame (`"background_path"` + `"entity_paths"`, RGBA
+//!   cut-outs): the frame is composed in FFGo's layout at `size` and kept in the cache as
+//!   `first_frame_NNNNNN.png`. Malformed examples
 //!   (missing clip or image, unreadable image, too few frames, empty caption…) are listed
 //!   with their reasons in the report and in `index.json`, and left out.
 //! - [`train`]: the cache → a LoRA on the chosen expert (Wan2.2-A14B: `high` trains
@@ -57,6 +60,7 @@ use crate::config::Size;
 use crate::first_frame::read_image;
 use crate::models::{ModelChoice, Models};
 use crate::output::OutputDir;
+use crate::pipelines::compose::compose_ffgo;
 use crate::pipelines::generate::{load_pipeline, DtypeChoice};
 use crate::progress::{Progress, Stage, StageGuard};
 use crate::Error;
@@ -260,10 +264,20 @@ pub fn prepare(
             stage.advance(1);
             continue;
         };
-        let composed = match read_image(&e.image, "first frame") {
-            Ok(i) => i.to_rgb8(),
+        let composed = if e.cutouts.is_empty() {
+            read_image(&e.image, "first frame").map(|i| i.to_rgb8())
+        } else {
+            compose_ffgo(&e.image, &e.cutouts, w as u32, h as u32)
+        };
+        let composed = match composed {
+            Ok(i) => i,
             Err(err) => {
-                skip(format!("unreadable first frame: {err}"));
+                let what = if e.cutouts.is_empty() {
+                    "unreadable first frame"
+                } else {
+                    "cannot compose the first frame from its materials"
+                };
+                skip(format!("{what}: {err}"));
                 stage.advance(1);
                 continue;
             }
@@ -278,6 +292,14 @@ pub fn prepare(
                 REPLACED_FRAMES,
             )
             .map_err(|err| Error::diffusion(&e.clip, err))?;
+        if !e.cutouts.is_empty() {
+            // The frame composed from the materials, kept beside the example to look at.
+            let png = format!("first_frame_{:06}.png", examples.len());
+            let path = out.path(&png)?;
+            composed
+                .save_with_format(&path, image::ImageFormat::Png)
+                .map_err(|err| crate::output::write_err(&path, err))?;
+        }
         let file = format!("example_{:06}.safetensors", examples.len());
         write_example(&out.path(&file)?, &ex).map_err(|err| Error::diffusion(&e.clip, err))?;
         examples.push(CacheEntry {
