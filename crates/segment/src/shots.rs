@@ -653,19 +653,21 @@ mod tests {
 
     #[test]
     fn a_cut_into_a_shot_that_then_fades_out_is_reported_with_the_fade() {
-        // Picture 1, a cut at 60 to picture 2, which holds 5 frames and fades to black
-        // over frames 65..=84; black until a cut at 110 to picture 3.
+        // Picture 1, a cut at 60 to picture 2, which holds 3 frames and fades to black
+        // over frames 63..=83; black until a cut at 110 to picture 3.
         let rows: Vec<Vec<f32>> = (0..170)
             .map(|i| match i {
                 0..60 => picture(1, 0.0, i),
                 60..110 => {
-                    let t = ((i as f32 - 64.0) / 21.0).clamp(0.0, 1.0);
+                    let t = ((i as f32 - 62.0) / 21.0).clamp(0.0, 1.0);
                     picture(2, 0.0, i).iter().map(|v| v * (1.0 - t)).collect()
                 }
                 _ => picture(3, 0.0, i),
             })
             .collect();
-        let det = detect_shots(&emb(&rows), &ShotOptions::for_fps(25.0));
+        // At 30 fps the minimum shot length is 8 frames: the fade's ramp starts closer
+        // than that to the cut.
+        let det = detect_shots(&emb(&rows), &ShotOptions::for_fps(30.0));
         let found: Vec<(usize, TransitionKind)> =
             det.transitions.iter().map(|t| (t.frame, t.kind)).collect();
         assert_eq!(found.len(), 3, "{det:?}");
