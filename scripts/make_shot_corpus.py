@@ -24,6 +24,8 @@ The corpus has two halves from disjoint footage, each with its own seeds:
   B (reporting): big_buck_bunny_0_30.webm, bigbuckbunny.mp4, chaplin.mp4
 Parameters are chosen on A only; B is footage the detector was not tuned on.
 A2 (`--halves A2`) is a second tuning set from A's footage with its own seed.
+C (`--halves C`) is a second held-out half: B's footage plus goldeneye-vfr-drop3.mp4 with
+its own seed, made once B had been used for diagnosis (see docs/shots.md).
 
 Output: OUT/<half>/*.mp4 (H.264, 640x360 unless anamorphic, 24/25/30 fps) and
 OUT/<half>/ground_truth.json in the layout of the shared one (0-based frame of the first
@@ -62,6 +64,16 @@ HALVES = {
         "big_buck_bunny_0_30.webm": {},
         "bigbuckbunny.mp4": {},
         "chaplin.mp4": {},
+    }},
+    # A second held-out half (issue #18's third round): B's footage plus GoldenEye's VFR
+    # clip, which no other half uses, with its own seed. Built once after B had been
+    # looked at for diagnosis, and not looked at clip by clip until the method and its
+    # defaults were fixed.
+    "C": {"seed": 7351, "sources": {
+        "big_buck_bunny_0_30.webm": {},
+        "bigbuckbunny.mp4": {},
+        "chaplin.mp4": {},
+        "goldeneye-vfr-drop3.mp4": {},
     }},
 }
 KINDS = ["occlusion", "flash", "strobe", "whip", "zoom", "blur", "compress", "anamorphic"]

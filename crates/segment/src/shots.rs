@@ -58,6 +58,10 @@
 //! - it is a blend: each inner frame is close to `(1 − t)·row(a) + t·row(b)` for its best
 //!   `t ∈ [0, 1]`; the mean residual relative to `D` must be at most `gradual_linearity`
 //!   (a dissolve or fade is exactly such a blend, moving content is not);
+//! - it changes the whole picture: at least `gradual_extent` of the luma grid's cells
+//!   (cells dark at both ends, such as letterbox bars, left out) change by a quarter of
+//!   the mean change or more; a title or a logo fading in over a shot, or a cloud
+//!   drifting across the sky, changes only a part of the picture;
 //! - it lasts: as for cuts, frames up to `confirm_window` before `a` and after `b` still
 //!   differ by `confirm_ratio · D`, and not by lighting alone (see 4 above; a fade is
 //!   told from a lamp by the flat black or white frame it reaches); with a model, the 3 frames before the reported span
@@ -74,7 +78,10 @@
 //! where the blend position passes 5 % and 95 %. A cut closer than `min_shot_len` to a
 //! gradual span is the same transition seen twice (the last frames of a dissolve, a
 //! dissolve into a shot that starts with a jump) and is reported once, as the gradual
-//! transition with its span stretched over the cut.
+//! transition with its span stretched over the cut, when the frames between the cut and
+//! the span still lie on the blend from the picture before both to the picture after
+//! both; when they show a picture of their own (a cut into a shot that then fades out),
+//! both are reported.
 //!
 //! Cost: O(n · flash_window²) distances for cut candidates only, O(n · strides) distances
 //! for gradual windows (pruned by the triangle inequality under L1/Euclidean), and
@@ -155,6 +162,14 @@ pub struct ShotOptions {
     /// cut (default 0.7; 0 turns the test off). Used only when luma frames are given
     /// ([`detect_shots_with_motion`], [`ShotDetector::detect_frames`]).
     pub motion_max: f32,
+    /// Least share of the picture that a gradual transition must change (default 0.65;
+    /// 0 turns the test off): the share of the luma grid's cells whose change between
+    /// the window's two ends reaches a quarter of the mean change, cells dark at both
+    /// ends (letterbox and pillarbox bars) left out. A dissolve or a fade between two
+    /// shots changes nearly all of the picture; a title or a logo fading in over a
+    /// continuing shot, or a cloud drifting across the sky, changes a part of it. Reads
+    /// the first third of each row as the luma grid, as the pixel embedder lays it out.
+    pub gradual_extent: f32,
 }
 
 impl Default for ShotOptions {
@@ -370,7 +385,9 @@ fn detect(
         if let Some(sem) = semantic {
             gradual::semantic_check(&mut grads, n, opts, sem);
         }
-        transitions = merge(transitions, grads, opts.min_shot_len.max(1));
+        transitions = merge(transitions, grads, opts.min_shot_len.max(1), |c, g| {
+            gradual::cut_belongs(emb, c, g, opts)
+        });
     }
     transitions.sort_by_key(|t| t.frame);
     // Keep shots at least one frame long even if a gradual midpoint meets a cut.
@@ -389,14 +406,23 @@ fn detect(
     ShotDetection { transitions, shots }
 }
 
-/// Cuts closer than `gap` frames to a gradual span are the same transition: the gradual
-/// one is kept, its span stretched over the cut.
-fn merge(cuts: Vec<Transition>, mut grads: Vec<Transition>, gap: usize) -> Vec<Transition> {
+/// Cuts closer than `gap` frames to a gradual span are the same transition when
+/// `belongs(cut frame, span)` says so (the frames between them are still part of the
+/// blend, see [`gradual::cut_belongs`]): the gradual one is kept, its span stretched over
+/// the cut. A cut into a shot that then fades out, or out of a shot that has just faded
+/// in, is a transition of its own.
+fn merge(
+    cuts: Vec<Transition>,
+    mut grads: Vec<Transition>,
+    gap: usize,
+    belongs: impl Fn(usize, (usize, usize)) -> bool,
+) -> Vec<Transition> {
     let mut out = Vec::with_capacity(cuts.len() + grads.len());
     for c in cuts {
         let near = grads.iter_mut().find(|g| {
-            g.span
-                .is_some_and(|(lo, hi)| c.frame + gap > lo && c.frame < hi + 1 + gap)
+            g.span.is_some_and(|(lo, hi)| {
+                c.frame + gap > lo && c.frame < hi + 1 + gap && belongs(c.frame, (lo, hi))
+            })
         });
         match near {
             Some(g) => {
@@ -483,6 +509,30 @@ mod tests {
     }
 
     #[test]
+    fn flashes_on_both_sides_of_a_cut_do_not_hide_it() {
+        // A cut at 80 with a 2-frame white flash 8 frames before it and another 10
+        // frames after it: the two washed-out flashes look alike, the scenes do not.
+        let flash = |r: Vec<f32>| -> Vec<f32> {
+            let n = r.len() as f32;
+            r.iter().map(|v| 0.15 * v + 0.85 * 0.95 / n).collect()
+        };
+        let rows: Vec<Vec<f32>> = (0..160)
+            .map(|i| {
+                let r = picture(if i < 80 { 1 } else { 4 }, 0.0, i);
+                if matches!(i, 72 | 73 | 90 | 91) {
+                    flash(r)
+                } else {
+                    r
+                }
+            })
+            .collect();
+        let det = detect_shots(&emb(&rows), &ShotOptions::for_fps(25.0));
+        let found: Vec<(usize, TransitionKind)> =
+            det.transitions.iter().map(|t| (t.frame, t.kind)).collect();
+        assert_eq!(found, vec![(80, TransitionKind::Cut)], "{det:?}");
+    }
+
+    #[test]
     fn a_strobe_is_not_a_cut() {
         // Lit and dark frames alternating every 2 frames for a second.
         let rows: Vec<Vec<f32>> = (0..120)
@@ -550,6 +600,81 @@ mod tests {
         assert_eq!(t.kind, TransitionKind::Gradual, "{det:?}");
         let (lo, hi) = t.span.unwrap();
         assert!(lo <= 51 && hi >= 61, "{det:?}");
+    }
+
+    #[test]
+    fn a_title_fading_in_over_a_shot_is_not_a_dissolve_but_a_dissolve_is() {
+        // A continuing shot over which a bright title fades in on 5 of every 16 cells
+        // (a third of the picture) during frames 40..60; then a real dissolve to another
+        // picture during frames 100..120.
+        let title = |r: &[f32], t: f32| -> Vec<f32> {
+            let n = r.len() as f32;
+            r.iter()
+                .enumerate()
+                .map(|(c, &v)| {
+                    if c % 16 < 5 {
+                        v * (1.0 - t) + t * 0.9 / n
+                    } else {
+                        v
+                    }
+                })
+                .collect()
+        };
+        let ramp = |i: usize, s: usize| ((i as f32 - s as f32 + 1.0) / 21.0).clamp(0.0, 1.0);
+        let rows: Vec<Vec<f32>> = (0..160)
+            .map(|i| {
+                let a = title(&picture(1, 0.0, i), ramp(i, 40));
+                let b = picture(5, 0.0, i);
+                let t = ramp(i, 100);
+                a.iter()
+                    .zip(&b)
+                    .map(|(x, y)| x * (1.0 - t) + y * t)
+                    .collect()
+            })
+            .collect();
+        let o = ShotOptions::for_fps(25.0);
+        let det = detect_shots(&emb(&rows), &o);
+        let found: Vec<(usize, TransitionKind)> =
+            det.transitions.iter().map(|t| (t.frame, t.kind)).collect();
+        assert_eq!(found.len(), 1, "{det:?}");
+        assert_eq!(found[0].1, TransitionKind::Gradual, "{det:?}");
+        assert!((105..=115).contains(&found[0].0), "{det:?}");
+        // Without the extent test the title is taken for a dissolve too.
+        let off = ShotOptions {
+            gradual_extent: 0.0,
+            ..o
+        };
+        let det = detect_shots(&emb(&rows), &off);
+        assert!(
+            det.transitions.iter().any(|t| (40..=60).contains(&t.frame)),
+            "{det:?}"
+        );
+    }
+
+    #[test]
+    fn a_cut_into_a_shot_that_then_fades_out_is_reported_with_the_fade() {
+        // Picture 1, a cut at 60 to picture 2, which holds 3 frames and fades to black
+        // over frames 63..=83; black until a cut at 110 to picture 3.
+        let rows: Vec<Vec<f32>> = (0..170)
+            .map(|i| match i {
+                0..60 => picture(1, 0.0, i),
+                60..110 => {
+                    let t = ((i as f32 - 62.0) / 21.0).clamp(0.0, 1.0);
+                    picture(2, 0.0, i).iter().map(|v| v * (1.0 - t)).collect()
+                }
+                _ => picture(3, 0.0, i),
+            })
+            .collect();
+        // At 30 fps the minimum shot length is 8 frames: the fade's ramp starts closer
+        // than that to the cut.
+        let det = detect_shots(&emb(&rows), &ShotOptions::for_fps(30.0));
+        let found: Vec<(usize, TransitionKind)> =
+            det.transitions.iter().map(|t| (t.frame, t.kind)).collect();
+        assert_eq!(found.len(), 3, "{det:?}");
+        assert_eq!(found[0], (60, TransitionKind::Cut), "{det:?}");
+        assert_eq!(found[1].1, TransitionKind::Gradual, "{det:?}");
+        assert!((70..=80).contains(&found[1].0), "{det:?}");
+        assert_eq!(found[2], (110, TransitionKind::Cut), "{det:?}");
     }
 
     /// Semantic embeddings from a table: frame → row.
@@ -629,6 +754,11 @@ mod tests {
             ..ShotSettings::default()
         };
         assert_eq!(bad.validate().unwrap_err().0, "semantic_same");
+        let bad = ShotSettings {
+            gradual_extent: 1.5,
+            ..ShotSettings::default()
+        };
+        assert_eq!(bad.validate().unwrap_err().0, "gradual_extent");
         let partial: ShotSettings = serde_json::from_str(r#"{"confirm_ratio": 0.3}"#).unwrap();
         assert_eq!(partial.confirm_ratio, 0.3);
         assert_eq!(partial.cut_ratio, 3.5);

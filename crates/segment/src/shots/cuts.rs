@@ -71,17 +71,23 @@ pub(super) fn candidates(
         }
         // Flash rejection: the change across the boundary however the comparison frames
         // are chosen within the flash window.
-        let Some(e) = min_across(dist, i, n, (0, k), o.cut_min.max(need)) else {
+        let Some(e) = min_across(dist, i, n, (0, k), o.cut_min.max(need), &|_| false) else {
             continue;
         };
         // Confirmation: frames further out on both sides (past an occluder or a strobe)
-        // must still differ by `confirm_ratio` of that strength.
+        // must still differ by `confirm_ratio` of that strength. Washed-out frames (a
+        // flash, black) vouch for no scene: two flashes either side of a cut look alike.
         let keep = o.confirm_ratio * e;
-        if o.confirm_ratio > 0.0
-            && l > k
-            && min_across(dist, i, n, (k, l), o.cut_min.max(keep)).is_none()
-        {
-            continue;
+        if o.confirm_ratio > 0.0 && l > k {
+            let reference = luma_contrast(emb.row(i - 1)).min(luma_contrast(emb.row(i)));
+            let lo = i.saturating_sub(l);
+            let washed: Vec<bool> = (lo..(i + l).min(n))
+                .map(|f| luma_contrast(emb.row(f)) < WASHED_OUT * reference)
+                .collect();
+            let skip = |f: usize| washed.get(f - lo).copied().unwrap_or(false);
+            if min_across(dist, i, n, (k, l), o.cut_min.max(keep), &skip).is_none() {
+                continue;
+            }
         }
         // Lighting: a strobe or a flash with a long decay changes brightness, not the
         // picture's structure.
@@ -230,20 +236,29 @@ pub(super) fn span_is_camera_motion(
     false
 }
 
+/// A frame whose luma contrast is under this share of the lower contrast of a cut
+/// candidate's two frames is washed out (a flash, a frame gone black or white): the
+/// confirmation does not compare it, since two such frames match whatever the scenes.
+const WASHED_OUT: f32 = 0.35;
+
 /// The smallest distance between a frame `i − 1 − a` and a frame `i + b` with `a, b` in
-/// `0..hi` and at least one of them at or above `lo`; `None` as soon as one falls below
-/// `at_least`.
+/// `0..hi` and at least one of them at or above `lo`, pairs with a frame that `skip`
+/// names left out; `None` as soon as one falls below `at_least`.
 fn min_across(
     dist: &dyn Fn(usize, usize) -> f32,
     i: usize,
     n: usize,
     (lo, hi): (usize, usize),
     at_least: f32,
+    skip: &dyn Fn(usize) -> bool,
 ) -> Option<f32> {
     let mut m = f32::INFINITY;
     for a in 0..hi.min(i) {
+        if skip(i - 1 - a) {
+            continue;
+        }
         for b in 0..hi.min(n - i) {
-            if a < lo && b < lo {
+            if (a < lo && b < lo) || skip(i + b) {
                 continue;
             }
             m = m.min(dist(i - 1 - a, i + b));
@@ -358,6 +373,33 @@ pub(super) fn spaced(cands: &[Candidate], o: &ShotOptions) -> Vec<(usize, f32)> 
         }
     }
     kept.into_iter().collect()
+}
+
+/// The luma grid of a row (the first third when its width is a multiple of 3, as the
+/// pixel embedder lays it out; the whole row otherwise).
+fn luma_grid(row: &[f32]) -> &[f32] {
+    if row.len().is_multiple_of(3) && !row.is_empty() {
+        &row[..row.len() / 3]
+    } else {
+        row
+    }
+}
+
+/// Mean absolute deviation of a row's luma grid (see [`luma_grid`]): its contrast, 0 for
+/// a flat or non-finite picture.
+pub(super) fn luma_contrast(row: &[f32]) -> f32 {
+    let y = luma_grid(row);
+    let n = y.len() as f32;
+    if y.is_empty() {
+        return 0.0;
+    }
+    let mean = y.iter().sum::<f32>() / n;
+    let mad = y.iter().map(|v| (v - mean).abs()).sum::<f32>() / n;
+    if mad.is_finite() {
+        mad
+    } else {
+        0.0
+    }
 }
 
 /// The luma pattern of a row with its brightness and contrast taken out: the first third

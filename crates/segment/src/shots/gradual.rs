@@ -64,7 +64,13 @@ pub(super) fn gradual(
                 continue;
             }
             let score = (dab - ctx) * (1.0 - rho);
-            if score >= o.gradual_min_score && lasts(emb, dist, a, b, n, dab, o) {
+            if score < o.gradual_min_score {
+                continue;
+            }
+            if o.gradual_extent > 0.0 && change_extent(emb.row(a), emb.row(b)) < o.gradual_extent {
+                continue;
+            }
+            if lasts(emb, dist, a, b, n, dab, o) {
                 cand.push((score, a, b));
             }
         }
@@ -91,6 +97,48 @@ pub(super) fn gradual(
             }
         })
         .collect()
+}
+
+/// A grid cell whose luma is below this share of the full range in both frames is dark
+/// (a letterbox or pillarbox bar, a black background) and left out of
+/// [`change_extent`].
+const DARK: f32 = 0.06;
+
+/// A cell counts as changed when its change reaches this share of the mean change.
+const CHANGED_SHARE: f32 = 0.25;
+
+/// Share of the picture that changes from row `ra` to row `rb`: of the luma grid's cells
+/// (the first third of a row whose width is a multiple of 3, as the pixel embedder lays
+/// it out; the whole row otherwise), those not dark in both rows (see [`DARK`]), the
+/// share whose absolute change reaches [`CHANGED_SHARE`] of their mean absolute change.
+/// 1 when nothing changes or nothing is left (no evidence of a partial change).
+pub(super) fn change_extent(ra: &[f32], rb: &[f32]) -> f32 {
+    let luma = |r: &[f32]| -> usize {
+        if r.len().is_multiple_of(3) && !r.is_empty() {
+            r.len() / 3
+        } else {
+            r.len()
+        }
+    };
+    let m = luma(ra).min(luma(rb));
+    // Pixel-embedder luma cells hold Y · 0.5 / cells.
+    let dark = DARK * 0.5 / m.max(1) as f32;
+    let changes: Vec<f32> = ra[..m]
+        .iter()
+        .zip(&rb[..m])
+        .filter(|(x, y)| !(**x < dark && **y < dark))
+        .map(|(x, y)| (x - y).abs())
+        .filter(|c| c.is_finite())
+        .collect();
+    if changes.is_empty() {
+        return 1.0;
+    }
+    let mean = changes.iter().sum::<f32>() / changes.len() as f32;
+    if mean <= 0.0 {
+        return 1.0;
+    }
+    let need = CHANGED_SHARE * mean;
+    changes.iter().filter(|&&c| c >= need).count() as f32 / changes.len() as f32
 }
 
 /// The line from row `a` to row `b`: each row's blend position `t` along it.
@@ -213,6 +261,54 @@ fn lasts(
         b..(b + l + 1).min(n),
         o.relight_max,
     )
+}
+
+/// Whether a cut at frame `c` (first frame of the new picture) near the gradual span
+/// `(lo, hi)` is part of that transition: the frames between the cut and the span (none
+/// when they touch) lie on the blend from the frame before both to the frame after both
+/// (mean relative blend residual at most `gradual_linearity`). A dissolve whose last
+/// frames jump to its end gives such frames; a cut into a shot that holds for a moment
+/// and then fades out gives frames of another picture.
+pub(super) fn cut_belongs(
+    emb: &Embeddings,
+    c: usize,
+    (lo, hi): (usize, usize),
+    o: &ShotOptions,
+) -> bool {
+    let n = emb.len();
+    if n == 0 || c == 0 || c >= n {
+        return true;
+    }
+    // (first frame of the blend line, last frame of it, frames between cut and span)
+    let (p, q, between) = if c <= lo {
+        (c - 1, (hi + 1).min(n - 1), c..lo + 1)
+    } else if c > hi {
+        (lo.saturating_sub(1), c, hi..c)
+    } else {
+        return true;
+    };
+    if between.is_empty() || q <= p {
+        return true;
+    }
+    let Some(axis) = BlendAxis::new(emb, p, q) else {
+        return true;
+    };
+    let dpq = o.metric.distance(emb.row(p), emb.row(q));
+    if !(dpq > 0.0 && dpq.is_finite()) {
+        return true;
+    }
+    let rp = emb.row(p);
+    let mut blend = vec![0f32; axis.diff.len()];
+    let mut total = 0f32;
+    let count = between.len();
+    for m in between {
+        let t = axis.t(m).clamp(0.0, 1.0);
+        for ((bl, y), z) in blend.iter_mut().zip(rp).zip(&axis.diff) {
+            *bl = y + t * z;
+        }
+        total += o.metric.distance(emb.row(m), &blend);
+    }
+    total / count as f32 / dpq <= o.gradual_linearity
 }
 
 /// Drops the gradual transitions whose frames before and after the span show the same

@@ -70,6 +70,10 @@ pub struct ShotSettings {
     /// plateau 0.6–0.8 of cut F1 on the tuning corpora, see docs/shots.md; 0 turns the
     /// test off). See [`ShotOptions::motion_max`].
     pub motion_max: f32,
+    /// Least share of the picture a gradual transition must change (default 0.65: the
+    /// middle of the plateau of F1 on the tuning corpora, see docs/shots.md; 0 turns the
+    /// test off). See [`ShotOptions::gradual_extent`].
+    pub gradual_extent: f32,
 }
 
 impl Default for ShotSettings {
@@ -95,6 +99,7 @@ impl Default for ShotSettings {
             relight_max: 0.25,
             semantic_same: 0.9,
             motion_max: 0.7,
+            gradual_extent: 0.65,
         }
     }
 }
@@ -136,6 +141,7 @@ impl ShotSettings {
             relight_max: self.relight_max,
             semantic_same: self.semantic_same,
             motion_max: self.motion_max,
+            gradual_extent: self.gradual_extent,
         }
     }
 
@@ -185,6 +191,15 @@ impl ShotSettings {
             if !(v.is_finite() && v >= 0.0) {
                 return Err((name, format!("{v}: use a finite value of 0 or more")));
             }
+        }
+        if !(self.gradual_extent.is_finite() && (0.0..=1.0).contains(&self.gradual_extent)) {
+            return Err((
+                "gradual_extent",
+                format!(
+                    "{}: a share of the picture, use 0 to 1",
+                    self.gradual_extent
+                ),
+            ));
         }
         if !(self.semantic_same.is_finite() && (-1.0..=1.0).contains(&self.semantic_same)) {
             return Err((
