@@ -30,7 +30,7 @@ pub(crate) enum FilterError {
     #[error(
         "FFmpeg's filter library could not be loaded ({0}); install libavfilter of the same \
          FFmpeg version as libavcodec (major version {major}; Debian/Ubuntu: the libavfilter \
-         package), or export clips with --mode copy",
+         package), or cut clips by stream copy (ClipMode::StreamCopy, --stream-copy)",
         major = ff::ffi::LIBAVFILTER_VERSION_MAJOR
     )]
     Unavailable(String),
