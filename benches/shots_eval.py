@@ -23,7 +23,7 @@ Usage: benches/shots_eval.py [CORPUS ...] [--reelsmith PATH] [--no-pyscenedetect
 Build first: cargo build --release -p reelsmith-cli. PySceneDetect: pip install scenedetect
 opencv-python-headless.
 """
-import argparse, json, os, re, subprocess, sys, tempfile, time
+import argparse, json, os, re, resource, subprocess, sys, tempfile, time
 from collections import defaultdict
 from pathlib import Path
 
@@ -43,22 +43,38 @@ def corpora_default():
 
 def run_reelsmith(video, binary, config=None):
     cmd = [binary, "shots", str(video), "--json"] + (["--config", str(config)] if config else [])
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if p.returncode != 0:
         sys.exit(f"reelsmith failed on {video}: {p.stderr.strip()}")
     m = re.search(r"(\d+) frames in ([\d.]+)s", p.stderr)
     d = json.loads(p.stdout)
     preds = [(c["frame"], tuple(c["span"]) if c.get("span") else None) for c in d["cuts"]]
-    return preds, float(m.group(2)) if m else wall, d["frames"]
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    return preds, Timing(float(m.group(2)) if m else wall, cpu, wall), d["frames"]
 
 
 def run_pyscenedetect(video):
     from scenedetect import detect, AdaptiveDetector
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     scenes = detect(str(video), AdaptiveDetector())
-    return [(s[0].frame_num, None) for s in scenes[1:]], time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return [(s[0].frame_num, None) for s in scenes[1:]], Timing(wall, cpu, wall)
+
+
+class Timing:
+    """One tool's time on one file: `secs` as its speed figure has always been measured
+    (reelsmith: the time its command reports, opening the file to the result;
+    PySceneDetect: around detect()), `cpu` the CPU seconds (user + sys, all threads;
+    reelsmith's whole process, start-up included, from the children's rusage;
+    PySceneDetect's process time around detect()) and `wall` the wall-clock seconds of
+    that same span (reelsmith's whole process)."""
+
+    def __init__(self, secs, cpu, wall):
+        self.secs, self.cpu, self.wall = secs, cpu, wall
 
 
 def misses(preds, v):
@@ -89,8 +105,10 @@ class Tally:
         self.nocut_clips = 0
         self.frames = 0
         self.secs = 0.0
+        self.cpu = 0.0
+        self.wall = 0.0
 
-    def add(self, preds, v, frames=0, secs=0.0):
+    def add(self, preds, v, frames=0, timing=None):
         grads = [(g["start"], g["end"]) for g in v.get("gradual", [])]
         c, al = match(preds, v["cuts"], grads)
         for k in range(3):
@@ -98,7 +116,9 @@ class Tally:
         if not v["cuts"] and not grads:
             self.nocut_clips += 1
             self.false_on_nocut += len(preds)
-        self.frames += frames; self.secs += secs
+        self.frames += frames
+        if timing:
+            self.secs += timing.secs; self.cpu += timing.cpu; self.wall += timing.wall
 
     def line(self):
         cp, cr, cf = prf(self.cut)
@@ -122,8 +142,8 @@ def evaluate(corpora, binary, use_psd, config):
         per_kind = defaultdict(lambda: {"reelsmith": Tally(), "pyscenedetect": Tally()})
         total = {"reelsmith": Tally(), "pyscenedetect": Tally()}
         for path, name, v in load(corpus):
-            preds, secs, frames = run_reelsmith(path, binary, config)
-            runs = {"reelsmith": (preds, secs)}
+            preds, timing, frames = run_reelsmith(path, binary, config)
+            runs = {"reelsmith": (preds, timing)}
             if use_psd:
                 runs["pyscenedetect"] = run_pyscenedetect(path)
             for tool, (p, s) in runs.items():
@@ -144,13 +164,24 @@ def evaluate(corpora, binary, use_psd, config):
             if t.frames:
                 print(f"TOTAL {corpus.name:14s} {tool:14s} {t.line()}  {t.frames / t.secs:.0f} frames/s")
         if use_psd:
-            r, p = total["reelsmith"], total["pyscenedetect"]
-            print(f"SPEED {corpus.name}: reelsmith {r.frames / r.secs:.0f} frames/s, PySceneDetect "
-                  f"{p.frames / p.secs:.0f} frames/s: {(r.frames / r.secs) / (p.frames / p.secs):.2f}x")
+            print(speed_line(f"SPEED {corpus.name}", total["reelsmith"], total["pyscenedetect"]))
     if use_psd:
-        r, p = grand["reelsmith"], grand["pyscenedetect"]
-        print(f"\nSPEED all corpora ({r.frames} frames): reelsmith {r.frames / r.secs:.0f} frames/s, "
-              f"PySceneDetect {p.frames / p.secs:.0f} frames/s: {(r.frames / r.secs) / (p.frames / p.secs):.2f}x")
+        r = grand["reelsmith"]
+        print("\n" + speed_line(f"SPEED all corpora ({r.frames} frames)", r, grand["pyscenedetect"]))
+
+
+def speed_line(title, r, p):
+    """Both tools' speeds and reelsmith's ratio: as reported (reelsmith's own timer), per
+    CPU-second (reelsmith's whole process, start-up included), and per wall-clock second
+    of reelsmith's whole process."""
+    def rate(t, secs):
+        return t.frames / max(secs, 1e-9)
+    parts = []
+    for label, rs, ps in (("", r.secs, p.secs), ("CPU ", r.cpu, p.cpu),
+                          ("process wall ", r.wall, p.wall)):
+        a, b = rate(r, rs), rate(p, ps)
+        parts.append(f"{label}reelsmith {a:.0f} frames/s, PySceneDetect {b:.0f}: {a / b:.2f}x")
+    return f"{title}: " + "; ".join(parts)
 
 
 def sweep(corpora, binary, spec, svg_dir):
@@ -165,8 +196,8 @@ def sweep(corpora, binary, spec, svg_dir):
             for corpus in corpora:
                 t = Tally()
                 for path, _, v in load(corpus):
-                    preds, secs, frames = run_reelsmith(path, binary, cfg)
-                    t.add(preds, v, frames, secs)
+                    preds, timing, frames = run_reelsmith(path, binary, cfg)
+                    t.add(preds, v, frames, timing)
                 res[corpus.name] = (prf(t.cut)[2], prf(t.all)[2], t.false_on_nocut)
             rows.append((val, res))
             print(f"{name}={val:8s} " + "  ".join(

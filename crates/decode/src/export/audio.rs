@@ -6,11 +6,9 @@ use ff::media::Type as MediaType;
 use ff::Rational;
 use ffmpeg_next as ff;
 
+use crate::export::filter::{FilterError, Graph};
 use crate::export::job::CutFailure;
-use crate::export::output::{
-    add_copy_stream, build_graph, graph_flush, graph_pull, graph_push, mp4_audio_ok, secs,
-    stream_time_base, to_ts,
-};
+use crate::export::output::{add_copy_stream, mp4_audio_ok, secs, stream_time_base, to_ts};
 use crate::export::timestamps::TimestampFixer;
 
 /// The clip's range on the source's timeline.
@@ -55,7 +53,7 @@ enum Way {
 struct AacTranscoder {
     decoder: ff::decoder::Audio,
     encoder: ff::encoder::Audio,
-    graph: ff::filter::Graph,
+    graph: Graph,
     out_index: usize,
     out_tb: Rational,
 }
@@ -177,7 +175,7 @@ impl AacTranscoder {
         params: ff::codec::Parameters,
         global_header: bool,
         clip_duration: f64,
-    ) -> Result<Self, ff::Error> {
+    ) -> Result<Self, FilterError> {
         let decoder = ff::codec::context::Context::from_parameters(params)?
             .decoder()
             .audio()?;
@@ -206,7 +204,6 @@ impl AacTranscoder {
             ost.set_time_base(Rational::new(1, rate));
             ost.index()
         };
-        let mut graph = ff::filter::Graph::new();
         let args = format!(
             "time_base=1/{rate}:sample_rate={rate}:sample_fmt={}:channel_layout=0x{:x}",
             decoder.format().name(),
@@ -218,7 +215,7 @@ impl AacTranscoder {
             clip_duration,
             layout.bits()
         );
-        build_graph(&mut graph, "abuffer", &args, "abuffersink", &spec)?;
+        let graph = Graph::new("abuffer", &args, "abuffersink", &spec)?;
         Ok(Self {
             decoder,
             encoder,
@@ -247,13 +244,13 @@ impl AacTranscoder {
             // Samples before the start get negative timestamps and atrim drops them.
             let t = secs(ts, in_tb) - range.origin - range.start;
             frame.set_pts(Some((t * rate).round() as i64));
-            graph_push(&mut self.graph, &frame)?;
+            self.graph.push(&frame)?;
         }
         if flush {
-            graph_flush(&mut self.graph)?;
+            self.graph.flush()?;
         }
         let mut filtered = ff::frame::Audio::empty();
-        while graph_pull(&mut self.graph, &mut filtered) {
+        while self.graph.pull(&mut filtered) {
             self.encoder.send_frame(&filtered)?;
             self.write_packets(muxer, timestamps)?;
         }

@@ -7,6 +7,7 @@
 mod audio;
 mod copy;
 mod cut;
+mod filter;
 mod h264;
 mod image;
 mod job;

@@ -10,12 +10,10 @@ use ffmpeg_next as ff;
 
 use crate::error::DecodeError;
 use crate::export::audio::{ClipAudio, Range};
+use crate::export::filter::{FilterError, Graph};
 use crate::export::h264::{open_h264, H264Settings};
 use crate::export::job::{ClipJob, ClipMode, ClipOptions, ClipReport, CutFailure};
-use crate::export::output::{
-    build_graph, graph_flush, graph_pull, graph_push, open_mp4, stream_time_base, to_ts,
-    wants_global_header, write_error,
-};
+use crate::export::output::{open_mp4, stream_time_base, to_ts, wants_global_header, write_error};
 use crate::export::stills::Stills;
 use crate::export::timestamps::{IncreasingPts, TimestampFixer};
 use crate::frames::decoder::{frame_ts, open_decoder, skip_unreferenced_before, Clock};
@@ -26,7 +24,7 @@ use crate::probe::video::Video;
 /// The video side of the output: the filter that turns and converts the pictures, the
 /// H.264 encoder and its stream.
 struct VideoOut {
-    filter: ff::filter::Graph,
+    filter: Graph,
     encoder: ff::encoder::Video,
     /// The output stream.
     index: usize,
@@ -286,9 +284,11 @@ impl VideoOut {
         muxer: &mut ff::format::context::Output,
         out: &Path,
     ) -> Result<u64, DecodeError> {
-        graph_push(&mut self.filter, frame).map_err(|e| write_error(out, "filtering video", e))?;
+        self.filter
+            .push(frame)
+            .map_err(|e| write_error(out, "filtering video", e))?;
         let mut sent = 0;
-        while graph_pull(&mut self.filter, &mut self.filtered) {
+        while self.filter.pull(&mut self.filtered) {
             self.filtered.set_kind(ff::picture::Type::None);
             self.encoder
                 .send_frame(&self.filtered)
@@ -305,9 +305,9 @@ impl VideoOut {
         muxer: &mut ff::format::context::Output,
         out: &Path,
     ) -> Result<u64, DecodeError> {
-        let _ = graph_flush(&mut self.filter);
+        let _ = self.filter.flush();
         let mut sent = 0;
-        while graph_pull(&mut self.filter, &mut self.filtered) {
+        while self.filter.pull(&mut self.filtered) {
             self.encoder
                 .send_frame(&self.filtered)
                 .map_err(|e| write_error(out, "encoding video", e))?;
@@ -397,14 +397,13 @@ fn video_filter(
     decoder: &ff::decoder::Video,
     tb: Rational,
     (w, h): (u32, u32),
-) -> Result<ff::filter::Graph, ff::Error> {
+) -> Result<Graph, FilterError> {
     let transpose = match info.rotation {
         90 => "transpose=clock,",
         180 => "hflip,vflip,",
         270 => "transpose=cclock,",
         _ => "",
     };
-    let mut graph = ff::filter::Graph::new();
     let args = format!(
         "video_size={}x{}:pix_fmt={}:time_base={}/{}:pixel_aspect=1/1",
         decoder.width(),
@@ -414,6 +413,5 @@ fn video_filter(
         tb.denominator()
     );
     let spec = format!("{transpose}scale={w}:{h},format=pix_fmts=yuv420p");
-    build_graph(&mut graph, "buffer", &args, "buffersink", &spec)?;
-    Ok(graph)
+    Graph::new("buffer", &args, "buffersink", &spec)
 }

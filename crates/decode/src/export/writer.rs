@@ -8,9 +8,9 @@ use ffmpeg_next as ff;
 use image::RgbImage;
 use reelsmith_core::FrameRate;
 
+use super::filter::Graph;
 use super::h264::{open_h264, H264Settings};
 use super::job::X264Preset;
-use super::output::{build_graph, graph_flush, graph_pull, graph_push};
 use super::output::{open_mp4, persist, temp_beside, wants_global_header, write_error};
 use crate::error::DecodeError;
 use crate::frames::{MAX_FRAME_PIXELS, MAX_FRAME_SIDE};
@@ -66,7 +66,7 @@ pub struct VideoWriter {
     tmp: tempfile::NamedTempFile,
     muxer: ff::format::context::Output,
     encoder: ff::encoder::Video,
-    filter: ff::filter::Graph,
+    filter: Graph,
     index: usize,
     tb: Rational,
     width: u32,
@@ -134,7 +134,6 @@ impl VideoWriter {
             ost.set_time_base(tb);
             ost.index()
         };
-        let mut filter = ff::filter::Graph::new();
         let args = format!(
             "video_size={width}x{height}:pix_fmt={}:time_base={}/{}:pixel_aspect=1/1",
             ff::ffi::AVPixelFormat::AV_PIX_FMT_RGB24 as i32,
@@ -143,7 +142,7 @@ impl VideoWriter {
         );
         let spec =
             format!("scale={ew}:{eh}:out_color_matrix=bt601:out_range=tv,format=pix_fmts=yuv420p");
-        build_graph(&mut filter, "buffer", &args, "buffersink", &spec)
+        let filter = Graph::new("buffer", &args, "buffersink", &spec)
             .map_err(|e| write_error(&out, "building the colour conversion", e))?;
         muxer
             .write_header()
@@ -193,13 +192,14 @@ impl VideoWriter {
         }
         rgb.set_pts(Some(self.frames));
         self.frames += 1;
-        graph_push(&mut self.filter, &rgb)
+        self.filter
+            .push(&rgb)
             .map_err(|e| write_error(&self.out, "converting a frame", e))?;
         self.drain_filter()
     }
 
     fn drain_filter(&mut self) -> Result<(), DecodeError> {
-        while graph_pull(&mut self.filter, &mut self.filtered) {
+        while self.filter.pull(&mut self.filtered) {
             self.filtered.set_kind(ff::picture::Type::None);
             self.encoder
                 .send_frame(&self.filtered)
@@ -236,7 +236,7 @@ impl VideoWriter {
                 "no frame was written",
             ));
         }
-        let _ = graph_flush(&mut self.filter);
+        let _ = self.filter.flush();
         self.drain_filter()?;
         self.encoder
             .send_eof()
