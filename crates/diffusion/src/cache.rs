@@ -4,7 +4,12 @@
 //! A cache folder holds `index.json` ([`CacheIndex`]: the base model, frames, size, the
 //! transition phrase and the skipped examples with their reasons) and one
 //! `example_NNNNNN.safetensors` per example (`latents`, `condition` when the model is
-//! image-to-video, `context`).
+//! image-to-video, `context`, and when the cache was made with entities: `entities`
+//! `[n, dim]` — the composed frame's entity embeddings — and `entity_geometry` `[n, 3]`,
+//! each entity's centroid x, y and area as fractions of the frame).
+//!
+//! Version 2 added the entities; version-1 caches still train a plain LoRA, and only
+//! entity attention asks for them to be prepared again.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -13,11 +18,15 @@ use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::Skipped;
+use crate::entity_attn::EntitySet;
 use crate::error::{DiffusionError, Result};
 use crate::train::TrainExample;
 
 /// Version of the cache layout.
-pub const CACHE_VERSION: u32 = 1;
+pub const CACHE_VERSION: u32 = 2;
+
+/// The oldest cache layout this build still reads (without entities).
+pub const OLDEST_CACHE_VERSION: u32 = 1;
 
 /// One cached example.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,6 +60,10 @@ pub struct CacheIndex {
     pub examples: Vec<CacheEntry>,
     /// Examples left out, with why.
     pub skipped: Vec<Skipped>,
+    /// How the entities were found and embedded (segmenter, embedder; recorded by the
+    /// facade), when the examples carry entities.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entities: Option<serde_json::Value>,
 }
 
 /// Writes one example's tensors to `path`.
@@ -60,6 +73,12 @@ pub fn write_example(path: &Path, ex: &TrainExample) -> Result<()> {
     t.insert("context".to_string(), ex.context.to_device(&Device::Cpu)?);
     if let Some(c) = &ex.condition {
         t.insert("condition".to_string(), c.to_device(&Device::Cpu)?);
+    }
+    if let Some(e) = ex.entities.as_ref().filter(|e| !e.is_empty()) {
+        t.insert("entities".to_string(), e.embeddings.to_device(&Device::Cpu)?);
+        if let Some(g) = &e.geometry {
+            t.insert("entity_geometry".to_string(), g.to_device(&Device::Cpu)?);
+        }
     }
     candle_core::safetensors::save(&t, path)?;
     Ok(())
@@ -79,11 +98,11 @@ pub fn read_cache(dir: &Path, device: &Device) -> Result<(CacheIndex, Vec<TrainE
     })?;
     let index: CacheIndex = serde_json::from_slice(&bytes)
         .map_err(|e| DiffusionError::config(&ip, format!("not a cache index: {e}")))?;
-    if index.version != CACHE_VERSION {
+    if !(OLDEST_CACHE_VERSION..=CACHE_VERSION).contains(&index.version) {
         return Err(DiffusionError::config(
             &ip,
             format!(
-                "cache version {} (this build reads {CACHE_VERSION}); prepare the cache again",
+                "cache version {} (this build reads {OLDEST_CACHE_VERSION} to {CACHE_VERSION}); prepare the cache again",
                 index.version
             ),
         ));
@@ -101,11 +120,25 @@ pub fn read_cache(dir: &Path, device: &Device) -> Result<(CacheIndex, Vec<TrainE
         let latents: Tensor = take("latents")?;
         let context = take("context")?;
         let condition = t.remove("condition");
+        // A composed frame without entities may be stored without the tensor: with
+        // entities recorded in the index, its absence means an empty set.
+        let entities = match t.remove("entities") {
+            Some(embeddings) => Some(EntitySet {
+                embeddings,
+                geometry: t.remove("entity_geometry"),
+            }),
+            None if index.entities.is_some() => Some(EntitySet {
+                embeddings: Tensor::zeros((0, 0), candle_core::DType::F32, device)?,
+                geometry: None,
+            }),
+            None => None,
+        };
         out.push(TrainExample {
             name: e.name.clone(),
             latents,
             condition,
             context,
+            entities,
         });
     }
     Ok((index, out))

@@ -21,8 +21,14 @@
 //!   gives the same loss curve as a run that was never interrupted. `OUT/loss.csv` holds
 //!   one row per step; `OUT/adapter.safetensors` the final adapter.
 //!
-//! A step runs only the transformer: latents, the first-frame condition and the text
-//! embeddings come from the cache ([`crate::cache`]).
+//! - With [`TrainConfig::entity_attn`], an entity cross-attention
+//!   ([`crate::entity_attn`]) trains with the LoRA: its variables join the optimiser, its
+//!   output projections start at zero (so step 1 starts from the base model), and each
+//!   example's first-frame entities ([`TrainExample::entities`]) are batched with padding
+//!   masks.
+//!
+//! A step runs only the transformer: latents, the first-frame condition, the text
+//! embeddings and the entity embeddings come from the cache ([`crate::cache`]).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -33,6 +39,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use reelsmith_models::{LoraConfig, LoraNaming, SeededRng};
 use serde::{Deserialize, Serialize};
 
+use crate::entity_attn::{EntityAttnConfig, EntitySet, EntityTokens};
 use crate::error::{DiffusionError, Result};
 use crate::lora::WanLora;
 use crate::transformer::WanTransformer;
@@ -49,6 +56,9 @@ pub struct TrainExample {
     pub condition: Option<Tensor>,
     /// Text embeddings `[tokens, text_dim]`.
     pub context: Tensor,
+    /// The entities of the composed first frame (embeddings `[n, dim]`, optional
+    /// geometry), for entity attention; `None` when the cache was made without them.
+    pub entities: Option<EntitySet>,
 }
 
 /// Loss elements whose absolute error exceeds this are left out of the mean (FFGo's
@@ -108,6 +118,9 @@ pub struct TrainConfig {
     pub boundary: f64,
     /// Naming of `adapter.safetensors`.
     pub adapter_naming: LoraNaming,
+    /// Train an entity cross-attention with the LoRA (`None`: the LoRA alone). Every
+    /// example needs its first-frame entities.
+    pub entity_attn: Option<EntityAttnConfig>,
 }
 
 impl Default for TrainConfig {
@@ -130,6 +143,7 @@ impl Default for TrainConfig {
             timesteps: TimestepRange::All,
             boundary: 0.9,
             adapter_naming: LoraNaming::Peft,
+            entity_attn: None,
         }
     }
 }
@@ -167,6 +181,9 @@ impl TrainConfig {
         }
         if self.max_grad_norm < 0.0 || !self.max_grad_norm.is_finite() {
             return bad("max_grad_norm must be ≥ 0 (0 turns clipping off)".into());
+        }
+        if let Some(e) = &self.entity_attn {
+            e.validate()?;
         }
         Ok(())
     }
@@ -346,6 +363,19 @@ fn adapter_config(lora: &WanLora) -> serde_json::Value {
     })
 }
 
+/// The entity tokens of a group of examples (padded to the largest entity count).
+fn stack_entities(items: &[&TrainExample], dim: usize, device: &Device) -> Result<EntityTokens> {
+    let sets = items
+        .iter()
+        .map(|e| {
+            e.entities.as_ref().ok_or_else(|| {
+                DiffusionError::InvalidInput(format!("{} has no entities", e.name))
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    EntityTokens::batch(&sets, dim, device)
+}
+
 /// Stacks a group of examples into a batch: `(input, target_x0, context)` pieces.
 fn stack(items: &[&TrainExample], device: &Device) -> Result<(Tensor, Option<Tensor>, Tensor)> {
     let l: Vec<Tensor> = items.iter().map(|e| e.latents.clone()).collect();
@@ -376,6 +406,47 @@ fn stack(items: &[&TrainExample], device: &Device) -> Result<(Tensor, Option<Ten
         None => None,
     };
     Ok((lat, cond, ctx))
+}
+
+/// The entity attention settings with the embedding width taken from the data (every
+/// example must have its entities, all of one width).
+fn entity_config(cfg: &EntityAttnConfig, data: &[TrainExample]) -> Result<EntityAttnConfig> {
+    let mut dim = cfg.entity_dim;
+    for e in data {
+        let Some(set) = &e.entities else {
+            return Err(DiffusionError::InvalidInput(format!(
+                "{}: entity attention needs each example's first-frame entities, and this one has none; prepare the cache with entities (`reelsmith finetune prepare --entities`)",
+                e.name
+            )));
+        };
+        if set.embeddings.rank() != 2 {
+            return Err(DiffusionError::InvalidInput(format!(
+                "{}: entity embeddings {:?} are not [entities, dim]",
+                e.name,
+                set.embeddings.dims()
+            )));
+        }
+        if set.is_empty() {
+            // No entity in this composed frame: the attention leaves it alone.
+        } else if dim == 0 {
+            dim = set.dim();
+        } else if set.dim() != dim {
+            return Err(DiffusionError::InvalidInput(format!(
+                "{}: entity embeddings are {} wide, expected {dim}; embed every example with the same model",
+                e.name,
+                set.dim()
+            )));
+        }
+    }
+    if dim == 0 {
+        return Err(DiffusionError::InvalidInput(
+            "entity attention: no example has an entity in its composed frame, so there is nothing to attend to (check the segmenter settings of prepare)".into(),
+        ));
+    }
+    Ok(EntityAttnConfig {
+        entity_dim: dim,
+        ..cfg.clone()
+    })
 }
 
 fn check_data(model: &WanTransformer, data: &[TrainExample]) -> Result<()> {
@@ -427,7 +498,11 @@ pub fn train(
     check_data(model, data)?;
     std::fs::create_dir_all(out).map_err(|e| DiffusionError::io(out, e))?;
     let device = model.device().clone();
-    let lora = WanLora::new(model, &cfg.lora, cfg.seed)?;
+    let mut lora = WanLora::new(model, &cfg.lora, cfg.seed)?;
+    if let Some(e) = &cfg.entity_attn {
+        lora.add_entity_attention(model, &entity_config(e, data)?, cfg.seed)?;
+    }
+    let entity_dim = lora.entity_attention().map(|e| e.entity_dim());
     let vars = lora.vars();
     let named = lora.named_vars();
     let mut opt = AdamW::new(&vars)?;
@@ -561,8 +636,17 @@ pub fn train(
                         .map(|s| s * cfg.num_train_timesteps as f32)
                         .collect();
                     let t = Tensor::from_vec(t, b, &device)?;
+                    let entities = match entity_dim {
+                        Some(dim) => Some(stack_entities(&g, dim, &device)?),
+                        None => None,
+                    };
                     let pred = model
-                        .forward(&input, &t, &ctx.to_dtype(model.dtype())?)?
+                        .forward_with_entities(
+                            &input,
+                            &t,
+                            &ctx.to_dtype(model.dtype())?,
+                            entities.as_ref(),
+                        )?
                         .to_dtype(DType::F32)?;
                     // FFGo's loss: elements whose error exceeds 50 are left out (the mask is
                     // a constant: no gradient flows through the comparison).

@@ -14,6 +14,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use serde::Deserialize;
 
+use crate::entity_attn::{BlockEntities, EntityAttention, EntityTokens};
 use crate::error::{DiffusionError, Result};
 use crate::keymap::{detect_layout, KeyLayout};
 use crate::layers::{
@@ -398,12 +399,15 @@ impl Block {
         })
     }
 
+    /// One block; `entities` adds the entity cross-attention after the text
+    /// cross-attention (see [`crate::entity_attn`]).
     fn forward(
         &self,
         x: &Tensor,
         context: &Tensor,
         temb_proj: &Tensor,
         rope: &Rope,
+        entities: Option<&BlockEntities<'_>>,
     ) -> Result<Tensor> {
         let dtype = x.dtype();
         let cd = compute_dtype(dtype);
@@ -421,6 +425,11 @@ impl Block {
         .to_dtype(dtype)?;
         let a = self.attn2.forward(&h, Some(context), None)?;
         let x32 = (x32 + a.to_dtype(cd)?)?;
+        // 2b. entity cross-attention (adapters with entity conditioning only)
+        let x32 = match entities {
+            Some(e) => (&x32 + e.forward(&x32)?)?,
+            None => x32,
+        };
         // 3. feed-forward
         let h =
             modulate(&layer_normalize(&x32, self.eps)?, &m.c_scale, &m.c_shift)?.to_dtype(dtype)?;
@@ -469,6 +478,8 @@ pub struct WanTransformer {
     proj_out: AdaptedLinear,
     /// Dropout generator and state shared by the adapters (see [`crate::lora`]).
     lora_shared: LoraShared,
+    /// The entity cross-attention of an attached adapter, with its scale.
+    entity_attn: Option<(EntityAttention, f64)>,
     dtype: DType,
     device: Device,
 }
@@ -498,6 +509,7 @@ impl WanTransformer {
             scale_shift_table: vb.get((1, 2, d), "scale_shift_table")?,
             proj_out: AdaptedLinear::new(&vb, "proj_out", d, cfg.out_channels() * pt * ph * pw)?,
             lora_shared: LoraShared::default(),
+            entity_attn: None,
             cfg: cfg.clone(),
             dtype: vb.dtype(),
             device: vb.device().clone(),
@@ -617,6 +629,9 @@ impl WanTransformer {
                 bad.join("; ")
             )));
         }
+        if let Some(e) = lora.entity_attention() {
+            self.check_entity_attention(e)?;
+        }
         self.remove_lora();
         let shared = self.lora_shared.clone();
         for lin in self.linears_mut() {
@@ -624,7 +639,33 @@ impl WanTransformer {
                 lin.attach(l.clone(), scale, lora.config().dropout, shared.clone());
             }
         }
+        self.entity_attn = lora.entity_attention().map(|e| (e.clone(), scale));
         Ok(())
+    }
+
+    fn check_entity_attention(&self, e: &EntityAttention) -> Result<()> {
+        let last = e.block_indices().last().copied().unwrap_or(0);
+        if e.dim() != self.cfg.inner_dim() || last >= self.cfg.num_layers {
+            return Err(DiffusionError::InvalidInput(format!(
+                "the adapter's entity attention was made for width {} and at least {} blocks; this transformer has width {} and {} blocks (a different model size?)",
+                e.dim(),
+                last + 1,
+                self.cfg.inner_dim(),
+                self.cfg.num_layers
+            )));
+        }
+        Ok(())
+    }
+
+    /// The entity cross-attention of the attached adapter, if it has one.
+    pub fn entity_attention(&self) -> Option<&EntityAttention> {
+        self.entity_attn.as_ref().map(|(e, _)| e)
+    }
+
+    /// Attaches (or detaches) an entity cross-attention alone, at `scale` (tests).
+    #[cfg(test)]
+    pub(crate) fn set_entity_attention(&mut self, e: Option<(EntityAttention, f64)>) {
+        self.entity_attn = e;
     }
 
     /// Detaches every adapter (unmerging first where merged): the model is the base again,
@@ -633,11 +674,13 @@ impl WanTransformer {
         for lin in self.linears_mut() {
             lin.detach();
         }
+        self.entity_attn = None;
     }
 
     /// Merges the attached adapters into the base weights (`W + scale · alpha / rank · B A`),
     /// so inference runs at the base model's speed. The original weights are kept for
-    /// [`Self::unmerge_lora`].
+    /// [`Self::unmerge_lora`]. An entity cross-attention cannot be merged: it stays a
+    /// separate layer.
     pub fn merge_lora(&mut self) -> Result<()> {
         for lin in self.linears_mut() {
             lin.merge()?;
@@ -736,6 +779,19 @@ impl WanTransformer {
     /// (`[b]`, or `[b, tokens]` for per-token timesteps as in TI2V) given text embeddings
     /// `context` `[b, tokens, text_dim]`. Returns `[b, out_channels, f, h, w]`.
     pub fn forward(&self, x: &Tensor, timestep: &Tensor, context: &Tensor) -> Result<Tensor> {
+        self.forward_with_entities(x, timestep, context, None)
+    }
+
+    /// [`Self::forward`] with the entity tokens of the first frame (`[b, entities, dim]`,
+    /// see [`EntityTokens`]) for an attached adapter's entity cross-attention. Without
+    /// entity attention attached, or with `entities` `None`, this is [`Self::forward`].
+    pub fn forward_with_entities(
+        &self,
+        x: &Tensor,
+        timestep: &Tensor,
+        context: &Tensor,
+        entities: Option<&EntityTokens>,
+    ) -> Result<Tensor> {
         self.check_input(x, timestep, context)?;
         let (b, c, f, h, w) = x.dims5()?;
         let [pt, ph, pw] = self.cfg.patch_size;
@@ -776,8 +832,15 @@ impl WanTransformer {
         let ctx = context.to_dtype(self.dtype)?;
         let ctx = self.text_2.forward(&self.text_1.forward(&ctx)?.gelu()?)?;
 
-        for block in &self.blocks {
-            hs = block.forward(&hs, &ctx, &temb_proj, &rope)?;
+        let encoded = match (&self.entity_attn, entities) {
+            (Some((ea, scale)), Some(e)) => Some((ea, *scale, ea.encode(e, b, cd)?)),
+            _ => None,
+        };
+        for (i, block) in self.blocks.iter().enumerate() {
+            let ent = encoded
+                .as_ref()
+                .and_then(|(ea, scale, enc)| ea.for_block(i, enc, *scale));
+            hs = block.forward(&hs, &ctx, &temb_proj, &rope, ent.as_ref())?;
         }
 
         // Output head: shift/scale from the table plus the time embedding.
@@ -906,6 +969,64 @@ mod tests {
             .to_scalar()
             .unwrap();
         assert!(d < 1e-5, "{d}");
+    }
+
+    /// The entity cross-attention inside the transformer (input projection, geometry
+    /// encoding, q/k/v/out of the block, masked softmax) has true gradients with respect to
+    /// the entity embeddings, their geometry, the hidden states and every weight.
+    #[test]
+    fn entity_attention_has_true_gradients() {
+        use crate::entity_attn::{EntityAttention, EntityAttnConfig, EntityTokens};
+        let cfg = tiny_config(3);
+        let ecfg = EntityAttnConfig {
+            entity_dim: 5,
+            every: 1,
+            heads: 2,
+            ..Default::default()
+        };
+        let mut g = NoiseGenerator::new(21);
+        let x = g.randn((1, 3, 2, 2, 4), DType::F64, &Device::Cpu).unwrap();
+        let ctx = g.randn((1, 3, 5), DType::F64, &Device::Cpu).unwrap();
+        let t = Tensor::new(&[700f64], &Device::Cpu).unwrap();
+        let emb = g.randn((1, 3, 5), DType::F64, &Device::Cpu).unwrap();
+        let geo = ((g.randn((1, 3, 3), DType::F64, &Device::Cpu).unwrap() * 0.2).unwrap() + 0.5)
+            .unwrap();
+        // The third slot is padding.
+        let mask = Tensor::new(&[[1f64, 1.0, 0.0]], &Device::Cpu).unwrap();
+        let mut names: Vec<(String, Vec<usize>)> = vec![
+            ("proj_in.weight".into(), vec![12, 5]),
+            ("proj_in.bias".into(), vec![12]),
+            ("geometry.weight".into(), vec![12, 3]),
+        ];
+        for l in ["to_q", "to_k", "to_v", "to_out"] {
+            names.push((format!("blocks.0.{l}.weight"), vec![12, 12]));
+            names.push((format!("blocks.0.{l}.bias"), vec![12]));
+        }
+        let mut inputs = vec![x, emb, geo];
+        for (n, s) in &names {
+            inputs.push(random_tensor(n, s, DType::F64));
+        }
+        grad_check(
+            &|ts| {
+                let map: HashMap<String, Tensor> = names
+                    .iter()
+                    .zip(&ts[3..])
+                    .map(|((n, _), t)| (n.clone(), t.clone()))
+                    .collect();
+                let vb = VarBuilder::from_tensors(map, DType::F64, &Device::Cpu);
+                let ea = EntityAttention::new(vb, &ecfg, &cfg)?;
+                let mut m = build(&cfg, HashMap::new());
+                m.set_entity_attention(Some((ea, 1.0)));
+                let tokens = EntityTokens {
+                    embeddings: ts[1].clone(),
+                    geometry: Some(ts[2].clone()),
+                    mask: Some(mask.clone()),
+                };
+                m.forward_with_entities(&ts[0], &t, &ctx, Some(&tokens))
+            },
+            &inputs,
+            12,
+        );
     }
 
     /// The whole transformer (patch embedding, modulation, both attentions with RMS q/k norms
