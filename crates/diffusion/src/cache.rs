@@ -75,7 +75,10 @@ pub fn write_example(path: &Path, ex: &TrainExample) -> Result<()> {
         t.insert("condition".to_string(), c.to_device(&Device::Cpu)?);
     }
     if let Some(e) = ex.entities.as_ref().filter(|e| !e.is_empty()) {
-        t.insert("entities".to_string(), e.embeddings.to_device(&Device::Cpu)?);
+        t.insert(
+            "entities".to_string(),
+            e.embeddings.to_device(&Device::Cpu)?,
+        );
         if let Some(g) = &e.geometry {
             t.insert("entity_geometry".to_string(), g.to_device(&Device::Cpu)?);
         }

@@ -139,7 +139,7 @@ impl EntityAttnConfig {
         let a = (self.heads * self.head_dim_for(model)) as u64;
         let e = entity_dim as u64;
         let input = e * d + d + if self.geometry { 3 * d } else { 0 };
-        let block = 3 * (d * a + a) + (a * d + d);
+        let block = 3 * d * a + 2 * a + (a * d + d);
         input + self.blocks(model.num_layers).len() as u64 * block
     }
 }
@@ -275,7 +275,14 @@ struct Dense {
 }
 
 impl Dense {
-    fn new(vb: &VarBuilder, name: &str, i: usize, o: usize, zero: bool, bias: bool) -> Result<Self> {
+    fn new(
+        vb: &VarBuilder,
+        name: &str,
+        i: usize,
+        o: usize,
+        zero: bool,
+        bias: bool,
+    ) -> Result<Self> {
         let init = if zero {
             Init::Const(0.0)
         } else {
@@ -388,7 +395,11 @@ impl EntityAttention {
     /// size. `cfg.entity_dim` must be set. Missing tensors are created as the init hints
     /// say when `vb` can create them (a seeded variable builder): normal with standard
     /// deviation `1/√fan_in`, biases zero, `to_out` all zero.
-    pub fn new(vb: VarBuilder, cfg: &EntityAttnConfig, model: &WanTransformerConfig) -> Result<Self> {
+    pub fn new(
+        vb: VarBuilder,
+        cfg: &EntityAttnConfig,
+        model: &WanTransformerConfig,
+    ) -> Result<Self> {
         cfg.validate()?;
         if cfg.entity_dim == 0 {
             return Err(DiffusionError::InvalidInput(
@@ -411,7 +422,9 @@ impl EntityAttention {
                 i,
                 EntityBlock {
                     to_q: Dense::new(&bv, "to_q", d, a, false, true)?,
-                    to_k: Dense::new(&bv, "to_k", d, a, false, true)?,
+                    // No key bias: it shifts every score of a row alike, which the
+                    // softmax ignores (its gradient is zero).
+                    to_k: Dense::new(&bv, "to_k", d, a, false, false)?,
                     to_v: Dense::new(&bv, "to_v", d, a, false, true)?,
                     to_out: Dense::new(&bv, "to_out", a, d, true, true)?,
                 },
@@ -529,7 +542,12 @@ impl EntityAttention {
 
     /// Projects the entity tokens once for all blocks, in `dtype` (the blocks' compute
     /// dtype). `batch` is the hidden states' batch size.
-    pub(crate) fn encode(&self, e: &EntityTokens, batch: usize, dtype: DType) -> Result<EncodedEntities> {
+    pub(crate) fn encode(
+        &self,
+        e: &EntityTokens,
+        batch: usize,
+        dtype: DType,
+    ) -> Result<EncodedEntities> {
         let bad = |m: String| Err(DiffusionError::InvalidInput(m));
         let dims = e.embeddings.dims();
         if dims.len() != 3 || dims[0] != batch || dims[2] != self.cfg.entity_dim {

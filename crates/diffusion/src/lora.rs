@@ -31,8 +31,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarBuilder;
 use reelsmith_models::{
-    read_lora_file_split, write_lora_file_with_extra, LoraConfig, LoraLayer, LoraNaming,
-    SeededRng,
+    read_lora_file_split, write_lora_file_with_extra, LoraConfig, LoraLayer, LoraNaming, SeededRng,
 };
 
 use crate::entity_attn::{EntityAttention, EntityAttnConfig, ENTITY_ATTN_PREFIX};
@@ -287,14 +286,15 @@ impl WanLora {
         let bytes = std::fs::read(path).map_err(|e| DiffusionError::io(path, e))?;
         let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
             .map_err(|e| DiffusionError::config(path, format!("not a safetensors file: {e}")))?;
-        let Some(text) = meta.metadata().as_ref().and_then(|m| m.get(ENTITY_ATTN_META)) else {
+        let Some(text) = meta
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get(ENTITY_ATTN_META))
+        else {
             return Ok(None);
         };
         serde_json::from_str(text).map(Some).map_err(|e| {
-            DiffusionError::config(
-                path,
-                format!("unreadable {ENTITY_ATTN_META} metadata: {e}"),
-            )
+            DiffusionError::config(path, format!("unreadable {ENTITY_ATTN_META} metadata: {e}"))
         })
     }
 

@@ -16,9 +16,9 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 use image::RgbImage;
 
+use crate::entity_attn::EntityTokens;
 use crate::error::{DiffusionError, Result};
 use crate::loading::read_json;
-use crate::entity_attn::EntityTokens;
 use crate::lora::WanLora;
 use crate::rng::NoiseGenerator;
 use crate::scheduler::{Scheduler, SchedulerConfig, SchedulerKind};

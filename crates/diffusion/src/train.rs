@@ -368,9 +368,9 @@ fn stack_entities(items: &[&TrainExample], dim: usize, device: &Device) -> Resul
     let sets = items
         .iter()
         .map(|e| {
-            e.entities.as_ref().ok_or_else(|| {
-                DiffusionError::InvalidInput(format!("{} has no entities", e.name))
-            })
+            e.entities
+                .as_ref()
+                .ok_or_else(|| DiffusionError::InvalidInput(format!("{} has no entities", e.name)))
         })
         .collect::<Result<Vec<_>>>()?;
     EntityTokens::batch(&sets, dim, device)

@@ -894,7 +894,9 @@ mod entity_attn {
     }
 
     fn adapter(m: &WanTransformer, random: bool) -> WanLora {
-        let mut lora = WanLora::new(m, &LoraConfig::new(4, 4.0), 3).unwrap();
+        let mut cfg = LoraConfig::new(4, 4.0);
+        cfg.targets = vec!["blocks.*".into()];
+        let mut lora = WanLora::new(m, &cfg, 3).unwrap();
         lora.add_entity_attention(m, &ecfg(), 3).unwrap();
         if random {
             for (i, v) in lora.vars().iter().enumerate() {
@@ -917,11 +919,15 @@ mod entity_attn {
         let fresh = adapter(&m, false);
         let ea = fresh.entity_attention().unwrap();
         assert_eq!(ea.block_indices(), vec![0, 1]);
-        // input projection + geometry + 2 blocks × (q, k, v, out with biases)
+        // input projection + geometry + 2 blocks × (q, v, out with biases, k without)
         let d = 24;
         assert_eq!(
             ea.parameter_count(),
-            E * d + d + 3 * d + 2 * (3 * (d * d + d) + d * d + d)
+            E * d + d + 3 * d + 2 * (3 * d * d + 2 * d + d * d + d)
+        );
+        assert_eq!(
+            ea.parameter_count() as u64,
+            ecfg().parameter_count(m.config(), E)
         );
         m.add_lora(&fresh, 1.0).unwrap();
         let start = m.forward_with_entities(&x, &t, &c, Some(&tok)).unwrap();
@@ -943,11 +949,7 @@ mod entity_attn {
         let mut padded = tok.clone();
         padded.embeddings = Tensor::cat(&[&tok.embeddings, &randn(40, &[1, 1, E])], 1).unwrap();
         padded.geometry = Some(
-            Tensor::cat(
-                &[tok.geometry.as_ref().unwrap(), &randn(41, &[1, 1, 3])],
-                1,
-            )
-            .unwrap(),
+            Tensor::cat(&[tok.geometry.as_ref().unwrap(), &randn(41, &[1, 1, 3])], 1).unwrap(),
         );
         padded.mask = Some(Tensor::new(&[[1f32, 1.0, 0.0]], &Device::Cpu).unwrap());
         let p = m.forward_with_entities(&x, &t, &c, Some(&padded)).unwrap();
@@ -990,7 +992,10 @@ mod entity_attn {
             let all =
                 reelsmith_diffusion::candle_core::safetensors::load(&p, &Device::Cpu).unwrap();
             let n_entity = all.keys().filter(|k| k.starts_with("entity_attn.")).count();
-            assert_eq!(n_entity, lora.entity_attention().unwrap().named_vars().len());
+            assert_eq!(
+                n_entity,
+                lora.entity_attention().unwrap().named_vars().len()
+            );
             let lora_only: HashMap<String, Tensor> = all
                 .into_iter()
                 .filter(|(k, _)| !k.starts_with("entity_attn."))
@@ -1074,8 +1079,15 @@ mod entity_attn {
                 (n, w)
             })
             .collect();
-        let full = train(&mut m, &data, &cfg(6), &dir.path().join("full"), false, &mut |_| {})
-            .unwrap();
+        let full = train(
+            &mut m,
+            &data,
+            &cfg(6),
+            &dir.path().join("full"),
+            false,
+            &mut |_| {},
+        )
+        .unwrap();
         eprintln!("losses with entity attention: {:?}", full.losses);
         assert!(full.losses.iter().all(|l| l.is_finite()));
         for (n, w) in &before {
@@ -1088,7 +1100,14 @@ mod entity_attn {
         assert_eq!(ea.entity_dim(), E);
         let mut fresh = WanLora::new(&m, &cfg(6).lora, 9).unwrap();
         fresh
-            .add_entity_attention(&m, &EntityAttnConfig { entity_dim: E, ..cfg(6).entity_attn.unwrap() }, 9)
+            .add_entity_attention(
+                &m,
+                &EntityAttnConfig {
+                    entity_dim: E,
+                    ..cfg(6).entity_attn.unwrap()
+                },
+                9,
+            )
             .unwrap();
         let start: HashMap<String, Tensor> = fresh
             .entity_attention()
@@ -1098,8 +1117,11 @@ mod entity_attn {
             .collect();
         for (name, t) in ea.tensors() {
             let moved = diff(&t, &start[&name]);
+            eprintln!("{name}: moved by up to {moved:.3e}");
+            // Weight decay alone moves a weight by at most 6 · lr · wd · |w| ≈ 4e-3 here;
+            // AdamW steps move it by about lr = 2e-2 per step.
             if name.ends_with("weight") {
-                assert!(moved > 0.0, "{name} did not train");
+                assert!(moved > 1e-2, "{name} did not train ({moved})");
             }
         }
         let out_w = ea
@@ -1108,7 +1130,16 @@ mod entity_attn {
             .find(|(n, _)| n == "entity_attn.blocks.0.to_out.weight")
             .unwrap()
             .1;
-        assert!(out_w.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap() > 0.0);
+        assert!(
+            out_w
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+                > 0.0
+        );
 
         // Interrupted at 2, resumed to 6: the same losses.
         let part = dir.path().join("part");
@@ -1116,15 +1147,27 @@ mod entity_attn {
         let b = train(&mut expert(), &data, &cfg(6), &part, true, &mut |_| {}).unwrap();
         assert_eq!(b.resumed_from, Some(2));
         for (x, y) in b.losses.iter().zip(&full.losses) {
-            assert!((x - y).abs() <= 1e-6 * y.abs().max(1.0), "{:?} vs {:?}", b.losses, full.losses);
+            assert!(
+                (x - y).abs() <= 1e-6 * y.abs().max(1.0),
+                "{:?} vs {:?}",
+                b.losses,
+                full.losses
+            );
         }
         // Examples without entities are refused with the fix.
         let mut bare = data.clone();
         bare[1].entities = None;
-        let e = train(&mut expert(), &bare, &cfg(1), &dir.path().join("bare"), false, &mut |_| {})
-            .err()
-            .unwrap()
-            .to_string();
+        let e = train(
+            &mut expert(),
+            &bare,
+            &cfg(1),
+            &dir.path().join("bare"),
+            false,
+            &mut |_| {},
+        )
+        .err()
+        .unwrap()
+        .to_string();
         assert!(e.contains("finetune prepare"), "{e}");
     }
 }

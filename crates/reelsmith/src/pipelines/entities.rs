@@ -305,10 +305,7 @@ pub(crate) fn frame_entities(
             format!(
                 "the entities of {} need an embedding model (DINOv2 or CLIP){}",
                 source.display(),
-                notes
-                    .first()
-                    .map(|n| format!(": {n}"))
-                    .unwrap_or_default()
+                notes.first().map(|n| format!(": {n}")).unwrap_or_default()
             ),
         ));
     }

@@ -54,9 +54,9 @@ use reelsmith_diffusion::cache::{
     read_cache, write_example, CacheEntry, CacheIndex, CACHE_VERSION,
 };
 use reelsmith_diffusion::candle_core::DType;
+use reelsmith_diffusion::candle_core::{Device, Tensor};
 use reelsmith_diffusion::dataset::{bucket_frames, read_ffgo_list, REPLACED_FRAMES};
 pub use reelsmith_diffusion::dataset::{PhraseMode, Skipped, TRANSITION_PHRASE};
-use reelsmith_diffusion::candle_core::{Device, Tensor};
 pub use reelsmith_diffusion::EntityAttnConfig;
 use reelsmith_diffusion::{EntitySet, LoraConfig, TrainConfig, WanLora, WanTransformer};
 pub use reelsmith_diffusion::{LoraNaming, TimestepRange};
@@ -65,8 +65,8 @@ use serde::{Deserialize, Serialize};
 use crate::config::Size;
 use crate::first_frame::{absolute_choice, read_image};
 use crate::models::{ModelChoice, Models};
-use crate::pipelines::entities::{frame_entities, EntitiesConfig};
 use crate::output::OutputDir;
+use crate::pipelines::entities::{frame_entities, EntitiesConfig};
 use crate::pipelines::generate::{load_pipeline, DtypeChoice};
 use crate::progress::{NoProgress, Progress, Stage, StageGuard};
 use crate::Error;
