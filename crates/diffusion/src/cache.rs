@@ -146,3 +146,91 @@ pub fn read_cache(dir: &Path, device: &Device) -> Result<(CacheIndex, Vec<TrainE
     }
     Ok((index, out))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::DType;
+
+    fn example(name: &str, entities: Option<EntitySet>) -> TrainExample {
+        let z = |s: &[usize]| Tensor::ones(s, DType::F32, &Device::Cpu).unwrap();
+        TrainExample {
+            name: name.into(),
+            latents: z(&[4, 2, 2, 2]),
+            condition: None,
+            context: z(&[3, 8]),
+            entities,
+        }
+    }
+
+    fn index(version: u32, entities: Option<serde_json::Value>, files: &[&str]) -> CacheIndex {
+        CacheIndex {
+            version,
+            base: "base".into(),
+            frames: 5,
+            width: 16,
+            height: 16,
+            transition_phrase: "p".into(),
+            examples: files
+                .iter()
+                .map(|f| CacheEntry {
+                    name: f.to_string(),
+                    file: f.to_string(),
+                    caption: "c".into(),
+                    frames: 5,
+                })
+                .collect(),
+            skipped: vec![],
+            entities,
+        }
+    }
+
+    /// Entities round-trip (a frame without any as an empty set); version-1 caches without
+    /// entities still read; other versions are refused with the fix.
+    #[test]
+    fn entities_round_trip_and_old_caches_read() {
+        let d = tempfile::tempdir().unwrap();
+        let emb = Tensor::arange(0f32, 6.0, &Device::Cpu)
+            .unwrap()
+            .reshape((2, 3))
+            .unwrap();
+        let geo = Tensor::full(0.5f32, (2, 3), &Device::Cpu).unwrap();
+        let with = EntitySet {
+            embeddings: emb.clone(),
+            geometry: Some(geo),
+        };
+        let none = EntitySet {
+            embeddings: Tensor::zeros((0, 3), DType::F32, &Device::Cpu).unwrap(),
+            geometry: None,
+        };
+        write_example(&d.path().join("a"), &example("a", Some(with))).unwrap();
+        write_example(&d.path().join("b"), &example("b", Some(none))).unwrap();
+        let write_index = |i: &CacheIndex| {
+            std::fs::write(d.path().join("index.json"), serde_json::to_vec(i).unwrap()).unwrap()
+        };
+        write_index(&index(
+            2,
+            Some(serde_json::json!({"segmenter": "isnet"})),
+            &["a", "b"],
+        ));
+        let (_, data) = read_cache(d.path(), &Device::Cpu).unwrap();
+        let a = data[0].entities.as_ref().unwrap();
+        assert_eq!(
+            a.embeddings.to_vec2::<f32>().unwrap(),
+            emb.to_vec2::<f32>().unwrap()
+        );
+        assert_eq!(a.geometry.as_ref().unwrap().dims(), &[2, 3]);
+        assert!(data[1].entities.as_ref().unwrap().is_empty());
+        // version 1: no entities recorded
+        write_index(&index(1, None, &["a"]));
+        let (i, data) = read_cache(d.path(), &Device::Cpu).unwrap();
+        assert_eq!(i.version, 1);
+        assert_eq!(data.len(), 1);
+        write_index(&index(3, None, &["a"]));
+        let e = read_cache(d.path(), &Device::Cpu).unwrap_err().to_string();
+        assert!(
+            e.contains("index.json") && e.contains("prepare the cache again"),
+            "{e}"
+        );
+    }
+}

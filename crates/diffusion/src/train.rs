@@ -427,8 +427,10 @@ fn entity_config(cfg: &EntityAttnConfig, data: &[TrainExample]) -> Result<Entity
             )));
         }
         if set.is_empty() {
-            // No entity in this composed frame: the attention leaves it alone.
-        } else if dim == 0 {
+            // No entity in this composed frame: the attention leaves the example alone.
+            continue;
+        }
+        if dim == 0 {
             dim = set.dim();
         } else if set.dim() != dim {
             return Err(DiffusionError::InvalidInput(format!(

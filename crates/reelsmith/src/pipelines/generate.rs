@@ -568,13 +568,25 @@ fn adapter_entities(
     config: &GenerateConfig,
     image: Option<&image::RgbImage>,
 ) -> Result<Option<EntitySet>, Error> {
-    let mut found = None;
+    let mut found: Vec<(PathBuf, reelsmith_diffusion::EntityAttnConfig)> = Vec::new();
     for p in config.lora.iter().chain(config.lora_2.iter()) {
         if let Some(ec) = WanLora::entity_config_of(p).map_err(|e| Error::diffusion(p, e))? {
-            found.get_or_insert((p.clone(), ec));
+            found.push((p.clone(), ec));
         }
     }
-    let Some((path, ec)) = found else {
+    if let [(a, x), (b, y)] = found.as_slice() {
+        if x.entity_dim != y.entity_dim || x.source != y.source {
+            return Err(Error::config(
+                "lora_2",
+                format!(
+                    "{} and {} were trained on entities made differently (another segmenter or embedding model); train both experts on one cache",
+                    a.display(),
+                    b.display()
+                ),
+            ));
+        }
+    }
+    let Some((path, ec)) = found.into_iter().next() else {
         return Ok(None);
     };
     let how: EntitiesConfig = match (&config.entities, &ec.source) {
