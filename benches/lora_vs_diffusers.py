@@ -69,7 +69,10 @@ def main():
                    init_lora_weights=False)
     )
     sd = load_file(os.path.join(adapter_dir, "adapter.safetensors"))
-    sd = {k.removeprefix("transformer."): v for k, v in sd.items()}
+    # An entity cross-attention trained with the LoRA is stored under its own prefix
+    # (`entity_attn.`): not part of the LoRA, it is left out here (diffusers' own
+    # `load_lora_weights` keeps only `transformer.` keys).
+    sd = {k.removeprefix("transformer."): v for k, v in sd.items() if not k.startswith("entity_attn.")}
     res = set_peft_model_state_dict(model, sd, adapter_name="default")
     unexpected = getattr(res, "unexpected_keys", [])
     if unexpected:

@@ -17,7 +17,10 @@
 # Needs the reelsmith binary (REELSMITH_BIN, else CARGO_TARGET_DIR/{release,debug}/reelsmith),
 # python3 with torch, diffusers, safetensors, pillow, numpy; ffmpeg; and the ISNet checkpoint
 # (ISNET, default $REELSMITH_SHARED/models/isnet/isnet-general-use.safetensors).
-# Steps can be scaled with PRE_STEPS, LORA_STEPS, SAMPLE_STEPS.
+# Steps can be scaled with PRE_STEPS, LORA_STEPS, SAMPLE_STEPS. ENTITY_ATTN=1 caches the
+# composed frames' entities (the ISNet checkpoint + the tiny DINOv2 fixture) and trains the
+# entity cross-attention with the LoRA (`--entity-attn`); REUSE_BASE=1 keeps an OUT/base
+# from an earlier run (skips the dataset, base and pre-training steps).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-target/ffgo_cpu_proof}
@@ -36,9 +39,15 @@ LORA_STEPS=${LORA_STEPS:-300}
 SAMPLE_STEPS=${SAMPLE_STEPS:-20}
 SIZE=96x64
 FRAMES=17
+ENTITY_ATTN=${ENTITY_ATTN:-0}
+REUSE_BASE=${REUSE_BASE:-0}
 mkdir -p "$OUT"
-rm -rf "$OUT/pretrain" "$OUT/lora"
 log() { echo "[$(date +%T)] $*"; }
+if [ "$REUSE_BASE" = 1 ] && [ -d "$OUT/base" ]; then
+  log "reusing $OUT/base and $OUT/data"
+  rm -rf "$OUT/lora"
+else
+rm -rf "$OUT/pretrain" "$OUT/lora"
 
 log "dataset"
 python3 scripts/ffgo_cpu_proof.py data --out "$OUT" --bin "$BIN"
@@ -61,12 +70,20 @@ seed = 1
 TOML
 "$BIN" --quiet finetune train "$OUT/cache_pretrain" --config "$OUT/pretrain.toml" -o "$OUT/pretrain"
 python3 scripts/ffgo_cpu_proof.py merge --out "$OUT"
+fi
+
+ENTITY_PREP=()
+ENTITY_TRAIN=()
+if [ "$ENTITY_ATTN" = 1 ]; then
+  ENTITY_PREP=(--entities --weights "$ISNET" --embed-model-dir "$DINO")
+  ENTITY_TRAIN=(--entity-attn)
+fi
 
 log "LoRA on the NEW entities ($LORA_STEPS steps)"
 "$BIN" --quiet finetune prepare "$OUT/data/lora.json" --base "$OUT/base" \
-  --frames $FRAMES --size $SIZE -o "$OUT/cache_lora" --overwrite
+  --frames $FRAMES --size $SIZE "${ENTITY_PREP[@]}" -o "$OUT/cache_lora" --overwrite
 "$BIN" --quiet finetune train "$OUT/cache_lora" --rank 16 --alpha 16 --lr 1e-3 \
-  --batch-size 4 --steps "$LORA_STEPS" --save-every 0 --seed 2 -o "$OUT/lora"
+  --batch-size 4 --steps "$LORA_STEPS" --save-every 0 --seed 2 "${ENTITY_TRAIN[@]}" -o "$OUT/lora"
 
 log "evaluation on the held-out NEW entities"
 "$BIN" finetune eval "$OUT/data/heldout.json" --adapter "$OUT/lora" --base "$OUT/base" \

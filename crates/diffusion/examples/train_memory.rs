@@ -78,6 +78,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 latents: g.randn((16, f, h, w), DType::F32, &dev)?,
                 condition: Some(g.randn((20, f, h, w), DType::F32, &dev)?),
                 context: g.randn((512, 4096), DType::F32, &dev)?,
+                entities: None,
             })
         })
         .collect::<Result<_, _>>()?;

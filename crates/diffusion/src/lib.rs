@@ -9,6 +9,8 @@
 //! - [`WanPipeline`]: the sampler (image-to-video, TI2V, text-to-video) over a diffusers
 //!   model folder: first-frame conditioning, guidance, expert switch, VAE decode.
 //! - [`NoiseGenerator`]: seeded noise, the same on every device.
+//! - [`WanLora`], [`train()`]: FFGo's LoRA training, with the optional entity
+//!   cross-attention ([`EntityAttention`]) to the first frame's entities.
 //!
 //! Every component equals diffusers/transformers on the same inputs (see `docs/diffusion.md`
 //! for what was verified and how, and the memory table).
@@ -41,6 +43,7 @@ pub use image;
 mod blas;
 pub mod cache;
 pub mod dataset;
+pub mod entity_attn;
 mod error;
 pub mod keymap;
 pub mod layers;
@@ -54,6 +57,7 @@ pub mod train;
 mod transformer;
 mod vae;
 
+pub use entity_attn::{EntityAttention, EntityAttnConfig, EntitySet, EntityTokens};
 pub use error::{DiffusionError, Result};
 pub use lora::WanLora;
 pub use pipeline::{

@@ -16,6 +16,13 @@
 //!   `.lora_up.weight`, `.alpha`. musubi-tuner's single-underscore form
 //!   (`lora_unet_blocks_0_self_attn_q`) and original names in PEFT files
 //!   (`diffusion_model.blocks.0.self_attn.q.lora_A.weight`) load too.
+//!
+//! An adapter may also carry an entity cross-attention ([`EntityAttention`], FFGo's entity
+//! conditioning): its tensors are stored in the same file under the `entity_attn.` key
+//! prefix (`entity_attn.proj_in.weight`, `entity_attn.blocks.0.to_q.weight`, …) and its
+//! configuration in the metadata (`entity_attn_config`), in either naming. Those keys are
+//! separable: diffusers' `load_lora_weights` keeps only `transformer.`-prefixed keys, and a
+//! PEFT state dict without them is the plain LoRA.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -24,9 +31,10 @@ use std::sync::{Arc, Mutex};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarBuilder;
 use reelsmith_models::{
-    read_lora_file, write_lora_file, LoraConfig, LoraLayer, LoraNaming, SeededRng,
+    read_lora_file_split, write_lora_file_with_extra, LoraConfig, LoraLayer, LoraNaming, SeededRng,
 };
 
+use crate::entity_attn::{EntityAttention, EntityAttnConfig, ENTITY_ATTN_PREFIX};
 use crate::error::{DiffusionError, Result};
 use crate::keymap::diffusers_to_original;
 use crate::layers::Linear;
@@ -166,12 +174,17 @@ impl AdaptedLinear {
     }
 }
 
-/// A set of LoRA adapters for a [`WanTransformer`], keyed by diffusers module name.
+/// A set of LoRA adapters for a [`WanTransformer`], keyed by diffusers module name, and
+/// optionally an entity cross-attention trained with them.
 #[derive(Clone)]
 pub struct WanLora {
     config: LoraConfig,
     layers: BTreeMap<String, LoraLayer>,
+    entity_attn: Option<EntityAttention>,
 }
+
+/// The metadata key of the entity attention's configuration in an adapter file.
+const ENTITY_ATTN_META: &str = "entity_attn_config";
 
 /// The original-Wan name of a diffusers module name (`blocks.0.attn1.to_q` →
 /// `blocks.0.self_attn.q`).
@@ -239,6 +252,49 @@ impl WanLora {
         Ok(Self {
             config: config.clone(),
             layers,
+            entity_attn: None,
+        })
+    }
+
+    /// Adds a fresh entity cross-attention for `model` (its variables seeded by `seed`,
+    /// its output projections zero: the adapter still starts as the base model).
+    /// `cfg.entity_dim` must be the width of the entity embeddings.
+    pub fn add_entity_attention(
+        &mut self,
+        model: &WanTransformer,
+        cfg: &EntityAttnConfig,
+        seed: u64,
+    ) -> Result<()> {
+        self.entity_attn = Some(EntityAttention::init(
+            cfg,
+            model.config(),
+            seed,
+            model.device(),
+        )?);
+        Ok(())
+    }
+
+    /// The entity cross-attention, if the adapter has one.
+    pub fn entity_attention(&self) -> Option<&EntityAttention> {
+        self.entity_attn.as_ref()
+    }
+
+    /// The entity attention's configuration stored in an adapter file, without loading the
+    /// file's tensors (`None` for a plain LoRA), so a caller can prepare the entity
+    /// embeddings it needs.
+    pub fn entity_config_of(path: &Path) -> Result<Option<EntityAttnConfig>> {
+        let bytes = std::fs::read(path).map_err(|e| DiffusionError::io(path, e))?;
+        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
+            .map_err(|e| DiffusionError::config(path, format!("not a safetensors file: {e}")))?;
+        let Some(text) = meta
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get(ENTITY_ATTN_META))
+        else {
+            return Ok(None);
+        };
+        serde_json::from_str(text).map(Some).map_err(|e| {
+            DiffusionError::config(path, format!("unreadable {ENTITY_ATTN_META} metadata: {e}"))
         })
     }
 
@@ -258,17 +314,17 @@ impl WanLora {
         &self.layers
     }
 
-    /// The trainable variables in a fixed order (by module name, `down` then `up`).
+    /// The trainable variables in a fixed order (by module name, `down` then `up`; then
+    /// the entity attention's, by name).
     pub fn vars(&self) -> Vec<Var> {
-        self.layers
-            .values()
-            .flat_map(|l| l.vars().map(|v| v.clone()))
-            .collect()
+        self.named_vars().into_iter().map(|(_, v)| v).collect()
     }
 
-    /// The variables by stable names (`<module>.lora_A` / `.lora_B`), for checkpoints.
+    /// The variables by stable names (`<module>.lora_A` / `.lora_B`, then the entity
+    /// attention's `entity_attn.…`), for checkpoints.
     pub fn named_vars(&self) -> Vec<(String, Var)> {
-        self.layers
+        let mut v: Vec<(String, Var)> = self
+            .layers
             .iter()
             .flat_map(|(n, l)| {
                 [
@@ -276,7 +332,11 @@ impl WanLora {
                     (format!("{n}.lora_B"), l.up().clone()),
                 ]
             })
-            .collect()
+            .collect();
+        if let Some(e) = &self.entity_attn {
+            v.extend(e.named_vars().iter().cloned());
+        }
+        v
     }
 
     /// The name a module is stored under in `naming`.
@@ -308,7 +368,17 @@ impl WanLora {
             "lora_config".into(),
             serde_json::to_string(&self.config).unwrap_or_default(),
         );
-        write_lora_file(path, &named, naming, &meta).map_err(model_err)
+        let extra = match &self.entity_attn {
+            Some(e) => {
+                meta.insert(
+                    ENTITY_ATTN_META.into(),
+                    serde_json::to_string(e.config()).unwrap_or_default(),
+                );
+                e.tensors()
+            }
+            None => Vec::new(),
+        };
+        write_lora_file_with_extra(path, &named, naming, &meta, &extra).map_err(model_err)
     }
 
     /// Reads an adapter file in either naming and maps its module names onto `model`'s
@@ -316,8 +386,13 @@ impl WanLora {
     /// the `transformer.`, `base_model.model.`, `diffusion_model.` or
     /// `model.diffusion_model.` prefixes). Names that match no dense layer are all listed in
     /// the error. Variables are f32 on the model's device.
+    ///
+    /// An entity cross-attention stored with the adapter (keys under `entity_attn.`) is
+    /// loaded with it; a file without one loads as a plain LoRA.
     pub fn load(path: &Path, model: &WanTransformer) -> Result<Self> {
-        let file = read_lora_file(path, &Device::Cpu).map_err(model_err)?;
+        let (file, extra) =
+            read_lora_file_split(path, &Device::Cpu, &|k| k.starts_with(ENTITY_ATTN_PREFIX))
+                .map_err(model_err)?;
         let mut lookup: HashMap<String, String> = HashMap::new();
         for (n, _, _) in model.linear_modules() {
             let o = original_module(&n);
@@ -382,7 +457,29 @@ impl WanLora {
         if config.targets.is_empty() {
             config.targets = layers.keys().cloned().collect();
         }
-        Ok(Self { config, layers })
+        let entity_attn = if extra.is_empty() {
+            None
+        } else {
+            let text = file.metadata.get(ENTITY_ATTN_META).ok_or_else(|| {
+                DiffusionError::config(
+                    path,
+                    format!("holds entity attention tensors (entity_attn.*) but no {ENTITY_ATTN_META} metadata; save the adapter with reelsmith"),
+                )
+            })?;
+            let ecfg: EntityAttnConfig = serde_json::from_str(text).map_err(|e| {
+                DiffusionError::config(path, format!("unreadable {ENTITY_ATTN_META}: {e}"))
+            })?;
+            let tensors: HashMap<String, Tensor> = extra.into_iter().collect();
+            Some(
+                EntityAttention::from_tensors(&tensors, &ecfg, model.config(), model.device())
+                    .map_err(|e| DiffusionError::config(path, e.to_string()))?,
+            )
+        };
+        Ok(Self {
+            config,
+            layers,
+            entity_attn,
+        })
     }
 
     /// Copies the values of another set's variables into this one's (same modules and
@@ -395,6 +492,24 @@ impl WanLora {
             l.down()
                 .set(&o.down().as_tensor().to_dtype(l.down().dtype())?)?;
             l.up().set(&o.up().as_tensor().to_dtype(l.up().dtype())?)?;
+        }
+        match (&self.entity_attn, &other.entity_attn) {
+            (None, None) => {}
+            (Some(a), Some(b)) => {
+                for ((n, v), (m, w)) in a.named_vars().iter().zip(b.named_vars()) {
+                    if n != m || v.dims() != w.dims() {
+                        return Err(DiffusionError::InvalidInput(format!(
+                            "the other adapter's entity attention differs ({n} vs {m})"
+                        )));
+                    }
+                    v.set(&w.as_tensor().to_dtype(v.dtype())?)?;
+                }
+            }
+            _ => {
+                return Err(DiffusionError::InvalidInput(
+                    "one adapter has an entity attention and the other has none".into(),
+                ))
+            }
         }
         Ok(())
     }

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 use image::RgbImage;
 
+use crate::entity_attn::EntityTokens;
 use crate::error::{DiffusionError, Result};
 use crate::loading::read_json;
 use crate::lora::WanLora;
@@ -138,6 +139,10 @@ pub struct GenerateRequest {
     pub drop_first: usize,
     /// Prompt tokens (512 in Wan).
     pub max_sequence_length: usize,
+    /// The first frame's entities (embeddings `[n, dim]` from the model the adapter was
+    /// trained with, optional geometry), required when an expert's adapter has an entity
+    /// cross-attention ([`crate::EntityAttention`]); not used otherwise.
+    pub entities: Option<crate::EntitySet>,
 }
 
 impl GenerateRequest {
@@ -159,6 +164,7 @@ impl GenerateRequest {
             latents: None,
             drop_first: 0,
             max_sequence_length: MAX_SEQUENCE_LENGTH,
+            entities: None,
         }
     }
 }
@@ -690,6 +696,7 @@ impl WanPipeline {
             latents,
             condition,
             context,
+            entities: None,
         })
     }
 
@@ -827,12 +834,21 @@ impl WanPipeline {
                 Tensor::from_vec(vec![t], 1, &device)?
             };
             let model = self.expert(which)?;
+            let entities = match (model.entity_attention(), &req.entities) {
+                (None, _) => None,
+                (Some(ea), Some(set)) => Some(EntityTokens::batch(&[set], ea.entity_dim(), &device)?),
+                (Some(_), None) => {
+                    return Err(DiffusionError::InvalidInput(
+                        "the adapter has an entity cross-attention: give the first frame's entities (GenerateRequest::entities, embedded with the model it was trained with)".into(),
+                    ))
+                }
+            };
             let mut pred = model
-                .forward(&model_input, &timestep, &cond)?
+                .forward_with_entities(&model_input, &timestep, &cond, entities.as_ref())?
                 .to_dtype(DType::F32)?;
             if let Some(u) = &uncond {
                 let pu = model
-                    .forward(&model_input, &timestep, u)?
+                    .forward_with_entities(&model_input, &timestep, u, entities.as_ref())?
                     .to_dtype(DType::F32)?;
                 pred = (&pu + ((pred - &pu)? * g)?)?;
             }

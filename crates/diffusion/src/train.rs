@@ -30,6 +30,14 @@
 //!
 //! A step runs only the transformer: latents, the first-frame condition and the text
 //! embeddings come from the cache ([`crate::cache`]).
+//! - With [`TrainConfig::entity_attn`], an entity cross-attention
+//!   ([`crate::entity_attn`]) trains with the LoRA: its variables join the optimiser, its
+//!   output projections start at zero (so step 1 starts from the base model), and each
+//!   example's first-frame entities ([`TrainExample::entities`]) are batched with padding
+//!   masks.
+//!
+//! A step runs only the transformer: latents, the first-frame condition, the text
+//! embeddings and the entity embeddings come from the cache ([`crate::cache`]).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -41,6 +49,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use reelsmith_models::{LoraConfig, LoraNaming, SeededRng};
 use serde::{Deserialize, Serialize};
 
+use crate::entity_attn::{EntityAttnConfig, EntitySet, EntityTokens};
 use crate::error::{DiffusionError, Result};
 use crate::lora::WanLora;
 use crate::transformer::WanTransformer;
@@ -57,6 +66,9 @@ pub struct TrainExample {
     pub condition: Option<Tensor>,
     /// Text embeddings `[tokens, text_dim]`.
     pub context: Tensor,
+    /// The entities of the composed first frame (embeddings `[n, dim]`, optional
+    /// geometry), for entity attention; `None` when the cache was made without them.
+    pub entities: Option<EntitySet>,
 }
 
 /// Loss elements whose absolute error exceeds this are left out of the mean (FFGo's
@@ -121,6 +133,9 @@ pub struct TrainConfig {
     /// the memory of one block's activations instead of all of them, for about one more
     /// forward pass of compute. Gives the same gradients either way; may change on resume.
     pub recompute: bool,
+    /// Train an entity cross-attention with the LoRA (`None`: the LoRA alone). Every
+    /// example needs its first-frame entities.
+    pub entity_attn: Option<EntityAttnConfig>,
 }
 
 impl Default for TrainConfig {
@@ -144,6 +159,7 @@ impl Default for TrainConfig {
             boundary: 0.9,
             adapter_naming: LoraNaming::Peft,
             recompute: true,
+            entity_attn: None,
         }
     }
 }
@@ -181,6 +197,9 @@ impl TrainConfig {
         }
         if self.max_grad_norm < 0.0 || !self.max_grad_norm.is_finite() {
             return bad("max_grad_norm must be ≥ 0 (0 turns clipping off)".into());
+        }
+        if let Some(e) = &self.entity_attn {
+            e.validate()?;
         }
         Ok(())
     }
@@ -360,6 +379,19 @@ fn adapter_config(lora: &WanLora) -> serde_json::Value {
     })
 }
 
+/// The entity tokens of a group of examples (padded to the largest entity count).
+fn stack_entities(items: &[&TrainExample], dim: usize, device: &Device) -> Result<EntityTokens> {
+    let sets = items
+        .iter()
+        .map(|e| {
+            e.entities
+                .as_ref()
+                .ok_or_else(|| DiffusionError::InvalidInput(format!("{} has no entities", e.name)))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    EntityTokens::batch(&sets, dim, device)
+}
+
 /// Stacks a group of examples into a batch: `(input, target_x0, context)` pieces.
 fn stack(items: &[&TrainExample], device: &Device) -> Result<(Tensor, Option<Tensor>, Tensor)> {
     let l: Vec<Tensor> = items.iter().map(|e| e.latents.clone()).collect();
@@ -390,6 +422,49 @@ fn stack(items: &[&TrainExample], device: &Device) -> Result<(Tensor, Option<Ten
         None => None,
     };
     Ok((lat, cond, ctx))
+}
+
+/// The entity attention settings with the embedding width taken from the data (every
+/// example must have its entities, all of one width).
+fn entity_config(cfg: &EntityAttnConfig, data: &[TrainExample]) -> Result<EntityAttnConfig> {
+    let mut dim = cfg.entity_dim;
+    for e in data {
+        let Some(set) = &e.entities else {
+            return Err(DiffusionError::InvalidInput(format!(
+                "{}: entity attention needs each example's first-frame entities, and this one has none; prepare the cache with entities (`reelsmith finetune prepare --entities`)",
+                e.name
+            )));
+        };
+        if set.embeddings.rank() != 2 {
+            return Err(DiffusionError::InvalidInput(format!(
+                "{}: entity embeddings {:?} are not [entities, dim]",
+                e.name,
+                set.embeddings.dims()
+            )));
+        }
+        if set.is_empty() {
+            // No entity in this composed frame: the attention leaves the example alone.
+            continue;
+        }
+        if dim == 0 {
+            dim = set.dim();
+        } else if set.dim() != dim {
+            return Err(DiffusionError::InvalidInput(format!(
+                "{}: entity embeddings are {} wide, expected {dim}; embed every example with the same model",
+                e.name,
+                set.dim()
+            )));
+        }
+    }
+    if dim == 0 {
+        return Err(DiffusionError::InvalidInput(
+            "entity attention: no example has an entity in its composed frame, so there is nothing to attend to (check the segmenter settings of prepare)".into(),
+        ));
+    }
+    Ok(EntityAttnConfig {
+        entity_dim: dim,
+        ..cfg.clone()
+    })
 }
 
 fn check_data(model: &WanTransformer, data: &[TrainExample]) -> Result<()> {
@@ -441,7 +516,11 @@ pub fn train(
     check_data(model, data)?;
     std::fs::create_dir_all(out).map_err(|e| DiffusionError::io(out, e))?;
     let device = model.device().clone();
-    let lora = WanLora::new(model, &cfg.lora, cfg.seed)?;
+    let mut lora = WanLora::new(model, &cfg.lora, cfg.seed)?;
+    if let Some(e) = &cfg.entity_attn {
+        lora.add_entity_attention(model, &entity_config(e, data)?, cfg.seed)?;
+    }
+    let entity_dim = lora.entity_attention().map(|e| e.entity_dim());
     let vars = lora.vars();
     let named = lora.named_vars();
     let mut opt = AdamW::new(&vars)?;
@@ -573,12 +652,17 @@ pub fn train(
                         .map(|s| s * cfg.num_train_timesteps as f32)
                         .collect();
                     let t = Tensor::from_vec(t, b, &device)?;
+                    let entities = match entity_dim {
+                        Some(dim) => Some(stack_entities(&g, dim, &device)?),
+                        None => None,
+                    };
                     let dropout = (cfg.lora.dropout > 0.0)
                         .then(|| rng.stream(&format!("dropout-{micro}-{gi}")));
                     let batch = GroupBatch {
                         input: &input,
                         timestep: &t,
                         context: &ctx.to_dtype(model.dtype())?,
+                        entities: entities.as_ref(),
                         target: &target,
                         weight: b as f64 / per_step as f64,
                     };
@@ -696,6 +780,7 @@ struct GroupBatch<'a> {
     input: &'a Tensor,
     timestep: &'a Tensor,
     context: &'a Tensor,
+    entities: Option<&'a EntityTokens>,
     target: &'a Tensor,
     weight: f64,
 }
@@ -763,7 +848,7 @@ fn add_to(acc: &mut Option<Tensor>, g: Option<&Tensor>) -> Result<()> {
 ///   input is kept); the backward then goes block by block from the last: the block is run
 ///   again from its saved input with gradients tracked, and the backward of `Σ out·∂L/∂out`
 ///   gives its parameters' gradients and `∂L/∂in` for the block before. The inputs the blocks
-///   share (text, timestep modulation) are leaves whose gradients are summed over the blocks
+///   share (text, timestep modulation, entity tokens) are leaves whose gradients are summed over the blocks
 ///   and sent through the embedding stage at the end. The self-attention core is never
 ///   kept whole: its forward runs on detached inputs and its backward chunk by chunk
 ///   ([`WanTransformer::block_backward`]). Peak memory: one block's activations without
@@ -783,7 +868,7 @@ fn group_gradients(
     };
     let block_name = |i: usize| format!("block-{i}");
     stage("embed");
-    let (hs0, inputs) = model.embed(batch.input, batch.timestep, batch.context)?;
+    let (hs0, inputs) = model.embed(batch.input, batch.timestep, batch.context, batch.entities)?;
     let n = model.num_blocks();
     let loss_value;
     if !recompute {
@@ -803,14 +888,24 @@ fn group_gradients(
             leaf(&inputs.temb)?,
             leaf(&inputs.temb_proj)?,
         );
+        let ent_v = match &inputs.entities {
+            Some(e) => Some(leaf(&e.tokens)?),
+            None => None,
+        };
         let mut shared = inputs.clone();
         shared.ctx = ctx_v.as_tensor().clone();
         shared.temb = temb_v.as_tensor().clone();
         shared.temb_proj = proj_v.as_tensor().clone();
-        let (mut g_ctx, mut g_temb, mut g_proj) = (None, None, None);
+        if let (Some(e), Some(v)) = (shared.entities.as_mut(), &ent_v) {
+            e.tokens = v.as_tensor().clone();
+        }
+        let (mut g_ctx, mut g_temb, mut g_proj, mut g_ent) = (None, None, None, None);
         let mut collect = |grads: &GradStore| -> Result<()> {
             add_to(&mut g_ctx, grads.get(ctx_v.as_tensor()))?;
             add_to(&mut g_temb, grads.get(temb_v.as_tensor()))?;
+            if let Some(v) = &ent_v {
+                add_to(&mut g_ent, grads.get(v.as_tensor()))?;
+            }
             add_to(&mut g_proj, grads.get(proj_v.as_tensor()))
         };
         // Forward without keeping graphs: only each block's input stays.
@@ -849,6 +944,10 @@ fn group_gradients(
             surrogate(&inputs.ctx, g_ctx.as_ref())?,
             surrogate(&inputs.temb, g_temb.as_ref())?,
             surrogate(&inputs.temb_proj, g_proj.as_ref())?,
+            match &inputs.entities {
+                Some(e) => surrogate(&e.tokens, g_ent.as_ref())?,
+                None => None,
+            },
         ];
         let mut total: Option<Tensor> = None;
         for t in terms.into_iter().flatten() {

@@ -14,6 +14,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use serde::Deserialize;
 
+use crate::entity_attn::{BlockEntities, EncodedEntities, EntityAttention, EntityTokens};
 use crate::error::{DiffusionError, Result};
 use crate::keymap::{detect_layout, KeyLayout};
 use crate::layers::{
@@ -419,16 +420,19 @@ impl Block {
         })
     }
 
+    /// One block; `entities` adds the entity cross-attention after the text
+    /// cross-attention (see [`crate::entity_attn`]).
     fn forward(
         &self,
         x: &Tensor,
         context: &Tensor,
         temb_proj: &Tensor,
         rope: &Rope,
+        entities: Option<&BlockEntities<'_>>,
     ) -> Result<Tensor> {
         let p = self.pre(x, temb_proj, rope)?;
         let o = attention(&p.q, &p.k, &p.v, self.attn1.scale(&p.q)?)?;
-        self.post(&p, &o, context)
+        self.post(&p, &o, context, entities)
     }
 
     /// The block up to its self-attention core: the residual stream in the compute dtype,
@@ -451,8 +455,15 @@ impl Block {
     }
 
     /// The rest of the block from the self-attention core's result `o`
-    /// `[b, heads, s, head_dim]`: output projection, cross-attention, feed-forward.
-    fn post(&self, p: &BlockPre, o: &Tensor, context: &Tensor) -> Result<Tensor> {
+    /// `[b, heads, s, head_dim]`: output projection, cross-attention, the entity
+    /// cross-attention (when given), feed-forward.
+    fn post(
+        &self,
+        p: &BlockPre,
+        o: &Tensor,
+        context: &Tensor,
+        entities: Option<&BlockEntities<'_>>,
+    ) -> Result<Tensor> {
         let (dtype, m) = (p.dtype, &p.m);
         let cd = compute_dtype(dtype);
         let a = self.attn1.finish(o)?;
@@ -465,6 +476,11 @@ impl Block {
         .to_dtype(dtype)?;
         let a = self.attn2.forward(&h, Some(context), None)?;
         let x32 = (x32 + a.to_dtype(cd)?)?;
+        // 2b. entity cross-attention (adapters with entity conditioning only)
+        let x32 = match entities {
+            Some(e) => (&x32 + e.forward(&x32)?)?,
+            None => x32,
+        };
         // 3. feed-forward
         let h =
             modulate(&layer_normalize(&x32, self.eps)?, &m.c_scale, &m.c_shift)?.to_dtype(dtype)?;
@@ -604,6 +620,8 @@ pub struct WanTransformer {
     proj_out: AdaptedLinear,
     /// Dropout generator and state shared by the adapters (see [`crate::lora`]).
     lora_shared: LoraShared,
+    /// The entity cross-attention of an attached adapter, with its scale.
+    entity_attn: Option<(EntityAttention, f64)>,
     dtype: DType,
     device: Device,
 }
@@ -633,6 +651,7 @@ impl WanTransformer {
             scale_shift_table: vb.get((1, 2, d), "scale_shift_table")?,
             proj_out: AdaptedLinear::new(&vb, "proj_out", d, cfg.out_channels() * pt * ph * pw)?,
             lora_shared: LoraShared::default(),
+            entity_attn: None,
             cfg: cfg.clone(),
             dtype: vb.dtype(),
             device: vb.device().clone(),
@@ -752,6 +771,9 @@ impl WanTransformer {
                 bad.join("; ")
             )));
         }
+        if let Some(e) = lora.entity_attention() {
+            self.check_entity_attention(e)?;
+        }
         self.remove_lora();
         let shared = self.lora_shared.clone();
         for lin in self.linears_mut() {
@@ -759,7 +781,33 @@ impl WanTransformer {
                 lin.attach(l.clone(), scale, lora.config().dropout, shared.clone());
             }
         }
+        self.entity_attn = lora.entity_attention().map(|e| (e.clone(), scale));
         Ok(())
+    }
+
+    fn check_entity_attention(&self, e: &EntityAttention) -> Result<()> {
+        let last = e.block_indices().last().copied().unwrap_or(0);
+        if e.dim() != self.cfg.inner_dim() || last >= self.cfg.num_layers {
+            return Err(DiffusionError::InvalidInput(format!(
+                "the adapter's entity attention was made for width {} and at least {} blocks; this transformer has width {} and {} blocks (a different model size?)",
+                e.dim(),
+                last + 1,
+                self.cfg.inner_dim(),
+                self.cfg.num_layers
+            )));
+        }
+        Ok(())
+    }
+
+    /// The entity cross-attention of the attached adapter, if it has one.
+    pub fn entity_attention(&self) -> Option<&EntityAttention> {
+        self.entity_attn.as_ref().map(|(e, _)| e)
+    }
+
+    /// Attaches (or detaches) an entity cross-attention alone, at `scale` (tests).
+    #[cfg(test)]
+    pub(crate) fn set_entity_attention(&mut self, e: Option<(EntityAttention, f64)>) {
+        self.entity_attn = e;
     }
 
     /// Detaches every adapter (unmerging first where merged): the model is the base again,
@@ -768,11 +816,13 @@ impl WanTransformer {
         for lin in self.linears_mut() {
             lin.detach();
         }
+        self.entity_attn = None;
     }
 
     /// Merges the attached adapters into the base weights (`W + scale · alpha / rank · B A`),
     /// so inference runs at the base model's speed. The original weights are kept for
-    /// [`Self::unmerge_lora`].
+    /// [`Self::unmerge_lora`]. An entity cross-attention cannot be merged: it stays a
+    /// separate layer.
     pub fn merge_lora(&mut self) -> Result<()> {
         for lin in self.linears_mut() {
             lin.merge()?;
@@ -871,7 +921,20 @@ impl WanTransformer {
     /// (`[b]`, or `[b, tokens]` for per-token timesteps as in TI2V) given text embeddings
     /// `context` `[b, tokens, text_dim]`. Returns `[b, out_channels, f, h, w]`.
     pub fn forward(&self, x: &Tensor, timestep: &Tensor, context: &Tensor) -> Result<Tensor> {
-        let (mut hs, inputs) = self.embed(x, timestep, context)?;
+        self.forward_with_entities(x, timestep, context, None)
+    }
+
+    /// [`Self::forward`] with the entity tokens of the first frame (`[b, entities, dim]`,
+    /// see [`EntityTokens`]) for an attached adapter's entity cross-attention. Without
+    /// entity attention attached, or with `entities` `None`, this is [`Self::forward`].
+    pub fn forward_with_entities(
+        &self,
+        x: &Tensor,
+        timestep: &Tensor,
+        context: &Tensor,
+        entities: Option<&EntityTokens>,
+    ) -> Result<Tensor> {
+        let (mut hs, inputs) = self.embed(x, timestep, context, entities)?;
         for i in 0..self.blocks.len() {
             hs = self.block_forward(i, &hs, &inputs)?;
         }
@@ -885,13 +948,14 @@ impl WanTransformer {
 
     /// The first stage of [`Self::forward`]: the patch embedding of `x` (the hidden states
     /// `[b, seq, dim]` the blocks start from) and what every block shares (text, timestep
-    /// and rotary embeddings). The trainer runs the stages one by one to recompute each
-    /// block's activations during the backward pass.
+    /// and rotary embeddings, the encoded entity tokens). The trainer runs the stages one
+    /// by one to recompute each block's activations during the backward pass.
     pub(crate) fn embed(
         &self,
         x: &Tensor,
         timestep: &Tensor,
         context: &Tensor,
+        entities: Option<&EntityTokens>,
     ) -> Result<(Tensor, BlockInputs)> {
         self.check_input(x, timestep, context)?;
         let (b, c, f, h, w) = x.dims5()?;
@@ -932,6 +996,10 @@ impl WanTransformer {
         };
         let ctx = context.to_dtype(self.dtype)?;
         let ctx = self.text_2.forward(&self.text_1.forward(&ctx)?.gelu()?)?;
+        let entities = match (&self.entity_attn, entities) {
+            (Some((ea, _)), Some(e)) => Some(ea.encode(e, b, cd)?),
+            _ => None,
+        };
         Ok((
             hs,
             BlockInputs {
@@ -940,6 +1008,7 @@ impl WanTransformer {
                 temb_proj,
                 rope,
                 grid: [b, f, h, w],
+                entities,
             },
         ))
     }
@@ -951,7 +1020,20 @@ impl WanTransformer {
         hs: &Tensor,
         inputs: &BlockInputs,
     ) -> Result<Tensor> {
-        self.blocks[i].forward(hs, &inputs.ctx, &inputs.temb_proj, &inputs.rope)
+        let e = self.block_entities(i, inputs);
+        self.blocks[i].forward(hs, &inputs.ctx, &inputs.temb_proj, &inputs.rope, e.as_ref())
+    }
+
+    /// Block `i`'s entity cross-attention for this forward, if it has one.
+    fn block_entities<'a>(
+        &'a self,
+        i: usize,
+        inputs: &'a BlockInputs,
+    ) -> Option<BlockEntities<'a>> {
+        match (&self.entity_attn, &inputs.entities) {
+            (Some((ea, scale)), Some(enc)) => ea.for_block(i, enc, *scale),
+            _ => None,
+        }
     }
 
     /// Block `i` without keeping its self-attention scores for a backward pass (the core
@@ -965,7 +1047,7 @@ impl WanTransformer {
         let b = &self.blocks[i];
         let p = b.pre(hs, &inputs.temb_proj, &inputs.rope)?;
         let o = attention_core_detached(&p.q, &p.k, &p.v, b.attn1.scale(&p.q)?)?;
-        b.post(&p, &o, &inputs.ctx)
+        b.post(&p, &o, &inputs.ctx, self.block_entities(i, inputs).as_ref())
     }
 
     /// The backward pass of block `i` at input `hs` for the output gradient `g_out`,
@@ -989,7 +1071,8 @@ impl WanTransformer {
         let scale = b.attn1.scale(&p.q)?;
         let o = candle_core::Var::from_tensor(&attention_core_detached(&p.q, &p.k, &p.v, scale)?)?;
         // After the core.
-        let out = b.post(&p, o.as_tensor(), &inputs.ctx)?;
+        let e = self.block_entities(i, inputs);
+        let out = b.post(&p, o.as_tensor(), &inputs.ctx, e.as_ref())?;
         let s = (out * g_out.to_dtype(hs.dtype())?)?
             .to_dtype(DType::F32)?
             .sum_all()?;
@@ -1057,6 +1140,8 @@ pub(crate) struct BlockInputs {
     rope: Rope,
     /// `[b, f, h, w]` of the latents.
     grid: [usize; 4],
+    /// The entity tokens, projected once for all blocks (adapters with entity attention).
+    pub(crate) entities: Option<EncodedEntities>,
 }
 
 #[cfg(test)]
@@ -1198,6 +1283,67 @@ mod tests {
             .to_scalar()
             .unwrap();
         assert!(d < 1e-5, "{d}");
+    }
+
+    /// The entity cross-attention inside the transformer (input projection, geometry
+    /// encoding, q/k/v/out of the block, masked softmax) has true gradients with respect to
+    /// the entity embeddings, their geometry, the hidden states and every weight.
+    #[test]
+    fn entity_attention_has_true_gradients() {
+        use crate::entity_attn::{EntityAttention, EntityAttnConfig, EntityTokens};
+        let cfg = tiny_config(3);
+        let ecfg = EntityAttnConfig {
+            entity_dim: 5,
+            every: 1,
+            heads: 2,
+            ..Default::default()
+        };
+        let mut g = NoiseGenerator::new(21);
+        let x = g.randn((1, 3, 2, 2, 4), DType::F64, &Device::Cpu).unwrap();
+        let ctx = g.randn((1, 3, 5), DType::F64, &Device::Cpu).unwrap();
+        let t = Tensor::new(&[700f64], &Device::Cpu).unwrap();
+        let emb = g.randn((1, 3, 5), DType::F64, &Device::Cpu).unwrap();
+        let geo =
+            ((g.randn((1, 3, 3), DType::F64, &Device::Cpu).unwrap() * 0.2).unwrap() + 0.5).unwrap();
+        // The third slot is padding.
+        let mask = Tensor::new(&[[1f64, 1.0, 0.0]], &Device::Cpu).unwrap();
+        let mut names: Vec<(String, Vec<usize>)> = vec![
+            ("proj_in.weight".into(), vec![12, 5]),
+            ("proj_in.bias".into(), vec![12]),
+            ("geometry.weight".into(), vec![12, 3]),
+        ];
+        for l in ["to_q", "to_k", "to_v", "to_out"] {
+            names.push((format!("blocks.0.{l}.weight"), vec![12, 12]));
+            // (no key bias: softmax would ignore it)
+            if l != "to_k" {
+                names.push((format!("blocks.0.{l}.bias"), vec![12]));
+            }
+        }
+        let mut inputs = vec![x, emb, geo];
+        for (n, s) in &names {
+            inputs.push(random_tensor(n, s, DType::F64));
+        }
+        grad_check(
+            &|ts| {
+                let map: HashMap<String, Tensor> = names
+                    .iter()
+                    .zip(&ts[3..])
+                    .map(|((n, _), t)| (n.clone(), t.clone()))
+                    .collect();
+                let vb = VarBuilder::from_tensors(map, DType::F64, &Device::Cpu);
+                let ea = EntityAttention::new(vb, &ecfg, &cfg)?;
+                let mut m = build(&cfg, HashMap::new());
+                m.set_entity_attention(Some((ea, 1.0)));
+                let tokens = EntityTokens {
+                    embeddings: ts[1].clone(),
+                    geometry: Some(ts[2].clone()),
+                    mask: Some(mask.clone()),
+                };
+                m.forward_with_entities(&ts[0], &t, &ctx, Some(&tokens))
+            },
+            &inputs,
+            12,
+        );
     }
 
     /// The whole transformer (patch embedding, modulation, both attentions with RMS q/k norms

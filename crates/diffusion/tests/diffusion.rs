@@ -678,6 +678,7 @@ mod lora {
                     latents: lat,
                     condition: Some(cond),
                     context: randn(80 + i as u64, &[6, 32]),
+                    entities: None,
                 }
             })
             .collect()
@@ -877,6 +878,373 @@ mod lora {
     }
 }
 
+/// FFGo's entity conditioning: the entity cross-attention trained with the LoRA.
+mod entity_attn {
+    use super::*;
+    use reelsmith_diffusion::{
+        train, EntityAttnConfig, EntitySet, EntityTokens, LoraConfig, LoraNaming, TrainConfig,
+        TrainExample, WanLora,
+    };
+
+    const E: usize = 10;
+
+    fn expert() -> WanTransformer {
+        WanTransformer::load(
+            &fixtures().join("wan22_i2v/transformer"),
+            None,
+            DType::F32,
+            &Device::Cpu,
+        )
+        .unwrap()
+    }
+
+    fn randn(seed: u64, shape: &[usize]) -> Tensor {
+        reelsmith_diffusion::NoiseGenerator::new(seed)
+            .randn(shape, DType::F32, &Device::Cpu)
+            .unwrap()
+    }
+
+    fn set(seed: u64, n: usize) -> EntitySet {
+        EntitySet {
+            embeddings: randn(seed, &[n, E]),
+            geometry: Some(
+                ((randn(seed + 1, &[n, 3]) * 0.2).unwrap() + 0.5)
+                    .unwrap()
+                    .clamp(0f32, 1f32)
+                    .unwrap(),
+            ),
+        }
+    }
+
+    fn ecfg() -> EntityAttnConfig {
+        EntityAttnConfig {
+            entity_dim: E,
+            every: 1,
+            heads: 2,
+            ..Default::default()
+        }
+    }
+
+    fn inputs(b: usize) -> (Tensor, Tensor, Tensor) {
+        (
+            randn(1, &[b, 36, 2, 4, 4]),
+            Tensor::from_vec(vec![700f32; b], b, &Device::Cpu).unwrap(),
+            randn(2, &[b, 6, 32]),
+        )
+    }
+
+    fn diff(a: &Tensor, b: &Tensor) -> f32 {
+        max_diff(a, b).0
+    }
+
+    fn adapter(m: &WanTransformer, random: bool) -> WanLora {
+        let mut cfg = LoraConfig::new(4, 4.0);
+        cfg.targets = vec!["blocks.*".into()];
+        let mut lora = WanLora::new(m, &cfg, 3).unwrap();
+        lora.add_entity_attention(m, &ecfg(), 3).unwrap();
+        if random {
+            for (i, v) in lora.vars().iter().enumerate() {
+                let t = (randn(200 + i as u64, v.dims()) * 0.3).unwrap();
+                v.set(&t).unwrap();
+            }
+        }
+        lora
+    }
+
+    #[test]
+    fn starts_as_the_base_masks_padding_and_round_trips() {
+        let mut m = expert();
+        let (x, t, c) = inputs(1);
+        let base = m.forward(&x, &t, &c).unwrap();
+        let two = set(10, 2);
+        let tok = EntityTokens::batch(&[&two], E, &Device::Cpu).unwrap();
+
+        // Fresh: zero output projections (and zero LoRA up) ⇒ the base model.
+        let fresh = adapter(&m, false);
+        let ea = fresh.entity_attention().unwrap();
+        assert_eq!(ea.block_indices(), vec![0, 1]);
+        // input projection + geometry + 2 blocks × (q, v, out with biases, k without)
+        let d = 24;
+        assert_eq!(
+            ea.parameter_count(),
+            E * d + d + 3 * d + 2 * (3 * d * d + 2 * d + d * d + d)
+        );
+        assert_eq!(
+            ea.parameter_count() as u64,
+            ecfg().parameter_count(m.config(), E)
+        );
+        m.add_lora(&fresh, 1.0).unwrap();
+        let start = m.forward_with_entities(&x, &t, &c, Some(&tok)).unwrap();
+        assert!(diff(&start, &base) <= 1e-6, "{}", diff(&start, &base));
+
+        // Trained (random) values: the entities change the output.
+        let lora = adapter(&m, true);
+        m.add_lora(&lora, 1.0).unwrap();
+        let plain = m.forward(&x, &t, &c).unwrap();
+        let with = m.forward_with_entities(&x, &t, &c, Some(&tok)).unwrap();
+        assert!(diff(&with, &plain) > 1e-3, "{}", diff(&with, &plain));
+        // Other entities, another output.
+        let other = EntityTokens::batch(&[&set(30, 2)], E, &Device::Cpu).unwrap();
+        let with_other = m.forward_with_entities(&x, &t, &c, Some(&other)).unwrap();
+        assert!(diff(&with_other, &with) > 1e-4);
+
+        // A padded slot changes nothing; nor does batching with an example that has more
+        // entities; zero entities is the adapter without entity attention.
+        let mut padded = tok.clone();
+        padded.embeddings = Tensor::cat(&[&tok.embeddings, &randn(40, &[1, 1, E])], 1).unwrap();
+        padded.geometry = Some(
+            Tensor::cat(&[tok.geometry.as_ref().unwrap(), &randn(41, &[1, 1, 3])], 1).unwrap(),
+        );
+        padded.mask = Some(Tensor::new(&[[1f32, 1.0, 0.0]], &Device::Cpu).unwrap());
+        let p = m.forward_with_entities(&x, &t, &c, Some(&padded)).unwrap();
+        assert!(diff(&p, &with) <= 1e-6, "{}", diff(&p, &with));
+        let four = set(50, 4);
+        let (x2, t2, c2) = (
+            Tensor::cat(&[&x, &randn(5, &[1, 36, 2, 4, 4])], 0).unwrap(),
+            Tensor::new(&[700f32, 300.0], &Device::Cpu).unwrap(),
+            Tensor::cat(&[&c, &randn(6, &[1, 6, 32])], 0).unwrap(),
+        );
+        let both = EntityTokens::batch(&[&two, &four], E, &Device::Cpu).unwrap();
+        let b2 = m.forward_with_entities(&x2, &t2, &c2, Some(&both)).unwrap();
+        assert!(diff(&b2.narrow(0, 0, 1).unwrap(), &with) <= 1e-5);
+        let none = set(60, 0);
+        let z = EntityTokens::batch(&[&none], E, &Device::Cpu).unwrap();
+        let zero = m.forward_with_entities(&x, &t, &c, Some(&z)).unwrap();
+        assert!(diff(&zero, &plain) <= 1e-6, "{}", diff(&zero, &plain));
+        // Scale 0: the base model exactly.
+        m.add_lora(&lora, 0.0).unwrap();
+        let off = m.forward_with_entities(&x, &t, &c, Some(&tok)).unwrap();
+        assert!(diff(&off, &base) <= 1e-6);
+        // Merging leaves the entity attention in place.
+        m.add_lora(&lora, 1.0).unwrap();
+        m.merge_lora().unwrap();
+        let merged = m.forward_with_entities(&x, &t, &c, Some(&tok)).unwrap();
+        assert!(diff(&merged, &with) < 1e-5);
+
+        // Save → load ≡, in both namings; the entity tensors under their own prefix.
+        let dir = tempfile::tempdir().unwrap();
+        for naming in [LoraNaming::Peft, LoraNaming::Kohya] {
+            let p = dir.path().join(format!("{naming:?}.safetensors"));
+            lora.save(&p, naming).unwrap();
+            assert_eq!(WanLora::entity_config_of(&p).unwrap(), Some(ecfg()));
+            let loaded = WanLora::load(&p, &m).unwrap();
+            let mut m2 = expert();
+            m2.add_lora(&loaded, 1.0).unwrap();
+            let again = m2.forward_with_entities(&x, &t, &c, Some(&tok)).unwrap();
+            assert_eq!(diff(&again, &with), 0.0, "{naming:?}");
+            // The LoRA part alone (the keys outside entity_attn.) is a plain adapter.
+            let all =
+                reelsmith_diffusion::candle_core::safetensors::load(&p, &Device::Cpu).unwrap();
+            let n_entity = all.keys().filter(|k| k.starts_with("entity_attn.")).count();
+            assert_eq!(
+                n_entity,
+                lora.entity_attention().unwrap().named_vars().len()
+            );
+            let lora_only: HashMap<String, Tensor> = all
+                .into_iter()
+                .filter(|(k, _)| !k.starts_with("entity_attn."))
+                .collect();
+            let q = dir.path().join("plain.safetensors");
+            reelsmith_diffusion::candle_core::safetensors::save(&lora_only, &q).unwrap();
+            assert_eq!(WanLora::entity_config_of(&q).unwrap(), None);
+            let plain_loaded = WanLora::load(&q, &m).unwrap();
+            assert!(plain_loaded.entity_attention().is_none());
+            let mut m3 = expert();
+            m3.add_lora(&plain_loaded, 1.0).unwrap();
+            assert_eq!(diff(&m3.forward(&x, &t, &c).unwrap(), &plain), 0.0);
+        }
+        // Entities of another width are refused with the fix.
+        let wide = EntitySet {
+            embeddings: randn(70, &[2, E + 1]),
+            geometry: None,
+        };
+        let e = EntityTokens::batch(&[&wide], E, &Device::Cpu)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("embedding model"), "{e}");
+        let bad = EntityTokens {
+            embeddings: randn(71, &[1, 2, E + 1]),
+            geometry: None,
+            mask: None,
+        };
+        let e = m
+            .forward_with_entities(&x, &t, &c, Some(&bad))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("entity embeddings"), "{e}");
+    }
+
+    fn examples() -> Vec<TrainExample> {
+        super::lora::examples(3)
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut e)| {
+                // 1, 2 and 3 entities: batches are padded.
+                e.entities = Some(set(300 + 10 * i as u64, i + 1));
+                e
+            })
+            .collect()
+    }
+
+    fn cfg(steps: usize) -> TrainConfig {
+        let mut lora = LoraConfig::new(4, 4.0);
+        lora.targets = WanLora::FFGO_TARGETS
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        TrainConfig {
+            lora,
+            learning_rate: 2e-2,
+            steps,
+            batch_size: 2,
+            save_every: 2,
+            seed: 9,
+            entity_attn: Some(EntityAttnConfig {
+                every: 1,
+                heads: 2,
+                ..Default::default()
+            }),
+            ..TrainConfig::default()
+        }
+    }
+
+    /// Recompute with entity attention (the entity tokens are shared by the blocks, so
+    /// their gradients are summed over the blocks): the same training as the whole graph.
+    #[test]
+    fn recompute_with_entities_trains_as_the_whole_graph() {
+        let data = examples();
+        let dir = tempfile::tempdir().unwrap();
+        let run = |recompute: bool| {
+            let c = TrainConfig {
+                recompute,
+                ..cfg(3)
+            };
+            let out = dir.path().join(format!("r{recompute}"));
+            train(&mut expert(), &data, &c, &out, false, &mut |_| {}).unwrap()
+        };
+        let (kept, again) = (run(false), run(true));
+        for (a, b) in kept.losses.iter().zip(&again.losses) {
+            assert!((a - b).abs() <= 1e-5 * a.abs().max(1e-3), "{kept:?} vs {again:?}");
+        }
+        let m = expert();
+        let x = WanLora::load(&kept.adapter, &m).unwrap();
+        let y = WanLora::load(&again.adapter, &m).unwrap();
+        let ys: HashMap<String, Tensor> =
+            y.entity_attention().unwrap().tensors().into_iter().collect();
+        for (name, t) in x.entity_attention().unwrap().tensors() {
+            let d = diff(&t, &ys[&name]);
+            assert!(d < 1e-5, "{name}: {d}");
+        }
+    }
+
+    #[test]
+    fn trains_with_the_lora_and_resumes_the_same_curve() {
+        let data = examples();
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = expert();
+        let before: Vec<(String, Tensor)> = m
+            .linear_modules()
+            .into_iter()
+            .map(|(n, _, _)| {
+                let w = m.base_weight(&n).unwrap().copy().unwrap();
+                (n, w)
+            })
+            .collect();
+        let full = train(
+            &mut m,
+            &data,
+            &cfg(6),
+            &dir.path().join("full"),
+            false,
+            &mut |_| {},
+        )
+        .unwrap();
+        eprintln!("losses with entity attention: {:?}", full.losses);
+        assert!(full.losses.iter().all(|l| l.is_finite()));
+        for (n, w) in &before {
+            assert_eq!(diff(m.base_weight(n).unwrap(), w), 0.0, "{n} changed");
+        }
+        // The entity attention trained: its output projections left zero, and its input
+        // projection moved from the seeded start.
+        let trained = WanLora::load(&full.adapter, &m).unwrap();
+        let ea = trained.entity_attention().expect("saved with the adapter");
+        assert_eq!(ea.entity_dim(), E);
+        let mut fresh = WanLora::new(&m, &cfg(6).lora, 9).unwrap();
+        fresh
+            .add_entity_attention(
+                &m,
+                &EntityAttnConfig {
+                    entity_dim: E,
+                    ..cfg(6).entity_attn.unwrap()
+                },
+                9,
+            )
+            .unwrap();
+        let start: HashMap<String, Tensor> = fresh
+            .entity_attention()
+            .unwrap()
+            .tensors()
+            .into_iter()
+            .collect();
+        for (name, t) in ea.tensors() {
+            let moved = diff(&t, &start[&name]);
+            eprintln!("{name}: moved by up to {moved:.3e}");
+            // Weight decay alone moves a weight by at most 6 · lr · wd · |w| ≈ 4e-3 here;
+            // AdamW steps move it by about lr = 2e-2 per step.
+            if name.ends_with("weight") {
+                assert!(moved > 1e-2, "{name} did not train ({moved})");
+            }
+        }
+        let out_w = ea
+            .tensors()
+            .into_iter()
+            .find(|(n, _)| n == "entity_attn.blocks.0.to_out.weight")
+            .unwrap()
+            .1;
+        assert!(
+            out_w
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+                > 0.0
+        );
+
+        // Interrupted at 2, resumed to 6: the same losses.
+        let part = dir.path().join("part");
+        train(&mut expert(), &data, &cfg(2), &part, false, &mut |_| {}).unwrap();
+        let b = train(&mut expert(), &data, &cfg(6), &part, true, &mut |_| {}).unwrap();
+        assert_eq!(b.resumed_from, Some(2));
+        for (x, y) in b.losses.iter().zip(&full.losses) {
+            assert!(
+                (x - y).abs() <= 1e-6 * y.abs().max(1.0),
+                "{:?} vs {:?}",
+                b.losses,
+                full.losses
+            );
+        }
+        // Examples without entities are refused with the fix.
+        let mut bare = data.clone();
+        bare[1].entities = None;
+        let e = train(
+            &mut expert(),
+            &bare,
+            &cfg(1),
+            &dir.path().join("bare"),
+            false,
+            &mut |_| {},
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(e.contains("finetune prepare"), "{e}");
+    }
+}
+
 mod prepare {
     use super::*;
     use reelsmith_diffusion::cache::{read_cache, write_example, CacheEntry, CacheIndex};
@@ -946,6 +1314,7 @@ mod prepare {
                 frames: 5,
             }],
             skipped: vec![],
+            entities: None,
         };
         std::fs::write(
             cache.join("index.json"),

@@ -130,8 +130,8 @@ pub use layers::{
     RmsNormConfig,
 };
 pub use lora::{
-    pattern_matches, read_lora_file, write_lora_file, LoraConfig, LoraFile, LoraLayer, LoraNaming,
-    StoredLora,
+    pattern_matches, read_lora_file, read_lora_file_split, write_lora_file,
+    write_lora_file_with_extra, LoraConfig, LoraFile, LoraLayer, LoraNaming, StoredLora,
 };
 pub use rng::{randn, seeded_var_builder, SeededRng};
 pub use weights::{Checkpoint, FoldBatchNorm, TensorSource, Transform};

@@ -334,6 +334,18 @@ impl LoraFile {
 
 /// Reads a LoRA safetensors file in either naming. Errors name the file and what is wrong.
 pub fn read_lora_file(path: &Path, device: &Device) -> Result<LoraFile> {
+    Ok(read_lora_file_split(path, device, &|_| false)?.0)
+}
+
+/// [`read_lora_file`] for files that hold other tensors beside the adapters (such as a
+/// model's extra trained layers under their own key prefix): the tensors whose names
+/// `is_extra` accepts are returned apart, by name, instead of being parsed as LoRA
+/// tensors.
+pub fn read_lora_file_split(
+    path: &Path,
+    device: &Device,
+    is_extra: &dyn Fn(&str) -> bool,
+) -> Result<(LoraFile, BTreeMap<String, Tensor>)> {
     let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
         path: path.to_path_buf(),
         source,
@@ -354,6 +366,7 @@ pub fn read_lora_file(path: &Path, device: &Device) -> Result<LoraFile> {
     let mut downs = BTreeMap::new();
     let mut ups = BTreeMap::new();
     let mut alphas = BTreeMap::new();
+    let mut extra = BTreeMap::new();
     let mut naming = None;
     let mut set_naming = |n: LoraNaming, key: &str| -> Result<()> {
         match naming {
@@ -367,7 +380,9 @@ pub fn read_lora_file(path: &Path, device: &Device) -> Result<LoraFile> {
         }
     };
     for (key, t) in tensors {
-        if let Some(m) = key.strip_suffix(".lora_A.weight") {
+        if is_extra(&key) {
+            extra.insert(key, t);
+        } else if let Some(m) = key.strip_suffix(".lora_A.weight") {
             set_naming(LoraNaming::Peft, &key)?;
             downs.insert(m.to_string(), t);
         } else if let Some(m) = key.strip_suffix(".lora_B.weight") {
@@ -421,11 +436,14 @@ pub fn read_lora_file(path: &Path, device: &Device) -> Result<LoraFile> {
             "{name} has an up (B) matrix but no down (A) matrix"
         )));
     }
-    Ok(LoraFile {
-        naming,
-        layers,
-        metadata,
-    })
+    Ok((
+        LoraFile {
+            naming,
+            layers,
+            metadata,
+        },
+        extra,
+    ))
 }
 
 /// Writes adapters under the given stored module names in `naming`, with `metadata`
@@ -437,7 +455,19 @@ pub fn write_lora_file(
     naming: LoraNaming,
     metadata: &HashMap<String, String>,
 ) -> Result<()> {
-    let mut tensors: Vec<(String, Tensor)> = Vec::new();
+    write_lora_file_with_extra(path, layers, naming, metadata, &[])
+}
+
+/// [`write_lora_file`] with other tensors stored beside the adapters under their own names
+/// (read back apart by [`read_lora_file_split`]).
+pub fn write_lora_file_with_extra(
+    path: &Path,
+    layers: &[(String, &LoraLayer)],
+    naming: LoraNaming,
+    metadata: &HashMap<String, String>,
+    extra: &[(String, Tensor)],
+) -> Result<()> {
+    let mut tensors: Vec<(String, Tensor)> = extra.to_vec();
     for (name, l) in layers {
         let (d, u) = match naming {
             LoraNaming::Peft => ("lora_A.weight", "lora_B.weight"),

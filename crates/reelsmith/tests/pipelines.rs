@@ -1631,14 +1631,27 @@ mod finetune {
         assert_eq!(e.setting(), Some("expert"));
         // Resume to 6 steps.
         let more = FinetuneConfig { steps: 6, ..tcfg };
+        let more = &more;
         let t2 = finetune::train(
             &TrainInput::new(&cache, &adapter_dir, &models).resume(true),
-            &more,
+            more,
             &NoProgress,
         )
         .unwrap();
         assert_eq!(t2.resumed_from, Some(4));
         assert_eq!(t2.first_loss, t.first_loss);
+        // Entity attention needs a cache with entities.
+        let e = finetune::train(
+            &TrainInput::new(&cache, &d.join("y"), &models),
+            &FinetuneConfig {
+                entity_attn: Some(finetune::EntityAttnConfig::default()),
+                ..more.clone()
+            },
+            &NoProgress,
+        )
+        .unwrap_err();
+        assert_eq!(e.setting(), Some("entity_attn"));
+        assert!(e.to_string().contains("--entities"), "{e}");
 
         let gcfg = GenerateConfig {
             model: ModelChoice::Dir(tiny_wan_i2v()),
@@ -1672,6 +1685,118 @@ mod finetune {
 
         // Evaluation on held-out composed frames: with and without the adapter, side by side.
         eval_with_and_without_the_adapter(d, &t2.adapter, &models);
+    }
+
+    /// Entity conditioning: prepare caches the composed frames' entities (tiny ISNet +
+    /// DINOv2 fixtures), training adds the entity cross-attention to the adapter, and
+    /// sampling with that adapter computes the first frame's entities as the cache did.
+    #[test]
+    fn entities_are_cached_trained_on_and_used_when_sampling() {
+        use reelsmith::diffusion::WanLora;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir(d.join("clips")).unwrap();
+        clip(&d.join("clips/a.mp4"), 9, 0);
+        clip(&d.join("clips/b.mp4"), 9, 60);
+        let scene = d.join("scene.png");
+        super::first_frame::scene().save(&scene).unwrap();
+        let list = d.join("train.json");
+        std::fs::write(
+            &list,
+            serde_json::json!([
+                {"file_path": "clips/a.mp4", "text": "A red ball.", "image_path": "scene.png", "type": "video"},
+                {"file_path": "clips/b.mp4", "text": "A red ball rolls.", "image_path": "scene.png", "type": "video"}
+            ])
+            .to_string(),
+        )
+        .unwrap();
+        let models = Models::new();
+        let cache = d.join("cache");
+        let pcfg = PrepareConfig {
+            base: ModelChoice::Dir(tiny_wan_i2v()),
+            frames: 9,
+            size: Size::new(32, 32),
+            entities: Some(super::first_frame::tiny_config()),
+            ..PrepareConfig::default()
+        };
+        let r = finetune::prepare(
+            &PrepareInput::new(&list, &cache, &models),
+            &pcfg,
+            &NoProgress,
+        )
+        .unwrap();
+        assert_eq!(r.examples, 2, "{:?}", r.skipped);
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(cache.join("index.json")).unwrap()).unwrap();
+        assert_eq!(index["version"], 2);
+        assert!(
+            index["entities"]["segmenter_weights"].is_string(),
+            "{index}"
+        );
+        let t = reelsmith::diffusion::candle_core::safetensors::load(
+            cache.join("example_000000.safetensors"),
+            &reelsmith::diffusion::candle_core::Device::Cpu,
+        )
+        .unwrap();
+        let (n, dim) = t["entities"].dims2().unwrap();
+        assert!(n >= 1 && dim > 0);
+        assert_eq!(t["entity_geometry"].dims(), &[n, 3]);
+
+        let adapter_dir = d.join("lora");
+        let tcfg = FinetuneConfig {
+            rank: 4,
+            alpha: 4.0,
+            lr: 1e-2,
+            steps: 2,
+            save_every: 0,
+            entity_attn: Some(finetune::EntityAttnConfig {
+                every: 1,
+                heads: 2,
+                ..Default::default()
+            }),
+            ..FinetuneConfig::default()
+        };
+        let tr = finetune::train(
+            &TrainInput::new(&cache, &adapter_dir, &models),
+            &tcfg,
+            &NoProgress,
+        )
+        .unwrap();
+        assert!(tr.final_loss.is_finite());
+        let ec = WanLora::entity_config_of(&tr.adapter)
+            .unwrap()
+            .expect("entity attention saved");
+        assert_eq!(ec.entity_dim, dim);
+        assert!(
+            ec.source.is_some(),
+            "the adapter records how the entities were made"
+        );
+
+        let gcfg = GenerateConfig {
+            model: ModelChoice::Dir(tiny_wan_i2v()),
+            prompt: "ad23r2 the camera view suddenly changes. A red ball.".into(),
+            frames: 9,
+            size: Size::new(32, 32),
+            steps: 2,
+            guidance: 1.0,
+            lora: Some(tr.adapter.clone()),
+            ..GenerateConfig::default()
+        };
+        let g = generate::run(
+            &GenerateInput::new(Some(&scene), &d.join("out/"), &models),
+            &gcfg,
+            &NoProgress,
+        )
+        .unwrap();
+        assert_eq!(g.frames, 5);
+        // Without a first frame there are no entities to read.
+        let e = generate::run(
+            &GenerateInput::new(None, &d.join("o2/"), &models),
+            &gcfg,
+            &NoProgress,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("first frame"), "{e}");
     }
 
     fn eval_with_and_without_the_adapter(

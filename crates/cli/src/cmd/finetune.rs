@@ -1,6 +1,8 @@
-//! `reelsmith finetune prepare LIST.json --base DIR [--frames F] [--size WxH] -o CACHE` and
+//! `reelsmith finetune prepare LIST.json --base DIR [--frames F] [--size WxH] [--entities
+//! --weights ISNET [--embed-model M]] -o CACHE` and
 //! `reelsmith finetune train CACHE [--base DIR] [--expert high|low] [--rank R] [--alpha A]
-//! [--lr LR] [--steps N] [--save-every N] [--seed S] [--resume] -o ADAPTER_DIR` and
+//! [--lr LR] [--steps N] [--save-every N] [--seed S] [--entity-attn] [--resume] -o
+//! ADAPTER_DIR` and
 //! `reelsmith finetune eval EXAMPLES --adapter FILE --base DIR --weights ISNET -o DIR`: FFGo
 //! few-shot LoRA fine-tuning of a Wan image-to-video model, and its evaluation by entity
 //! retention.
@@ -128,6 +130,17 @@ struct PrepareArgs {
     /// Leave out captions without the phrase instead of prepending it.
     #[arg(long)]
     require_phrase: bool,
+    /// Also cache each composed frame's entities (segmenter + embedding model), for
+    /// `finetune train --entity-attn`; needs the segmenter's checkpoint (--weights or
+    /// --model-dir).
+    #[arg(long)]
+    entities: bool,
+    /// Segmenter flags (the entities of the composed frames, with --entities).
+    #[command(flatten)]
+    seg: SegmenterArgs,
+    /// The embedding model of the entities [default: facebook/dinov2-base when cached].
+    #[command(flatten)]
+    embed: EmbedModelArgs,
     /// Device: cpu, cuda[:N], metal[:N] or auto.
     #[arg(long, default_value = "cpu", value_name = "D")]
     device: String,
@@ -180,6 +193,11 @@ struct TrainArgs {
     /// Linear warm-up steps [default: 0].
     #[arg(long, value_name = "N")]
     warmup_steps: Option<usize>,
+    /// Train an entity cross-attention (video tokens → the composed frame's entity
+    /// embeddings) with the LoRA; the cache needs entities (`prepare --entities`). Its
+    /// settings: `[entity_attn]` in --config.
+    #[arg(long)]
+    entity_attn: bool,
     /// Continue the newest checkpoint in the output folder.
     #[arg(long)]
     resume: bool,
@@ -330,6 +348,26 @@ fn prepare(a: PrepareArgs, ctx: &Ctx) -> Result<()> {
     if a.require_phrase {
         c.phrase_mode = reelsmith_diffusion_phrase_require();
     }
+    if a.entities || c.entities.is_some() {
+        let mut e = c.entities.take().unwrap_or_default();
+        if let Some(s) = a.seg.segmenter {
+            e.segmenter = s;
+        }
+        if let Some(w) = a.seg.weights() {
+            e.segmenter_weights = Some(w);
+        }
+        if a.seg.sam_variant.is_some() {
+            e.sam_variant = a.seg.sam_variant;
+        }
+        a.seg.apply(&mut e.segment);
+        if let Some(b) = a.seg.batch {
+            e.batch = b;
+        }
+        if let Some(m) = a.embed.choice() {
+            e.embed_model = m;
+        }
+        c.entities = Some(e);
+    }
     c.validate()?;
     let models = super::entities::models(&a.device, ctx.quiet)?;
     let mut input = PrepareInput::new(&a.list, &a.output, &models);
@@ -382,6 +420,9 @@ fn train(a: TrainArgs, ctx: &Ctx) -> Result<()> {
     );
     if a.no_recompute {
         c.recompute = false;
+    }
+    if a.entity_attn && c.entity_attn.is_none() {
+        c.entity_attn = Some(finetune::EntityAttnConfig::default());
     }
     c.validate()?;
     let models = super::entities::models(&a.device, ctx.quiet)?;

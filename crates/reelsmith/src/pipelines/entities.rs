@@ -271,6 +271,47 @@ pub fn run(
     })
 }
 
+/// The entities of an in-memory `frame`, segmented and embedded exactly as [`run`] does
+/// (same segmenter, settings, entity views and embedding model), without writing a memory
+/// folder. `source` names the frame in errors. Unlike [`run`], a missing embedding model is
+/// an error: the caller needs the embeddings.
+pub(crate) fn frame_entities(
+    frame: &RgbImage,
+    source: &Path,
+    models: &Models,
+    config: &EntitiesConfig,
+    progress: &dyn Progress,
+) -> Result<FrameEntities, Error> {
+    config.validate()?;
+    let weights = config
+        .segmenter_weights
+        .as_deref()
+        .expect("validated: segmenter weights are set");
+    let segmenter = {
+        let _load = StageGuard::start(progress, Stage::Load, None);
+        load_segmenter(models, config.segmenter, weights, config.sam_variant)?
+    };
+    let instances = segmenter
+        .segment(frame, &config.segment)
+        .map_err(|e| Error::entity(source, e))?;
+    let mut memory = FrameEntities::from_instances(frame, instances, config.segmenter.name())
+        .map_err(|e| Error::entity(source, e))?;
+    memory.source = Some(source.display().to_string());
+    let mut notes = Vec::new();
+    embed(&mut memory, frame, models, config, &mut notes, progress)?;
+    if memory.embedder.is_none() {
+        return Err(Error::config(
+            "embed_model",
+            format!(
+                "the entities of {} need an embedding model (DINOv2 or CLIP){}",
+                source.display(),
+                notes.first().map(|n| format!(": {n}")).unwrap_or_default()
+            ),
+        ));
+    }
+    Ok(memory)
+}
+
 /// The frame to segment: the image, or the chosen frame of the video.
 fn read_frame(path: &Path, config: &EntitiesConfig) -> Result<(RgbImage, Option<FrameRef>), Error> {
     if is_image(path) {

@@ -13,13 +13,20 @@
 //!   cut-outs): the frame is composed in FFGo's layout at `size` and kept in the cache as
 //!   `first_frame_NNNNNN.png`. Malformed examples
 //!   (missing clip or image, unreadable image, too few frames, empty caption…) are listed
-//!   with their reasons in the report and in `index.json`, and left out.
+//!   with their reasons in the report and in `index.json`, and left out. With
+//!   [`PrepareConfig::entities`], each composed frame's entities are found and embedded as
+//!   the [`entities`](super::entities) pipeline does (segmenter + DINOv2/CLIP) and cached
+//!   with their centroids and areas, for the entity cross-attention.
 //! - [`train`]: the cache → a LoRA on the chosen expert (Wan2.2-A14B: `high` trains
 //!   `transformer` on timesteps ≥ 900, `low` trains `transformer_2` below) with
 //!   [`reelsmith_diffusion::train()`] → `adapter.safetensors` (+ `adapter_config.json`),
 //!   `loss.csv`, `loss.png`, `checkpoints/`, `train.json`. Training writes into its folder
 //!   as it goes (checkpoints must survive an interruption) and `resume` continues the newest
-//!   checkpoint with the same loss curve.
+//!   checkpoint with the same loss curve. With [`FinetuneConfig::entity_attn`], an entity
+//!   cross-attention (video tokens → the composed frame's entity embeddings, zero-initialised
+//!   output) trains with the LoRA and is saved in the same adapter file under `entity_attn.`;
+//!   [`generate`](super::generate) and [`eval`] then compute the first frame's entities the
+//!   way the cache did.
 //!
 //! - [`eval`]: held-out composed frames + captions → a video from the base model and one
 //!   with the adapter (same seed and noise) → the entity retention of each, side by side
@@ -50,19 +57,22 @@ use reelsmith_diffusion::cache::{
     read_cache, write_example, CacheEntry, CacheIndex, CACHE_VERSION,
 };
 use reelsmith_diffusion::candle_core::DType;
+use reelsmith_diffusion::candle_core::{Device, Tensor};
 use reelsmith_diffusion::dataset::{bucket_frames, read_ffgo_list, REPLACED_FRAMES};
 pub use reelsmith_diffusion::dataset::{PhraseMode, Skipped, TRANSITION_PHRASE};
-use reelsmith_diffusion::{LoraConfig, TrainConfig, WanLora, WanTransformer};
+pub use reelsmith_diffusion::EntityAttnConfig;
+use reelsmith_diffusion::{EntitySet, LoraConfig, TrainConfig, WanLora, WanTransformer};
 pub use reelsmith_diffusion::{LoraNaming, TimestepRange};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Size;
-use crate::first_frame::read_image;
+use crate::first_frame::{absolute_choice, read_image};
 use crate::models::{ModelChoice, Models};
 use crate::output::OutputDir;
 use crate::pipelines::compose::compose_ffgo;
+use crate::pipelines::entities::{frame_entities, EntitiesConfig};
 use crate::pipelines::generate::{load_pipeline, DtypeChoice};
-use crate::progress::{Progress, Stage, StageGuard};
+use crate::progress::{NoProgress, Progress, Stage, StageGuard};
 use crate::Error;
 
 mod evaluate;
@@ -97,6 +107,10 @@ pub struct PrepareConfig {
     pub phrase_mode: PhraseMode,
     /// Precision of the text encoder (default auto).
     pub dtype: DtypeChoice,
+    /// Also find and embed each composed frame's entities (for the entity
+    /// cross-attention): the segmenter (its checkpoint is required) and the embedding model
+    /// (DINOv2 by default). `None` (default): no entities.
+    pub entities: Option<EntitiesConfig>,
 }
 
 impl Default for PrepareConfig {
@@ -108,8 +122,60 @@ impl Default for PrepareConfig {
             transition_phrase: TRANSITION_PHRASE.into(),
             phrase_mode: PhraseMode::Prepend,
             dtype: DtypeChoice::Auto,
+            entities: None,
         }
     }
+}
+
+/// How entities are computed, with the paths made absolute, so that the record in a
+/// cache or an adapter names the same files from any working directory.
+pub(crate) fn absolute_entities(config: &EntitiesConfig) -> EntitiesConfig {
+    EntitiesConfig {
+        segmenter_weights: config
+            .segmenter_weights
+            .as_ref()
+            .map(|w| std::fs::canonicalize(w).unwrap_or_else(|_| w.clone())),
+        embed_model: absolute_choice(&config.embed_model),
+        ..config.clone()
+    }
+}
+
+/// The entities of a composed first frame as the entity cross-attention takes them: one
+/// embedding row per entity `[n, dim]` and `[cx, cy, area]` as fractions of the frame
+/// `[n, 3]` (f32, CPU).
+pub(crate) fn entity_set(
+    frame: &image::RgbImage,
+    source: &Path,
+    models: &Models,
+    config: &EntitiesConfig,
+) -> Result<EntitySet, Error> {
+    let memory = frame_entities(frame, source, models, config, &NoProgress)?;
+    let (w, h) = (memory.width.max(1) as f32, memory.height.max(1) as f32);
+    let mut rows = Vec::new();
+    let mut geo = Vec::new();
+    let mut dim = 0;
+    for e in &memory.entities {
+        let Some(v) = &e.embedding else {
+            return Err(Error::config(
+                "embed_model",
+                format!("entity {} of {} has no embedding", e.id, source.display()),
+            ));
+        };
+        dim = v.len();
+        rows.extend_from_slice(v);
+        geo.extend([e.centroid[0] / w, e.centroid[1] / h, e.area_fraction]);
+    }
+    let n = memory.entities.len();
+    let t = |v: Vec<f32>, c: usize| {
+        Tensor::from_vec(v, (n, c), &Device::Cpu).map_err(|e| Error::InvalidInput {
+            path: source.to_path_buf(),
+            detail: format!("entity tensors: {e}"),
+        })
+    };
+    Ok(EntitySet {
+        embeddings: t(rows, dim)?,
+        geometry: Some(t(geo, 3)?),
+    })
 }
 
 impl PrepareConfig {
@@ -140,6 +206,15 @@ impl PrepareConfig {
                     self.size
                 ),
             ));
+        }
+        if let Some(e) = &self.entities {
+            if e.frame.is_some() || e.time.is_some() {
+                return Err(Error::config(
+                    "entities",
+                    "the entities of composed frames (images) are cached: leave frame and time unset",
+                ));
+            }
+            e.validate()?;
         }
         Ok(())
     }
@@ -237,6 +312,7 @@ pub fn prepare(
             format!("{}: this model needs multiples of {m}", config.size),
         ));
     }
+    let entities_config = config.entities.as_ref().map(absolute_entities);
     let mut examples = Vec::new();
     let stage = StageGuard::start(progress, Stage::Embed, Some(entries.len() as u64));
     for e in &entries {
@@ -282,7 +358,7 @@ pub fn prepare(
                 continue;
             }
         };
-        let ex = pipe
+        let mut ex = pipe
             .encode_training_example(
                 &name,
                 &frames[..n],
@@ -299,6 +375,9 @@ pub fn prepare(
             composed
                 .save_with_format(&path, image::ImageFormat::Png)
                 .map_err(|err| crate::output::write_err(&path, err))?;
+        }
+        if let Some(ec) = &entities_config {
+            ex.entities = Some(entity_set(&composed, &e.image, input.models, ec)?);
         }
         let file = format!("example_{:06}.safetensors", examples.len());
         write_example(&out.path(&file)?, &ex).map_err(|err| Error::diffusion(&e.clip, err))?;
@@ -336,6 +415,9 @@ pub fn prepare(
         transition_phrase: config.transition_phrase.clone(),
         examples,
         skipped: skipped.clone(),
+        entities: entities_config
+            .as_ref()
+            .and_then(|c| serde_json::to_value(c).ok()),
     };
     let report = PrepareReport {
         cache: input.output.to_path_buf(),
@@ -404,6 +486,10 @@ pub struct FinetuneConfig {
     /// `--gradient_checkpointing`): far less memory for about a third more time; the same
     /// result either way.
     pub recompute: bool,
+    /// Train an entity cross-attention with the LoRA (FFGo's entity conditioning; the
+    /// cache must hold entities: `prepare` with `entities`). `None` (default): the LoRA
+    /// alone. `entity_dim` is taken from the cache.
+    pub entity_attn: Option<EntityAttnConfig>,
 }
 
 impl Default for FinetuneConfig {
@@ -428,6 +514,7 @@ impl Default for FinetuneConfig {
             naming: LoraNaming::Peft,
             dtype: DtypeChoice::Auto,
             recompute: t.recompute,
+            entity_attn: None,
         }
     }
 }
@@ -455,6 +542,7 @@ impl FinetuneConfig {
             timesteps: range,
             adapter_naming: self.naming,
             recompute: self.recompute,
+            entity_attn: self.entity_attn.clone(),
             ..TrainConfig::default()
         }
     }
@@ -508,6 +596,10 @@ impl FinetuneConfig {
         }
         if self.grad_accum == 0 {
             return Err(Error::config("grad_accum", "must be at least 1"));
+        }
+        if let Some(e) = &self.entity_attn {
+            e.validate()
+                .map_err(|err| Error::config("entity_attn", err.to_string()))?;
         }
         Ok(())
     }
@@ -635,6 +727,21 @@ pub fn train(
         }
     };
     let mut tcfg = config.train_config(range);
+    if let Some(e) = tcfg.entity_attn.as_mut() {
+        match &cache_index.entities {
+            // The adapter records how the entities were made, so sampling makes them alike.
+            Some(how) => e.source = Some(how.clone()),
+            None => {
+                return Err(Error::config(
+                    "entity_attn",
+                    format!(
+                        "the cache {} holds no entities (prepared without them, or by an older version); prepare it again with entities (`reelsmith finetune prepare --entities --weights ISNET …`)",
+                        input.cache.display()
+                    ),
+                ))
+            }
+        }
+    }
     if let Some(b) = info.get("boundary_ratio").and_then(|b| b.as_f64()) {
         tcfg.boundary = b;
     }

@@ -16,6 +16,11 @@
 //! (with the registry's [`HubOptions`](crate::models::Models::with_hub): revision, cache
 //! folder, offline).
 //!
+//! An FFGo adapter trained with an entity cross-attention
+//! ([`finetune`](super::finetune)) also needs the first frame's entities: they are found
+//! and embedded as the adapter's training cache did (the segmenter and embedding model it
+//! records; [`GenerateConfig::entities`] overrides them).
+//!
 //! ```no_run
 //! use reelsmith::models::{ModelChoice, Models};
 //! use reelsmith::pipelines::generate::{self, GenerateConfig, GenerateInput};
@@ -40,8 +45,8 @@ use reelsmith_core::FrameRate;
 use reelsmith_decode::{VideoWriter, WriterOptions};
 use reelsmith_diffusion::candle_core::{DType, Tensor};
 use reelsmith_diffusion::{
-    load_prompt_embeddings, Expert, GenerateRequest, PipelineOptions, PromptInput, SchedulerKind,
-    WanPipeline, WanVariant,
+    load_prompt_embeddings, EntitySet, Expert, GenerateRequest, PipelineOptions, PromptInput,
+    SchedulerKind, WanLora, WanPipeline, WanVariant,
 };
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +54,7 @@ use crate::config::Size;
 use crate::first_frame::read_image;
 use crate::models::{ModelChoice, Models};
 use crate::output::{check_output_file, OutputDir};
+use crate::pipelines::entities::EntitiesConfig;
 use crate::progress::{Progress, Stage, StageGuard};
 use crate::Error;
 use reelsmith_embed::models::{HubOptions, ModelError, ModelRepo};
@@ -137,6 +143,10 @@ pub struct GenerateConfig {
     /// FFGo adapter (default 4, the pixel frames the composed first frame took in training).
     /// `drop_first` applies instead when larger.
     pub lora_drop_frames: usize,
+    /// How the first frame's entities are found and embedded for an adapter with an
+    /// entity cross-attention (default: as the adapter records, i.e. as its training cache
+    /// did). Not used by other adapters.
+    pub entities: Option<EntitiesConfig>,
 }
 
 impl Default for GenerateConfig {
@@ -165,6 +175,7 @@ impl Default for GenerateConfig {
             lora_2: None,
             lora_scale: 1.0,
             lora_drop_frames: reelsmith_diffusion::dataset::REPLACED_FRAMES,
+            entities: None,
         }
     }
 }
@@ -289,6 +300,9 @@ impl GenerateConfig {
                 format!("{} is not in 0..=51", self.crf),
             ));
         }
+        if let Some(e) = &self.entities {
+            e.validate()?;
+        }
         Ok(())
     }
 }
@@ -407,6 +421,7 @@ pub fn run(
         Some(p) => Some(read_image(p, "first frame")?.to_rgb8()),
         None => None,
     };
+    let entities = adapter_entities(input, config, image.as_ref())?;
     let prompt = match &config.prompt_embeddings {
         Some(p) => {
             PromptInput::Embeddings(load_prompt_embeddings(p).map_err(|e| Error::diffusion(p, e))?)
@@ -504,6 +519,7 @@ pub fn run(
     req.seed = config.seed;
     req.latents = latents;
     req.drop_first = config.effective_drop();
+    req.entities = entities;
     let started = std::time::Instant::now();
     let generated = {
         let stage = StageGuard::start(progress, Stage::Denoise, Some(config.steps as u64));
@@ -543,6 +559,79 @@ pub fn run(
         None => write_mp4(input.output, &generated.frames, config, &stage)?,
     }
     Ok(report)
+}
+
+/// The first frame's entities when an adapter has an entity cross-attention (found and
+/// embedded as the adapter records, or as `config.entities` says), else `None`.
+fn adapter_entities(
+    input: &GenerateInput<'_>,
+    config: &GenerateConfig,
+    image: Option<&image::RgbImage>,
+) -> Result<Option<EntitySet>, Error> {
+    let mut found: Vec<(PathBuf, reelsmith_diffusion::EntityAttnConfig)> = Vec::new();
+    for p in config.lora.iter().chain(config.lora_2.iter()) {
+        if let Some(ec) = WanLora::entity_config_of(p).map_err(|e| Error::diffusion(p, e))? {
+            found.push((p.clone(), ec));
+        }
+    }
+    if let [(a, x), (b, y)] = found.as_slice() {
+        if x.entity_dim != y.entity_dim || x.source != y.source {
+            return Err(Error::config(
+                "lora_2",
+                format!(
+                    "{} and {} were trained on entities made differently (another segmenter or embedding model); train both experts on one cache",
+                    a.display(),
+                    b.display()
+                ),
+            ));
+        }
+    }
+    let Some((path, ec)) = found.into_iter().next() else {
+        return Ok(None);
+    };
+    let how: EntitiesConfig = match (&config.entities, &ec.source) {
+        (Some(c), _) => c.clone(),
+        (None, Some(v)) => serde_json::from_value(v.clone()).map_err(|e| {
+            Error::config(
+                "entities",
+                format!(
+                    "{}: the adapter's record of how its entities were made is unreadable ({e}); give the entities settings",
+                    path.display()
+                ),
+            )
+        })?,
+        (None, None) => {
+            return Err(Error::config(
+                "entities",
+                format!(
+                    "{} has an entity cross-attention but no record of how its entities were made; give the entities settings (segmenter weights, embedding model)",
+                    path.display()
+                ),
+            ))
+        }
+    };
+    let (Some(img), Some(src)) = (image, input.image) else {
+        return Err(Error::config(
+            "lora",
+            format!(
+                "{} has an entity cross-attention, which reads the entities of the first frame: give the first frame",
+                path.display()
+            ),
+        ));
+    };
+    let set = crate::pipelines::finetune::entity_set(img, src, input.models, &how)?;
+    if !set.is_empty() && ec.entity_dim != 0 && set.dim() != ec.entity_dim {
+        return Err(Error::config(
+            "entities",
+            format!(
+                "the embedding model gives {}-wide embeddings but {} was trained on {}-wide ones; use the embedding model it was trained with",
+                set.dim(),
+                path.display(),
+                ec.entity_dim
+            ),
+        ));
+    }
+    Ok(Some(set))
 }
 
 /// The diffusers folder of hub repository `id`: the files a Wan pipeline reads

@@ -20,7 +20,10 @@
 //! Examples that cannot be used (a missing or unreadable image, an empty caption, a composed
 //! frame where the segmenter finds no entity) are reported with their reasons and left out.
 //! The base videos are all generated first, then the adapter's, so the transformer is
-//! reloaded once.
+//! reloaded once. An adapter with an entity cross-attention is given the composed frame's
+//! entities found and embedded as its training cache did (the segmenter and embedder the
+//! adapter records, which may differ from [`EvalConfig::entities`], the retention
+//! measurement's).
 
 use std::path::{Path, PathBuf};
 
