@@ -1126,13 +1126,20 @@ mod entity_attn {
         };
         let (kept, again) = (run(false), run(true));
         for (a, b) in kept.losses.iter().zip(&again.losses) {
-            assert!((a - b).abs() <= 1e-5 * a.abs().max(1e-3), "{kept:?} vs {again:?}");
+            assert!(
+                (a - b).abs() <= 1e-5 * a.abs().max(1e-3),
+                "{kept:?} vs {again:?}"
+            );
         }
         let m = expert();
         let x = WanLora::load(&kept.adapter, &m).unwrap();
         let y = WanLora::load(&again.adapter, &m).unwrap();
-        let ys: HashMap<String, Tensor> =
-            y.entity_attention().unwrap().tensors().into_iter().collect();
+        let ys: HashMap<String, Tensor> = y
+            .entity_attention()
+            .unwrap()
+            .tensors()
+            .into_iter()
+            .collect();
         for (name, t) in x.entity_attention().unwrap().tensors() {
             let d = diff(&t, &ys[&name]);
             assert!(d < 1e-5, "{name}: {d}");
