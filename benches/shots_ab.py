@@ -17,12 +17,11 @@ videos; a file is used as it is. Default: $REELSMITH_SHARED/videos.
 import argparse
 import json
 import os
-import re
-import resource
-import subprocess
 import sys
-import time
 from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from shots_eval import timed_shots  # noqa: E402
 
 VIDEO_EXT = {".mp4", ".mkv", ".webm", ".mov", ".avi"}
 
@@ -44,21 +43,10 @@ def videos(items):
 
 
 def run(binary, video):
-    cmd = [binary, "shots", str(video), "--json"]
-    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if p.returncode != 0:
-        sys.exit(f"{binary} failed on {video}: {p.stderr.strip()}")
-    m = re.search(r"(\d+) frames in ([\d.]+)s", p.stderr)
-    d = json.loads(p.stdout)
+    d, reported, cpu, wall = timed_shots(binary, video)
     cuts = [(c["frame"], c.get("kind"), tuple(c["span"]) if c.get("span") else None)
             for c in d["cuts"]]
-    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-    return {"cpu": cpu, "wall": wall, "reported": float(m.group(2)) if m else wall,
-            "frames": d["frames"], "cuts": cuts}
+    return {"cpu": cpu, "wall": wall, "reported": reported, "frames": d["frames"], "cuts": cuts}
 
 
 def main():

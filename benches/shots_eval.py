@@ -41,20 +41,26 @@ def corpora_default():
     return out
 
 
-def run_reelsmith(video, binary, config=None):
-    cmd = [binary, "shots", str(video), "--json"] + (["--config", str(config)] if config else [])
+def timed_shots(binary, video, extra=()):
+    """Runs `reelsmith shots VIDEO --json`: the parsed report, the time the command
+    reports (else the process wall time), the process's CPU seconds and its wall seconds."""
+    cmd = [binary, "shots", str(video), "--json", *extra]
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if p.returncode != 0:
-        sys.exit(f"reelsmith failed on {video}: {p.stderr.strip()}")
+        sys.exit(f"{binary} failed on {video}: {p.stderr.strip()}")
     m = re.search(r"(\d+) frames in ([\d.]+)s", p.stderr)
-    d = json.loads(p.stdout)
-    preds = [(c["frame"], tuple(c["span"]) if c.get("span") else None) for c in d["cuts"]]
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-    return preds, Timing(float(m.group(2)) if m else wall, cpu, wall), d["frames"]
+    return json.loads(p.stdout), (float(m.group(2)) if m else wall), cpu, wall
+
+
+def run_reelsmith(video, binary, config=None):
+    d, reported, cpu, wall = timed_shots(binary, video, ["--config", str(config)] if config else [])
+    preds = [(c["frame"], tuple(c["span"]) if c.get("span") else None) for c in d["cuts"]]
+    return preds, Timing(reported, cpu, wall), d["frames"]
 
 
 def run_pyscenedetect(video):

@@ -1217,6 +1217,20 @@ mod tests {
         WanTransformer::new(vb, cfg).unwrap()
     }
 
+    /// The largest absolute difference of two tensors of the same shape.
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .to_dtype(DType::F64)
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
+    }
+
     /// The chunked backward of the attention core equals autograd through the whole core,
     /// with several query chunks per head.
     #[test]
@@ -1237,14 +1251,7 @@ mod tests {
         // 2 score rows of 5 keys per chunk: 4 chunks per head.
         let (gq, gk, gv) = attention_core_backward(&q, &k, &v, 0.5, &g_o, 10).unwrap();
         for (want, got) in [(&qv, gq), (&kv, gk), (&vv, gv)] {
-            let d: f64 = (grads.get(want.as_tensor()).unwrap() - got)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar()
-                .unwrap();
+            let d = max_abs_diff(grads.get(want.as_tensor()).unwrap(), &got);
             assert!(d < 1e-12, "{d}");
         }
     }
@@ -1274,14 +1281,7 @@ mod tests {
         let xv = candle_core::Var::from_tensor(&x).unwrap();
         let composed = m.forward(xv.as_tensor(), &t, &ctx).unwrap();
         assert!(composed.track_op() && !fused.track_op());
-        let d: f32 = (fused - composed)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar()
-            .unwrap();
+        let d = max_abs_diff(&fused, &composed);
         assert!(d < 1e-5, "{d}");
     }
 

@@ -556,6 +556,17 @@ mod lora {
         max_diff(a, b).0
     }
 
+    /// A copy of every dense layer's base weight, by name.
+    pub(super) fn base_weights(m: &WanTransformer) -> Vec<(String, Tensor)> {
+        m.linear_modules()
+            .into_iter()
+            .map(|(n, _, _)| {
+                let w = m.base_weight(&n).unwrap().copy().unwrap();
+                (n, w)
+            })
+            .collect()
+    }
+
     #[test]
     fn targets_merge_unmerge_and_base_bit_identical() {
         let mut m = expert();
@@ -709,14 +720,7 @@ mod lora {
         let data = examples(3);
         let dir = tempfile::tempdir().unwrap();
         let mut m = expert();
-        let before: Vec<(String, Tensor)> = m
-            .linear_modules()
-            .into_iter()
-            .map(|(n, _, _)| {
-                let w = m.base_weight(&n).unwrap().copy().unwrap();
-                (n, w)
-            })
-            .collect();
+        let before = base_weights(&m);
         let full = train(
             &mut m,
             &data,
@@ -880,6 +884,7 @@ mod lora {
 
 /// FFGo's entity conditioning: the entity cross-attention trained with the LoRA.
 mod entity_attn {
+    use super::lora::base_weights;
     use super::*;
     use reelsmith_diffusion::{
         train, EntityAttnConfig, EntitySet, EntityTokens, LoraConfig, LoraNaming, TrainConfig,
@@ -1151,14 +1156,7 @@ mod entity_attn {
         let data = examples();
         let dir = tempfile::tempdir().unwrap();
         let mut m = expert();
-        let before: Vec<(String, Tensor)> = m
-            .linear_modules()
-            .into_iter()
-            .map(|(n, _, _)| {
-                let w = m.base_weight(&n).unwrap().copy().unwrap();
-                (n, w)
-            })
-            .collect();
+        let before = base_weights(&m);
         let full = train(
             &mut m,
             &data,

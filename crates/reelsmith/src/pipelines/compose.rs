@@ -168,6 +168,19 @@ pub fn layout_path(image: &Path) -> PathBuf {
     image.with_file_name(format!("{stem}.layout.json"))
 }
 
+/// Reads the cut-out images, each named by its path.
+fn read_cutouts(paths: &[PathBuf]) -> Result<Vec<Cutout>, Error> {
+    paths
+        .iter()
+        .map(|p| {
+            Ok(Cutout::from_image(
+                &p.display().to_string(),
+                read_image(p, "cut-out")?,
+            ))
+        })
+        .collect()
+}
+
 /// Composes `cutouts` (RGBA images) onto `background` in FFGo's layout on a `width × height`
 /// canvas, in memory (the training examples given as materials).
 pub(crate) fn compose_ffgo(
@@ -177,15 +190,7 @@ pub(crate) fn compose_ffgo(
     height: u32,
 ) -> Result<image::RgbImage, Error> {
     let bg = read_image(background, "background")?.to_rgb8();
-    let cuts = cutouts
-        .iter()
-        .map(|p| {
-            Ok(Cutout::from_image(
-                &p.display().to_string(),
-                read_image(p, "cut-out")?,
-            ))
-        })
-        .collect::<Result<Vec<_>, Error>>()?;
+    let cuts = read_cutouts(cutouts)?;
     let opts = ComposeOptions {
         width,
         height,
@@ -233,16 +238,7 @@ pub fn run(
 
     let _stage = StageGuard::start(progress, Stage::Write, None);
     let background = read_image(input.background, "background")?.to_rgb8();
-    let cutouts = input
-        .entities
-        .iter()
-        .map(|p| {
-            Ok(Cutout::from_image(
-                &p.display().to_string(),
-                read_image(p, "cut-out")?,
-            ))
-        })
-        .collect::<Result<Vec<_>, Error>>()?;
+    let cutouts = read_cutouts(input.entities)?;
     let (layout, about) = match &config.layout {
         LayoutChoice::Ffgo => (Layout::Ffgo, input.background),
         LayoutChoice::File(f) => (

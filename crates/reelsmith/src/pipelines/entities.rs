@@ -48,6 +48,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::first_frame::{
     absolute_choice, embed_views, entity_view, load_segmenter, read_image, video_frame,
+    LoadedSegmenter,
 };
 pub use crate::first_frame::{
     SamVariantName, SegmentSettings, SegmenterKind, ENTITY_FILL, MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE,
@@ -209,14 +210,7 @@ pub fn run(
     config.validate()?;
     let path = input.input;
     let (frame, frame_ref) = read_frame(path, config)?;
-    let weights = config
-        .segmenter_weights
-        .as_deref()
-        .expect("validated: segmenter weights are set");
-    let segmenter = {
-        let _load = StageGuard::start(progress, Stage::Load, None);
-        load_segmenter(input.models, config.segmenter, weights, config.sam_variant)?
-    };
+    let (weights, segmenter) = configured_segmenter(input.models, config, progress)?;
     let weights_file = std::fs::canonicalize(crate::first_frame::segmenter_file(
         config.segmenter,
         weights,
@@ -283,14 +277,7 @@ pub(crate) fn frame_entities(
     progress: &dyn Progress,
 ) -> Result<FrameEntities, Error> {
     config.validate()?;
-    let weights = config
-        .segmenter_weights
-        .as_deref()
-        .expect("validated: segmenter weights are set");
-    let segmenter = {
-        let _load = StageGuard::start(progress, Stage::Load, None);
-        load_segmenter(models, config.segmenter, weights, config.sam_variant)?
-    };
+    let (_, segmenter) = configured_segmenter(models, config, progress)?;
     let instances = segmenter
         .segment(frame, &config.segment)
         .map_err(|e| Error::entity(source, e))?;
@@ -437,6 +424,22 @@ fn write(
         obj.extend(extra);
     }
     out.commit("entities.json", &json)
+}
+
+/// The segmenter `config` names (its weights validated as set), loaded once per registry,
+/// with the weights path.
+fn configured_segmenter<'a>(
+    models: &Models,
+    config: &'a EntitiesConfig,
+    progress: &dyn Progress,
+) -> Result<(&'a Path, LoadedSegmenter), Error> {
+    let weights = config
+        .segmenter_weights
+        .as_deref()
+        .expect("validated: segmenter weights are set");
+    let _load = StageGuard::start(progress, Stage::Load, None);
+    let segmenter = load_segmenter(models, config.segmenter, weights, config.sam_variant)?;
+    Ok((weights, segmenter))
 }
 
 /// The segmenter weights file recorded in a memory folder's `entities.json`, if any.
