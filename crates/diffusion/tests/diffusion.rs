@@ -518,7 +518,7 @@ mod lora {
     use super::*;
     use reelsmith_diffusion::{train, LoraConfig, LoraNaming, TrainConfig, TrainExample, WanLora};
 
-    fn expert() -> WanTransformer {
+    pub(super) fn expert() -> WanTransformer {
         WanTransformer::load(
             &fixtures().join("wan22_i2v/transformer"),
             None,
@@ -528,7 +528,7 @@ mod lora {
         .unwrap()
     }
 
-    fn randn(seed: u64, shape: &[usize]) -> Tensor {
+    pub(super) fn randn(seed: u64, shape: &[usize]) -> Tensor {
         reelsmith_diffusion::NoiseGenerator::new(seed)
             .randn(shape, DType::F32, &Device::Cpu)
             .unwrap()
@@ -552,7 +552,7 @@ mod lora {
         )
     }
 
-    fn diff(a: &Tensor, b: &Tensor) -> f32 {
+    pub(super) fn diff(a: &Tensor, b: &Tensor) -> f32 {
         max_diff(a, b).0
     }
 
@@ -884,7 +884,7 @@ mod lora {
 
 /// FFGo's entity conditioning: the entity cross-attention trained with the LoRA.
 mod entity_attn {
-    use super::lora::base_weights;
+    use super::lora::{base_weights, diff, expert, randn};
     use super::*;
     use reelsmith_diffusion::{
         train, EntityAttnConfig, EntitySet, EntityTokens, LoraConfig, LoraNaming, TrainConfig,
@@ -892,22 +892,6 @@ mod entity_attn {
     };
 
     const E: usize = 10;
-
-    fn expert() -> WanTransformer {
-        WanTransformer::load(
-            &fixtures().join("wan22_i2v/transformer"),
-            None,
-            DType::F32,
-            &Device::Cpu,
-        )
-        .unwrap()
-    }
-
-    fn randn(seed: u64, shape: &[usize]) -> Tensor {
-        reelsmith_diffusion::NoiseGenerator::new(seed)
-            .randn(shape, DType::F32, &Device::Cpu)
-            .unwrap()
-    }
 
     fn set(seed: u64, n: usize) -> EntitySet {
         EntitySet {
@@ -936,10 +920,6 @@ mod entity_attn {
             Tensor::from_vec(vec![700f32; b], b, &Device::Cpu).unwrap(),
             randn(2, &[b, 6, 32]),
         )
-    }
-
-    fn diff(a: &Tensor, b: &Tensor) -> f32 {
-        max_diff(a, b).0
     }
 
     fn adapter(m: &WanTransformer, random: bool) -> WanLora {
