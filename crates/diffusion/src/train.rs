@@ -529,36 +529,7 @@ pub fn train(
     let mut resumed_from = None;
     match (resume, newest_checkpoint(out)) {
         (true, Some((step, dir))) => {
-            let sp = dir.join("state.json");
-            let state: CheckpointState = serde_json::from_slice(
-                &std::fs::read(&sp).map_err(|e| DiffusionError::io(&sp, e))?,
-            )
-            .map_err(|e| DiffusionError::config(&sp, format!("unreadable checkpoint state: {e}")))?;
-            let mut a = state.config.clone();
-            let mut b = cfg.clone();
-            (a.steps, a.save_every, b.steps, b.save_every) = (0, 0, 0, 0);
-            (a.recompute, b.recompute) = (false, false);
-            if a != b {
-                return Err(DiffusionError::config(
-                    &sp,
-                    "the checkpoint was trained with other settings (only the steps, the checkpoint interval and recompute may change on resume); resume with the same settings or train into a new folder",
-                ));
-            }
-            let tp = dir.join("training.safetensors");
-            let t = candle_core::safetensors::load(&tp, &device)
-                .map_err(|e| DiffusionError::config(&tp, format!("unreadable checkpoint: {e}")))?;
-            for (i, (n, v)) in named.iter().enumerate() {
-                let get = |k: String| {
-                    t.get(&k).cloned().ok_or_else(|| {
-                        DiffusionError::config(&tp, format!("the checkpoint lacks {k}"))
-                    })
-                };
-                v.set(&get(n.clone())?)?;
-                opt.m[i] = get(format!("{n}.exp_avg"))?;
-                opt.v[i] = get(format!("{n}.exp_avg_sq"))?;
-            }
-            rows = state.rows;
-            rows.truncate(step);
+            rows = load_checkpoint(&dir, step, cfg, &named, &mut opt, &device)?;
             start = step;
             resumed_from = Some(step);
         }
@@ -572,17 +543,7 @@ pub fn train(
         _ => {}
     }
     model.add_lora(&lora, 1.0)?;
-    // loss.csv: rewritten with the history, then appended per step.
-    let csv_path = out.join("loss.csv");
-    let mut csv = String::from("step,loss,lr,grad_norm\n");
-    for r in &rows {
-        csv.push_str(&format!("{},{},{},{}\n", r.step, r.loss, r.lr, r.grad_norm));
-    }
-    write_atomic(&csv_path, csv.as_bytes())?;
-    let mut csv_file = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&csv_path)
-        .map_err(|e| DiffusionError::io(&csv_path, e))?;
+    let (csv_path, mut csv_file) = open_loss_csv(out, &rows)?;
 
     let sigmas = cfg.sigmas();
     if sigmas.is_empty() {
@@ -719,26 +680,7 @@ pub fn train(
             let checkpoint = if done == cfg.steps
                 || (cfg.save_every > 0 && done.is_multiple_of(cfg.save_every))
             {
-                let dir = checkpoint_dir(out, done);
-                std::fs::create_dir_all(&dir).map_err(|e| DiffusionError::io(&dir, e))?;
-                let mut t = HashMap::new();
-                for (i, (nme, v)) in named.iter().enumerate() {
-                    t.insert(nme.clone(), v.as_tensor().clone());
-                    t.insert(format!("{nme}.exp_avg"), opt.m[i].clone());
-                    t.insert(format!("{nme}.exp_avg_sq"), opt.v[i].clone());
-                }
-                save_tensors(&dir.join("training.safetensors"), &t)?;
-                let state = CheckpointState {
-                    step: done,
-                    config: cfg.clone(),
-                    rows: rows.clone(),
-                };
-                // state.json last: its presence marks the checkpoint complete.
-                write_atomic(
-                    &dir.join("state.json"),
-                    &serde_json::to_vec_pretty(&state).unwrap_or_default(),
-                )?;
-                Some(dir)
+                Some(write_checkpoint(out, done, cfg, &named, &opt, &rows)?)
             } else {
                 None
             };
@@ -962,6 +904,98 @@ fn group_gradients(
     }
     model.set_lora_dropout(None);
     Ok(loss_value)
+}
+
+/// Restores the adapter variables and AdamW moments of the checkpoint `dir` (written after
+/// `step` steps) and returns its loss history; refuses a checkpoint trained with other
+/// settings (only the steps, the checkpoint interval and recompute may change).
+fn load_checkpoint(
+    dir: &Path,
+    step: usize,
+    cfg: &TrainConfig,
+    named: &[(String, Var)],
+    opt: &mut AdamW,
+    device: &Device,
+) -> Result<Vec<LossRow>> {
+    let sp = dir.join("state.json");
+    let state: CheckpointState =
+        serde_json::from_slice(&std::fs::read(&sp).map_err(|e| DiffusionError::io(&sp, e))?)
+            .map_err(|e| {
+                DiffusionError::config(&sp, format!("unreadable checkpoint state: {e}"))
+            })?;
+    let mut a = state.config.clone();
+    let mut b = cfg.clone();
+    (a.steps, a.save_every, b.steps, b.save_every) = (0, 0, 0, 0);
+    (a.recompute, b.recompute) = (false, false);
+    if a != b {
+        return Err(DiffusionError::config(
+            &sp,
+            "the checkpoint was trained with other settings (only the steps, the checkpoint interval and recompute may change on resume); resume with the same settings or train into a new folder",
+        ));
+    }
+    let tp = dir.join("training.safetensors");
+    let t = candle_core::safetensors::load(&tp, device)
+        .map_err(|e| DiffusionError::config(&tp, format!("unreadable checkpoint: {e}")))?;
+    for (i, (n, v)) in named.iter().enumerate() {
+        let get = |k: String| {
+            t.get(&k)
+                .cloned()
+                .ok_or_else(|| DiffusionError::config(&tp, format!("the checkpoint lacks {k}")))
+        };
+        v.set(&get(n.clone())?)?;
+        opt.m[i] = get(format!("{n}.exp_avg"))?;
+        opt.v[i] = get(format!("{n}.exp_avg_sq"))?;
+    }
+    let mut rows = state.rows;
+    rows.truncate(step);
+    Ok(rows)
+}
+
+/// Writes the checkpoint after `done` steps (adapter variables, AdamW moments, settings,
+/// loss history) and returns its folder. `state.json` goes last: its presence marks the
+/// checkpoint complete.
+fn write_checkpoint(
+    out: &Path,
+    done: usize,
+    cfg: &TrainConfig,
+    named: &[(String, Var)],
+    opt: &AdamW,
+    rows: &[LossRow],
+) -> Result<PathBuf> {
+    let dir = checkpoint_dir(out, done);
+    std::fs::create_dir_all(&dir).map_err(|e| DiffusionError::io(&dir, e))?;
+    let mut t = HashMap::new();
+    for (i, (nme, v)) in named.iter().enumerate() {
+        t.insert(nme.clone(), v.as_tensor().clone());
+        t.insert(format!("{nme}.exp_avg"), opt.m[i].clone());
+        t.insert(format!("{nme}.exp_avg_sq"), opt.v[i].clone());
+    }
+    save_tensors(&dir.join("training.safetensors"), &t)?;
+    let state = CheckpointState {
+        step: done,
+        config: cfg.clone(),
+        rows: rows.to_vec(),
+    };
+    write_atomic(
+        &dir.join("state.json"),
+        &serde_json::to_vec_pretty(&state).unwrap_or_default(),
+    )?;
+    Ok(dir)
+}
+
+/// `OUT/loss.csv` rewritten with the history `rows`, opened for appending a row per step.
+fn open_loss_csv(out: &Path, rows: &[LossRow]) -> Result<(PathBuf, std::fs::File)> {
+    let csv_path = out.join("loss.csv");
+    let mut csv = String::from("step,loss,lr,grad_norm\n");
+    for r in rows {
+        csv.push_str(&format!("{},{},{},{}\n", r.step, r.loss, r.lr, r.grad_norm));
+    }
+    write_atomic(&csv_path, csv.as_bytes())?;
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&csv_path)
+        .map_err(|e| DiffusionError::io(&csv_path, e))?;
+    Ok((csv_path, file))
 }
 
 fn row_loss(rows: &[LossRow]) -> f64 {
