@@ -283,13 +283,28 @@ impl WanLora {
     /// file's tensors (`None` for a plain LoRA), so a caller can prepare the entity
     /// embeddings it needs.
     pub fn entity_config_of(path: &Path) -> Result<Option<EntityAttnConfig>> {
-        let bytes = std::fs::read(path).map_err(|e| DiffusionError::io(path, e))?;
-        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
-            .map_err(|e| DiffusionError::config(path, format!("not a safetensors file: {e}")))?;
-        let Some(text) = meta
-            .metadata()
-            .as_ref()
+        use std::io::Read;
+        // A safetensors file starts with the length of its JSON header (u64, little
+        // endian) and the header; only those are read, not the tensors.
+        let not_st =
+            |m: String| DiffusionError::config(path, format!("not a safetensors file: {m}"));
+        let mut f = std::fs::File::open(path).map_err(|e| DiffusionError::io(path, e))?;
+        let mut len = [0u8; 8];
+        f.read_exact(&mut len)
+            .map_err(|e| not_st(format!("no header ({e})")))?;
+        let len = u64::from_le_bytes(len);
+        if len > 100_000_000 {
+            return Err(not_st(format!("a header of {len} bytes")));
+        }
+        let mut header = vec![0u8; len as usize];
+        f.read_exact(&mut header)
+            .map_err(|e| not_st(format!("truncated header ({e})")))?;
+        let header: serde_json::Value =
+            serde_json::from_slice(&header).map_err(|e| not_st(e.to_string()))?;
+        let Some(text) = header
+            .get("__metadata__")
             .and_then(|m| m.get(ENTITY_ATTN_META))
+            .and_then(|v| v.as_str())
         else {
             return Ok(None);
         };
