@@ -382,6 +382,8 @@ fn detect(
                 })
             });
         }
+        // Two blends back to back (A -> B -> C, B held a few frames) as two transitions.
+        let mut grads = gradual::split_back_to_back(emb, grads, opts);
         if let Some(sem) = semantic {
             gradual::semantic_check(&mut grads, n, opts, sem);
         }
