@@ -145,6 +145,11 @@ const SPAN_MOVING: f32 = 0.375;
 /// is a fade, whatever moves in it.
 const FADE_CONTRAST: f32 = 0.5;
 
+/// A gradual span whose parts, each explained by a translation, add up to a move of at
+/// least this share of the frame (width across, height down) is a pan too far for its
+/// two ends to share enough of the picture to be compared directly (a whip pan).
+const CHAIN_SHIFT: f32 = 0.5;
+
 /// The global motion between frames `i` and `j` with zoom factors up to `max_scale`
 /// (compared both ways round when it exceeds [`MAX_SCALE`], keeping the better).
 fn motion(luma: &LumaFrames, i: usize, j: usize, max_scale: f32) -> Option<GlobalMotion> {
@@ -210,7 +215,7 @@ pub(super) fn span_is_camera_motion(
         return false;
     }
     let Some(whole) = motion(luma, lo, hi, max_scale).filter(|m| m.residual <= max) else {
-        return false;
+        return chained_pan(luma, lo, hi, max);
     };
     // The same picture at both ends (re-compressed, re-blurred): no transition at all.
     if whole.corner_shift(w, h) <= STILL_SHIFT * w as f32 {
@@ -234,6 +239,28 @@ pub(super) fn span_is_camera_motion(
         }
     }
     false
+}
+
+/// Whether the span from frame `lo` to `hi` is a pan too far for its ends to be compared
+/// (see [`CHAIN_SHIFT`]): each of its [`SPAN_PARTS`] parts is explained by a translation
+/// (residual at most `max`; no zoom searched, which keeps the test cheap) and the parts'
+/// translations add up to at least [`CHAIN_SHIFT`] of the frame. A dissolve blends its
+/// frames in place: its parts do not move, or not that far.
+fn chained_pan(luma: &LumaFrames, lo: usize, hi: usize, max: f32) -> bool {
+    let (w, h) = (luma.width() as f32, luma.height() as f32);
+    let parts = SPAN_PARTS.min(hi - lo);
+    let q = |k: usize| lo + (hi - lo) * k / parts;
+    let (mut dx, mut dy) = (0f32, 0f32);
+    for k in 0..parts {
+        match motion(luma, q(k), q(k + 1), 1.0).filter(|m| m.residual <= max) {
+            Some(m) => {
+                dx += m.dx;
+                dy += m.dy;
+            }
+            None => return false,
+        }
+    }
+    (dx / w).hypot(dy / h) >= CHAIN_SHIFT
 }
 
 /// A frame whose luma contrast is under this share of the lower contrast of a cut
