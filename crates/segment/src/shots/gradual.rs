@@ -72,6 +72,9 @@ pub(super) fn gradual(
             if rho > o.gradual_linearity {
                 continue;
             }
+            if holds_midway(emb, a, b) {
+                continue;
+            }
             let score = (dab - ctx) * (1.0 - rho);
             if score < o.gradual_min_score {
                 continue;
@@ -87,7 +90,7 @@ pub(super) fn gradual(
     cand.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
     let mut kept: Vec<(f32, usize, usize)> = Vec::new();
     for (score, a, b) in cand {
-        let free = kept.iter().all(|&(_, ga, gb)| b < ga || a > gb)
+        let free = kept.iter().all(|&(_, ga, gb)| b <= ga || a >= gb)
             && cuts
                 .iter()
                 .all(|&c| a.abs_diff(c) >= 2 && b.abs_diff(c) >= 2);
@@ -197,6 +200,34 @@ fn ramp(emb: &Embeddings, a: usize, b: usize) -> (usize, usize) {
     let lo = lo.saturating_sub(1).max(a);
     let hi = (hi + 1).min(b).max(lo);
     (lo, hi)
+}
+
+/// A blend moves every frame; a window that holds still for this many frames or more
+/// midway (the middle shot of A → B → C, or a shot between a dissolve and a fade) is two
+/// transitions, each found by a shorter window.
+const HOLD_FRAMES: usize = 4;
+
+/// How little the blend position may move over [`HOLD_FRAMES`] frames for them to hold
+/// still (a linear dissolve of 60 frames moves it by 0.05 over 4 frames, 3 steps).
+const HOLD_MOVE: f32 = 0.02;
+
+/// Blend positions counted as "midway" (the still ends of a window sit near 0 and 1).
+const HOLD_MIDWAY: (f32, f32) = (0.15, 0.85);
+
+/// Whether the inner frames of `[a, b]` hold still midway through the blend: a run of
+/// [`HOLD_FRAMES`] frames whose blend positions lie within [`HOLD_MOVE`] of each other,
+/// inside [`HOLD_MIDWAY`].
+fn holds_midway(emb: &Embeddings, a: usize, b: usize) -> bool {
+    let Some(axis) = BlendAxis::new(emb, a, b) else {
+        return false;
+    };
+    let t: Vec<f32> = (a + 1..b).map(|m| axis.t(m)).collect();
+    t.windows(HOLD_FRAMES).any(|w| {
+        let (lo, hi) = w
+            .iter()
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &x| (l.min(x), h.max(x)));
+        hi - lo <= HOLD_MOVE && lo >= HOLD_MIDWAY.0 && hi <= HOLD_MIDWAY.1
+    })
 }
 
 /// Mean over the inner frames of `[a, b]` of the distance to the best blend of rows `a` and
