@@ -474,3 +474,68 @@ pub(super) fn relit(
         })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 64 × 36 window at horizontal offset `x` of a wide texture (seed `k`): value noise
+    /// on a 4-pixel lattice, bilinearly interpolated, so no shift but the true one matches.
+    fn window(x: f32, k: u32) -> Vec<u8> {
+        let node = |i: i64, j: i64| -> f32 {
+            let mut h = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                ^ (j as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
+                ^ u64::from(k).wrapping_mul(0x1656_67B1_9E37_79F9);
+            h ^= h >> 31;
+            h = h.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            h ^= h >> 29;
+            (h % 1000) as f32 / 1000.0
+        };
+        (0..36 * 64)
+            .map(|i| {
+                let (u, v) = (((i % 64) as f32 + x) / 4.0, (i / 64) as f32 / 4.0);
+                let (i0, j0) = (u.floor() as i64, v.floor() as i64);
+                let (fu, fv) = (u - u.floor(), v - v.floor());
+                let top = node(i0, j0) * (1.0 - fu) + node(i0 + 1, j0) * fu;
+                let bottom = node(i0, j0 + 1) * (1.0 - fu) + node(i0 + 1, j0 + 1) * fu;
+                ((top * (1.0 - fv) + bottom * fv) * 200.0 + 20.0).round() as u8
+            })
+            .collect()
+    }
+
+    fn frames(f: impl Fn(usize) -> Vec<u8>, n: usize) -> LumaFrames {
+        let mut l = LumaFrames::new(64, 36).unwrap();
+        for i in 0..n {
+            l.push(&f(i)).unwrap();
+        }
+        l
+    }
+
+    #[test]
+    fn a_whip_pan_too_far_to_compare_its_ends_is_camera_motion_but_a_dissolve_is_not() {
+        // Still until frame 8, a pan of 52 pixels (0.8 of the width) over frames 9..=16,
+        // still after: the span's two ends share too little of the picture to be matched.
+        let x = |i: usize| {
+            let t = ((i as f32 - 8.0) / 8.0).clamp(0.0, 1.0);
+            52.0 * t * t * (3.0 - 2.0 * t)
+        };
+        let whip = frames(|i| window(x(i), 0), 24);
+        assert!(motion(&whip, 4, 20, GRADUAL_MAX).is_none_or(|m| m.residual > 0.7));
+        assert!(span_is_camera_motion(&whip, 4, 20, 0.7, GRADUAL_MAX));
+        // A dissolve between two pictures over the same frames.
+        let (a, b) = (window(0.0, 0), window(0.0, 1));
+        let dissolve = frames(
+            |i| {
+                let t = ((i as f32 - 8.0) / 9.0).clamp(0.0, 1.0);
+                a.iter()
+                    .zip(&b)
+                    .map(|(&p, &q)| (f32::from(p) * (1.0 - t) + f32::from(q) * t).round() as u8)
+                    .collect()
+            },
+            24,
+        );
+        assert!(!span_is_camera_motion(&dissolve, 4, 20, 0.7, GRADUAL_MAX));
+    }
+
+    const GRADUAL_MAX: f32 = 2.5;
+}

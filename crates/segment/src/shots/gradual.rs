@@ -62,8 +62,16 @@ pub(super) fn gradual(
             }
             // The change just outside the window; not looked for past a flat end (a fade
             // out to black followed closely by a fade in is two transitions).
-            let before = if flat[a] { 0.0 } else { dist(a.saturating_sub(cx), a) };
-            let after = if flat[b] { 0.0 } else { dist(b, (b + cx).min(n - 1)) };
+            let before = if flat[a] {
+                0.0
+            } else {
+                dist(a.saturating_sub(cx), a)
+            };
+            let after = if flat[b] {
+                0.0
+            } else {
+                dist(b, (b + cx).min(n - 1))
+            };
             let ctx = before.max(after);
             if dab < o.gradual_contrast * ctx {
                 continue;
@@ -72,7 +80,7 @@ pub(super) fn gradual(
             if rho > o.gradual_linearity {
                 continue;
             }
-            if holds_midway(emb, a, b) {
+            if holds_midway(emb, dist, a, b, dab) {
                 continue;
             }
             let score = (dab - ctx) * (1.0 - rho);
@@ -208,25 +216,39 @@ fn ramp(emb: &Embeddings, a: usize, b: usize) -> (usize, usize) {
 const HOLD_FRAMES: usize = 4;
 
 /// How little the blend position may move over [`HOLD_FRAMES`] frames for them to hold
-/// still (a linear dissolve of 60 frames moves it by 0.05 over 4 frames, 3 steps).
+/// still (a linear dissolve of 60 frames moves it by 0.05 over 4 frames).
 const HOLD_MOVE: f32 = 0.02;
 
-/// Blend positions counted as "midway" (the still ends of a window sit near 0 and 1).
-const HOLD_MIDWAY: (f32, f32) = (0.15, 0.85);
+/// A still stretch is "midway" when the picture changes by at least this share of the
+/// window's change both before and after it (the still ends of a window do not count).
+const HOLD_MIDWAY: f32 = 0.15;
 
-/// Whether the inner frames of `[a, b]` hold still midway through the blend: a run of
-/// [`HOLD_FRAMES`] frames whose blend positions lie within [`HOLD_MOVE`] of each other,
-/// inside [`HOLD_MIDWAY`].
-fn holds_midway(emb: &Embeddings, a: usize, b: usize) -> bool {
+/// Whether the inner frames of `[a, b]` hold still midway: a run of [`HOLD_FRAMES`]
+/// frames whose blend positions along the line from row `a` to row `b` lie within
+/// [`HOLD_MOVE`] of each other, with the picture changing by [`HOLD_MIDWAY`] of
+/// `dab = dist(a, b)` or more from `a` to the run and from the run to `b`.
+fn holds_midway(
+    emb: &Embeddings,
+    dist: &dyn Fn(usize, usize) -> f32,
+    a: usize,
+    b: usize,
+    dab: f32,
+) -> bool {
+    if b < a + HOLD_FRAMES + 1 {
+        return false;
+    }
     let Some(axis) = BlendAxis::new(emb, a, b) else {
         return false;
     };
     let t: Vec<f32> = (a + 1..b).map(|m| axis.t(m)).collect();
-    t.windows(HOLD_FRAMES).any(|w| {
+    t.windows(HOLD_FRAMES).enumerate().any(|(k, w)| {
         let (lo, hi) = w
             .iter()
-            .fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &x| (l.min(x), h.max(x)));
-        hi - lo <= HOLD_MOVE && lo >= HOLD_MIDWAY.0 && hi <= HOLD_MIDWAY.1
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &x| {
+                (l.min(x), h.max(x))
+            });
+        let (m, e) = (a + 1 + k, a + k + HOLD_FRAMES);
+        hi - lo <= HOLD_MOVE && dist(a, m) >= HOLD_MIDWAY * dab && dist(e, b) >= HOLD_MIDWAY * dab
     })
 }
 
@@ -382,7 +404,7 @@ const SPLIT_DETOUR: f32 = 1.2;
 
 /// Each of the two blends of a split must change at least this share of the whole span's
 /// change.
-const SPLIT_PART: f32 = 0.4;
+const SPLIT_PART: f32 = 0.25;
 
 /// Each of the two blends of a split must fit at most this share of the whole span's
 /// blend residual: two blends back to back are far better fits than one blend over both.
