@@ -54,10 +54,16 @@
 //! - `D = dist(a, b) ≥ gradual_min` and no hard cut inside;
 //! - the change is spread out: no single `d` inside exceeds `gradual_spread · D`;
 //! - it is an event, not sustained motion: `D ≥ gradual_contrast ·` the change over the
-//!   half-stride context before `a` and after `b` (a pan changes as much there);
+//!   half-stride context before `a` and after `b` (a pan changes as much there); no
+//!   context is looked for past an end that is a flat frame (black, white): a fade ends
+//!   there, and a fade-in just after it is another transition;
 //! - it is a blend: each inner frame is close to `(1 − t)·row(a) + t·row(b)` for its best
 //!   `t ∈ [0, 1]`; the mean residual relative to `D` must be at most `gradual_linearity`
 //!   (a dissolve or fade is exactly such a blend, moving content is not);
+//! - it does not hold still midway: a blend moves every frame, so a window in which 4
+//!   frames keep their blend position (within 0.02) while the picture changes before and
+//!   after them (the shot between a dissolve and a fade) is two transitions, found by
+//!   shorter windows;
 //! - it changes the whole picture: at least `gradual_extent` of the luma grid's cells
 //!   (cells dark at both ends, such as letterbox bars, left out) change by a quarter of
 //!   the mean change or more; a title or a logo fading in over a shot, or a cloud
@@ -74,8 +80,15 @@
 //!   move or move in at least 3 of the span's 8 parts is a slow zoom or a pan (or no
 //!   change at all), and is dropped.
 //!
-//! Windows are taken best score first without overlap; the reported span is trimmed to
-//! where the blend position passes 5 % and 95 %. A cut closer than `min_shot_len` to a
+//! - with luma frames, a span whose ends share too little of the picture to be compared
+//!   is camera motion when each of its 8 parts is explained by a translation and the
+//!   parts add up to a move of half the frame or more (a whip pan across the frame).
+//!
+//! Windows are taken best score first without overlap (they may share an end frame); the
+//! reported span is trimmed to where the blend position passes 5 % and 95 %. A span that
+//! is two blends back to back (A → B → C with B shown for a frame or a few: a middle frame
+//! that detours from the span's ends, and two parts that each fit a blend far better than
+//! the whole does) is reported as two transitions. A cut closer than `min_shot_len` to a
 //! gradual span is the same transition seen twice (the last frames of a dissolve, a
 //! dissolve into a shot that starts with a jump) and is reported once, as the gradual
 //! transition with its span stretched over the cut, when the frames between the cut and
