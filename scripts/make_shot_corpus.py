@@ -26,6 +26,9 @@ Parameters are chosen on A only; B is footage the detector was not tuned on.
 A2 (`--halves A2`) is a second tuning set from A's footage with its own seed.
 C (`--halves C`) is a second held-out half: B's footage plus goldeneye-vfr-drop3.mp4 with
 its own seed, made once B had been used for diagnosis (see docs/shots.md).
+D (`--halves D`) is a third held-out half: A's and C's footage mixed, its own seed, and
+three `adjacent-gradual` clips (pairs of dissolves and fades with a few frames of the
+middle shot between them, or a few black frames between a fade-out and a fade-in).
 
 Output: OUT/<half>/*.mp4 (H.264, 640x360 unless anamorphic, 24/25/30 fps) and
 OUT/<half>/ground_truth.json in the layout of the shared one (0-based frame of the first
@@ -74,6 +77,18 @@ HALVES = {
         "bigbuckbunny.mp4": {},
         "chaplin.mp4": {},
         "goldeneye-vfr-drop3.mp4": {},
+    }},
+    # A third held-out half (issue #18's fourth round): footage of both A and C mixed, so
+    # that it is neither A's nor C's exact set, with its own seed and the adjacent-gradual
+    # kind (two blends back to back) that no other half holds. Built once before any
+    # detector change of that round, and not looked at clip by clip until its method and
+    # defaults were fixed.
+    "D": {"seed": 6089, "adjacent": 3, "sources": {
+        "bikes.mp4": {},
+        "chaplin.mp4": {},
+        "goldeneye-vfr-drop3.mp4": {},
+        "issue-236-split-copy.mkv": {},
+        "big_buck_bunny_0_30.webm": {},
     }},
 }
 KINDS = ["occlusion", "flash", "strobe", "whip", "zoom", "blur", "compress", "anamorphic"]
@@ -467,6 +482,68 @@ def cut_after_dissolve(shots, rng, fps):
                     "gradual": [{"type": "dissolve", "start": base, "end": base + T - 1}]}
 
 
+def adjacent_gradual(shots, rng, fps):
+    """Three pairs of gradual transitions back to back (A -> B -> C with B shown only
+    1-8 frames between two dissolves, or a fade-out and a fade-in 1-4 black frames
+    apart, or a dissolve then a fade-out), each pair between ordinary shots: every blend
+    must be reported on its own."""
+    picks = rng.permutation(len(shots))
+    frames, grads, cuts, used = [], [], [], 0
+
+    def take(n):
+        nonlocal used
+        src = shots[picks[used % len(picks)]]
+        used += 1
+        s = Shot(src, rng, n)
+        return [s.render(i) for i in range(len(s))]
+
+    def dissolve(seg, T, eased):
+        t = (np.arange(T) + 1) / (T + 1)
+        w = smoothstep(t) if eased else t
+        base = len(frames) - T
+        for k in range(T):
+            frames[base + k] = frames[base + k] * (1 - w[k]) + seg[k] * w[k]
+        frames.extend(seg[T:])
+        grads.append({"type": "dissolve", "start": base, "end": base + T - 1,
+                      "curve": "eased" if eased else "linear"})
+
+    def fade_out(T):
+        base = len(frames) - T
+        for k in range(T):
+            frames[base + k] = frames[base + k] * (1 - (k + 1) / (T + 1))
+        grads.append({"type": "fade_out", "start": base, "end": base + T - 1})
+
+    def fade_in(seg, T):
+        start = len(frames)
+        for k in range(T):
+            seg[k] = seg[k] * (k + 1) / (T + 1)
+        frames.extend(seg)
+        grads.append({"type": "fade_in", "start": start, "end": start + T - 1})
+
+    frames.extend(take(int(rng.integers(40, 70))))
+    for pair in range(3):
+        style = rng.choice(["dissolve-dissolve", "fade-black-fade", "dissolve-fade"])
+        T1 = int(rng.integers(4, 21)); T2 = int(rng.integers(4, 21))
+        hold = int(rng.integers(1, 9))
+        if style == "dissolve-dissolve":
+            dissolve(take(T1 + hold + T2), T1, bool(rng.random() < 0.4))
+            dissolve(take(int(rng.integers(40, 70)) + T2), T2, bool(rng.random() < 0.4))
+        elif style == "fade-black-fade":
+            fade_out(T1)
+            frames.extend([np.zeros_like(frames[0])] * int(rng.integers(1, 5)))
+            fade_in(take(int(rng.integers(40, 70)) + T2), T2)
+        else:
+            dissolve(take(T1 + hold + T2), T1, bool(rng.random() < 0.4))
+            fade_out(T2)
+            frames.extend([np.zeros_like(frames[0])] * int(rng.integers(2, 9)))
+            T3 = int(rng.integers(4, 21))
+            fade_in(take(int(rng.integers(40, 70)) + T3), T3)
+        if pair < 2 and rng.random() < 0.5:
+            cuts.append(len(frames))
+            frames.extend(take(int(rng.integers(30, 60))))
+    return frames, {"source": "spliced", "events": [], "cuts": cuts, "gradual": grads}
+
+
 # ----------------------------------------------------------------------------- output
 
 def encode(frames, path, fps, rng, kind):
@@ -506,6 +583,7 @@ def build_half(half, videos, gt, out, small):
     jobs = [(k, i) for k in KINDS for i in range(per_kind)]
     jobs += [("spliced", i) for i in range(n_spliced)]
     jobs += [("cut-after-dissolve", i) for i in range(1 if small else 3)]
+    jobs += [("adjacent-gradual", i) for i in range(min(cfg.get("adjacent", 0), 1 if small else 3))]
     entries = {}
     for kind, i in jobs:
         fps = int(rng.choice([24, 25, 30]))
@@ -513,6 +591,8 @@ def build_half(half, videos, gt, out, small):
             frames, meta = spliced(shots, rng, fps)
         elif kind == "cut-after-dissolve":
             frames, meta = cut_after_dissolve(shots, rng, fps)
+        elif kind == "adjacent-gradual":
+            frames, meta = adjacent_gradual(shots, rng, fps)
         else:
             frames, meta = no_cut_clip(kind, shots, rng, fps)
         name = f"{half}-{kind}-{i + 1}.mp4"

@@ -54,10 +54,16 @@
 //! - `D = dist(a, b) ≥ gradual_min` and no hard cut inside;
 //! - the change is spread out: no single `d` inside exceeds `gradual_spread · D`;
 //! - it is an event, not sustained motion: `D ≥ gradual_contrast ·` the change over the
-//!   half-stride context before `a` and after `b` (a pan changes as much there);
+//!   half-stride context before `a` and after `b` (a pan changes as much there); no
+//!   context is looked for past an end that is a flat frame (black, white): a fade ends
+//!   there, and a fade-in just after it is another transition;
 //! - it is a blend: each inner frame is close to `(1 − t)·row(a) + t·row(b)` for its best
 //!   `t ∈ [0, 1]`; the mean residual relative to `D` must be at most `gradual_linearity`
 //!   (a dissolve or fade is exactly such a blend, moving content is not);
+//! - it does not hold still midway: a blend moves every frame, so a window in which 4
+//!   frames keep their blend position (within 0.02) while the picture changes before and
+//!   after them (the shot between a dissolve and a fade) is two transitions, found by
+//!   shorter windows;
 //! - it changes the whole picture: at least `gradual_extent` of the luma grid's cells
 //!   (cells dark at both ends, such as letterbox bars, left out) change by a quarter of
 //!   the mean change or more; a title or a logo fading in over a shot, or a cloud
@@ -74,8 +80,15 @@
 //!   move or move in at least 3 of the span's 8 parts is a slow zoom or a pan (or no
 //!   change at all), and is dropped.
 //!
-//! Windows are taken best score first without overlap; the reported span is trimmed to
-//! where the blend position passes 5 % and 95 %. A cut closer than `min_shot_len` to a
+//! - with luma frames, a span whose ends share too little of the picture to be compared
+//!   is camera motion when each of its 8 parts is explained by a translation and the
+//!   parts add up to a move of half the frame or more (a whip pan across the frame).
+//!
+//! Windows are taken best score first without overlap (they may share an end frame); the
+//! reported span is trimmed to where the blend position passes 5 % and 95 %. A span that
+//! is two blends back to back (A → B → C with B shown for a frame or a few: a middle frame
+//! that detours from the span's ends, and two parts that each fit a blend far better than
+//! the whole does) is reported as two transitions. A cut closer than `min_shot_len` to a
 //! gradual span is the same transition seen twice (the last frames of a dissolve, a
 //! dissolve into a shot that starts with a jump) and is reported once, as the gradual
 //! transition with its span stretched over the cut, when the frames between the cut and
@@ -382,6 +395,8 @@ fn detect(
                 })
             });
         }
+        // Two blends back to back (A -> B -> C, B held a few frames) as two transitions.
+        let mut grads = gradual::split_back_to_back(emb, grads, opts);
         if let Some(sem) = semantic {
             gradual::semantic_check(&mut grads, n, opts, sem);
         }
@@ -677,6 +692,97 @@ mod tests {
         assert_eq!(found[2], (110, TransitionKind::Cut), "{det:?}");
     }
 
+    /// Frames `0..n` of an edit made of linear blends `(first frame, length, from, to)`
+    /// between pictures (0 is black, 11 and up dim), each picture holding between them.
+    fn blends(n: usize, steps: &[(usize, usize, u32, u32)]) -> Vec<Vec<f32>> {
+        let pic = |k: u32, i: usize| -> Vec<f32> {
+            match k {
+                0 => vec![0.0; 48],
+                // A dim picture (night, a dark room): pictures 11, 12... are 1, 2... at a
+                // third of the brightness.
+                11.. => picture(k - 10, 0.0, i).iter().map(|v| v / 3.0).collect(),
+                _ => picture(k, 0.0, i),
+            }
+        };
+        (0..n)
+            .map(|i| {
+                let mut cur = steps[0].2;
+                for &(start, len, from, to) in steps {
+                    if i < start {
+                        break;
+                    }
+                    if i < start + len {
+                        let t = (i - start + 1) as f32 / (len + 1) as f32;
+                        let (a, b) = (pic(from, i), pic(to, i));
+                        return a
+                            .iter()
+                            .zip(&b)
+                            .map(|(x, y)| x * (1.0 - t) + y * t)
+                            .collect();
+                    }
+                    cur = to;
+                }
+                pic(cur, i)
+            })
+            .collect()
+    }
+
+    fn spans(det: &ShotDetection) -> Vec<(usize, usize)> {
+        det.transitions.iter().filter_map(|t| t.span).collect()
+    }
+
+    #[test]
+    fn a_dim_shot_fading_out_two_black_frames_before_a_fade_in_is_two_transitions() {
+        // A dim picture fades to black over 50..=55, black at 56 and 57, picture 2 fades
+        // in over 58..=70. The fade-in right after the black frames is no context of the
+        // fade-out (it lies past the flat frame the fade-out ends on).
+        // With one black frame (56) the two transitions' windows share it.
+        for black in [2, 1] {
+            let rows = blends(140, &[(50, 6, 11, 0), (56 + black, 13, 0, 2)]);
+            let det = detect_shots(&emb(&rows), &ShotOptions::for_fps(25.0));
+            let s = spans(&det);
+            assert_eq!(det.transitions.len(), 2, "{black}: {det:?}");
+            assert!(s[0].0 >= 46 && s[0].1 <= 57, "{black}: {det:?}");
+            assert!(s[1].0 >= 54 && s[1].1 <= 74, "{black}: {det:?}");
+        }
+    }
+
+    #[test]
+    fn a_dissolve_to_a_dim_shot_that_later_fades_out_is_two_transitions() {
+        // Picture 1 dissolves to a dim picture over 50..=57, which holds 22 frames and
+        // fades to black over 80..=85: the window over both holds still midway.
+        let rows = blends(160, &[(50, 8, 1, 13), (80, 6, 13, 0)]);
+        let det = detect_shots(&emb(&rows), &ShotOptions::for_fps(25.0));
+        let s = spans(&det);
+        assert_eq!(det.transitions.len(), 2, "{det:?}");
+        assert!(s[0].0 >= 46 && s[0].1 <= 62, "{det:?}");
+        assert!(s[1].0 >= 75 && s[1].1 <= 89, "{det:?}");
+    }
+
+    #[test]
+    fn a_fade_in_two_frames_before_a_dissolve_is_two_transitions() {
+        // A dim picture fades in over 50..=55, holds 2 frames, then dissolves to picture 2
+        // over 58..=75: the span over both detours through the dim picture.
+        let rows = blends(160, &[(50, 6, 0, 11), (58, 18, 11, 2)]);
+        let det = detect_shots(&emb(&rows), &ShotOptions::for_fps(25.0));
+        let s = spans(&det);
+        assert_eq!(det.transitions.len(), 2, "{det:?}");
+        assert!(s[0].0 >= 46 && s[0].1 <= 58, "{det:?}");
+        assert!(s[1].0 >= 55 && s[1].1 <= 79, "{det:?}");
+    }
+
+    #[test]
+    fn a_slow_dissolve_stays_one_transition() {
+        // 40 and 60 frames of dissolve: neither a hold midway nor a detour.
+        for len in [40, 60] {
+            let rows = blends(200, &[(60, len, 1, 2)]);
+            let det = detect_shots(&emb(&rows), &ShotOptions::for_fps(25.0));
+            assert_eq!(det.transitions.len(), 1, "{len}: {det:?}");
+            let (lo, hi) = det.transitions[0].span.unwrap();
+            assert!(lo <= 64 && hi >= 55 + len, "{len}: {det:?}");
+        }
+    }
+
     /// Semantic embeddings from a table: frame → row.
     struct Table(Vec<Vec<f32>>, Vec<Vec<usize>>);
 
@@ -724,7 +830,13 @@ mod tests {
         let det = o.detect_confirmed(&emb(&rows), &mut table);
         let found: Vec<usize> = det.transitions.iter().map(|t| t.frame).collect();
         assert_eq!(found, vec![126], "{det:?}");
-        assert_eq!(table.1.len(), 1, "one batch of frames: {:?}", table.1);
+        // One batch for the cut candidates; the gradual step may ask about the occluder's
+        // frames too (its first frame has a black luma grid, which a fade could end on).
+        assert!(
+            (1..=2).contains(&table.1.len()),
+            "one batch of frames per step: {:?}",
+            table.1
+        );
         // Frames just before the occluder (57..60) and just after it (66..69).
         assert!(
             table.1[0].contains(&59) && table.1[0].contains(&66),

@@ -145,6 +145,11 @@ const SPAN_MOVING: f32 = 0.375;
 /// is a fade, whatever moves in it.
 const FADE_CONTRAST: f32 = 0.5;
 
+/// A gradual span whose parts, each explained by a translation, add up to a move of at
+/// least this share of the frame (width across, height down) is a pan too far for its
+/// two ends to share enough of the picture to be compared directly (a whip pan).
+const CHAIN_SHIFT: f32 = 0.5;
+
 /// The global motion between frames `i` and `j` with zoom factors up to `max_scale`
 /// (compared both ways round when it exceeds [`MAX_SCALE`], keeping the better).
 fn motion(luma: &LumaFrames, i: usize, j: usize, max_scale: f32) -> Option<GlobalMotion> {
@@ -210,7 +215,7 @@ pub(super) fn span_is_camera_motion(
         return false;
     }
     let Some(whole) = motion(luma, lo, hi, max_scale).filter(|m| m.residual <= max) else {
-        return false;
+        return chained_pan(luma, lo, hi, max);
     };
     // The same picture at both ends (re-compressed, re-blurred): no transition at all.
     if whole.corner_shift(w, h) <= STILL_SHIFT * w as f32 {
@@ -234,6 +239,28 @@ pub(super) fn span_is_camera_motion(
         }
     }
     false
+}
+
+/// Whether the span from frame `lo` to `hi` is a pan too far for its ends to be compared
+/// (see [`CHAIN_SHIFT`]): each of its [`SPAN_PARTS`] parts is explained by a translation
+/// (residual at most `max`; no zoom searched, which keeps the test cheap) and the parts'
+/// translations add up to at least [`CHAIN_SHIFT`] of the frame. A dissolve blends its
+/// frames in place: its parts do not move, or not that far.
+fn chained_pan(luma: &LumaFrames, lo: usize, hi: usize, max: f32) -> bool {
+    let (w, h) = (luma.width() as f32, luma.height() as f32);
+    let parts = SPAN_PARTS.min(hi - lo);
+    let q = |k: usize| lo + (hi - lo) * k / parts;
+    let (mut dx, mut dy) = (0f32, 0f32);
+    for k in 0..parts {
+        match motion(luma, q(k), q(k + 1), 1.0).filter(|m| m.residual <= max) {
+            Some(m) => {
+                dx += m.dx;
+                dy += m.dy;
+            }
+            None => return false,
+        }
+    }
+    (dx / w).hypot(dy / h) >= CHAIN_SHIFT
 }
 
 /// A frame whose luma contrast is under this share of the lower contrast of a cut
@@ -446,4 +473,69 @@ pub(super) fn relit(
             m < max
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 64 × 36 window at horizontal offset `x` of a wide texture (seed `k`): value noise
+    /// on a 4-pixel lattice, bilinearly interpolated, so no shift but the true one matches.
+    fn window(x: f32, k: u32) -> Vec<u8> {
+        let node = |i: i64, j: i64| -> f32 {
+            let mut h = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                ^ (j as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
+                ^ u64::from(k).wrapping_mul(0x1656_67B1_9E37_79F9);
+            h ^= h >> 31;
+            h = h.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            h ^= h >> 29;
+            (h % 1000) as f32 / 1000.0
+        };
+        (0..36 * 64)
+            .map(|i| {
+                let (u, v) = (((i % 64) as f32 + x) / 4.0, (i / 64) as f32 / 4.0);
+                let (i0, j0) = (u.floor() as i64, v.floor() as i64);
+                let (fu, fv) = (u - u.floor(), v - v.floor());
+                let top = node(i0, j0) * (1.0 - fu) + node(i0 + 1, j0) * fu;
+                let bottom = node(i0, j0 + 1) * (1.0 - fu) + node(i0 + 1, j0 + 1) * fu;
+                ((top * (1.0 - fv) + bottom * fv) * 200.0 + 20.0).round() as u8
+            })
+            .collect()
+    }
+
+    fn frames(f: impl Fn(usize) -> Vec<u8>, n: usize) -> LumaFrames {
+        let mut l = LumaFrames::new(64, 36).unwrap();
+        for i in 0..n {
+            l.push(&f(i)).unwrap();
+        }
+        l
+    }
+
+    #[test]
+    fn a_whip_pan_too_far_to_compare_its_ends_is_camera_motion_but_a_dissolve_is_not() {
+        // Still until frame 8, a pan of 52 pixels (0.8 of the width) over frames 9..=16,
+        // still after: the span's two ends share too little of the picture to be matched.
+        let x = |i: usize| {
+            let t = ((i as f32 - 8.0) / 8.0).clamp(0.0, 1.0);
+            52.0 * t * t * (3.0 - 2.0 * t)
+        };
+        let whip = frames(|i| window(x(i), 0), 24);
+        assert!(motion(&whip, 4, 20, GRADUAL_MAX).is_none_or(|m| m.residual > 0.7));
+        assert!(span_is_camera_motion(&whip, 4, 20, 0.7, GRADUAL_MAX));
+        // A dissolve between two pictures over the same frames.
+        let (a, b) = (window(0.0, 0), window(0.0, 1));
+        let dissolve = frames(
+            |i| {
+                let t = ((i as f32 - 8.0) / 9.0).clamp(0.0, 1.0);
+                a.iter()
+                    .zip(&b)
+                    .map(|(&p, &q)| (f32::from(p) * (1.0 - t) + f32::from(q) * t).round() as u8)
+                    .collect()
+            },
+            24,
+        );
+        assert!(!span_is_camera_motion(&dissolve, 4, 20, 0.7, GRADUAL_MAX));
+    }
+
+    const GRADUAL_MAX: f32 = 2.5;
 }

@@ -29,6 +29,11 @@ pub(super) fn gradual(
     for i in 0..n {
         cut_count[i + 1] += cut_count[i];
     }
+    // Flat frames (black, white): a fade ends on one, and what follows it (a fade-in, a
+    // cut) is another event, not a continuing change (see the context test below).
+    let flat: Vec<bool> = (0..n)
+        .map(|i| cuts::luma_pattern(emb.row(i)).is_none())
+        .collect();
     let triangle = matches!(o.metric, Metric::L1 | Metric::Euclidean);
     let argmax = ArgMax::new(d);
     let mut strides = Vec::new();
@@ -55,12 +60,27 @@ pub(super) fn gradual(
             if d[argmax.argmax(a + 1, b)] > o.gradual_spread * dab {
                 continue;
             }
-            let ctx = dist(a.saturating_sub(cx), a).max(dist(b, (b + cx).min(n - 1)));
+            // The change just outside the window; not looked for past a flat end (a fade
+            // out to black followed closely by a fade in is two transitions).
+            let before = if flat[a] {
+                0.0
+            } else {
+                dist(a.saturating_sub(cx), a)
+            };
+            let after = if flat[b] {
+                0.0
+            } else {
+                dist(b, (b + cx).min(n - 1))
+            };
+            let ctx = before.max(after);
             if dab < o.gradual_contrast * ctx {
                 continue;
             }
             let rho = blend_residual(emb, a, b, dab, o.metric);
             if rho > o.gradual_linearity {
+                continue;
+            }
+            if holds_midway(emb, dist, a, b, dab) {
                 continue;
             }
             let score = (dab - ctx) * (1.0 - rho);
@@ -78,7 +98,7 @@ pub(super) fn gradual(
     cand.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
     let mut kept: Vec<(f32, usize, usize)> = Vec::new();
     for (score, a, b) in cand {
-        let free = kept.iter().all(|&(_, ga, gb)| b < ga || a > gb)
+        let free = kept.iter().all(|&(_, ga, gb)| b <= ga || a >= gb)
             && cuts
                 .iter()
                 .all(|&c| a.abs_diff(c) >= 2 && b.abs_diff(c) >= 2);
@@ -188,6 +208,48 @@ fn ramp(emb: &Embeddings, a: usize, b: usize) -> (usize, usize) {
     let lo = lo.saturating_sub(1).max(a);
     let hi = (hi + 1).min(b).max(lo);
     (lo, hi)
+}
+
+/// A blend moves every frame; a window that holds still for this many frames or more
+/// midway (the middle shot of A → B → C, or a shot between a dissolve and a fade) is two
+/// transitions, each found by a shorter window.
+const HOLD_FRAMES: usize = 4;
+
+/// How little the blend position may move over [`HOLD_FRAMES`] frames for them to hold
+/// still (a linear dissolve of 60 frames moves it by 0.05 over 4 frames).
+const HOLD_MOVE: f32 = 0.02;
+
+/// A still stretch is "midway" when the picture changes by at least this share of the
+/// window's change both before and after it (the still ends of a window do not count).
+const HOLD_MIDWAY: f32 = 0.15;
+
+/// Whether the inner frames of `[a, b]` hold still midway: a run of [`HOLD_FRAMES`]
+/// frames whose blend positions along the line from row `a` to row `b` lie within
+/// [`HOLD_MOVE`] of each other, with the picture changing by [`HOLD_MIDWAY`] of
+/// `dab = dist(a, b)` or more from `a` to the run and from the run to `b`.
+fn holds_midway(
+    emb: &Embeddings,
+    dist: &dyn Fn(usize, usize) -> f32,
+    a: usize,
+    b: usize,
+    dab: f32,
+) -> bool {
+    if b < a + HOLD_FRAMES + 1 {
+        return false;
+    }
+    let Some(axis) = BlendAxis::new(emb, a, b) else {
+        return false;
+    };
+    let t: Vec<f32> = (a + 1..b).map(|m| axis.t(m)).collect();
+    t.windows(HOLD_FRAMES).enumerate().any(|(k, w)| {
+        let (lo, hi) = w
+            .iter()
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &x| {
+                (l.min(x), h.max(x))
+            });
+        let (m, e) = (a + 1 + k, a + k + HOLD_FRAMES);
+        hi - lo <= HOLD_MOVE && dist(a, m) >= HOLD_MIDWAY * dab && dist(e, b) >= HOLD_MIDWAY * dab
+    })
 }
 
 /// Mean over the inner frames of `[a, b]` of the distance to the best blend of rows `a` and
@@ -334,4 +396,80 @@ pub(super) fn semantic_check(
     };
     let mut verdicts = same.into_iter();
     grads.retain(|_| !verdicts.next().unwrap_or(false));
+}
+
+/// A span whose middle frame detours this much (`(dist(a, m) + dist(m, b)) / dist(a, b)`
+/// at least) may be two blends back to back; one blend gives 1 (L1 along a straight line).
+const SPLIT_DETOUR: f32 = 1.2;
+
+/// Each of the two blends of a split must change at least this share of the whole span's
+/// change.
+const SPLIT_PART: f32 = 0.25;
+
+/// Each of the two blends of a split must fit at most this share of the whole span's
+/// blend residual: two blends back to back are far better fits than one blend over both.
+const SPLIT_GAIN: f32 = 0.5;
+
+/// Splits the gradual transitions that are two blends back to back (A → B → C with B
+/// shown only a few frames between them, or a fade-in followed closely by a dissolve) into
+/// one transition each. For a span `(lo, hi)` with ends `a = lo − 1`, `b = hi + 1`, the
+/// inner frame `m` that detours most from `a` to `b` splits it when the detour is at least
+/// [`SPLIT_DETOUR`], both `[a, m]` and `[m, b]` change at least [`SPLIT_PART`] of
+/// `dist(a, b)` (and `gradual_min`), have inner frames, and are blends with at most
+/// [`SPLIT_GAIN`] of the whole span's blend residual. A single dissolve or fade, even with
+/// moving content, fits one blend about as well as two and is left whole.
+pub(super) fn split_back_to_back(
+    emb: &Embeddings,
+    grads: Vec<Transition>,
+    o: &ShotOptions,
+) -> Vec<Transition> {
+    let n = emb.len();
+    let mut out = Vec::with_capacity(grads.len());
+    for g in grads {
+        let Some((lo, hi)) = g.span else {
+            out.push(g);
+            continue;
+        };
+        let (a, b) = (lo.saturating_sub(1), (hi + 1).min(n.saturating_sub(1)));
+        match split_point(emb, a, b, o) {
+            Some(m) => {
+                for (x, y) in [(a, m), (m, b)] {
+                    let (lo, hi) = ramp(emb, x, y);
+                    out.push(Transition {
+                        frame: (lo + hi).div_ceil(2),
+                        kind: TransitionKind::Gradual,
+                        span: Some((lo, hi)),
+                        score: g.score,
+                    });
+                }
+            }
+            None => out.push(g),
+        }
+    }
+    out
+}
+
+/// Where the window `[a, b]` splits into two blends back to back (see
+/// [`split_back_to_back`]), if it does.
+fn split_point(emb: &Embeddings, a: usize, b: usize, o: &ShotOptions) -> Option<usize> {
+    let dist = |i: usize, j: usize| o.metric.distance(emb.row(i), emb.row(j));
+    if b < a + 4 {
+        return None;
+    }
+    let dab = dist(a, b);
+    if !(dab > 0.0 && dab.is_finite()) {
+        return None;
+    }
+    let (m, detour) = (a + 2..=b - 2)
+        .map(|m| (m, (dist(a, m) + dist(m, b)) / dab))
+        .max_by(|x, y| x.1.total_cmp(&y.1))?;
+    let (d1, d2) = (dist(a, m), dist(m, b));
+    let part = (SPLIT_PART * dab).max(o.gradual_min);
+    if !(detour >= SPLIT_DETOUR && d1 >= part && d2 >= part) {
+        return None;
+    }
+    let whole = blend_residual(emb, a, b, dab, o.metric);
+    let r1 = blend_residual(emb, a, m, d1, o.metric);
+    let r2 = blend_residual(emb, m, b, d2, o.metric);
+    (r1.max(r2) <= SPLIT_GAIN * whole).then_some(m)
 }
