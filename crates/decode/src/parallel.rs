@@ -27,35 +27,10 @@ const MIN_CHUNK_SECONDS: f64 = 2.0;
 /// and the chunks are taken longest first, so that the last ones to finish are short.
 const CHUNKS_PER_WORKER: usize = 8;
 
-/// Mapped frames a chunk's worker sends to the collecting thread at once: one message
-/// (and one wake-up of that thread) per frame cost a few per cent of the CPU time of shot
-/// analysis in thread hand-offs.
+/// Mapped frames a chunk's worker sends to the collecting thread at once, rather than one
+/// message (and one wake-up of that thread) per frame: 1–3.5 % less CPU time for shot
+/// analysis of chunked videos, the more the busier the machine.
 const FRAMES_PER_MESSAGE: usize = 16;
-
-/// Below this much picture (frames × coded pixels: about 200 frames of 640 × 360, 50 of
-/// 1280 × 720), a video that cannot be cut into chunks is decoded on one thread when the
-/// options leave the thread count to FFmpeg. Its frame threads each set up a whole decoder
-/// context and hand every frame between them: on short H.264 clips that cost 20–45 % more
-/// CPU time and, on a 2-core machine, no less wall time than one thread
-/// (docs/shots.md, "Speed").
-const FRAME_THREADS_MIN_PIXELS: f64 = 48e6;
-
-/// `opts` for a sequential pass over `info`'s video: one decoder thread instead of
-/// FFmpeg's choice when the video is too short for frame threads to pay
-/// ([`FRAME_THREADS_MIN_PIXELS`]); an explicit thread count is kept.
-fn sequential_options(opts: &DecodeOptions, info: &crate::VideoInfo) -> DecodeOptions {
-    let frames = info
-        .declared_frames
-        .map_or(info.duration * info.fps, |n| n as f64);
-    let pixels = frames
-        * f64::from(info.coded_width.max(info.width))
-        * f64::from(info.coded_height.max(info.height));
-    if opts.threads == 0 && pixels.is_finite() && pixels < FRAME_THREADS_MIN_PIXELS {
-        opts.clone().threads(1)
-    } else {
-        opts.clone()
-    }
-}
 
 /// The order in which workers take the chunks that `splits` cut a video of `duration`
 /// seconds into: longest first (a greedy schedule that leaves short chunks for the end,
@@ -173,9 +148,7 @@ impl Video {
     /// keyframes that are not clean entry points) or a chunk fails to decode, the whole
     /// video is decoded again sequentially. Videos too short to split, a single worker,
     /// and [`Sampling::EveryNth`] (whose choice depends on frames counted from the start)
-    /// use the sequential pass directly; when `opts` leaves the thread count to FFmpeg
-    /// (0), a short video's sequential pass runs on one decoder thread, because frame
-    /// threads cost more than they save on a few dozen frames.
+    /// use the sequential pass directly.
     ///
     /// Inside `map`, [`Frame::index`] counts frames from the start of the frame's chunk;
     /// the true index is in the returned [`Mapped::index`]. `progress` is called on the
@@ -237,7 +210,7 @@ impl Video {
             }
         }
         let mut out = Vec::new();
-        for frame in self.frames(&sequential_options(opts, self.info()))? {
+        for frame in self.frames(opts)? {
             let frame = frame?;
             let (index, time) = (frame.index, frame.time);
             out.push(Mapped {
@@ -523,53 +496,7 @@ fn chunk_bounds(splits: &[f64], c: usize) -> (Option<f64>, Option<f64>) {
 
 #[cfg(test)]
 mod tests {
-    use super::{longest_first, sequential_options};
-    use crate::{DecodeOptions, VideoInfo};
-
-    #[test]
-    fn short_videos_decode_sequentially_on_one_thread() {
-        let info = |w: u32, h: u32, frames: Option<u64>, duration: f64| VideoInfo {
-            path: "v.mp4".into(),
-            width: w,
-            height: h,
-            coded_width: w,
-            coded_height: h,
-            codec: "h264".into(),
-            fps: 25.0,
-            declared_frames: frames,
-            duration,
-            rotation: 0,
-            has_audio: false,
-            start_time: 0.0,
-            stream_index: 0,
-            sample_aspect: [1, 1],
-        };
-        let auto = DecodeOptions::new();
-        // 66 frames of 640 x 360: one thread.
-        let short = info(640, 360, Some(66), 2.64);
-        assert_eq!(sequential_options(&auto, &short).threads, 1);
-        // Without a declared count, duration x fps: 10 s of 1080p keeps FFmpeg's choice.
-        let long = info(1920, 1080, None, 10.0);
-        assert_eq!(sequential_options(&auto, &long).threads, 0);
-        // 400 frames of 640 x 360 (92 Mpx) keep it too.
-        assert_eq!(
-            sequential_options(&auto, &info(640, 360, Some(400), 16.0)).threads,
-            0
-        );
-        // An explicit count is never changed.
-        assert_eq!(
-            sequential_options(&auto.clone().threads(3), &short).threads,
-            3
-        );
-        // Unknown length (NaN duration): FFmpeg's choice.
-        assert_eq!(
-            sequential_options(&auto, &info(640, 360, None, f64::NAN)).threads,
-            0
-        );
-        // Everything else is kept.
-        let opts = auto.skip_loop_filter(true);
-        assert!(sequential_options(&opts, &short).skip_loop_filter);
-    }
+    use super::longest_first;
 
     #[test]
     fn chunks_are_taken_longest_first_ties_in_time_order() {
