@@ -223,11 +223,16 @@ pub(super) fn span_is_camera_motion(
         return false;
     };
     let (ca, cb) = (a.contrast(), b.contrast());
+    let fade = ca.min(cb) < FADE_CONTRAST * ca.max(cb);
+    // A fade that reaches a flat frame is one whatever moves in it (and costs no estimate).
+    if fade && ca.min(cb) < FLAT {
+        return false;
+    }
     let whole = motion(luma, lo, hi, max_scale).filter(|m| m.residual <= max);
-    if ca.min(cb) < FADE_CONTRAST * ca.max(cb) {
+    if fade {
         // Unless the change of contrast is a zoom's (a close-up of a busier or plainer
         // part of the picture): see `zoomed`.
-        return ca.min(cb) >= FLAT && whole.is_some_and(|m| zoomed(luma, lo, hi, max, m.scale));
+        return whole.is_some_and(|m| zoomed(luma, lo, hi, max, m.scale));
     }
     let Some(whole) = whole else {
         return chained_pan(luma, lo, hi, max);
