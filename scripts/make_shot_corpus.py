@@ -11,6 +11,7 @@ cuts of its ground_truth.json), so the ground truth is exact by construction:
   strobe     strobe light: dark/lit alternation or repeated flashes for 0.5-2 s
   whip       whip pans: a crop window moving fast across the picture, motion-blurred
   zoom       crash and slow zooms (crop window scaling 1.0 <-> 0.4), blurred while fast
+  crash-zoom 2.2-3.3x zooms in 3-8 frames, in or out (half E only)
   blur       camera shake with directional motion blur
   compress   heavy compression (x264 at 40-80 kbit/s, short GOPs: blocking, keyframe pumping)
   anamorphic SD TV layouts with non-square pixels (528x576 SAR 16:11 = 4:3, 720x480 SAR
@@ -29,6 +30,9 @@ its own seed, made once B had been used for diagnosis (see docs/shots.md).
 D (`--halves D`) is a third held-out half: A's and C's footage mixed, its own seed, and
 three `adjacent-gradual` clips (pairs of dissolves and fades with a few frames of the
 middle shot between them, or a few black frames between a fade-out and a fade-in).
+E (`--halves E`) is a fourth held-out half: footage mixed differently from A-D, its own
+seed, three adjacent-gradual clips and three `crash-zoom` clips (a 2.2-3.3x zoom in 3-8
+frames, in or out, sometimes followed by a zoom back).
 
 Output: OUT/<half>/*.mp4 (H.264, 640x360 unless anamorphic, 24/25/30 fps) and
 OUT/<half>/ground_truth.json in the layout of the shared one (0-based frame of the first
@@ -86,6 +90,18 @@ HALVES = {
     "D": {"seed": 6089, "adjacent": 3, "sources": {
         "bikes.mp4": {},
         "chaplin.mp4": {},
+        "goldeneye-vfr-drop3.mp4": {},
+        "issue-236-split-copy.mkv": {},
+        "big_buck_bunny_0_30.webm": {},
+    }},
+    # A fourth held-out half (issue #18's fifth round): footage mixed differently from
+    # A-D (GoldenEye's rotated clip with Big Buck Bunny, GoldenEye's VFR clip and the
+    # split copy), its own seed, the adjacent-gradual kind and the `crash-zoom` kind that
+    # no other half holds. Built once before any detector change of that round, and not
+    # looked at clip by clip until its method and defaults were fixed.
+    "E": {"seed": 4427, "adjacent": 3, "crash": 3, "sources": {
+        "issue-134-rotate.mp4": {"noautorotate": True},
+        "bigbuckbunny.mp4": {},
         "goldeneye-vfr-drop3.mp4": {},
         "issue-236-split-copy.mkv": {},
         "big_buck_bunny_0_30.webm": {},
@@ -341,6 +357,31 @@ def camera_path(kind, n, rng, fps):
             prev = sc[i - 1] if i else sc[i]
             path[i] = [(cx, cy, prev + (sc[i] - prev) * u) for u in np.linspace(0, 1, 5)]
         meta.update(start=start, frames=Z, scales=[a, b])
+    elif kind == "crash-zoom":
+        # A crash zoom: a large zoom (2.2-3.3x) in 3-8 frames, in or out, possibly with a
+        # second one back after a hold, every frame motion-blurred along the zoom.
+        events = int(rng.integers(1, 3))
+        s0, s1 = 1.0, float(rng.uniform(0.3, 0.45))
+        if rng.random() < 0.5:
+            s0, s1 = s1, s0
+        cx, cy = float(rng.uniform(0.35, 0.65)), float(rng.uniform(0.35, 0.65))
+        sc = np.full(n, s0)
+        t, cur, target, spans = 0, s0, s1, []
+        for _ in range(events):
+            hold = int(rng.integers(int(0.4 * fps), int(1.2 * fps)))
+            Z = int(rng.integers(3, 9))
+            start = min(t + hold, n - Z - 2)
+            if start <= t:
+                break
+            for k in range(Z + 1):
+                sc[start + k] = cur + (target - cur) * smoothstep(k / Z)
+            sc[start + Z + 1:] = target
+            spans.append([start, start + Z])
+            t, cur, target = start + Z, target, cur
+        for i in range(n):
+            prev = sc[i - 1] if i else sc[i]
+            path[i] = [(cx, cy, prev + (sc[i] - prev) * u) for u in np.linspace(0, 1, 7)]
+        meta.update(spans=spans, scales=[s0, s1])
     elif kind == "blur":
         start = int(rng.integers(0, max(1, n // 3)))
         dur = int(rng.integers(int(0.5 * fps), int(1.5 * fps) + 1))
@@ -363,7 +404,7 @@ def no_cut_clip(kind, shots, rng, fps):
     n = int(rng.integers(60, 181))
     shot = Shot(src, rng, n)
     events = []
-    if kind in ("whip", "zoom", "blur"):
+    if kind in ("whip", "zoom", "blur", "crash-zoom"):
         path, meta = camera_path(kind, n, rng, fps)
         frames = [shot.render(i, samples=path[i]) for i in range(n)]
         events.append(meta)
@@ -584,6 +625,7 @@ def build_half(half, videos, gt, out, small):
     jobs += [("spliced", i) for i in range(n_spliced)]
     jobs += [("cut-after-dissolve", i) for i in range(1 if small else 3)]
     jobs += [("adjacent-gradual", i) for i in range(min(cfg.get("adjacent", 0), 1 if small else 3))]
+    jobs += [("crash-zoom", i) for i in range(min(cfg.get("crash", 0), 1 if small else 3))]
     entries = {}
     for kind, i in jobs:
         fps = int(rng.choice([24, 25, 30]))

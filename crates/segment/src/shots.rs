@@ -84,6 +84,14 @@
 //!   is camera motion when each of its 8 parts is explained by a translation and the
 //!   parts add up to a move of half the frame or more (a whip pan across the frame).
 //!
+//! - with luma frames, a span whose ends differ in contrast is still camera motion when a
+//!   zoom explains the difference (a close-up of a busier or plainer part of the
+//!   picture): neither end is flat (a fade reaches a black or white frame, a zoom does
+//!   not), the ends are one picture zoomed by 1.5× or more (in or out), and the zooms of
+//!   the span's 8 parts, each explained by a global motion, multiply to the ends' zoom
+//!   within a factor 1.1 (a dissolve to a close-up of the same picture blends in place:
+//!   its parts do not zoom).
+//!
 //! Windows are taken best score first without overlap (they may share an end frame); the
 //! reported span is trimmed to where the blend position passes 5 % and 95 %. A span that
 //! is two blends back to back (A → B → C with B shown for a frame or a few: a middle frame

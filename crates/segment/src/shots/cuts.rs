@@ -150,6 +150,18 @@ const FADE_CONTRAST: f32 = 0.5;
 /// two ends to share enough of the picture to be compared directly (a whip pan).
 const CHAIN_SHIFT: f32 = 0.5;
 
+/// Least zoom factor (in or out) between a gradual span's two ends for a change of
+/// their contrast to be the zoom's rather than a fade's (see [`zoomed`]).
+const CHAIN_ZOOM: f32 = 1.5;
+
+/// Largest ratio between the zoom factor of a gradual span's two ends and the product of
+/// its parts' zoom factors for the span to zoom all along (see [`zoomed`]).
+const ZOOM_AGREE: f32 = 1.1;
+
+/// Luma contrast (mean absolute deviation, 0-1 scale) under which a frame is flat (black,
+/// white, one colour): a fade ends on one, a zoom never does.
+const FLAT: f32 = 0.01;
+
 /// The global motion between frames `i` and `j` with zoom factors up to `max_scale`
 /// (compared both ways round when it exceeds [`MAX_SCALE`], keeping the better).
 fn motion(luma: &LumaFrames, i: usize, j: usize, max_scale: f32) -> Option<GlobalMotion> {
@@ -211,10 +223,18 @@ pub(super) fn span_is_camera_motion(
         return false;
     };
     let (ca, cb) = (a.contrast(), b.contrast());
-    if ca.min(cb) < FADE_CONTRAST * ca.max(cb) {
+    let fade = ca.min(cb) < FADE_CONTRAST * ca.max(cb);
+    // A fade that reaches a flat frame is one whatever moves in it (and costs no estimate).
+    if fade && ca.min(cb) < FLAT {
         return false;
     }
-    let Some(whole) = motion(luma, lo, hi, max_scale).filter(|m| m.residual <= max) else {
+    let whole = motion(luma, lo, hi, max_scale).filter(|m| m.residual <= max);
+    if fade {
+        // Unless the change of contrast is a zoom's (a close-up of a busier or plainer
+        // part of the picture): see `zoomed`.
+        return whole.is_some_and(|m| zoomed(luma, lo, hi, max, m.scale));
+    }
+    let Some(whole) = whole else {
         return chained_pan(luma, lo, hi, max);
     };
     // The same picture at both ends (re-compressed, re-blurred): no transition at all.
@@ -261,6 +281,29 @@ fn chained_pan(luma: &LumaFrames, lo: usize, hi: usize, max: f32) -> bool {
         }
     }
     (dx / w).hypot(dy / h) >= CHAIN_SHIFT
+}
+
+/// Whether the span from frame `lo` to `hi`, whose two ends a zoom by `scale` explains,
+/// zooms all along: the zoom is at least [`CHAIN_ZOOM`] (in or out), each of the span's
+/// [`SPAN_PARTS`] parts is explained by a global motion (zoom factors up to
+/// [`MAX_SCALE`], residual at most `max`), and the parts' zoom factors multiply to the
+/// whole's within [`ZOOM_AGREE`]. A fade or a dissolve changes its frames in place: the
+/// parts a motion explains do not add up to the zoom that its two ends happen to fit.
+fn zoomed(luma: &LumaFrames, lo: usize, hi: usize, max: f32, scale: f32) -> bool {
+    let whole = scale.ln();
+    if whole.abs() < CHAIN_ZOOM.ln() {
+        return false;
+    }
+    let parts = SPAN_PARTS.min(hi - lo);
+    let q = |k: usize| lo + (hi - lo) * k / parts;
+    let mut chained = 0f32;
+    for k in 0..parts {
+        match motion(luma, q(k), q(k + 1), MAX_SCALE).filter(|m| m.residual <= max) {
+            Some(m) => chained += m.scale.ln(),
+            None => return false,
+        }
+    }
+    (chained - whole).abs() <= ZOOM_AGREE.ln()
 }
 
 /// A frame whose luma contrast is under this share of the lower contrast of a cut
@@ -509,6 +552,70 @@ mod tests {
             l.push(&f(i)).unwrap();
         }
         l
+    }
+
+    /// A 64 × 36 view, zoomed by `s` about the centre, of a picture whose texture (the
+    /// lattice noise of [`window`]) is strong near the centre and faint towards the edges,
+    /// times `gain` (a fade): zooming in raises the view's contrast.
+    fn close_up(s: f32, gain: f32) -> Vec<u8> {
+        let node = |i: i64, j: i64| -> f32 {
+            let mut h = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                ^ (j as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+            h ^= h >> 31;
+            h = h.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            h ^= h >> 29;
+            (h % 1000) as f32 / 1000.0 - 0.5
+        };
+        (0..36 * 64)
+            .map(|i| {
+                let (x, y) = ((i % 64) as f32 - 31.5, (i / 64) as f32 - 17.5);
+                let (x, y) = (x / s, y / s);
+                let (u, v) = ((x + 32.0) / 3.0, (y + 18.0) / 3.0);
+                let (i0, j0) = (u.floor() as i64, v.floor() as i64);
+                let (fu, fv) = (u - u.floor(), v - v.floor());
+                let top = node(i0, j0) * (1.0 - fu) + node(i0 + 1, j0) * fu;
+                let bottom = node(i0, j0 + 1) * (1.0 - fu) + node(i0 + 1, j0 + 1) * fu;
+                let r = (x / 32.0).hypot(y / 18.0);
+                let amp = 220.0 * (-3.0 * r * r).exp() + 12.0;
+                ((120.0 + (top * (1.0 - fv) + bottom * fv) * amp) * gain).clamp(0.0, 255.0) as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_zoom_that_changes_the_contrast_is_camera_motion_but_a_fade_is_not() {
+        // Still until frame 8, a 2.2x zoom in over frames 9..=20, still after: the close-up
+        // has more than twice the contrast of the wide view (so the span looks like a fade
+        // by contrast alone).
+        let t = |i: usize| ((i as f32 - 8.0) / 12.0).clamp(0.0, 1.0);
+        let scale = |i: usize| 2.2f32.powf(t(i) * t(i) * (3.0 - 2.0 * t(i)));
+        let zoom = frames(|i| close_up(scale(i), 1.0), 28);
+        let (a, b) = (zoom.plane(5).unwrap(), zoom.plane(23).unwrap());
+        assert!(a.contrast() < FADE_CONTRAST * b.contrast(), "{a:?} {b:?}");
+        assert!(span_is_camera_motion(&zoom, 5, 23, 0.7, GRADUAL_MAX));
+        // The same wide view fading down to a faint picture (not flat): its contrast
+        // changes as much, but nothing zooms.
+        let fade = frames(|i| close_up(1.0, 1.0 - 0.7 * t(i)), 28);
+        let (a, b) = (fade.plane(5).unwrap(), fade.plane(23).unwrap());
+        assert!(b.contrast() < FADE_CONTRAST * a.contrast());
+        assert!(!span_is_camera_motion(&fade, 5, 23, 0.7, GRADUAL_MAX));
+        // A fade to black during the zoom is a fade: it ends on a flat frame.
+        let zoom_fade = frames(|i| close_up(scale(i), 1.0 - t(i)), 28);
+        assert!(!span_is_camera_motion(&zoom_fade, 5, 23, 0.7, GRADUAL_MAX));
+        // A dissolve from the wide view to the 2.2x close-up: its two ends are one picture
+        // zoomed, but its frames blend in place and their zooms do not add up to it.
+        let (wide, close) = (close_up(1.0, 1.0), close_up(2.2, 1.0));
+        let dissolve = frames(
+            |i| {
+                wide.iter()
+                    .zip(&close)
+                    .map(|(&p, &q)| (f32::from(p) * (1.0 - t(i)) + f32::from(q) * t(i)) as u8)
+                    .collect()
+            },
+            28,
+        );
+        assert!(motion(&dissolve, 5, 23, GRADUAL_MAX).is_some_and(|m| m.residual <= 0.7));
+        assert!(!span_is_camera_motion(&dissolve, 5, 23, 0.7, GRADUAL_MAX));
     }
 
     #[test]
