@@ -40,7 +40,8 @@ VARIANTS = {
     "interlaced576": (".mp4", ["-vf", "scale=720:576,setsar=64/45,fps=50,"
                                "tinterlace=interleave_top,fieldorder=tff",
                                "-c:v", "libx264", "-flags", "+ildct+ilme"]),
-    "letterbox": (".mp4", ["-vf", "scale=640:-2,pad=640:480:(ow-iw)/2:(oh-ih)/2",
+    "letterbox": (".mp4", ["-vf", "scale=640:480:force_original_aspect_ratio=decrease:force_divisible_by=2,"
+                           "pad=640:480:(ow-iw)/2:(oh-ih)/2",
                            "-c:v", "libx264"]),
     "grain": (".mp4", ["-vf", "noise=alls=25:allf=t", "-c:v", "libx264"]),
     "30p": (".mp4", ["-vf", "fps=30000/1001", "-c:v", "libx264"]),
@@ -134,13 +135,18 @@ def main():
                 else:
                     suffix, ff_args = VARIANTS[variant]
                     path = out_dir / f"{src.stem}_{variant}{suffix}"
-                    if not path.exists():
+                    if not path.exists() or path.stat().st_size == 0:
+                        # Written under a temporary name and renamed, so an interrupted run
+                        # never leaves a partial file to be reused.
+                        part = path.with_name(f".part-{path.name}")
                         r = subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src),
-                                            "-an", *ff_args, str(path)],
+                                            "-an", *ff_args, str(part)],
                                            capture_output=True, text=True)
                         if r.returncode != 0:
+                            part.unlink(missing_ok=True)
                             print(f"  {clip} {variant}: ffmpeg failed: {r.stderr.strip()[:200]}")
                             continue
+                        part.replace(path)
                 fps = probe_fps(path)
                 tol = 2.0 / min(src_fps, fps) + 1e-3
                 n_truth[variant] += len(cuts) + len(spans)
