@@ -5,7 +5,7 @@ frame rates and picture layouts: does the detector find the same transitions?
 Every clip of a corpus (default $REELSMITH_SHARED/videos) is converted with ffmpeg into
 each variant below (HEVC 10-bit, VP9, MPEG-2 in a transport stream, Motion JPEG 4:2:2,
 H.264 4:4:4, a quarter of the size, interlaced 576i with non-square pixels, letterboxed
-into 4:3, heavy film grain, 29.97 and 60 frames per second by frame repetition), and
+into 4:3, a 9:16 centre crop pillarboxed into 16:9, heavy film grain, 29.97 and 60 frames per second by frame repetition), and
 `reelsmith shots` (and PySceneDetect detect-adaptive, unless --no-pyscenedetect) runs on
 each file. Transitions are matched by time, since the frame rate changes: a reported
 transition within two frames (of the source or the variant, the longer) of a ground-truth
@@ -28,6 +28,7 @@ from shots_compare import ROOT, default_binary  # noqa: E402
 from shots_eval import timed_shots  # noqa: E402
 
 # name: (file suffix, ffmpeg output arguments); audio is dropped everywhere.
+# `vertical_in_16x9` is a 9:16 centre crop pillarboxed into 1280 x 720 (phone video on TV).
 VARIANTS = {
     "hevc10": (".mkv", ["-c:v", "libx265", "-pix_fmt", "yuv420p10le",
                         "-x265-params", "log-level=error"]),
@@ -43,6 +44,8 @@ VARIANTS = {
     "letterbox": (".mp4", ["-vf", "scale=640:480:force_original_aspect_ratio=decrease:force_divisible_by=2,"
                            "pad=640:480:(ow-iw)/2:(oh-ih)/2",
                            "-c:v", "libx264"]),
+    "vertical_in_16x9": (".mp4", ["-vf", "crop='min(iw,trunc(ih*9/32)*2)':ih,scale=-2:720,"
+                                  "pad=1280:720:(ow-iw)/2:0", "-c:v", "libx264"]),
     "grain": (".mp4", ["-vf", "noise=alls=25:allf=t", "-c:v", "libx264"]),
     "30p": (".mp4", ["-vf", "fps=30000/1001", "-c:v", "libx264"]),
     "60p": (".mp4", ["-vf", "fps=60", "-c:v", "libx264"]),

@@ -6,7 +6,10 @@
 //! with [`Metric::L1`] (its rows are laid out so that L1 is a weighted mean absolute
 //! difference of small luma/chroma thumbnails, in `[0, 1]`); other embedders need their own
 //! thresholds. `docs/shots.md` in the repository has the method's measurements and the
-//! F1-versus-threshold curves the defaults were chosen from.
+//! F1-versus-threshold curves the defaults were chosen from. Grid cells that stay dark
+//! and still through the whole video (letterbox and pillarbox bars) are left out first and
+//! the rest rescaled, so that a portrait picture pillarboxed to a third of the frame is
+//! analysed as the picture it is.
 //!
 //! # Hard cuts
 //! With `d(i) = dist(i − 1, i)`:
@@ -108,6 +111,7 @@
 //! for gradual windows (pruned by the triangle inequality under L1/Euclidean), and
 //! O(confirm_window²) per candidate that passed everything else.
 
+mod borders;
 mod cuts;
 mod gradual;
 mod settings;
@@ -366,12 +370,18 @@ fn detect(
     if n == 0 {
         return ShotDetection::default();
     }
+    // Letterbox and pillarbox bars left out, so that their share of the frame does not
+    // dilute every change (see `borders`).
+    let active = borders::active_picture(emb);
+    let emb = active.as_ref().unwrap_or(emb);
     let dist = |i: usize, j: usize| opts.metric.distance(emb.row(i), emb.row(j));
     let d: Vec<f32> = std::iter::once(0.0)
         .chain((1..n).map(|i| dist(i - 1, i)))
         .collect();
     let mut semantic = semantic;
     let luma = luma.filter(|l| l.len() == n);
+    let active_luma = luma.and_then(borders::active_luma);
+    let luma = active_luma.as_ref().or(luma);
     let mut cands = cuts::candidates(emb, &d, &dist, opts, luma);
     if let Some(sem) = semantic.as_deref_mut() {
         cuts::semantic_check(&mut cands, n, opts, sem);
@@ -777,6 +787,28 @@ mod tests {
         assert_eq!(det.transitions.len(), 2, "{det:?}");
         assert!(s[0].0 >= 46 && s[0].1 <= 58, "{det:?}");
         assert!(s[1].0 >= 55 && s[1].1 <= 79, "{det:?}");
+    }
+
+    #[test]
+    fn a_cut_in_a_pillarboxed_picture_is_found() {
+        // Two shots whose picture fills 5 of the 16 grid columns; the bars are black and
+        // still. Left in, they shrink the cut to under a third of its strength.
+        let boxed = |seed: u32, frame: usize| {
+            let mut r = picture(seed, 0.0, frame);
+            let cells = r.len() / 3;
+            for c in (0..cells).filter(|c| !(5..10).contains(c)) {
+                r[c] = 0.0;
+                r[cells + c] = 0.25 / cells as f32;
+                r[2 * cells + c] = 0.25 / cells as f32;
+            }
+            r
+        };
+        let rows: Vec<Vec<f32>> = (0..60)
+            .map(|i| boxed(if i < 30 { 1 } else { 4 }, i))
+            .collect();
+        let det = detect_shots(&emb(&rows), &ShotOptions::for_fps(25.0));
+        let frames: Vec<usize> = det.transitions.iter().map(|t| t.frame).collect();
+        assert_eq!(frames, [30], "{det:?}");
     }
 
     #[test]
