@@ -1869,9 +1869,18 @@ mod finetune {
                 assert!((0.0..=1.0).contains(&v), "{v}");
             }
         }
-        // Both examples are the same frame and caption with the same seed: the same videos.
-        assert_eq!(r.examples[0].base_similarity, r.examples[1].base_similarity);
-        assert_eq!(r.examples[0].lora_similarity, r.examples[1].lora_similarity);
+        // Both examples are the same frame and caption with the same seed: the same videos,
+        // up to small run-to-run differences of CPU generation (seen: 0.89565 against 0.89578).
+        let close = |a: f32, b: f32| (a - b).abs() <= 1e-2;
+        let (e0, e1) = (&r.examples[0], &r.examples[1]);
+        assert!(
+            close(e0.base_similarity, e1.base_similarity),
+            "{e0:?} {e1:?}"
+        );
+        assert!(
+            close(e0.lora_similarity, e1.lora_similarity),
+            "{e0:?} {e1:?}"
+        );
         for f in [
             "eval.csv",
             "eval.png",
