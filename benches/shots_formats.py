@@ -7,9 +7,10 @@ each variant below (HEVC 10-bit, VP9, MPEG-2 in a transport stream, Motion JPEG 
 H.264 4:4:4, a quarter of the size, interlaced 576i with non-square pixels, fitted into
 4:3 (letterbox or pillarbox), a 9:16 centre crop pillarboxed into 16:9, heavy film grain,
 29.97 and 60 frames per second by frame repetition), and `reelsmith shots` (and
-PySceneDetect detect-adaptive, unless --no-pyscenedetect) runs on each file. Transitions are matched by time, since the frame rate changes: a reported
-transition within two frames (of the source or the variant, the longer) of a ground-truth
-cut, or inside a gradual span widened by as much, is found; anything else is false.
+PySceneDetect detect-adaptive, unless --no-pyscenedetect) runs on each file.
+Transitions are matched by time, since the frame rate changes: a reported transition
+within two frames (of the source or the variant, the longer) of a ground-truth cut, or
+inside a gradual span widened by as much, is found; anything else is false.
 Prints, per variant, what each tool missed and reported falsely, then the totals.
 
 Usage: benches/shots_formats.py [CORPUS] [--reelsmith PATH] [--no-pyscenedetect]
