@@ -563,30 +563,32 @@ pub fn estimate_within(a: &Plane, b: &Plane, max_scale: f32) -> Option<GlobalMot
     Some(best)
 }
 
+/// Smooth value noise for tests: random values in `[0, 1)` on a grid of `cell`-pixel
+/// squares, bilinearly interpolated (aperiodic, so no shift of one picture matches
+/// another); `seed` picks the picture.
+#[cfg(test)]
+pub(crate) fn value_noise(seed: u32, x: f32, y: f32, cell: f32) -> f32 {
+    let hash = |i: i64, j: i64| {
+        let mut z = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ (j as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
+            ^ u64::from(seed).wrapping_mul(0x1656_67B1_9E37_79F9);
+        z ^= z >> 29;
+        z = z.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z ^= z >> 32;
+        (z % 1000) as f32 / 1000.0
+    };
+    let (gx, gy) = (x / cell, y / cell);
+    let (x0, y0) = (gx.floor(), gy.floor());
+    let (fx, fy) = (gx - x0, gy - y0);
+    let (i, j) = (x0 as i64, y0 as i64);
+    let top = hash(i, j) * (1.0 - fx) + hash(i + 1, j) * fx;
+    let bottom = hash(i, j + 1) * (1.0 - fx) + hash(i + 1, j + 1) * fx;
+    top * (1.0 - fy) + bottom * fy
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Smooth value noise: random values on a grid of `cell`-pixel squares, bilinearly
-    /// interpolated (aperiodic, so no shift of one picture matches another).
-    fn noise(seed: u32, x: f32, y: f32, cell: f32) -> f32 {
-        let hash = |i: i64, j: i64| {
-            let mut z = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-                ^ (j as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
-                ^ u64::from(seed).wrapping_mul(0x1656_67B1_9E37_79F9);
-            z ^= z >> 29;
-            z = z.wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z ^= z >> 32;
-            (z % 1000) as f32 / 1000.0
-        };
-        let (gx, gy) = (x / cell, y / cell);
-        let (x0, y0) = (gx.floor(), gy.floor());
-        let (fx, fy) = (gx - x0, gy - y0);
-        let (i, j) = (x0 as i64, y0 as i64);
-        let top = hash(i, j) * (1.0 - fx) + hash(i + 1, j) * fx;
-        let bottom = hash(i, j + 1) * (1.0 - fx) + hash(i + 1, j + 1) * fx;
-        top * (1.0 - fy) + bottom * fy
-    }
 
     /// A textured picture (value noise at three scales) sampled at `w × h`, seen through
     /// a camera that moved by `(tx, ty)` pixels and zoomed by `s` about the centre;
@@ -602,9 +604,9 @@ mod tests {
                     cx + (x - cx - tx) / s + 100.0,
                     cy + (y - cy - ty) / s + 100.0,
                 );
-                0.5 * noise(seed, u, v, 14.0)
-                    + 0.3 * noise(seed + 100, u, v, 6.0)
-                    + 0.2 * noise(seed + 200, u, v, 3.0)
+                0.5 * value_noise(seed, u, v, 14.0)
+                    + 0.3 * value_noise(seed + 100, u, v, 6.0)
+                    + 0.2 * value_noise(seed + 200, u, v, 3.0)
             })
             .collect();
         Plane::new(w, h, v).unwrap()

@@ -521,27 +521,15 @@ pub(super) fn relit(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::motion::value_noise;
 
     /// A 64 × 36 window at horizontal offset `x` of a wide texture (seed `k`): value noise
-    /// on a 4-pixel lattice, bilinearly interpolated, so no shift but the true one matches.
+    /// on a 4-pixel lattice, so no shift but the true one matches.
     fn window(x: f32, k: u32) -> Vec<u8> {
-        let node = |i: i64, j: i64| -> f32 {
-            let mut h = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-                ^ (j as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
-                ^ u64::from(k).wrapping_mul(0x1656_67B1_9E37_79F9);
-            h ^= h >> 31;
-            h = h.wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            h ^= h >> 29;
-            (h % 1000) as f32 / 1000.0
-        };
         (0..36 * 64)
             .map(|i| {
-                let (u, v) = (((i % 64) as f32 + x) / 4.0, (i / 64) as f32 / 4.0);
-                let (i0, j0) = (u.floor() as i64, v.floor() as i64);
-                let (fu, fv) = (u - u.floor(), v - v.floor());
-                let top = node(i0, j0) * (1.0 - fu) + node(i0 + 1, j0) * fu;
-                let bottom = node(i0, j0 + 1) * (1.0 - fu) + node(i0 + 1, j0 + 1) * fu;
-                ((top * (1.0 - fv) + bottom * fv) * 200.0 + 20.0).round() as u8
+                let v = value_noise(k, (i % 64) as f32 + x, (i / 64) as f32, 4.0);
+                (v * 200.0 + 20.0).round() as u8
             })
             .collect()
     }
@@ -558,26 +546,14 @@ mod tests {
     /// lattice noise of [`window`]) is strong near the centre and faint towards the edges,
     /// times `gain` (a fade): zooming in raises the view's contrast.
     fn close_up(s: f32, gain: f32) -> Vec<u8> {
-        let node = |i: i64, j: i64| -> f32 {
-            let mut h = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-                ^ (j as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
-            h ^= h >> 31;
-            h = h.wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            h ^= h >> 29;
-            (h % 1000) as f32 / 1000.0 - 0.5
-        };
         (0..36 * 64)
             .map(|i| {
                 let (x, y) = ((i % 64) as f32 - 31.5, (i / 64) as f32 - 17.5);
                 let (x, y) = (x / s, y / s);
-                let (u, v) = ((x + 32.0) / 3.0, (y + 18.0) / 3.0);
-                let (i0, j0) = (u.floor() as i64, v.floor() as i64);
-                let (fu, fv) = (u - u.floor(), v - v.floor());
-                let top = node(i0, j0) * (1.0 - fu) + node(i0 + 1, j0) * fu;
-                let bottom = node(i0, j0 + 1) * (1.0 - fu) + node(i0 + 1, j0 + 1) * fu;
+                let v = value_noise(0, x + 32.0, y + 18.0, 3.0) - 0.5;
                 let r = (x / 32.0).hypot(y / 18.0);
                 let amp = 220.0 * (-3.0 * r * r).exp() + 12.0;
-                ((120.0 + (top * (1.0 - fv) + bottom * fv) * amp) * gain).clamp(0.0, 255.0) as u8
+                ((120.0 + v * amp) * gain).clamp(0.0, 255.0) as u8
             })
             .collect()
     }
