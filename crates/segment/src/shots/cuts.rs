@@ -472,28 +472,27 @@ pub(super) fn luma_contrast(row: &[f32]) -> f32 {
     }
 }
 
+/// Whether a row's picture is flat (black, white, one colour): the deviation of its luma
+/// grid (see [`luma_contrast`]) is under 1 % of the pixel embedder's luma range, or the
+/// row is empty or not finite.
+pub(super) fn is_flat(row: &[f32]) -> bool {
+    let n = luma_grid(row).len().max(1) as f32;
+    // Pixel-embedder luma cells hold Y · 0.5 / cells: the full range is 0.5 / cells.
+    luma_contrast(row) <= 0.01 * 0.5 / n
+}
+
 /// The luma pattern of a row with its brightness and contrast taken out: the first third
 /// of the row (the pixel embedder's luma grid; the whole row when its width is not a
 /// multiple of 3) minus its mean, over its mean absolute deviation. `None` for a flat
-/// picture (deviation under 1 % of the pixel embedder's luma range: black, white, one
-/// colour), which has no structure to compare.
+/// picture (see [`is_flat`]), which has no structure to compare.
 pub(super) fn luma_pattern(row: &[f32]) -> Option<Vec<f32>> {
-    let y = if row.len().is_multiple_of(3) && !row.is_empty() {
-        &row[..row.len() / 3]
-    } else {
-        row
-    };
+    if is_flat(row) {
+        return None;
+    }
+    let y = luma_grid(row);
     let n = y.len() as f32;
-    if y.is_empty() || !y.iter().all(|v| v.is_finite()) {
-        return None;
-    }
     let mean = y.iter().sum::<f32>() / n;
-    let mad = y.iter().map(|v| (v - mean).abs()).sum::<f32>() / n;
-    // Pixel-embedder luma cells hold Y · 0.5 / cells: the full range is 0.5 / cells.
-    // (also false for NaN, though the check above rules that out)
-    if mad.partial_cmp(&(0.01 * 0.5 / n)) != Some(std::cmp::Ordering::Greater) {
-        return None;
-    }
+    let mad = luma_contrast(row);
     Some(y.iter().map(|v| (v - mean) / mad).collect())
 }
 

@@ -31,9 +31,7 @@ pub(super) fn gradual(
     }
     // Flat frames (black, white): a fade ends on one, and what follows it (a fade-in, a
     // cut) is another event, not a continuing change (see the context test below).
-    let flat: Vec<bool> = (0..n)
-        .map(|i| cuts::luma_pattern(emb.row(i)).is_none())
-        .collect();
+    let flat: Vec<bool> = (0..n).map(|i| cuts::is_flat(emb.row(i))).collect();
     let triangle = matches!(o.metric, Metric::L1 | Metric::Euclidean);
     let argmax = ArgMax::new(d);
     let mut strides = Vec::new();
@@ -311,10 +309,7 @@ fn lasts(
     // A fade reaches a flat frame (black, white): a transition even though the pictures on
     // both sides may share their pattern (a fade-in seen from its middle).
     let around = a.saturating_sub(l)..(b + l + 1).min(n);
-    if around
-        .clone()
-        .any(|f| cuts::luma_pattern(emb.row(f)).is_none())
-    {
+    if around.clone().any(|f| cuts::is_flat(emb.row(f))) {
         return true;
     }
     !cuts::relit(
