@@ -11,7 +11,10 @@ cuts of its ground_truth.json), so the ground truth is exact by construction:
   strobe     strobe light: dark/lit alternation or repeated flashes for 0.5-2 s
   whip       whip pans: a crop window moving fast across the picture, motion-blurred
   zoom       crash and slow zooms (crop window scaling 1.0 <-> 0.4), blurred while fast
-  crash-zoom 2.2-3.3x zooms in 3-8 frames, in or out (half E only)
+  crash-zoom 2.2-3.3x zooms in 3-8 frames, in or out (halves E and F)
+  close-up   a sharp, textured close-up object (a blown-up part of the same shot) covering
+             35-75 % of the frame that leaves it, or enters and stays, in 2-5 frames
+             (half F only)
   blur       camera shake with directional motion blur
   compress   heavy compression (x264 at 40-80 kbit/s, short GOPs: blocking, keyframe pumping)
   anamorphic SD TV layouts with non-square pixels (528x576 SAR 16:11 = 4:3, 720x480 SAR
@@ -33,6 +36,11 @@ middle shot between them, or a few black frames between a fade-out and a fade-in
 E (`--halves E`) is a fourth held-out half: footage mixed differently from A-D, its own
 seed, three adjacent-gradual clips and three `crash-zoom` clips (a 2.2-3.3x zoom in 3-8
 frames, in or out, sometimes followed by a zoom back).
+F (`--halves F`) is a fifth held-out half: footage mixed differently again, its own seed,
+the adjacent-gradual and crash-zoom kinds, three `close-up` clips, and frame repetition:
+about a third of its clips (any kind) are converted to a higher frame rate by repeating
+frames (24->30 as pulldown without fields, 25->50, 30->60, 24->60, 25->60), the ground
+truth moved with them.
 
 Output: OUT/<half>/*.mp4 (H.264, 640x360 unless anamorphic, 24/25/30 fps) and
 OUT/<half>/ground_truth.json in the layout of the shared one (0-based frame of the first
@@ -105,6 +113,18 @@ HALVES = {
         "goldeneye-vfr-drop3.mp4": {},
         "issue-236-split-copy.mkv": {},
         "big_buck_bunny_0_30.webm": {},
+    }},
+    # A fifth held-out half (issue #18's sixth round): chaplin, bikes, Big Buck Bunny,
+    # GoldenEye's rotated and VFR clips, its own seed, the `close-up` kind (an object near
+    # the lens leaving the picture, or entering and staying) and frame repetition (a
+    # third of its clips at a higher frame rate made by repeating frames). Built once
+    # before any detector change of that round and scored once, after.
+    "F": {"seed": 9173, "adjacent": 3, "crash": 2, "closeup": 3, "repeat": 0.35, "sources": {
+        "chaplin.mp4": {},
+        "bikes.mp4": {},
+        "bigbuckbunny.mp4": {},
+        "issue-134-rotate.mp4": {"noautorotate": True},
+        "goldeneye-vfr-drop3.mp4": {},
     }},
 }
 KINDS = ["occlusion", "flash", "strobe", "whip", "zoom", "blur", "compress", "anamorphic"]
@@ -278,6 +298,54 @@ def add_occluder(frames, at, rng):
             "coverage": covers}
 
 
+def add_closeup(frames, shot, rng):
+    """A sharp close-up object near the lens (a blown-up part of the same shot, so the
+    same colours and texture) covering 35-75 % of the frame, drifting a little, that
+    leaves the picture in 2-5 motion-blurred frames or enters it and stays; returns
+    metadata."""
+    n = len(frames)
+    T = int(rng.integers(2, 6))
+    peak = float(rng.uniform(0.35, 0.75))
+    ry = float(rng.uniform(0.7, 1.3)) * H
+    cy = float(rng.uniform(0.3, 0.7)) * H
+    lo, hi = 5.0, 3.0 * W
+    for _ in range(30):
+        rx = (lo + hi) / 2
+        cov = ellipse_mask(W / 2, cy, rx, ry, 0.05 * rx).mean()
+        lo, hi = (rx, hi) if cov < peak else (lo, rx)
+    side = 1 if rng.random() < 0.5 else -1
+    home = W / 2 + side * float(rng.uniform(0.0, 0.25)) * W
+    out_x = W / 2 + side * (W / 2 + rx + 20)
+    leave = rng.random() < 0.5
+    at = int(rng.integers(max(3, n // 4), max(4, 3 * n // 4 - T)))
+    src = shot.frames[int(rng.integers(len(shot.frames)))]
+    tex = warp(src, float(rng.uniform(0.3, 0.7)), float(rng.uniform(0.3, 0.7)),
+               float(rng.uniform(0.25, 0.4)))
+    tex = tex * float(rng.uniform(0.6, 1.2)) + rng.uniform(-20, 20, 3)
+    wob = np.cumsum(rng.normal(0, 0.004 * W, n))
+
+    def xpos(i):
+        k = (i - at) / T if leave else 1 - (i - at) / T
+        if leave:
+            return home + wob[min(i, at)] if i < at else home + (out_x - home) * smoothstep(k)
+        return out_x + (home - out_x) * smoothstep(1 - k) if i < at + T else home + wob[i]
+
+    covers = []
+    for i in range(n):
+        if leave and i >= at + T or (not leave and i < at):
+            continue
+        x, prev = xpos(i), xpos(i - 1) if i else xpos(i)
+        m = sum(ellipse_mask(prev + (x - prev) * u, cy, rx, ry, 0.05 * rx)
+                for u in np.linspace(0, 1, 5)) / 5
+        shift = int(round(x - W / 2))
+        t = np.roll(tex, shift, axis=1)
+        frames[i] = frames[i] * (1 - m[..., None]) + t * m[..., None]
+        if at <= i < at + T:
+            covers.append(round(float(m.mean()), 3))
+    return {"type": "close-up", "leaves": bool(leave), "start": at, "frames": T,
+            "coverage": covers}
+
+
 def add_flash(frames, at, rng):
     n = int(rng.integers(1, 4))
     decay = int(rng.integers(0, 4))
@@ -428,6 +496,8 @@ def no_cut_clip(kind, shots, rng, fps):
                 events.append(add_flash(frames, int(rng.integers(3, n - 6)), rng))
         elif kind == "strobe":
             events.append(add_strobe(frames, int(rng.integers(3, max(4, n // 3))), rng, fps))
+        elif kind == "close-up":
+            events.append(add_closeup(frames, shot, rng))
     return frames, {"source": f"{src[0]}#shot{src[1]}", "events": events, "cuts": [],
                     "gradual": []}
 
@@ -587,6 +657,30 @@ def adjacent_gradual(shots, rng, fps):
 
 # ----------------------------------------------------------------------------- output
 
+RATES = [(24, 30), (25, 50), (30, 60), (24, 60), (25, 60)]
+
+
+def repeat_frames(frames, meta, fps, rng):
+    """The clip converted to a higher frame rate by repeating frames (output frame k shows
+    source frame floor(k * fps / rate)), ground truth moved with it; returns (frames,
+    meta, rate)."""
+    src, rate = RATES[int(rng.integers(len(RATES)))]
+    if src != fps:
+        # Play the clip as if it were shot at `src` frames per second.
+        fps = src
+    n = len(frames)
+    m = (n * rate) // fps
+    out = [frames[(k * fps) // rate] for k in range(m)]
+    first = lambda f: -(-f * rate // fps)            # first output frame showing f
+    last = lambda f: -(-(f + 1) * rate // fps) - 1   # last output frame showing f
+    meta = dict(meta)
+    meta["cuts"] = [first(c) for c in meta["cuts"]]
+    meta["gradual"] = [{**g, "start": first(g["start"]), "end": last(g["end"])}
+                       for g in meta["gradual"]]
+    meta["repeated"] = {"from": fps, "to": rate}
+    return out, meta, rate
+
+
 def encode(frames, path, fps, rng, kind):
     """Encodes float frames to H.264; returns (stored w, h, sar) and the frame count."""
     arr = np.clip(np.round(np.stack(frames)), 0, 255).astype(np.uint8)
@@ -626,6 +720,7 @@ def build_half(half, videos, gt, out, small):
     jobs += [("cut-after-dissolve", i) for i in range(1 if small else 3)]
     jobs += [("adjacent-gradual", i) for i in range(min(cfg.get("adjacent", 0), 1 if small else 3))]
     jobs += [("crash-zoom", i) for i in range(min(cfg.get("crash", 0), 1 if small else 3))]
+    jobs += [("close-up", i) for i in range(min(cfg.get("closeup", 0), 1 if small else 3))]
     entries = {}
     for kind, i in jobs:
         fps = int(rng.choice([24, 25, 30]))
@@ -637,6 +732,8 @@ def build_half(half, videos, gt, out, small):
             frames, meta = adjacent_gradual(shots, rng, fps)
         else:
             frames, meta = no_cut_clip(kind, shots, rng, fps)
+        if cfg.get("repeat") and kind != "anamorphic" and rng.random() < cfg["repeat"]:
+            frames, meta, fps = repeat_frames(frames, meta, fps, rng)
         name = f"{half}-{kind}-{i + 1}.mp4"
         (w, h), sar, n = encode(frames, d / name, fps, rng, kind)
         entries[name] = {"kind": kind, "half": half, **meta, "frames": n, "fps": float(fps),
