@@ -17,7 +17,10 @@
 //!    ±`cut_window` neighbours, largest dropped, `+ ratio_floor`) and `cut_min`: fast
 //!    motion raises the neighbours too, so it does not pass. This is the rule of
 //!    PySceneDetect's `AdaptiveDetector` (ratio 3), made robust by the dropped maximum (two
-//!    cuts close together do not hide each other).
+//!    cuts close together do not hide each other). In footage made by repeating frames
+//!    (25 fps delivered at 50 or 60, film at 30 without fields) the neighbours are the
+//!    nearest changes that are not repeats: a repeated frame changes nothing, and counting
+//!    it would lower the baseline until a camera's jolt passes for a cut.
 //! 2. **Flash rejection.** The strength is `e(i) = min dist(i − 1 − a, i + b)` over
 //!    `a, b < flash_window` (≈ 0.2 s): the change across the boundary however the
 //!    comparison frames are chosen. A flash shorter than that has a pair of frames on both
@@ -809,6 +812,39 @@ mod tests {
         let det = detect_shots(&emb(&rows), &ShotOptions::for_fps(25.0));
         let frames: Vec<usize> = det.transitions.iter().map(|t| t.frame).collect();
         assert_eq!(frames, [30], "{det:?}");
+    }
+
+    #[test]
+    fn frames_repeated_to_a_higher_rate_neither_make_nor_hide_cuts() {
+        // A panning shot at 25 fps whose camera jolts forward at frame 40 (4x its usual
+        // step), then a cut at 70; cuts only (the rows have no luma frames for the motion
+        // test that keeps a long pan from looking like a dissolve).
+        let pos = |i: usize| 0.1 * i as f32 + if i >= 40 { 0.3 } else { 0.0 };
+        let source = |i: usize| picture(if i < 70 { 1 } else { 5 }, pos(i), i);
+        let cuts_at = |fps: usize, rows: &[Vec<f32>]| {
+            let o = ShotOptions {
+                gradual: false,
+                ..ShotOptions::for_fps(fps as f64)
+            };
+            frames_of(&detect_shots(&emb(rows), &o), TransitionKind::Cut)
+        };
+        let native: Vec<Vec<f32>> = (0..110).map(source).collect();
+        assert_eq!(cuts_at(25, &native), vec![70]);
+        // The same shot converted to a higher rate by repeating frames (output frame k
+        // shows source frame k * 25 / rate): 25 to 60 makes more than half the frame
+        // changes zero, which would lower the adaptive baseline next to the jolt enough
+        // for it to pass as a cut; 24 to 30 repeats every fifth frame, with the same
+        // effect.
+        for (src, rate) in [(25, 60), (25, 50), (24, 30)] {
+            let converted: Vec<Vec<f32>> = (0..110 * rate / src)
+                .map(|k| source(k * src / rate))
+                .collect();
+            assert_eq!(
+                cuts_at(rate, &converted),
+                vec![(70 * rate).div_ceil(src)],
+                "{src} to {rate} fps"
+            );
+        }
     }
 
     #[test]

@@ -45,16 +45,29 @@ pub(super) fn candidates(
     let l = o.confirm_window.max(k);
     let w = o.cut_window.max(1);
     let floor = o.ratio_floor.max(f32::MIN_POSITIVE);
+    let rep = repeated(d, floor);
     let mut out = Vec::new();
     let mut nb: Vec<f32> = Vec::with_capacity(2 * w);
     for i in 1..n {
         if d[i] < o.cut_min {
             continue;
         }
+        // The baseline: the `w` nearest frame changes on each side, repeated frames
+        // (no change at all, see `repeated`) passed over.
         nb.clear();
         nb.extend(
-            (i.saturating_sub(w).max(1)..(i + w + 1).min(n))
-                .filter(|&j| j != i)
+            (1..i)
+                .rev()
+                .take(REPEAT_SCAN * w)
+                .filter(|&j| !rep[j])
+                .take(w)
+                .map(|j| d[j]),
+        );
+        nb.extend(
+            (i + 1..n)
+                .take(REPEAT_SCAN * w)
+                .filter(|&j| !rep[j])
+                .take(w)
                 .map(|j| d[j]),
         );
         let baseline = if nb.len() > 1 {
@@ -103,7 +116,7 @@ pub(super) fn candidates(
         }
         // Camera motion: the frame after the change is the one before it moved or zoomed.
         if let Some(l) = luma.filter(|_| o.motion_max > 0.0) {
-            if cut_is_camera_motion(l, i, o.motion_max) {
+            if cut_is_camera_motion(l, i, o.motion_max, &rep) {
                 continue;
             }
         }
@@ -122,6 +135,70 @@ pub(super) fn candidates(
         });
     }
     out
+}
+
+/// A frame whose change from the frame before is at most this share of the changes on
+/// both sides of it (the larger of the two changes before it and the larger of the two
+/// after) repeats the frame before: footage converted to a higher frame rate by
+/// repeating frames (25 to 50 or 60 frames per second, 24 to 30 without fields), or an
+/// encoder that stalled. Such a frame carries no change, and the tests that compare
+/// neighbouring changes pass over it.
+const REPEAT_SHARE: f32 = 0.1;
+
+/// How many frames per wanted change the tests that pass over repeated frames look at,
+/// at most (two repeats in a row, as 24 to 60 frames per second makes, leave one frame
+/// in three changed).
+const REPEAT_SCAN: usize = 3;
+
+/// Least share of a video's frame changes (above the noise floor, repeats included)
+/// that must be repeats for the video to be taken as made by repeating frames. Converted
+/// footage repeats a fifth (24 to 30 frames per second) to more than half (25 to 60) of
+/// its frames wherever the picture moves; a video shot at its own rate has at most a few
+/// still frames that happen to sit between two large changes (a cut and a flash).
+const REPEAT_MIN_SHARE: f32 = 0.1;
+
+/// Repeats count only in company: at least this many other frames within
+/// [`REPEAT_SPAN`] frames on either side must look like repeats too. Converted footage
+/// repeats frames at a steady cadence (every fifth frame at 24 to 30 frames per second, up
+/// to two in three at 24 to 60); a still frame between a cut and a flash is alone.
+const REPEAT_COMPANY: usize = 2;
+
+/// Frames on each side searched for [`REPEAT_COMPANY`].
+const REPEAT_SPAN: usize = 10;
+
+/// Which frames repeat the frame before them (see [`REPEAT_SHARE`]; the changes around
+/// a repeat must exceed `floor`, the noise of a still picture, on both sides, and other
+/// repeats must keep it company, see [`REPEAT_COMPANY`]). All `false` unless the video
+/// repeats frames throughout (see [`REPEAT_MIN_SHARE`]). Frame 0 and the last frame never
+/// count.
+pub(super) fn repeated(d: &[f32], floor: f32) -> Vec<bool> {
+    let n = d.len();
+    let alone: Vec<bool> = (0..n)
+        .map(|j| {
+            if j < 2 || j + 1 >= n {
+                return false;
+            }
+            let before = d[j - 1].max(d[j - 2]);
+            let after = d[j + 1].max(d.get(j + 2).copied().unwrap_or(0.0));
+            let around = before.min(after);
+            around > floor && d[j] <= REPEAT_SHARE * around
+        })
+        .collect();
+    let mut rep: Vec<bool> = (0..n)
+        .map(|j| {
+            alone[j]
+                && (j.saturating_sub(REPEAT_SPAN)..(j + REPEAT_SPAN + 1).min(n))
+                    .filter(|&k| k != j && alone[k])
+                    .count()
+                    >= REPEAT_COMPANY
+        })
+        .collect();
+    let repeats = rep.iter().filter(|&&r| r).count();
+    let changes = (1..n).filter(|&j| !rep[j] && d[j] > floor).count();
+    if repeats == 0 || (repeats as f32) < REPEAT_MIN_SHARE * (repeats + changes) as f32 {
+        rep.iter_mut().for_each(|r| *r = false);
+    }
+    rep
 }
 
 /// A motion that moves no corner of the frame by more than this share of its width is
@@ -178,9 +255,10 @@ fn motion(luma: &LumaFrames, i: usize, j: usize, max_scale: f32) -> Option<Globa
 
 /// Whether the change from frame `i − 1` to `i` is camera motion: explained by a global
 /// translation and zoom (residual at most `max`), and either no move at all (the same
-/// framing re-blurred or re-compressed) or a move that a neighbouring pair of frames
-/// continues (see [`CONTINUITY`]).
-fn cut_is_camera_motion(luma: &LumaFrames, i: usize, max: f32) -> bool {
+/// framing re-blurred or re-compressed) or a move that the neighbouring change before or
+/// after it continues (see [`CONTINUITY`]; frames flagged in `rep` repeat the one before
+/// them and are passed over).
+fn cut_is_camera_motion(luma: &LumaFrames, i: usize, max: f32, rep: &[bool]) -> bool {
     let (w, h) = (luma.width(), luma.height());
     let Some(m) = motion(luma, i - 1, i, MAX_SCALE) else {
         return false;
@@ -192,9 +270,13 @@ fn cut_is_camera_motion(luma: &LumaFrames, i: usize, max: f32) -> bool {
     if shift <= STILL_SHIFT * w as f32 {
         return true;
     }
-    [(i.wrapping_sub(2), i - 1), (i, i + 1)]
+    let changed = |j: &usize| !rep.get(*j).copied().unwrap_or(false);
+    let before = (1..i).rev().take(REPEAT_SCAN).find(changed);
+    let after = (i + 1..luma.len()).take(REPEAT_SCAN).find(changed);
+    [before, after]
         .into_iter()
-        .filter(|&(a, b)| a < luma.len() && b < luma.len())
+        .flatten()
+        .map(|b| (b - 1, b))
         .filter_map(|(a, b)| motion(luma, a, b, MAX_SCALE))
         .any(|n| n.residual <= max && n.corner_shift(w, h) >= CONTINUITY * shift)
 }
@@ -617,6 +699,50 @@ mod tests {
             24,
         );
         assert!(!span_is_camera_motion(&dissolve, 4, 20, 0.7, GRADUAL_MAX));
+    }
+
+    #[test]
+    fn repeats_are_found_only_where_a_video_repeats_frames() {
+        let floor = 0.004;
+        // A moving shot at 25 fps converted to 60 by repeating frames: a change of 0.02
+        // (and a little noise) whenever a new source frame shows, none otherwise.
+        let shows = |k: usize| k * 25 / 60;
+        let d: Vec<f32> = (0..120)
+            .map(|k| match k {
+                0 => 0.0,
+                k if shows(k) != shows(k - 1) => 0.02 + 0.002 * (k % 3) as f32,
+                _ => 0.0002,
+            })
+            .collect();
+        let rep = repeated(&d, floor);
+        for (k, &r) in rep.iter().enumerate().take(118).skip(4) {
+            assert_eq!(r, shows(k) == shows(k - 1), "frame {k}");
+        }
+        // Still shots at their own rate (changes at the noise floor) with a cut at 40 and
+        // a one-frame flash at 43 (two large changes, 43 and 44). Nothing repeats,
+        // although frames 41 and 42 sit between two large changes and make up two of the
+        // video's five changes above the floor: they are alone.
+        let d: Vec<f32> = (0..120)
+            .map(|k| match k {
+                0 => 0.0,
+                40 => 0.14,
+                43 | 44 => 0.23,
+                _ => 0.0008,
+            })
+            .collect();
+        assert!(repeated(&d, floor).iter().all(|&r| !r));
+        // A strobe: lit frames among dark ones every third frame in a moving shot; the
+        // dark frames change a little, and alone among many large changes they are not
+        // enough of the video's changes to be taken for a cadence.
+        let d: Vec<f32> = (0..300)
+            .map(|k| match k {
+                0 => 0.0,
+                100..=130 if k % 3 != 2 => 0.3,
+                100..=130 => 0.001,
+                _ => 0.02,
+            })
+            .collect();
+        assert!(repeated(&d, floor).iter().all(|&r| !r));
     }
 
     const GRADUAL_MAX: f32 = 2.5;
