@@ -49,7 +49,13 @@
 //!    picture) or a neighbouring pair of frames moves at least 0.4 as far (a camera
 //!    accelerates and slows down; a cut-in or a jump cut jumps between still frames), it
 //!    is a whip pan, a zoom or shake, not a cut.
-//! 7. **Minimum shot length** (≈ 0.25 s): when two cuts are closer, the stronger is kept.
+//! 7. **An object passing near the lens**: when the change is spread over its neighbours
+//!    (the larger neighbouring change at least 0.4 of it: something moved in or out over
+//!    two or three frames) and only part of the picture differs from the two frames before
+//!    that spread to the two after (under 0.75 of the luma grid: the rest is the same
+//!    scene), an object left the picture or entered it — a bird flying out of a close-up,
+//!    an animal jumping in front of the camera — and it is not a cut.
+//! 8. **Minimum shot length** (≈ 0.25 s): when two cuts are closer, the stronger is kept.
 //!
 //! A consequence of 3: an insert shorter than `confirm_window` between two views of the
 //! same framing (A, B for a few frames, A again) is taken for a disturbance.
@@ -845,6 +851,59 @@ mod tests {
                 "{src} to {rate} fps"
             );
         }
+    }
+
+    #[test]
+    fn an_object_leaving_or_entering_a_close_up_is_not_a_cut_but_a_cut_is() {
+        // The first `share` of each third's cells (one side of the picture) shows a close
+        // object (another texture) in front of the scene.
+        let with_object = |frame: usize, share: f32| -> Vec<f32> {
+            let scene = picture(1, 0.0, frame);
+            // Another texture, its brightness turned round (a dark object over a bright
+            // part of the scene, a bright one over a dark part).
+            let object: Vec<f32> = picture(9, 0.3, frame)
+                .iter()
+                .map(|v| 0.8 / scene.len() as f32 - v)
+                .collect();
+            let third = scene.len() / 3;
+            let k = (share * third as f32).round() as usize;
+            (0..scene.len())
+                .map(|c| if c % third < k { object[c] } else { scene[c] })
+                .collect()
+        };
+        // The object covers half the picture, leaves it in two frames (40 and 41), and a
+        // cut follows at 90.
+        let leaving = |i: usize| match i {
+            ..40 => with_object(i, 0.5),
+            40 => with_object(i, 0.25),
+            41..90 => with_object(i, 0.0),
+            _ => picture(4, 0.0, i),
+        };
+        let rows: Vec<Vec<f32>> = (0..130).map(leaving).collect();
+        let o = ShotOptions::for_fps(25.0);
+        let det = detect_shots(&emb(&rows), &o);
+        assert_eq!(frames_of(&det, TransitionKind::Cut), vec![90], "{det:?}");
+        // Entering and staying, likewise.
+        let rows: Vec<Vec<f32>> = (0..130)
+            .map(|i| leaving(if i < 90 { 89 - i } else { i }))
+            .collect();
+        let det = detect_shots(&emb(&rows), &o);
+        assert_eq!(frames_of(&det, TransitionKind::Cut), vec![90], "{det:?}");
+        // The same two-frame change over the whole picture (a cut through one blended
+        // frame) is a cut.
+        let blended = |i: usize| match i {
+            ..40 => picture(1, 0.0, i),
+            40 => picture(1, 0.0, i)
+                .iter()
+                .zip(picture(6, 0.0, i))
+                .map(|(a, b)| 0.5 * (a + b))
+                .collect(),
+            _ => picture(6, 0.0, i),
+        };
+        let rows: Vec<Vec<f32>> = (0..100).map(blended).collect();
+        let det = detect_shots(&emb(&rows), &o);
+        assert_eq!(det.transitions.len(), 1, "{det:?}");
+        assert!((40..=41).contains(&det.transitions[0].frame), "{det:?}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Hard cuts: the adaptive spike test, flash rejection, the confirmation that looks past
 //! the disturbance, the semantic check and the minimum shot length.
 
+use super::gradual::change_extent;
 use super::{FrameEmbeddings, ShotOptions};
 use crate::motion::{estimate_within, GlobalMotion, LumaFrames, MAX_SCALE};
 use reelsmith_core::{cosine_similarity, Embeddings};
@@ -120,6 +121,10 @@ pub(super) fn candidates(
                 continue;
             }
         }
+        // An object near the lens leaving the picture or entering it.
+        if object_passing(emb, d, i, &rep) {
+            continue;
+        }
         let t = o.cut_min.max(DISTURBED_SHARE * d[i]);
         let s = (i.saturating_sub(l).max(1)..i)
             .find(|&j| d[j] >= t)
@@ -199,6 +204,49 @@ pub(super) fn repeated(d: &[f32], floor: f32) -> Vec<bool> {
         rep.iter_mut().for_each(|r| *r = false);
     }
     rep
+}
+
+/// A cut candidate whose neighbouring frame change (the larger of the nearest ones before
+/// and after it that are not repeats) reaches this share of its own change is spread over
+/// several frames: something moved across them (see [`object_passing`]). Hard cuts in the
+/// corpora and shared clips: 0.01–0.36 (fast motion and flashes next to the cut); an
+/// object leaving or entering a close-up: 0.46–0.74.
+const OBJECT_SPREAD: f32 = 0.4;
+
+/// Largest share of the picture (see [`change_extent`]) an object passing near the lens
+/// changes between the frames before it and those after: the rest shows the same scene.
+/// Hard cuts whose change is spread (see [`OBJECT_SPREAD`]): 0.80 and more, all hard
+/// cuts 0.71 and more; an object leaving or entering a close-up: 0.39–0.69.
+const OBJECT_EXTENT: f32 = 0.75;
+
+/// Whether the change at frame `i` is an object near the lens leaving the picture or
+/// entering it (a bird flying up out of a close-up, an animal jumping in front of the
+/// camera) rather than a cut: the change is spread over the frames next to it (the
+/// object moves across two or three frames, see [`OBJECT_SPREAD`]) and, from the two
+/// frames before that to the two after, only part of the picture changes (the object's
+/// place; the rest is the same scene, see [`OBJECT_EXTENT`]). A cut changes the whole
+/// picture from one frame to the next. Frames flagged in `rep` repeat the one before
+/// them and are passed over.
+fn object_passing(emb: &Embeddings, d: &[f32], i: usize, rep: &[bool]) -> bool {
+    let n = d.len();
+    let changed = |j: &usize| !rep.get(*j).copied().unwrap_or(false);
+    let (Some(prev), Some(next)) = (
+        (1..i).rev().take(REPEAT_SCAN).find(changed),
+        (i + 1..n).take(REPEAT_SCAN).find(changed),
+    ) else {
+        return false;
+    };
+    if d[prev].max(d[next]) < OBJECT_SPREAD * d[i] || prev < 2 || next + 1 >= n {
+        return false;
+    }
+    let mean = |a: usize, b: usize| -> Vec<f32> {
+        emb.row(a)
+            .iter()
+            .zip(emb.row(b))
+            .map(|(x, y)| 0.5 * (x + y))
+            .collect()
+    };
+    change_extent(&mean(prev - 2, prev - 1), &mean(next, next + 1)) < OBJECT_EXTENT
 }
 
 /// A motion that moves no corner of the frame by more than this share of its width is
