@@ -126,6 +126,14 @@ HALVES = {
         "issue-134-rotate.mp4": {"noautorotate": True},
         "goldeneye-vfr-drop3.mp4": {},
     }},
+    # A development set for the close-up kind (issue #18's sixth round): A's footage, its
+    # own seed, ten close-up clips (build with `--kinds close-up`). Rules for that kind
+    # are chosen on it, D's and the format bench's real cases, never on F.
+    "G": {"seed": 2207, "closeup": 10, "sources": {
+        "bikes.mp4": {},
+        "issue-134-rotate.mp4": {"noautorotate": True},
+        "issue-236-split-copy.mkv": {},
+    }},
 }
 KINDS = ["occlusion", "flash", "strobe", "whip", "zoom", "blur", "compress", "anamorphic"]
 
@@ -706,7 +714,7 @@ def encode(frames, path, fps, rng, kind):
     return size, sar, len(arr)
 
 
-def build_half(half, videos, gt, out, small):
+def build_half(half, videos, gt, out, small, kinds=None):
     cfg = HALVES[half]
     rng = np.random.default_rng(cfg["seed"])
     shots = real_shots(videos, gt, cfg["sources"])
@@ -720,7 +728,9 @@ def build_half(half, videos, gt, out, small):
     jobs += [("cut-after-dissolve", i) for i in range(1 if small else 3)]
     jobs += [("adjacent-gradual", i) for i in range(min(cfg.get("adjacent", 0), 1 if small else 3))]
     jobs += [("crash-zoom", i) for i in range(min(cfg.get("crash", 0), 1 if small else 3))]
-    jobs += [("close-up", i) for i in range(min(cfg.get("closeup", 0), 1 if small else 3))]
+    jobs += [("close-up", i) for i in range(min(cfg.get("closeup", 0), 1 if small else 99))]
+    if kinds:
+        jobs = [j for j in jobs if j[0] in kinds]
     entries = {}
     for kind, i in jobs:
         fps = int(rng.choice([24, 25, 30]))
@@ -753,6 +763,9 @@ def main():
     ap.add_argument("--out", default=str(ROOT / "out" / "shot_corpus"))
     ap.add_argument("--halves", nargs="+", default=["A", "B"], choices=list(HALVES))
     ap.add_argument("--small", action="store_true", help="one clip per kind")
+    ap.add_argument("--kinds", nargs="+", default=None,
+                    help="build only these kinds (a quick development set; the random "
+                         "draws then differ from the full half's)")
     a = ap.parse_args()
     shared = Path(os.environ.get("REELSMITH_SHARED", str(ROOT.parent / "shared")))
     videos = shared / "videos"
@@ -762,7 +775,7 @@ def main():
     gt = json.load(open(videos / "ground_truth.json"))["videos"]
     out = Path(a.out)
     for half in a.halves:
-        build_half(half, videos, gt, out, a.small)
+        build_half(half, videos, gt, out, a.small, a.kinds)
     print(f"corpus written to {out}", file=sys.stderr)
 
 
