@@ -14,7 +14,7 @@ cuts of its ground_truth.json), so the ground truth is exact by construction:
   crash-zoom 2.2-3.3x zooms in 3-8 frames, in or out (halves E and F)
   close-up   a sharp, textured close-up object (a blown-up part of the same shot) covering
              35-75 % of the frame that leaves it, or enters and stays, in 2-5 frames
-             (half F only)
+             (halves F and G)
   blur       camera shake with directional motion blur
   compress   heavy compression (x264 at 40-80 kbit/s, short GOPs: blocking, keyframe pumping)
   anamorphic SD TV layouts with non-square pixels (528x576 SAR 16:11 = 4:3, 720x480 SAR
