@@ -82,7 +82,10 @@
 //!   drifting across the sky, changes only a part of the picture;
 //! - it lasts: as for cuts, frames up to `confirm_window` before `a` and after `b` still
 //!   differ by `confirm_ratio · D`, and not by lighting alone (see 4 above; a fade is
-//!   told from a lamp by the flat black or white frame it reaches); with a model, the 3 frames before the reported span
+//!   told from a lamp by the flat black or white frame it reaches); both looks stay
+//!   within the shots next to the window, not past a hard cut (the shot beyond a cut may
+//!   look like the picture the window blends to, as when a dissolve returns to the scene
+//!   of the shot before the cut); with a model, the 3 frames before the reported span
 //!   and the 3 after it must not be the same scene (cosine similarity below
 //!   `semantic_same`);
 //! - `score = (D − context) · (1 − residual) ≥ gradual_min_score`.
@@ -904,6 +907,37 @@ mod tests {
         let det = detect_shots(&emb(&rows), &o);
         assert_eq!(det.transitions.len(), 1, "{det:?}");
         assert!((40..=41).contains(&det.transitions[0].frame), "{det:?}");
+    }
+
+    #[test]
+    fn a_dissolve_back_to_the_scene_before_a_cut_is_found() {
+        // Scene 1 until a cut at 60 to scene 2, which holds 10 frames and dissolves back
+        // to scene 1 (the camera moved a little) over frames 70..=77. The dissolve's
+        // confirmation must not look past the cut: the frames before it show the scene the
+        // dissolve returns to, and would make it look like a disturbance that comes back.
+        let back = |i: usize| picture(1, 0.2, i);
+        let rows: Vec<Vec<f32>> = (0..150)
+            .map(|i| match i {
+                ..60 => picture(1, 0.0, i),
+                60..70 => picture(2, 0.0, i),
+                70..78 => {
+                    let t = (i - 69) as f32 / 9.0;
+                    picture(2, 0.0, i)
+                        .iter()
+                        .zip(back(i))
+                        .map(|(x, y)| x * (1.0 - t) + y * t)
+                        .collect()
+                }
+                _ => back(i),
+            })
+            .collect();
+        let det = detect_shots(&emb(&rows), &ShotOptions::for_fps(25.0));
+        let found: Vec<(usize, TransitionKind)> =
+            det.transitions.iter().map(|t| (t.frame, t.kind)).collect();
+        assert_eq!(found.len(), 2, "{det:?}");
+        assert_eq!(found[0], (60, TransitionKind::Cut), "{det:?}");
+        assert_eq!(found[1].1, TransitionKind::Gradual, "{det:?}");
+        assert!((70..=78).contains(&found[1].0), "{det:?}");
     }
 
     #[test]

@@ -32,6 +32,7 @@ pub(super) fn gradual(
     // Flat frames (black, white): a fade ends on one, and what follows it (a fade-in, a
     // cut) is another event, not a continuing change (see the context test below).
     let flat: Vec<bool> = (0..n).map(|i| cuts::is_flat(emb.row(i))).collect();
+    let shots = ShotBounds::new(n, cuts);
     let triangle = matches!(o.metric, Metric::L1 | Metric::Euclidean);
     let argmax = ArgMax::new(d);
     let mut strides = Vec::new();
@@ -88,7 +89,7 @@ pub(super) fn gradual(
             if o.gradual_extent > 0.0 && change_extent(emb.row(a), emb.row(b)) < o.gradual_extent {
                 continue;
             }
-            if lasts(emb, dist, a, b, n, dab, o) {
+            if lasts(emb, dist, a, b, &shots, dab, o) {
                 cand.push((score, a, b));
             }
         }
@@ -277,27 +278,72 @@ fn blend_residual(emb: &Embeddings, a: usize, b: usize, dab: f32, metric: Metric
     }
 }
 
+/// The shot holding each frame, as cut by the hard cuts found: the confirmation of a
+/// gradual window looks only at the shots next to it. Frames past a cut show another
+/// shot, which may look like the picture the window blends to (a cut away and a
+/// dissolve back to the same scene, two shots of one place) and would make the window
+/// look like a disturbance that comes back.
+struct ShotBounds {
+    /// First frame of the shot holding each frame (the last cut at or before it).
+    first: Vec<usize>,
+    /// Last frame of the shot holding each frame (the frame before the next cut after
+    /// it).
+    last: Vec<usize>,
+}
+
+impl ShotBounds {
+    /// Shots of `n` frames cut at `cuts` (first frames of new shots).
+    fn new(n: usize, cuts: &[usize]) -> Self {
+        let mut is_cut = vec![false; n];
+        for &c in cuts.iter().filter(|&&c| c < n) {
+            is_cut[c] = true;
+        }
+        let mut first = vec![0; n];
+        let mut start = 0;
+        for (i, f) in first.iter_mut().enumerate() {
+            if is_cut[i] {
+                start = i;
+            }
+            *f = start;
+        }
+        let mut last = vec![0; n];
+        let mut end = n.saturating_sub(1);
+        for i in (0..n).rev() {
+            last[i] = end;
+            if is_cut[i] && i > 0 {
+                end = i - 1;
+            }
+        }
+        Self { first, last }
+    }
+}
+
 /// Confirmation of a gradual window `[a, b]`: frames up to `confirm_window` before `a` and
-/// after `b` must still differ by `confirm_ratio` of the window's change (a passing shadow,
-/// a slow flash or an occluder comes back; a dissolve does not), and by more than
-/// lighting (a lamp dimmed is not a fade; a fade reaches a flat black or white frame
-/// within `confirm_window`).
+/// after `b`, within the shots next to the window (see [`ShotBounds`]), must still differ
+/// by `confirm_ratio` of the window's change (a passing shadow, a slow flash or an
+/// occluder comes back; a dissolve does not), and by more than lighting (a lamp dimmed is
+/// not a fade; a fade reaches a flat black or white frame within `confirm_window`).
 fn lasts(
     emb: &Embeddings,
     dist: &dyn Fn(usize, usize) -> f32,
     a: usize,
     b: usize,
-    n: usize,
+    shots: &ShotBounds,
     dab: f32,
     o: &ShotOptions,
 ) -> bool {
     if o.confirm_ratio <= 0.0 {
         return true;
     }
+    let n = emb.len();
     let l = o.confirm_window;
     let need = o.cut_min.max(o.confirm_ratio * dab);
-    for p in a.saturating_sub(l)..=a {
-        for q in b..(b + l + 1).min(n) {
+    let (first, last) = (
+        a.saturating_sub(l).max(shots.first[a]),
+        (b + l).min(shots.last[b]),
+    );
+    for p in first..=a {
+        for q in b..=last {
             if dist(p, q) < need {
                 return false;
             }
@@ -312,12 +358,7 @@ fn lasts(
     if around.clone().any(|f| cuts::is_flat(emb.row(f))) {
         return true;
     }
-    !cuts::relit(
-        emb,
-        a.saturating_sub(l)..a + 1,
-        b..(b + l + 1).min(n),
-        o.relight_max,
-    )
+    !cuts::relit(emb, first..a + 1, b..last + 1, o.relight_max)
 }
 
 /// Whether a cut at frame `c` (first frame of the new picture) near the gradual span
