@@ -267,6 +267,17 @@ class Shot:
 
 # ----------------------------------------------------------------------------- disturbances
 
+def width_covering(peak, cy, ry, soft):
+    """Half-width of an ellipse (half-height `ry`, centred at (W/2, cy), edge softness
+    `soft` of its half-width) whose mask covers `peak` of the frame (bisection)."""
+    lo, hi = 5.0, 3.0 * W
+    for _ in range(30):
+        rx = (lo + hi) / 2
+        cov = ellipse_mask(W / 2, cy, rx, ry, soft * rx).mean()
+        lo, hi = (rx, hi) if cov < peak else (lo, rx)
+    return rx
+
+
 def add_occluder(frames, at, rng):
     """A near-lens shape sweeping across frames[at:at+D]; returns metadata."""
     D = int(rng.integers(2, 11))
@@ -275,12 +286,7 @@ def add_occluder(frames, at, rng):
     cy = float(rng.uniform(0.2, 0.8)) * H
     style = rng.choice(["dark", "colour", "defocus"])
     colour = rng.uniform(5, 45, 3) if style == "dark" else rng.uniform(30, 200, 3)
-    # Width whose mask covers `peak` of the frame when centred (bisection).
-    lo, hi = 5.0, 3.0 * W
-    for _ in range(30):
-        rx = (lo + hi) / 2
-        cov = ellipse_mask(W / 2, cy, rx, ry, 0.15 * rx).mean()
-        lo, hi = (rx, hi) if cov < peak else (lo, rx)
+    rx = width_covering(peak, cy, ry, 0.15)
     direction = 1 if rng.random() < 0.5 else -1
     step = (W + 2 * rx) / (D + 1)
     drift = float(rng.uniform(-0.3, 0.3)) * H / max(D, 1)
@@ -316,11 +322,7 @@ def add_closeup(frames, shot, rng):
     peak = float(rng.uniform(0.35, 0.75))
     ry = float(rng.uniform(0.7, 1.3)) * H
     cy = float(rng.uniform(0.3, 0.7)) * H
-    lo, hi = 5.0, 3.0 * W
-    for _ in range(30):
-        rx = (lo + hi) / 2
-        cov = ellipse_mask(W / 2, cy, rx, ry, 0.05 * rx).mean()
-        lo, hi = (rx, hi) if cov < peak else (lo, rx)
+    rx = width_covering(peak, cy, ry, 0.05)
     side = 1 if rng.random() < 0.5 else -1
     home = W / 2 + side * float(rng.uniform(0.0, 0.25)) * W
     out_x = W / 2 + side * (W / 2 + rx + 20)
