@@ -206,6 +206,18 @@ pub(super) fn repeated(d: &[f32], floor: f32) -> Vec<bool> {
     rep
 }
 
+/// The nearest frame changes before and after the change at frame `i` (of `n`) that are
+/// not repeats (frames flagged in `rep`, see [`repeated`]), looked for up to
+/// [`REPEAT_SCAN`] frames away: `i − 1` and `i + 1` where nothing repeats. Frame 0 has no
+/// change before it.
+fn changes_around(i: usize, n: usize, rep: &[bool]) -> (Option<usize>, Option<usize>) {
+    let changed = |j: &usize| !rep.get(*j).copied().unwrap_or(false);
+    (
+        (1..i).rev().take(REPEAT_SCAN).find(changed),
+        (i + 1..n).take(REPEAT_SCAN).find(changed),
+    )
+}
+
 /// A cut candidate whose neighbouring frame change (the larger of the nearest ones before
 /// and after it that are not repeats) reaches this share of its own change is spread over
 /// several frames: something moved across them (see [`object_passing`]). Hard cuts in the
@@ -229,11 +241,7 @@ const OBJECT_EXTENT: f32 = 0.75;
 /// them and are passed over.
 fn object_passing(emb: &Embeddings, d: &[f32], i: usize, rep: &[bool]) -> bool {
     let n = d.len();
-    let changed = |j: &usize| !rep.get(*j).copied().unwrap_or(false);
-    let (Some(prev), Some(next)) = (
-        (1..i).rev().take(REPEAT_SCAN).find(changed),
-        (i + 1..n).take(REPEAT_SCAN).find(changed),
-    ) else {
+    let (Some(prev), Some(next)) = changes_around(i, n, rep) else {
         return false;
     };
     if d[prev].max(d[next]) < OBJECT_SPREAD * d[i] || prev < 2 || next + 1 >= n {
@@ -318,9 +326,7 @@ fn cut_is_camera_motion(luma: &LumaFrames, i: usize, max: f32, rep: &[bool]) -> 
     if shift <= STILL_SHIFT * w as f32 {
         return true;
     }
-    let changed = |j: &usize| !rep.get(*j).copied().unwrap_or(false);
-    let before = (1..i).rev().take(REPEAT_SCAN).find(changed);
-    let after = (i + 1..luma.len()).take(REPEAT_SCAN).find(changed);
+    let (before, after) = changes_around(i, luma.len(), rep);
     [before, after]
         .into_iter()
         .flatten()
@@ -779,9 +785,9 @@ mod tests {
             })
             .collect();
         assert!(repeated(&d, floor).iter().all(|&r| !r));
-        // A strobe: lit frames among dark ones every third frame in a moving shot; the
-        // dark frames change a little, and alone among many large changes they are not
-        // enough of the video's changes to be taken for a cadence.
+        // A strobe: lit frames among dark ones every third frame in a moving shot. The
+        // dark frames barely change and keep each other company, but over the whole video
+        // they are too few of its changes to be taken for a cadence.
         let d: Vec<f32> = (0..300)
             .map(|k| match k {
                 0 => 0.0,
