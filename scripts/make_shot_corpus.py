@@ -41,6 +41,7 @@ the adjacent-gradual and crash-zoom kinds, three `close-up` clips, and frame rep
 about a third of its clips (any kind) are converted to a higher frame rate by repeating
 frames (24->30 as pulldown without fields, 25->50, 30->60, 24->60, 25->60), the ground
 truth moved with them.
+H (`--halves H`) is a sixth held-out half built like F from other footage and seed.
 
 Output: OUT/<half>/*.mp4 (H.264, 640x360 unless anamorphic, 24/25/30 fps) and
 OUT/<half>/ground_truth.json in the layout of the shared one (0-based frame of the first
@@ -124,6 +125,17 @@ HALVES = {
         "bikes.mp4": {},
         "bigbuckbunny.mp4": {},
         "issue-134-rotate.mp4": {"noautorotate": True},
+        "goldeneye-vfr-drop3.mp4": {},
+    }},
+    # A sixth held-out half (issue #18's seventh round): footage mixed differently again
+    # (the split copy, Big Buck Bunny's two clips, Chaplin and GoldenEye's VFR clip), its
+    # own seed, every kind F holds and frame repetition. Built once before any detector
+    # change of that round and scored once, after.
+    "H": {"seed": 3331, "adjacent": 3, "crash": 2, "closeup": 3, "repeat": 0.35, "sources": {
+        "issue-236-split-copy.mkv": {},
+        "big_buck_bunny_0_30.webm": {},
+        "bigbuckbunny.mp4": {},
+        "chaplin.mp4": {},
         "goldeneye-vfr-drop3.mp4": {},
     }},
     # A development set for the close-up kind (issue #18's sixth round): A's footage, its
