@@ -705,7 +705,9 @@ def repeat_frames(frames, meta, fps, rng):
 
 def encode(frames, path, fps, rng, kind):
     """Encodes float frames to H.264; returns (stored w, h, sar) and the frame count."""
-    arr = np.clip(np.round(np.stack(frames)), 0, 255).astype(np.uint8)
+    # Frame by frame: a long spliced set repeated to 60 fps would take tens of GB as one
+    # float array.
+    arr = np.stack([np.clip(np.round(f), 0, 255).astype(np.uint8) for f in frames])
     vf, enc = [], ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p"]
     size, sar = (W, H), "1:1"
     if kind == "compress":

@@ -45,10 +45,11 @@
 //! 6. **Camera motion** (only with luma frames, see [`detect_shots_with_motion`]): the
 //!    global translation and zoom between the candidate's two frames is estimated
 //!    ([`crate::motion`]); when it explains the change (normalised residual at most
-//!    `motion_max`) and either the framing did not move (a re-blurred or re-compressed
-//!    picture) or a neighbouring pair of frames moves at least 0.4 as far (a camera
-//!    accelerates and slows down; a cut-in or a jump cut jumps between still frames), it
-//!    is a whip pan, a zoom or shake, not a cut.
+//!    `motion_max`) and either the framing moved by at most a tenth of the width (a
+//!    re-blurred or re-compressed picture, a bump, a keyframe of a starved encoder
+//!    snapping the picture back into place) or a neighbouring pair of frames moves at
+//!    least 0.4 as far (a camera accelerates and slows down; a cut-in or a jump cut
+//!    jumps between still frames), it is a whip pan, a zoom or shake, not a cut.
 //! 7. **An object passing near the lens**: when the change is spread over its neighbours
 //!    (the larger neighbouring change at least 0.4 of it: something moved in or out over
 //!    two or three frames) and only part of the picture differs from the two frames before
