@@ -249,20 +249,52 @@ impl Plane {
         out
     }
 
-    /// Bilinear sample at `(x, y)`; `None` outside the frame.
-    fn sample(&self, x: f32, y: f32) -> Option<f32> {
-        let (wm, hm) = ((self.w - 1) as f32, (self.h - 1) as f32);
-        if !(x >= -1e-4 && y >= -1e-4 && x <= wm + 1e-4 && y <= hm + 1e-4) {
+    /// The bilinear value between the pixels of taps `x` (a column) and `y` (a row).
+    fn bilinear(&self, x: Tap, y: Tap) -> f32 {
+        let top = self.at(x.i0, y.i0) * (1.0 - x.f) + self.at(x.i1, y.i0) * x.f;
+        let bottom = self.at(x.i0, y.i1) * (1.0 - x.f) + self.at(x.i1, y.i1) * x.f;
+        top * (1.0 - y.f) + bottom * y.f
+    }
+}
+
+/// Where a coordinate falls along one side of a plane (`len` pixels): the two pixels it
+/// lies between and its fraction past the first. Bilinear sampling is separable, so a
+/// whole row of samples shares its row taps and a whole column its column taps.
+#[derive(Debug, Clone, Copy)]
+struct Tap {
+    i0: usize,
+    i1: usize,
+    f: f32,
+}
+
+impl Tap {
+    /// `None` outside the side (beyond a hair's breadth), or for a non-finite coordinate.
+    fn new(c: f32, len: usize) -> Option<Tap> {
+        let m = (len - 1) as f32;
+        if !(c >= -1e-4 && c <= m + 1e-4) {
             return None;
         }
-        let (x, y) = (x.clamp(0.0, wm), y.clamp(0.0, hm));
-        let (x0, y0) = (x.floor() as usize, y.floor() as usize);
-        let (x1, y1) = ((x0 + 1).min(self.w - 1), (y0 + 1).min(self.h - 1));
-        let (fx, fy) = (x - x0 as f32, y - y0 as f32);
-        let top = self.at(x0, y0) * (1.0 - fx) + self.at(x1, y0) * fx;
-        let bottom = self.at(x0, y1) * (1.0 - fx) + self.at(x1, y1) * fx;
-        Some(top * (1.0 - fy) + bottom * fy)
+        let c = c.clamp(0.0, m);
+        let i0 = c.floor() as usize;
+        Some(Tap {
+            i0,
+            i1: (i0 + 1).min(len - 1),
+            f: c - i0 as f32,
+        })
     }
+}
+
+/// The taps of `len` output coordinates `at(0), at(1), …` on a side of `side` pixels, and
+/// the range of outputs that fall inside it (`at` increasing: the inside is one run).
+fn taps(
+    len: usize,
+    side: usize,
+    at: impl Fn(usize) -> f32,
+) -> (Vec<Option<Tap>>, std::ops::Range<usize>) {
+    let t: Vec<Option<Tap>> = (0..len).map(|k| Tap::new(at(k), side)).collect();
+    let lo = t.iter().position(Option::is_some).unwrap_or(len);
+    let hi = t.iter().rposition(Option::is_some).map_or(lo, |k| k + 1);
+    (t, lo..hi)
 }
 
 /// The global motion found between two frames.
@@ -316,22 +348,36 @@ fn normalised_residual(pairs: &[(f32, f32)], total: usize) -> Option<(f32, f32)>
         return None;
     }
     let n = pairs.len() as f32;
-    let (sp, sq) = pairs
-        .iter()
-        .fold((0f32, 0f32), |(a, b), &(p, q)| (a + p, b + q));
+    let sp = lane_sum(pairs, |p, _| p);
+    let sq = lane_sum(pairs, |_, q| q);
     let (mp, mq) = (sp / n, sq / n);
-    let (dp, dq) = pairs.iter().fold((0f32, 0f32), |(a, b), &(p, q)| {
-        (a + (p - mp).abs(), b + (q - mq).abs())
-    });
+    let dp = lane_sum(pairs, |p, _| (p - mp).abs());
+    let dq = lane_sum(pairs, |_, q| (q - mq).abs());
     let (gp, gq) = (
         1.0 / (dp / n + CONTRAST_FLOOR),
         1.0 / (dq / n + CONTRAST_FLOOR),
     );
-    let r: f32 = pairs
-        .iter()
-        .map(|&(p, q)| ((p - mp) * gp - (q - mq) * gq).abs())
-        .sum();
+    let r = lane_sum(pairs, |p, q| ((p - mp) * gp - (q - mq) * gq).abs());
     Some((r / n, overlap))
+}
+
+/// `Σ f(p, q)` over the pairs, in 8 running sums (one per lane, which the compiler keeps
+/// in a vector register) added up at the end: the motion search sums over thousands of
+/// pairs per candidate transform.
+#[inline]
+fn lane_sum(pairs: &[(f32, f32)], f: impl Fn(f32, f32) -> f32) -> f32 {
+    const LANES: usize = 8;
+    let mut acc = [0f32; LANES];
+    let chunks = pairs.chunks_exact(LANES);
+    let tail: f32 = chunks.remainder().iter().map(|&(p, q)| f(p, q)).sum();
+    for c in chunks {
+        for k in 0..LANES {
+            acc[k] += f(c[k].0, c[k].1);
+        }
+    }
+    let (l, r) = acc.split_at(LANES / 2);
+    let half: [f32; LANES / 2] = std::array::from_fn(|k| l[k] + r[k]);
+    (half[0] + half[2]) + (half[1] + half[3]) + tail
 }
 
 /// Residual of `b` predicted from `a` by `t`, bilinear.
@@ -343,13 +389,16 @@ fn residual_at(
 ) -> Option<(f32, f32)> {
     let (cx, cy) = ((b.w as f32 - 1.0) / 2.0, (b.h as f32 - 1.0) / 2.0);
     let (acx, acy) = ((a.w as f32 - 1.0) / 2.0, (a.h as f32 - 1.0) / 2.0);
+    // The same samples, in the same order, as `a.sample` at every pixel of `b` (the
+    // transform is separable: a column's taps depend on x alone, a row's on y alone).
+    let (xt, xs) = taps(b.w, a.w, |x| acx + (x as f32 - cx - t.tx) / t.s);
+    let (yt, ys) = taps(b.h, a.h, |y| acy + (y as f32 - cy - t.ty) / t.s);
     buf.clear();
-    for y in 0..b.h {
-        let sy = acy + (y as f32 - cy - t.ty) / t.s;
-        for x in 0..b.w {
-            let sx = acx + (x as f32 - cx - t.tx) / t.s;
-            if let Some(p) = a.sample(sx, sy) {
-                buf.push((p, b.at(x, y)));
+    for y in ys {
+        let Some(ty) = yt[y] else { continue };
+        for x in xs.clone() {
+            if let Some(tx) = xt[x] {
+                buf.push((a.bilinear(tx, ty), b.at(x, y)));
             }
         }
     }
@@ -371,30 +420,37 @@ fn coarse(a: &Plane, b: &Plane, max_scale: f32) -> Vec<(f32, Transform)> {
     let (px, py) = (w / 2, h / 2);
     let (cw, ch) = (w + 2 * px, h + 2 * py);
     let (cx, cy) = ((w as f32 - 1.0) / 2.0, (h as f32 - 1.0) / 2.0);
-    let mut canvas: Vec<Option<f32>> = vec![None; cw * ch];
+    let mut canvas: Vec<f32> = vec![0.0; cw * ch];
     let mut best: Vec<(f32, Transform)> = Vec::new();
     let mut pairs = Vec::with_capacity(w * h);
     for s in scales(max_scale) {
-        // canvas(u, v) = a scaled by s about the centre, at b's pixel (u − px, v − py).
-        for v in 0..ch {
-            let sy = cy + (v as f32 - py as f32 - cy) / s;
-            for u in 0..cw {
-                let sx = cx + (u as f32 - px as f32 - cx) / s;
-                canvas[v * cw + u] = a.sample(sx, sy);
+        // canvas(u, v) = a scaled by s about the centre, at b's pixel (u − px, v − py),
+        // defined for u in `us` and v in `vs` (a's picture; outside it, nothing).
+        let (ut, us) = taps(cw, a.w, |u| cx + (u as f32 - px as f32 - cx) / s);
+        let (vt, vs) = taps(ch, a.h, |v| cy + (v as f32 - py as f32 - cy) / s);
+        for v in vs.clone() {
+            for u in us.clone() {
+                if let (Some(tu), Some(tv)) = (ut[u], vt[v]) {
+                    canvas[v * cw + u] = a.bilinear(tu, tv);
+                }
             }
         }
         for ty in -(py as isize)..=py as isize {
             for tx in -(px as isize)..=px as isize {
-                // b(x, y) ≈ canvas at (x − tx + px, y − ty + py).
+                // b(x, y) ≈ canvas at (x − tx + px, y − ty + py): the pixels of b whose
+                // canvas point lies in a's picture, row by row.
+                let (ox, oy) = (px as isize - tx, py as isize - ty);
+                let x0 = (us.start as isize - ox).max(0) as usize;
+                let x1 = (us.end as isize - ox).clamp(0, w as isize) as usize;
+                let y0 = (vs.start as isize - oy).max(0) as usize;
+                let y1 = (vs.end as isize - oy).clamp(0, h as isize) as usize;
                 pairs.clear();
-                for y in 0..h {
-                    let v = (y as isize - ty + py as isize) as usize;
+                for y in y0..y1.max(y0) {
+                    let v = (y as isize + oy) as usize;
                     let row = &canvas[v * cw..(v + 1) * cw];
-                    for x in 0..w {
-                        let u = (x as isize - tx + px as isize) as usize;
-                        if let Some(p) = row[u] {
-                            pairs.push((p, b.at(x, y)));
-                        }
+                    for x in x0..x1.max(x0) {
+                        let u = (x as isize + ox) as usize;
+                        pairs.push((row[u], b.at(x, y)));
                     }
                 }
                 if let Some((r, _)) = normalised_residual(&pairs, w * h) {

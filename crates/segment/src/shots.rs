@@ -139,6 +139,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::distance::Metric;
 use crate::motion::LumaFrames;
+use rayon::prelude::*;
 use reelsmith_core::Embeddings;
 
 /// Options of [`detect_shots`], durations in frames. Build them with
@@ -413,18 +414,24 @@ fn detect(
         let cut_frames: Vec<usize> = cuts.iter().map(|c| c.0).collect();
         let mut grads = gradual::gradual(emb, &d, &dist, &cut_frames, opts);
         // A zoom or a pan spread over many frames: the span's ends are one picture moved.
+        // Each span's estimates are independent: they run side by side.
         if let Some(l) = luma.filter(|_| opts.motion_max > 0.0) {
-            grads.retain(|g| {
-                !g.span.is_some_and(|(lo, hi)| {
-                    cuts::span_is_camera_motion(
-                        l,
-                        lo.saturating_sub(1),
-                        (hi + 1).min(n - 1),
-                        opts.motion_max,
-                        GRADUAL_MAX_SCALE,
-                    )
+            let moved: Vec<bool> = grads
+                .par_iter()
+                .map(|g| {
+                    g.span.is_some_and(|(lo, hi)| {
+                        cuts::span_is_camera_motion(
+                            l,
+                            lo.saturating_sub(1),
+                            (hi + 1).min(n - 1),
+                            opts.motion_max,
+                            GRADUAL_MAX_SCALE,
+                        )
+                    })
                 })
-            });
+                .collect();
+            let mut moved = moved.into_iter();
+            grads.retain(|_| !moved.next().unwrap_or(false));
         }
         // Two blends back to back (A -> B -> C, B held a few frames) as two transitions.
         let mut grads = gradual::split_back_to_back(emb, grads, opts);

@@ -4,6 +4,7 @@
 use super::gradual::change_extent;
 use super::{FrameEmbeddings, ShotOptions};
 use crate::motion::{estimate_within, GlobalMotion, LumaFrames, MAX_SCALE};
+use rayon::prelude::*;
 use reelsmith_core::{cosine_similarity, Embeddings};
 
 /// Share of a candidate's frame change above which a neighbouring frame change counts as
@@ -47,7 +48,8 @@ pub(super) fn candidates(
     let w = o.cut_window.max(1);
     let floor = o.ratio_floor.max(f32::MIN_POSITIVE);
     let rep = repeated(d, floor);
-    let mut out = Vec::new();
+    // Frames that pass the tests before the motion test, with their flash-free strength.
+    let mut passed: Vec<(usize, f32)> = Vec::new();
     let mut nb: Vec<f32> = Vec::with_capacity(2 * w);
     for i in 1..n {
         if d[i] < o.cut_min {
@@ -115,16 +117,22 @@ pub(super) fn candidates(
         {
             continue;
         }
-        // Camera motion: the frame after the change is the one before it moved or zoomed.
-        if let Some(l) = luma.filter(|_| o.motion_max > 0.0) {
-            if cut_is_camera_motion(l, i, o.motion_max, &rep) {
-                continue;
-            }
-        }
-        // An object near the lens leaving the picture or entering it.
-        if object_passing(emb, d, i, &rep) {
-            continue;
-        }
+        passed.push((i, e));
+    }
+    // Camera motion (the frame after the change is the one before it moved or zoomed) and
+    // an object near the lens leaving the picture or entering it. The motion estimates
+    // are the costly part and independent of each other: they run side by side.
+    let kept: Vec<bool> = passed
+        .par_iter()
+        .map(|&(i, _)| {
+            let moved = luma
+                .filter(|_| o.motion_max > 0.0)
+                .is_some_and(|l| cut_is_camera_motion(l, i, o.motion_max, &rep));
+            !moved && !object_passing(emb, d, i, &rep)
+        })
+        .collect();
+    let mut out = Vec::new();
+    for (&(i, e), _) in passed.iter().zip(&kept).filter(|(_, &k)| k) {
         let t = o.cut_min.max(DISTURBED_SHARE * d[i]);
         let s = (i.saturating_sub(l).max(1)..i)
             .find(|&j| d[j] >= t)

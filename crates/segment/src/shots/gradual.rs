@@ -4,12 +4,13 @@
 use super::{cuts, FrameEmbeddings, ShotOptions, Transition, TransitionKind};
 use crate::distance::Metric;
 use crate::seams::ArgMax;
+use rayon::prelude::*;
 use reelsmith_core::Embeddings;
 
 pub(super) fn gradual(
     emb: &Embeddings,
     d: &[f32],
-    dist: &dyn Fn(usize, usize) -> f32,
+    dist: &(dyn Fn(usize, usize) -> f32 + Sync),
     cuts: &[usize],
     o: &ShotOptions,
 ) -> Vec<Transition> {
@@ -41,59 +42,68 @@ pub(super) fn gradual(
         strides.push(s);
         s = ((s as f64 * 1.5).round() as usize).max(s + 1);
     }
-    let mut cand: Vec<(f32, usize, usize)> = Vec::new();
-    for &s in &strides {
-        let cx = (s / 2).max(3);
-        for b in s..n {
-            let a = b - s;
-            if triangle && path(a, b) < o.gradual_min {
-                continue;
+    // Each stride's windows are tested independently, side by side; the candidates are
+    // gathered in stride order, as one pass over the strides would find them.
+    let per_stride: Vec<Vec<(f32, usize, usize)>> = strides
+        .par_iter()
+        .map(|&s| {
+            let mut cand: Vec<(f32, usize, usize)> = Vec::new();
+            let cx = (s / 2).max(3);
+            for b in s..n {
+                let a = b - s;
+                if triangle && path(a, b) < o.gradual_min {
+                    continue;
+                }
+                if cut_count[b + 1] - cut_count[a + 1] > 0 {
+                    continue;
+                }
+                let dab = dist(a, b);
+                if dab < o.gradual_min || !dab.is_finite() {
+                    continue;
+                }
+                if d[argmax.argmax(a + 1, b)] > o.gradual_spread * dab {
+                    continue;
+                }
+                // The change just outside the window; not looked for past a flat end (a fade
+                // out to black followed closely by a fade in is two transitions).
+                let before = if flat[a] {
+                    0.0
+                } else {
+                    dist(a.saturating_sub(cx), a)
+                };
+                let after = if flat[b] {
+                    0.0
+                } else {
+                    dist(b, (b + cx).min(n - 1))
+                };
+                let ctx = before.max(after);
+                if dab < o.gradual_contrast * ctx {
+                    continue;
+                }
+                let rho = blend_residual(emb, a, b, dab, o.metric);
+                if rho > o.gradual_linearity {
+                    continue;
+                }
+                if holds_midway(emb, dist, a, b, dab) {
+                    continue;
+                }
+                let score = (dab - ctx) * (1.0 - rho);
+                if score < o.gradual_min_score {
+                    continue;
+                }
+                if o.gradual_extent > 0.0
+                    && change_extent(emb.row(a), emb.row(b)) < o.gradual_extent
+                {
+                    continue;
+                }
+                if lasts(emb, dist, a, b, &shots, dab, o) {
+                    cand.push((score, a, b));
+                }
             }
-            if cut_count[b + 1] - cut_count[a + 1] > 0 {
-                continue;
-            }
-            let dab = dist(a, b);
-            if dab < o.gradual_min || !dab.is_finite() {
-                continue;
-            }
-            if d[argmax.argmax(a + 1, b)] > o.gradual_spread * dab {
-                continue;
-            }
-            // The change just outside the window; not looked for past a flat end (a fade
-            // out to black followed closely by a fade in is two transitions).
-            let before = if flat[a] {
-                0.0
-            } else {
-                dist(a.saturating_sub(cx), a)
-            };
-            let after = if flat[b] {
-                0.0
-            } else {
-                dist(b, (b + cx).min(n - 1))
-            };
-            let ctx = before.max(after);
-            if dab < o.gradual_contrast * ctx {
-                continue;
-            }
-            let rho = blend_residual(emb, a, b, dab, o.metric);
-            if rho > o.gradual_linearity {
-                continue;
-            }
-            if holds_midway(emb, dist, a, b, dab) {
-                continue;
-            }
-            let score = (dab - ctx) * (1.0 - rho);
-            if score < o.gradual_min_score {
-                continue;
-            }
-            if o.gradual_extent > 0.0 && change_extent(emb.row(a), emb.row(b)) < o.gradual_extent {
-                continue;
-            }
-            if lasts(emb, dist, a, b, &shots, dab, o) {
-                cand.push((score, a, b));
-            }
-        }
-    }
+            cand
+        })
+        .collect();
+    let mut cand: Vec<(f32, usize, usize)> = per_stride.into_iter().flatten().collect();
     cand.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
     let mut kept: Vec<(f32, usize, usize)> = Vec::new();
     for (score, a, b) in cand {
