@@ -330,8 +330,9 @@ fn motion(luma: &LumaFrames, i: usize, j: usize, max_scale: f32) -> Option<Globa
 /// Whether the change from frame `i − 1` to `i` is camera motion: explained by a global
 /// translation and zoom (residual at most `max`), and either a jolt (a move of at most
 /// [`JOLT_SHIFT`] of the width: the same framing re-blurred, re-compressed or bumped) or
-/// a move that the neighbouring change before or after it continues (see [`CONTINUITY`]; frames flagged in `rep` repeat the one before
-/// them and are passed over).
+/// a move that the neighbouring change before or after it continues (see
+/// [`CONTINUITY`]; frames flagged in `rep` repeat the one before them and are passed
+/// over).
 fn cut_is_camera_motion(luma: &LumaFrames, i: usize, max: f32, rep: &[bool]) -> bool {
     let (w, h) = (luma.width(), luma.height());
     let Some(m) = motion(luma, i - 1, i, MAX_SCALE) else {
