@@ -389,8 +389,8 @@ fn residual_at(
 ) -> Option<(f32, f32)> {
     let (cx, cy) = ((b.w as f32 - 1.0) / 2.0, (b.h as f32 - 1.0) / 2.0);
     let (acx, acy) = ((a.w as f32 - 1.0) / 2.0, (a.h as f32 - 1.0) / 2.0);
-    // The same samples, in the same order, as `a.sample` at every pixel of `b` (the
-    // transform is separable: a column's taps depend on x alone, a row's on y alone).
+    // `a` sampled at every pixel of `b` that the transform maps inside it, row by row
+    // (the transform is separable: a column's taps depend on x alone, a row's on y alone).
     let (xt, xs) = taps(b.w, a.w, |x| acx + (x as f32 - cx - t.tx) / t.s);
     let (yt, ys) = taps(b.h, a.h, |y| acy + (y as f32 - cy - t.ty) / t.s);
     buf.clear();
