@@ -44,9 +44,10 @@ impl Metric {
 
 /// `Σ f(a[i], b[i])` over the shorter length, in 8 running sums (one per lane, which the
 /// compiler keeps in a vector register) added up at the end: the shot detector computes
-/// hundreds of thousands of distances between rows of a few hundred values.
+/// hundreds of thousands of distances between rows of a few hundred values, and the
+/// motion search sums over thousands of pixel pairs per candidate transform.
 #[inline]
-fn lane_sum(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
+pub(crate) fn lane_sum(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
     const LANES: usize = 8;
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);

@@ -32,6 +32,8 @@
 //! Cost: well under a million pixel operations per pair at 64 × 36 (about a
 //! millisecond): meant for the few candidate frame pairs of a video, not every frame.
 
+use crate::distance::lane_sum;
+
 /// Least share of the frame the moved first frame must cover for a transform to count.
 pub const MIN_OVERLAP: f32 = 0.35;
 
@@ -340,53 +342,57 @@ struct Transform {
     ty: f32,
 }
 
-/// Normalised residual of the pairs `(predicted, actual)` (see the [module docs](self))
-/// and the share of the `total` pixels they cover; `None` when under [`MIN_OVERLAP`].
-fn normalised_residual(pairs: &[(f32, f32)], total: usize) -> Option<(f32, f32)> {
-    let overlap = pairs.len() as f32 / total as f32;
-    if pairs.is_empty() || overlap < MIN_OVERLAP {
+/// Pixel pairs of a comparison, predicted (`p`) and actual (`q`), held side by side so
+/// their sums run over plain slices (see [`lane_sum`]).
+#[derive(Debug, Default)]
+struct Pairs {
+    p: Vec<f32>,
+    q: Vec<f32>,
+}
+
+impl Pairs {
+    fn with_capacity(n: usize) -> Self {
+        Pairs {
+            p: Vec::with_capacity(n),
+            q: Vec::with_capacity(n),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.p.clear();
+        self.q.clear();
+    }
+
+    fn push(&mut self, p: f32, q: f32) {
+        self.p.push(p);
+        self.q.push(q);
+    }
+}
+
+/// Normalised residual of the pairs (see the [module docs](self)) and the share of the
+/// `total` pixels they cover; `None` when under [`MIN_OVERLAP`].
+fn normalised_residual(pairs: &Pairs, total: usize) -> Option<(f32, f32)> {
+    let (ps, qs) = (&pairs.p[..], &pairs.q[..]);
+    let overlap = ps.len() as f32 / total as f32;
+    if ps.is_empty() || overlap < MIN_OVERLAP {
         return None;
     }
-    let n = pairs.len() as f32;
-    let sp = lane_sum(pairs, |p, _| p);
-    let sq = lane_sum(pairs, |_, q| q);
+    let n = ps.len() as f32;
+    let sp = lane_sum(ps, ps, |p, _| p);
+    let sq = lane_sum(qs, qs, |q, _| q);
     let (mp, mq) = (sp / n, sq / n);
-    let dp = lane_sum(pairs, |p, _| (p - mp).abs());
-    let dq = lane_sum(pairs, |_, q| (q - mq).abs());
+    let dp = lane_sum(ps, ps, |p, _| (p - mp).abs());
+    let dq = lane_sum(qs, qs, |q, _| (q - mq).abs());
     let (gp, gq) = (
         1.0 / (dp / n + CONTRAST_FLOOR),
         1.0 / (dq / n + CONTRAST_FLOOR),
     );
-    let r = lane_sum(pairs, |p, q| ((p - mp) * gp - (q - mq) * gq).abs());
+    let r = lane_sum(ps, qs, |p, q| ((p - mp) * gp - (q - mq) * gq).abs());
     Some((r / n, overlap))
 }
 
-/// `Σ f(p, q)` over the pairs, in 8 running sums (one per lane, which the compiler keeps
-/// in a vector register) added up at the end: the motion search sums over thousands of
-/// pairs per candidate transform.
-#[inline]
-fn lane_sum(pairs: &[(f32, f32)], f: impl Fn(f32, f32) -> f32) -> f32 {
-    const LANES: usize = 8;
-    let mut acc = [0f32; LANES];
-    let chunks = pairs.chunks_exact(LANES);
-    let tail: f32 = chunks.remainder().iter().map(|&(p, q)| f(p, q)).sum();
-    for c in chunks {
-        for k in 0..LANES {
-            acc[k] += f(c[k].0, c[k].1);
-        }
-    }
-    let (l, r) = acc.split_at(LANES / 2);
-    let half: [f32; LANES / 2] = std::array::from_fn(|k| l[k] + r[k]);
-    (half[0] + half[2]) + (half[1] + half[3]) + tail
-}
-
 /// Residual of `b` predicted from `a` by `t`, bilinear.
-fn residual_at(
-    a: &Plane,
-    b: &Plane,
-    t: Transform,
-    buf: &mut Vec<(f32, f32)>,
-) -> Option<(f32, f32)> {
+fn residual_at(a: &Plane, b: &Plane, t: Transform, buf: &mut Pairs) -> Option<(f32, f32)> {
     let (cx, cy) = ((b.w as f32 - 1.0) / 2.0, (b.h as f32 - 1.0) / 2.0);
     let (acx, acy) = ((a.w as f32 - 1.0) / 2.0, (a.h as f32 - 1.0) / 2.0);
     // `a` sampled at every pixel of `b` that the transform maps inside it, row by row
@@ -398,7 +404,7 @@ fn residual_at(
         let Some(ty) = yt[y] else { continue };
         for x in xs.clone() {
             if let Some(tx) = xt[x] {
-                buf.push((a.bilinear(tx, ty), b.at(x, y)));
+                buf.push(a.bilinear(tx, ty), b.at(x, y));
             }
         }
     }
@@ -422,7 +428,7 @@ fn coarse(a: &Plane, b: &Plane, max_scale: f32) -> Vec<(f32, Transform)> {
     let (cx, cy) = ((w as f32 - 1.0) / 2.0, (h as f32 - 1.0) / 2.0);
     let mut canvas: Vec<f32> = vec![0.0; cw * ch];
     let mut best: Vec<(f32, Transform)> = Vec::new();
-    let mut pairs = Vec::with_capacity(w * h);
+    let mut pairs = Pairs::with_capacity(w * h);
     for s in scales(max_scale) {
         // canvas(u, v) = a scaled by s about the centre, at b's pixel (u − px, v − py),
         // defined for u in `us` and v in `vs` (a's picture; outside it, nothing).
@@ -450,7 +456,7 @@ fn coarse(a: &Plane, b: &Plane, max_scale: f32) -> Vec<(f32, Transform)> {
                     let row = &canvas[v * cw..(v + 1) * cw];
                     for x in x0..x1.max(x0) {
                         let u = (x as isize + ox) as usize;
-                        pairs.push((row[u], b.at(x, y)));
+                        pairs.push(row[u], b.at(x, y));
                     }
                 }
                 if let Some((r, _)) = normalised_residual(&pairs, w * h) {
@@ -480,7 +486,7 @@ fn refine(
     b: &Plane,
     start: Transform,
     (max_scale, mut step, rounds): (f32, f32, usize),
-    buf: &mut Vec<(f32, f32)>,
+    buf: &mut Pairs,
 ) -> Option<(f32, f32, Transform)> {
     let mut cur = start;
     let (mut best_r, mut best_o) = residual_at(a, b, cur, buf).unwrap_or((f32::INFINITY, 0.0));
@@ -582,7 +588,7 @@ pub fn estimate_within(a: &Plane, b: &Plane, max_scale: f32) -> Option<GlobalMot
     } else {
         coarse(&ah, &bh, max_scale)
     };
-    let mut buf = Vec::with_capacity(a.w * a.h);
+    let mut buf = Pairs::with_capacity(a.w * a.h);
     // Half size: each start refined, the best kept (half-size pixels).
     let mut start: Option<(f32, Transform)> = None;
     for &(_, t) in starts.iter().take(2) {
