@@ -126,6 +126,7 @@
 
 mod borders;
 mod cuts;
+mod exposure;
 mod gradual;
 mod settings;
 
@@ -388,6 +389,10 @@ fn detect(
     // dilute every change (see `borders`).
     let active = borders::active_picture(emb);
     let emb = active.as_ref().unwrap_or(emb);
+    // Dark footage scaled up to ordinary exposure, so that the absolute floors see its
+    // changes (see `exposure`).
+    let exposed = exposure::normalised(emb, opts.metric);
+    let emb = exposed.as_ref().unwrap_or(emb);
     let dist = |i: usize, j: usize| opts.metric.distance(emb.row(i), emb.row(j));
     let d: Vec<f32> = std::iter::once(0.0)
         .chain((1..n).map(|i| dist(i - 1, i)))
@@ -736,6 +741,9 @@ mod tests {
         let pic = |k: u32, i: usize| -> Vec<f32> {
             match k {
                 0 => vec![0.0; 48],
+                // A dark picture (a night scene): pictures 21, 22... are 1, 2... at a
+                // twelfth of the brightness.
+                21.. => picture(k - 20, 0.0, i).iter().map(|v| v / 12.0).collect(),
                 // A dim picture (night, a dark room): pictures 11, 12... are 1, 2... at a
                 // third of the brightness.
                 11.. => picture(k - 10, 0.0, i).iter().map(|v| v / 3.0).collect(),
@@ -783,6 +791,53 @@ mod tests {
             assert!(s[0].0 >= 46 && s[0].1 <= 57, "{black}: {det:?}");
             assert!(s[1].0 >= 54 && s[1].1 <= 74, "{black}: {det:?}");
         }
+    }
+
+    #[test]
+    fn a_cut_between_two_dark_shots_is_found() {
+        // Two night shots (a twelfth of the brightness), cut at 80: the cut changes the
+        // grid by less than `cut_min`, as a camera move does in ordinary footage.
+        let rows: Vec<Vec<f32>> = (0..160)
+            .map(|i| {
+                let k = if i < 80 { 1 } else { 4 };
+                picture(k, 0.0, i).iter().map(|v| v / 12.0).collect()
+            })
+            .collect();
+        let o = ShotOptions::for_fps(25.0);
+        let e = emb(&rows);
+        let change = o.metric.distance(e.row(79), e.row(80));
+        assert!(change > 0.0 && change < o.cut_min, "{change}");
+        assert!(exposure::gain(&e, o.metric) > 1.0);
+        let det = detect_shots(&e, &o);
+        let found: Vec<(usize, TransitionKind)> =
+            det.transitions.iter().map(|t| (t.frame, t.kind)).collect();
+        assert_eq!(found, vec![(80, TransitionKind::Cut)], "{det:?}");
+        // The same shots at ordinary exposure are left as they are.
+        let bright: Vec<Vec<f32>> = rows
+            .iter()
+            .map(|r| r.iter().map(|v| v * 12.0).collect())
+            .collect();
+        assert_eq!(exposure::gain(&emb(&bright), o.metric), 1.0);
+    }
+
+    #[test]
+    fn a_dark_shot_fading_to_black_in_a_bright_video_is_found() {
+        // Bright picture 3, a cut at 100 to a dark picture (a night shot), which fades to
+        // black over 150..=159; black to 189, then a cut to bright picture 2. The video
+        // is not dark (no gain), and the fade changes the picture less than
+        // `gradual_min`: the black frame it ends on makes it a fade.
+        let rows = blends(300, &[(100, 0, 3, 21), (150, 10, 21, 0), (190, 0, 0, 2)]);
+        let o = ShotOptions::for_fps(25.0);
+        let e = emb(&rows);
+        assert_eq!(exposure::gain(&e, o.metric), 1.0);
+        let change = o.metric.distance(e.row(140), e.row(170));
+        assert!(change > 0.0 && change < o.gradual_min, "{change}");
+        let det = detect_shots(&e, &o);
+        let cuts = frames_of(&det, TransitionKind::Cut);
+        assert_eq!(cuts, vec![100, 190], "{det:?}");
+        let s = spans(&det);
+        assert_eq!(s.len(), 1, "{det:?}");
+        assert!(s[0].0 >= 146 && s[0].1 <= 163, "{det:?}");
     }
 
     #[test]

@@ -51,14 +51,21 @@ pub(super) fn gradual(
             let cx = (s / 2).max(3);
             for b in s..n {
                 let a = b - s;
-                if triangle && path(a, b) < o.gradual_min {
+                // A window that starts or ends on a flat frame is a fade: it needs only
+                // FADE_SHARE of the change and score of a dissolve (see `FADE_SHARE`).
+                let (least, least_score) = if flat[a] || flat[b] {
+                    (o.gradual_min * FADE_SHARE, o.gradual_min_score * FADE_SHARE)
+                } else {
+                    (o.gradual_min, o.gradual_min_score)
+                };
+                if triangle && path(a, b) < least {
                     continue;
                 }
                 if cut_count[b + 1] - cut_count[a + 1] > 0 {
                     continue;
                 }
                 let dab = dist(a, b);
-                if dab < o.gradual_min || !dab.is_finite() {
+                if dab < least || !dab.is_finite() {
                     continue;
                 }
                 if d[argmax.argmax(a + 1, b)] > o.gradual_spread * dab {
@@ -88,7 +95,7 @@ pub(super) fn gradual(
                     continue;
                 }
                 let score = (dab - ctx) * (1.0 - rho);
-                if score < o.gradual_min_score {
+                if score < least_score {
                     continue;
                 }
                 if o.gradual_extent > 0.0
@@ -127,6 +134,14 @@ pub(super) fn gradual(
         })
         .collect()
 }
+
+/// Share of `gradual_min` (the least change of a gradual window) and of
+/// `gradual_min_score` that a fade needs: a window starting or ending on a flat frame
+/// (black, white). A dark shot (night, a dim room) fading to black changes the picture
+/// less than `gradual_min` although the fade is plain to see; the flat end is evidence a
+/// moving or dimming shot does not give, and the window must still pass every other test
+/// (context, blend residual, confirmation).
+const FADE_SHARE: f32 = 0.4;
 
 /// A grid cell whose luma is below this share of the full range in both frames is dark
 /// (a letterbox or pillarbox bar, a black background) and left out of
