@@ -31,7 +31,8 @@ pub struct ShotSettings {
     /// cut F1 over 2.5–4 on the tuning half of the robustness corpus and 3–4 on the shared
     /// clips, see docs/shots.md; PySceneDetect's adaptive rule uses 3).
     pub cut_ratio: f32,
-    /// Absolute minimum cut strength (default 0.03).
+    /// Absolute minimum cut strength (default 0.03), at ordinary exposure: a dark video's
+    /// pixel rows are first scaled up to it (see docs/shots.md, eighth round).
     pub cut_min: f32,
     /// Added to the baseline (default 0.004).
     pub ratio_floor: f32,
@@ -43,7 +44,8 @@ pub struct ShotSettings {
     pub gradual_min_seconds: f64,
     /// Longest gradual window in seconds (default 2.5).
     pub gradual_max_seconds: f64,
-    /// Minimum change across a gradual window (default 0.05).
+    /// Minimum change across a gradual window (default 0.05); a fade (a window starting
+    /// or ending on a black or white frame) needs 0.4 of it.
     pub gradual_min: f32,
     /// Largest single-frame share of the change in a gradual window (default 0.5).
     pub gradual_spread: f32,
@@ -51,7 +53,7 @@ pub struct ShotSettings {
     pub gradual_contrast: f32,
     /// Largest mean relative blend residual (default 0.3).
     pub gradual_linearity: f32,
-    /// Minimum gradual score (default 0.045).
+    /// Minimum gradual score (default 0.045); a fade needs 0.4 of it.
     pub gradual_min_score: f32,
     /// How far the confirmation looks past a disturbance, in seconds (default 0.5; at
     /// least 12 frames).
