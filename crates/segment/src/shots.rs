@@ -390,9 +390,31 @@ fn detect(
     let active = borders::active_picture(emb);
     let emb = active.as_ref().unwrap_or(emb);
     // Dark footage scaled up to ordinary exposure, so that the absolute floors see its
-    // changes (see `exposure`).
+    // changes (see `exposure`): first the whole video's gain, then, where some shots it
+    // finds are much darker than the video (a night scene in a bright film), each shot's
+    // own gain in a second pass.
     let exposed = exposure::normalised(emb, opts.metric);
-    let emb = exposed.as_ref().unwrap_or(emb);
+    let mut semantic = semantic;
+    let first = detect_exposed(
+        exposed.as_ref().unwrap_or(emb),
+        luma,
+        opts,
+        semantic.as_deref_mut(),
+    );
+    match exposure::per_shot(emb, opts.metric, &first) {
+        Some(scaled) => detect_exposed(&scaled, luma, opts, semantic),
+        None => first,
+    }
+}
+
+/// [`detect`] on rows already freed of bars and brought to ordinary exposure.
+fn detect_exposed<'s>(
+    emb: &Embeddings,
+    luma: Option<&LumaFrames>,
+    opts: &ShotOptions,
+    semantic: Option<&mut (dyn FrameEmbeddings + 's)>,
+) -> ShotDetection {
+    let n = emb.len();
     let dist = |i: usize, j: usize| opts.metric.distance(emb.row(i), emb.row(j));
     let d: Vec<f32> = std::iter::once(0.0)
         .chain((1..n).map(|i| dist(i - 1, i)))
@@ -821,23 +843,49 @@ mod tests {
     }
 
     #[test]
+    fn a_cut_inside_a_night_scene_of_a_bright_video_is_found() {
+        // Bright picture 3, a cut at 150 to a night scene of two dark shots (a twelfth of
+        // the brightness) cut at 230, and a cut at 310 back to bright picture 5. The video
+        // is mostly bright (no gain for the whole); the night scene gets its own.
+        let rows: Vec<Vec<f32>> = (0..460)
+            .map(|i| match i {
+                0..150 => picture(3, 0.0, i),
+                150..230 => picture(1, 0.0, i).iter().map(|v| v / 12.0).collect(),
+                230..310 => picture(4, 0.0, i).iter().map(|v| v / 12.0).collect(),
+                _ => picture(5, 0.0, i),
+            })
+            .collect();
+        let o = ShotOptions::for_fps(25.0);
+        let e = emb(&rows);
+        assert_eq!(exposure::gain(&e, o.metric), 1.0);
+        let change = o.metric.distance(e.row(229), e.row(230));
+        assert!(change > 0.0 && change < o.cut_min, "{change}");
+        let det = detect_shots(&e, &o);
+        let found: Vec<(usize, TransitionKind)> =
+            det.transitions.iter().map(|t| (t.frame, t.kind)).collect();
+        let cut = TransitionKind::Cut;
+        assert_eq!(found, vec![(150, cut), (230, cut), (310, cut)], "{det:?}");
+    }
+
+    #[test]
     fn a_dark_shot_fading_to_black_in_a_bright_video_is_found() {
-        // Bright picture 3, a cut at 100 to a dark picture (a night shot), which fades to
-        // black over 150..=159; black to 189, then a cut to bright picture 2. The video
-        // is not dark (no gain), and the fade changes the picture less than
-        // `gradual_min`: the black frame it ends on makes it a fade.
-        let rows = blends(300, &[(100, 0, 3, 21), (150, 10, 21, 0), (190, 0, 0, 2)]);
+        // Bright picture 3 dissolves over 90..=99 into a dark picture (a night shot), which
+        // fades to black over 150..=159; black to 189, then a cut to bright picture 2. The
+        // video is not dark (no gain; the dark shot, next to a dissolve, keeps the
+        // video's), and the fade changes the picture less than `gradual_min`: the black
+        // frame it ends on makes it a fade.
+        let rows = blends(300, &[(90, 10, 3, 21), (150, 10, 21, 0), (190, 0, 0, 2)]);
         let o = ShotOptions::for_fps(25.0);
         let e = emb(&rows);
         assert_eq!(exposure::gain(&e, o.metric), 1.0);
         let change = o.metric.distance(e.row(140), e.row(170));
         assert!(change > 0.0 && change < o.gradual_min, "{change}");
         let det = detect_shots(&e, &o);
-        let cuts = frames_of(&det, TransitionKind::Cut);
-        assert_eq!(cuts, vec![100, 190], "{det:?}");
+        assert_eq!(frames_of(&det, TransitionKind::Cut), vec![190], "{det:?}");
         let s = spans(&det);
-        assert_eq!(s.len(), 1, "{det:?}");
-        assert!(s[0].0 >= 146 && s[0].1 <= 163, "{det:?}");
+        assert_eq!(s.len(), 2, "{det:?}");
+        assert!(s[0].0 >= 86 && s[0].1 <= 103, "{det:?}");
+        assert!(s[1].0 >= 146 && s[1].1 <= 163, "{det:?}");
     }
 
     #[test]
