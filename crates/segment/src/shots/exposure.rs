@@ -36,20 +36,9 @@ pub(super) fn gain(emb: &Embeddings, metric: Metric) -> f32 {
     }
     // Pixel-embedder luma cells hold Y · 0.5 / cells: the full range is 0.5 / cells.
     let range = 0.5 / (dim / 3) as f32;
-    let mut levels: Vec<f32> = emb
-        .rows()
-        .filter(|r| !cuts::is_flat(r))
-        .map(|r| cuts::luma_contrast(r) / range)
-        .filter(|l| l.is_finite())
-        .collect();
-    if levels.is_empty() {
+    let Some(level) = median_level(emb, 0..emb.len(), range) else {
         return 1.0;
-    }
-    let mid = levels.len() / 2;
-    let (_, &mut level, _) = levels.select_nth_unstable_by(mid, f32::total_cmp);
-    if level <= 0.0 {
-        return MAX_GAIN;
-    }
+    };
     (EXPOSURE_LEVEL / level).clamp(1.0, MAX_GAIN)
 }
 
