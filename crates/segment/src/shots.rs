@@ -393,7 +393,8 @@ fn detect(
     // changes (see `exposure`): first the whole video's gain, then, where some shots it
     // finds are much darker than the video (a night scene in a bright film), each shot's
     // own gain in a second pass.
-    let exposed = exposure::normalised(emb, opts.metric);
+    let video = exposure::gain(emb, opts.metric);
+    let exposed = exposure::normalised(emb, video);
     let mut semantic = semantic;
     let first = detect_exposed(
         exposed.as_ref().unwrap_or(emb),
@@ -401,7 +402,7 @@ fn detect(
         opts,
         semantic.as_deref_mut(),
     );
-    match exposure::per_shot(emb, opts.metric, &first) {
+    match exposure::per_shot(emb, opts.metric, &first, video) {
         Some(scaled) => detect_exposed(&scaled, luma, opts, semantic),
         None => first,
     }

@@ -25,38 +25,20 @@ const EXPOSURE_LEVEL: f32 = 0.08;
 /// [`EXPOSURE_LEVEL`] holds too little to analyse reliably anyway.
 const MAX_GAIN: f32 = 6.0;
 
-/// The gain [`normalised`] applies to `emb`: `EXPOSURE_LEVEL / level`, between 1 and
-/// [`MAX_GAIN`], for the video's typical contrast `level`; 1 when the rows are not the
-/// pixel embedder's (three equal grids, compared with [`Metric::L1`]) or every frame is
-/// flat.
-pub(super) fn gain(emb: &Embeddings, metric: Metric) -> f32 {
+/// The full luma range of a row (pixel-embedder luma cells hold Y · 0.5 / cells) when
+/// the rows are the pixel embedder's (three equal grids, compared with [`Metric::L1`]);
+/// `None` for any other rows, which are left as they are.
+fn luma_range(emb: &Embeddings, metric: Metric) -> Option<f32> {
     let dim = emb.dim();
-    if metric != Metric::L1 || emb.is_empty() || dim == 0 || !dim.is_multiple_of(3) {
-        return 1.0;
-    }
-    // Pixel-embedder luma cells hold Y · 0.5 / cells: the full range is 0.5 / cells.
-    let range = 0.5 / (dim / 3) as f32;
-    let Some(level) = median_level(emb, 0..emb.len(), range) else {
-        return 1.0;
-    };
+    (metric == Metric::L1 && !emb.is_empty() && dim > 0 && dim.is_multiple_of(3))
+        .then(|| 0.5 / (dim / 3) as f32)
+}
+
+/// The gain that raises the typical contrast `level` to [`EXPOSURE_LEVEL`], between 1
+/// and [`MAX_GAIN`].
+fn level_gain(level: f32) -> f32 {
     (EXPOSURE_LEVEL / level).clamp(1.0, MAX_GAIN)
 }
-
-/// `emb` scaled by its [`gain`] when that is above 1 (a dark video), else `None`. Every
-/// distance between rows grows by the gain; ratios between distances do not change.
-pub(super) fn normalised(emb: &Embeddings, metric: Metric) -> Option<Embeddings> {
-    let g = gain(emb, metric);
-    if g <= 1.0 {
-        return None;
-    }
-    let data: Vec<f32> = emb.as_slice().iter().map(|v| v * g).collect();
-    Embeddings::new(data, emb.dim()).ok()
-}
-
-/// A shot's gain must exceed the whole video's by this factor for the second pass (see
-/// [`per_shot`]) to run: shots of ordinary footage vary in contrast, and a small
-/// difference changes nothing.
-const SHOT_GAIN_STEP: f32 = 1.25;
 
 /// Median contrast (share of the full range) of the frames `rows` that are not flat.
 fn median_level(emb: &Embeddings, rows: std::ops::Range<usize>, range: f32) -> Option<f32> {
@@ -74,28 +56,64 @@ fn median_level(emb: &Embeddings, rows: std::ops::Range<usize>, range: f32) -> O
     Some(level)
 }
 
-/// `emb` with each shot of `shots` (as a first pass found them on the whole video's
-/// gain) scaled by its own gain (`EXPOSURE_LEVEL` over the shot's median contrast, between
-/// 1 and [`MAX_GAIN`]; a shot of flat frames only takes the video's), or `None` when no
-/// shot's gain exceeds the video's by [`SHOT_GAIN_STEP`]: a night scene inside a bright
-/// video. Luma scales from black and chroma from neutral grey, as a camera's gain does;
-/// the gain changes only where the first pass found a transition.
+/// The whole video's gain: [`level_gain`] of its typical contrast (the median over the
+/// frames that are not flat); 1 when the rows are not the pixel embedder's or every
+/// frame is flat.
+pub(super) fn gain(emb: &Embeddings, metric: Metric) -> f32 {
+    luma_range(emb, metric)
+        .and_then(|range| median_level(emb, 0..emb.len(), range))
+        .map_or(1.0, level_gain)
+}
+
+/// `emb` with row `i` scaled by `gain_of(i)`: luma from black, chroma from neutral grey
+/// (pixel-embedder chroma cells hold (Cb or Cr) · 0.25 / cells; neutral is 0.5), as a
+/// camera's gain does. Within a stretch of one gain every distance grows by it and ratios
+/// between distances do not change.
+fn scaled(emb: &Embeddings, gain_of: impl Fn(usize) -> f32) -> Option<Embeddings> {
+    let dim = emb.dim();
+    let cells = dim / 3;
+    let neutral = 0.125 / cells as f32;
+    let mut data = Vec::with_capacity(emb.len() * dim);
+    for (i, row) in emb.rows().enumerate() {
+        let g = gain_of(i);
+        data.extend(row[..cells].iter().map(|v| v * g));
+        data.extend(row[cells..].iter().map(|v| neutral + (v - neutral) * g));
+    }
+    Embeddings::new(data, dim).ok()
+}
+
+/// `emb` scaled by the video's gain `video` (see [`gain`]) when that is above 1 (a dark
+/// video), else `None`.
+pub(super) fn normalised(emb: &Embeddings, video: f32) -> Option<Embeddings> {
+    if video > 1.0 {
+        scaled(emb, |_| video)
+    } else {
+        None
+    }
+}
+
+/// A shot's gain must exceed the whole video's by this factor for the second pass (see
+/// [`per_shot`]) to run: shots of ordinary footage vary in contrast, and a small
+/// difference changes nothing.
+const SHOT_GAIN_STEP: f32 = 1.25;
+
+/// `emb` with each shot of `first` (a pass on the video's gain `video`) scaled by its own
+/// gain ([`level_gain`] of the shot's median contrast; a shot of flat frames only takes
+/// the video's), or `None` when no shot's gain exceeds the video's by
+/// [`SHOT_GAIN_STEP`]: a night scene inside a bright video. Shots next to a gradual
+/// transition keep the video's gain, and the gain changes only where the first pass
+/// found a cut.
 pub(super) fn per_shot(
     emb: &Embeddings,
     metric: Metric,
     first: &super::ShotDetection,
+    video: f32,
 ) -> Option<Embeddings> {
-    let shots = &first.shots;
-    let dim = emb.dim();
-    let n = emb.len();
-    if metric != Metric::L1 || n == 0 || dim == 0 || !dim.is_multiple_of(3) || shots.len() < 2 {
+    let range = luma_range(emb, metric)?;
+    let (shots, n) = (&first.shots, emb.len());
+    if shots.len() < 2 {
         return None;
     }
-    let cells = dim / 3;
-    let range = 0.5 / cells as f32;
-    let video = gain(emb, metric);
-    let of =
-        |level: Option<f32>| level.map_or(video, |l| (EXPOSURE_LEVEL / l).clamp(1.0, MAX_GAIN));
     // A shot next to a gradual transition keeps the video's gain: a gain changing inside
     // a blend would bend it.
     let hard = |k: usize| {
@@ -104,32 +122,20 @@ pub(super) fn per_shot(
             .get(k)
             .is_none_or(|t| t.kind == super::TransitionKind::Cut)
     };
-    let gains: Vec<f32> = shots
-        .iter()
-        .enumerate()
-        .map(|(k, s)| {
-            if (k == 0 || hard(k - 1)) && hard(k) {
-                of(median_level(emb, s.start..(s.end + 1).min(n), range))
-            } else {
-                video
-            }
-        })
-        .collect();
-    if gains.iter().all(|&g| g < video * SHOT_GAIN_STEP) {
-        return None;
-    }
-    // Pixel-embedder chroma cells hold (Cb or Cr) · 0.25 / cells; neutral is 0.5.
-    let neutral = 0.125 / cells as f32;
-    let mut data = Vec::with_capacity(n * dim);
-    for (s, &g) in shots.iter().zip(&gains) {
-        for i in s.start..(s.end + 1).min(n) {
-            let row = emb.row(i);
-            data.extend(row[..cells].iter().map(|v| v * g));
-            data.extend(row[cells..].iter().map(|v| neutral + (v - neutral) * g));
+    let mut frame_gain = vec![video; n];
+    let mut darker = false;
+    for (k, s) in shots.iter().enumerate() {
+        if !((k == 0 || hard(k - 1)) && hard(k)) {
+            continue;
         }
+        let frames = s.start.min(n)..(s.end + 1).min(n);
+        let g = median_level(emb, frames.clone(), range).map_or(video, level_gain);
+        darker |= g >= video * SHOT_GAIN_STEP;
+        frame_gain[frames].fill(g);
     }
-    if data.len() != n * dim {
-        return None;
+    if darker {
+        scaled(emb, |i| frame_gain[i])
+    } else {
+        None
     }
-    Embeddings::new(data, dim).ok()
 }
