@@ -69,7 +69,10 @@
 //! - it is an event, not sustained motion: `D ≥ gradual_contrast ·` the change over the
 //!   half-stride context before `a` and after `b` (a pan changes as much there); no
 //!   context is looked for past an end that is a flat frame (black, white): a fade ends
-//!   there, and a fade-in just after it is another transition;
+//!   there, and a fade-in just after it is another transition; a side that is not flat
+//!   needs at least half its context inside the video (a window closer to the video's
+//!   first or last frame is not judged: a clip that starts or ends in the middle of a
+//!   movement shows too little of it to tell it from a blend);
 //! - it is a blend: each inner frame is close to `(1 − t)·row(a) + t·row(b)` for its best
 //!   `t ∈ [0, 1]`; the mean residual relative to `D` must be at most `gradual_linearity`
 //!   (a dissolve or fade is exactly such a blend, moving content is not);
@@ -98,7 +101,9 @@
 //!
 //! - with luma frames, a span whose ends share too little of the picture to be compared
 //!   is camera motion when each of its 8 parts is explained by a translation and the
-//!   parts add up to a move of half the frame or more (a whip pan across the frame).
+//!   parts add up to a move of half the frame or more (a whip pan across the frame), or
+//!   when each part is explained by a global motion and their zooms multiply to 1.5× or
+//!   more, in or out (a fast, blurred zoom whose ends one estimate cannot match).
 //!
 //! - with luma frames, a span whose ends differ in contrast is still camera motion when a
 //!   zoom explains the difference (a close-up of a busier or plainer part of the
@@ -1050,6 +1055,26 @@ mod tests {
         assert_eq!(found[0], (60, TransitionKind::Cut), "{det:?}");
         assert_eq!(found[1].1, TransitionKind::Gradual, "{det:?}");
         assert!((70..=78).contains(&found[1].0), "{det:?}");
+    }
+
+    #[test]
+    fn a_change_still_under_way_at_the_last_frame_is_not_a_transition() {
+        // Picture 1 starts blending into picture 2 at frame 195 over 20 frames, but the
+        // video ends at 199, five frames in: no frames are left after the change to tell
+        // it from motion that carries on, and it never reaches a shot of its own.
+        let o = ShotOptions::for_fps(25.0);
+        let cut_short = blends(200, &[(195, 20, 1, 2)]);
+        let det = detect_shots(&emb(&cut_short), &o);
+        assert!(det.transitions.is_empty(), "{det:?}");
+        // The same change played to its end, a second before the video does, is found.
+        let whole = blends(240, &[(195, 20, 1, 2)]);
+        let det = detect_shots(&emb(&whole), &o);
+        assert_eq!(frames_of(&det, TransitionKind::Gradual).len(), 1, "{det:?}");
+        // So is a fade to black that ends the video on its last frame: a flat end needs
+        // no frames after it.
+        let fade_out = blends(200, &[(185, 14, 1, 0)]);
+        let det = detect_shots(&emb(&fade_out), &o);
+        assert_eq!(frames_of(&det, TransitionKind::Gradual).len(), 1, "{det:?}");
     }
 
     #[test]

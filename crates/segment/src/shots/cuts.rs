@@ -390,7 +390,7 @@ pub(super) fn span_is_camera_motion(
         return whole.is_some_and(|m| zoomed(luma, lo, hi, max, m.scale));
     }
     let Some(whole) = whole else {
-        return chained_pan(luma, lo, hi, max);
+        return chained_move(luma, lo, hi, max);
     };
     // The same picture at both ends (re-compressed, re-blurred): no transition at all.
     if whole.corner_shift(w, h) <= STILL_SHIFT * w as f32 {
@@ -416,26 +416,33 @@ pub(super) fn span_is_camera_motion(
     false
 }
 
-/// Whether the span from frame `lo` to `hi` is a pan too far for its ends to be compared
-/// (see [`CHAIN_SHIFT`]): each of its [`SPAN_PARTS`] parts is explained by a translation
-/// (residual at most `max`; no zoom searched, which keeps the test cheap) and the parts'
-/// translations add up to at least [`CHAIN_SHIFT`] of the frame. A dissolve blends its
-/// frames in place: its parts do not move, or not that far.
-fn chained_pan(luma: &LumaFrames, lo: usize, hi: usize, max: f32) -> bool {
+/// Whether the span from frame `lo` to `hi` is a camera move too far for its ends to be
+/// compared directly (their motion estimate does not explain them): a pan, when each of
+/// its [`SPAN_PARTS`] parts is explained by a translation (residual at most `max`; no
+/// zoom searched, which keeps the common test cheap) and the translations add up to at
+/// least [`CHAIN_SHIFT`] of the frame; else a zoom, when each part is explained by a
+/// global motion (zoom factors up to [`MAX_SCALE`]) and the parts' zoom factors multiply
+/// to at least [`CHAIN_ZOOM`] (in or out), as in a fast, motion-blurred zoom whose ends
+/// are too far apart in scale for one estimate. A dissolve blends its frames in place:
+/// its parts do not move, or not that far, and do not zoom.
+fn chained_move(luma: &LumaFrames, lo: usize, hi: usize, max: f32) -> bool {
     let (w, h) = (luma.width() as f32, luma.height() as f32);
     let parts = SPAN_PARTS.min(hi - lo);
     let q = |k: usize| lo + (hi - lo) * k / parts;
-    let (mut dx, mut dy) = (0f32, 0f32);
-    for k in 0..parts {
-        match motion(luma, q(k), q(k + 1), 1.0).filter(|m| m.residual <= max) {
-            Some(m) => {
-                dx += m.dx;
-                dy += m.dy;
-            }
-            None => return false,
+    let chain = |max_scale: f32| -> Option<(f32, f32, f32)> {
+        let (mut dx, mut dy, mut zoom) = (0f32, 0f32, 0f32);
+        for k in 0..parts {
+            let m = motion(luma, q(k), q(k + 1), max_scale).filter(|m| m.residual <= max)?;
+            dx += m.dx;
+            dy += m.dy;
+            zoom += m.scale.ln();
         }
+        Some((dx, dy, zoom))
+    };
+    if chain(1.0).is_some_and(|(dx, dy, _)| (dx / w).hypot(dy / h) >= CHAIN_SHIFT) {
+        return true;
     }
-    (dx / w).hypot(dy / h) >= CHAIN_SHIFT
+    chain(MAX_SCALE).is_some_and(|(_, _, zoom)| zoom.abs() >= CHAIN_ZOOM.ln())
 }
 
 /// Whether the span from frame `lo` to `hi`, whose two ends a zoom by `scale` explains,
@@ -772,6 +779,48 @@ mod tests {
             24,
         );
         assert!(!span_is_camera_motion(&dissolve, 4, 20, 0.7, GRADUAL_MAX));
+    }
+
+    #[test]
+    fn a_zoom_too_far_to_compare_its_ends_is_camera_motion() {
+        // Still until frame 8, a 6x zoom in at an even pace over frames 9..=32 (far past
+        // the 2.5x searched between a span's ends), still after, on a texture of even
+        // contrast: the ends cannot be matched, but every eighth of the span zooms, and
+        // the zooms multiply to far more than `CHAIN_ZOOM`.
+        let t = |i: usize| ((i as f32 - 8.0) / 24.0).clamp(0.0, 1.0);
+        let scale = |i: usize| 6f32.powf(t(i));
+        let view = |s: f32| -> Vec<u8> {
+            (0..36 * 64)
+                .map(|i| {
+                    let (x, y) = ((i % 64) as f32 - 31.5, (i / 64) as f32 - 17.5);
+                    // Detail at every scale, as a real scene has: zooming in shows finer
+                    // texture, not a smoother picture.
+                    let v: f32 = (0..5)
+                        .map(|o| {
+                            let f = (1 << o) as f32;
+                            value_noise(2 + o, (x / s + 32.0) * f, (y / s + 18.0) * f, 4.0)
+                        })
+                        .sum::<f32>()
+                        / 5.0;
+                    (v * 400.0 - 72.0).clamp(0.0, 255.0).round() as u8
+                })
+                .collect()
+        };
+        let zoom = frames(|i| view(scale(i)), 40);
+        assert!(motion(&zoom, 5, 35, GRADUAL_MAX).is_none_or(|m| m.residual > 0.7));
+        assert!(span_is_camera_motion(&zoom, 5, 35, 0.7, GRADUAL_MAX));
+        // A dissolve between the same two ends blends in place: no part zooms.
+        let (wide, close) = (view(1.0), view(6.0));
+        let dissolve = frames(
+            |i| {
+                wide.iter()
+                    .zip(&close)
+                    .map(|(&p, &q)| (f32::from(p) * (1.0 - t(i)) + f32::from(q) * t(i)) as u8)
+                    .collect()
+            },
+            40,
+        );
+        assert!(!span_is_camera_motion(&dissolve, 5, 35, 0.7, GRADUAL_MAX));
     }
 
     #[test]

@@ -73,15 +73,22 @@ pub(super) fn gradual(
                 }
                 // The change just outside the window; not looked for past a flat end (a fade
                 // out to black followed closely by a fade in is two transitions).
+                // Next to the video's first or last frame fewer than `cx` frames may be
+                // there to look at; too few, and the window is not judged (see
+                // `EDGE_CONTEXT_SHARE`).
                 let before = if flat[a] {
-                    0.0
+                    Some(0.0)
                 } else {
-                    dist(a.saturating_sub(cx), a)
+                    edge_context(dist(a - cx.min(a), a), cx.min(a), cx)
                 };
                 let after = if flat[b] {
-                    0.0
+                    Some(0.0)
                 } else {
-                    dist(b, (b + cx).min(n - 1))
+                    let k = cx.min(n - 1 - b);
+                    edge_context(dist(b, b + k), k, cx)
+                };
+                let (Some(before), Some(after)) = (before, after) else {
+                    continue;
                 };
                 let ctx = before.max(after);
                 if dab < o.gradual_contrast * ctx {
@@ -133,6 +140,23 @@ pub(super) fn gradual(
             }
         })
         .collect()
+}
+
+/// Least share of a gradual window's context (`cx` frames on each side) that the video
+/// must hold next to a side that is not flat: a window closer than this to the video's
+/// first or last frame is not reported. The context is the change just outside the
+/// window, which tells a blend from motion that carries on; a clip that starts or ends
+/// in the middle of a movement (an object rising into the picture, a pan) shows only its
+/// first or last frames, whose change understates the motion (none at all at the very
+/// first or last frame). A fade from or to black at a video's start or end keeps its flat
+/// side and is found.
+const EDGE_CONTEXT_SHARE: f32 = 0.5;
+
+/// The change `d` just outside a gradual window, seen over the `k` frames that the video
+/// holds there (at most `cx`, the context's length), or `None` when that is under
+/// [`EDGE_CONTEXT_SHARE`] of `cx` (or no frame at all): too little to judge by.
+fn edge_context(d: f32, k: usize, cx: usize) -> Option<f32> {
+    (k > 0 && k as f32 >= EDGE_CONTEXT_SHARE * cx as f32).then_some(d)
 }
 
 /// Share of `gradual_min` (the least change of a gradual window) and of
