@@ -42,6 +42,8 @@ about a third of its clips (any kind) are converted to a higher frame rate by re
 frames (24->30 as pulldown without fields, 25->50, 30->60, 24->60, 25->60), the ground
 truth moved with them.
 H (`--halves H`) is a sixth held-out half built like F from other footage and seed.
+I (`--halves I`) is a seventh held-out half built like F, from footage mixed differently
+again with its own seed.
 
 Output: OUT/<half>/*.mp4 (H.264, 640x360 unless anamorphic, 24/25/30 fps) and
 OUT/<half>/ground_truth.json in the layout of the shared one (0-based frame of the first
@@ -137,6 +139,17 @@ HALVES = {
         "bigbuckbunny.mp4": {},
         "chaplin.mp4": {},
         "goldeneye-vfr-drop3.mp4": {},
+    }},
+    # A seventh held-out half (issue #18's ninth round): footage mixed differently again
+    # (bikes, the split copy, Big Buck Bunny's short clip, Chaplin and GoldenEye's rotated
+    # clip), its own seed, every kind F holds and frame repetition. Built after that
+    # round's rules were fixed and scored once, old and new build side by side.
+    "I": {"seed": 6053, "adjacent": 3, "crash": 2, "closeup": 3, "repeat": 0.35, "sources": {
+        "bikes.mp4": {},
+        "issue-236-split-copy.mkv": {},
+        "big_buck_bunny_0_30.webm": {},
+        "chaplin.mp4": {},
+        "issue-134-rotate.mp4": {"noautorotate": True},
     }},
     # A development set for the close-up kind (issue #18's sixth round): A's footage, its
     # own seed, ten close-up clips (build with `--kinds close-up`). Rules for that kind
