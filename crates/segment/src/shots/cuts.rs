@@ -703,6 +703,19 @@ mod tests {
         l
     }
 
+    /// `n` frames blending picture `a` into picture `b` by `t(i)` (0: all `a`).
+    fn blend_frames(a: &[u8], b: &[u8], t: impl Fn(usize) -> f32, n: usize) -> LumaFrames {
+        frames(
+            |i| {
+                a.iter()
+                    .zip(b)
+                    .map(|(&p, &q)| (f32::from(p) * (1.0 - t(i)) + f32::from(q) * t(i)) as u8)
+                    .collect()
+            },
+            n,
+        )
+    }
+
     /// A 64 × 36 view, zoomed by `s` about the centre, of a picture whose texture (the
     /// lattice noise of [`window`]) is strong near the centre and faint towards the edges,
     /// times `gain` (a fade): zooming in raises the view's contrast.
@@ -742,15 +755,7 @@ mod tests {
         // A dissolve from the wide view to the 2.2x close-up: its two ends are one picture
         // zoomed, but its frames blend in place and their zooms do not add up to it.
         let (wide, close) = (close_up(1.0, 1.0), close_up(2.2, 1.0));
-        let dissolve = frames(
-            |i| {
-                wide.iter()
-                    .zip(&close)
-                    .map(|(&p, &q)| (f32::from(p) * (1.0 - t(i)) + f32::from(q) * t(i)) as u8)
-                    .collect()
-            },
-            28,
-        );
+        let dissolve = blend_frames(&wide, &close, t, 28);
         assert!(motion(&dissolve, 5, 23, GRADUAL_MAX).is_some_and(|m| m.residual <= 0.7));
         assert!(!span_is_camera_motion(&dissolve, 5, 23, 0.7, GRADUAL_MAX));
     }
@@ -811,15 +816,7 @@ mod tests {
         assert!(span_is_camera_motion(&zoom, 5, 35, 0.7, GRADUAL_MAX));
         // A dissolve between the same two ends blends in place: no part zooms.
         let (wide, close) = (view(1.0), view(6.0));
-        let dissolve = frames(
-            |i| {
-                wide.iter()
-                    .zip(&close)
-                    .map(|(&p, &q)| (f32::from(p) * (1.0 - t(i)) + f32::from(q) * t(i)) as u8)
-                    .collect()
-            },
-            40,
-        );
+        let dissolve = blend_frames(&wide, &close, t, 40);
         assert!(!span_is_camera_motion(&dissolve, 5, 35, 0.7, GRADUAL_MAX));
     }
 
