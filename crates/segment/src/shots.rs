@@ -72,7 +72,12 @@
 //!   there, and a fade-in just after it is another transition; a side that is not flat
 //!   needs at least half its context inside the video (a window closer to the video's
 //!   first or last frame is not judged: a clip that starts or ends in the middle of a
-//!   movement shows too little of it to tell it from a blend);
+//!   movement shows too little of it to tell it from a blend); a window that fails this
+//!   test may still be a dissolve between moving shots when its middle frame dips in
+//!   contrast as a blend of two unrelated pictures does (at most 0.6 of the luma
+//!   variance motion would give there, the ends correlated at most 0.5): it is then
+//!   judged without the context, must fit a blend within 2/3 of `gradual_linearity`,
+//!   and is taken only where no window that passed the test lies;
 //! - it is a blend: each inner frame is close to `(1 − t)·row(a) + t·row(b)` for its best
 //!   `t ∈ [0, 1]`; the mean residual relative to `D` must be at most `gradual_linearity`
 //!   (a dissolve or fade is exactly such a blend, moving content is not);

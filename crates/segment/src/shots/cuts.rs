@@ -609,7 +609,7 @@ pub(super) fn spaced(cands: &[Candidate], o: &ShotOptions) -> Vec<(usize, f32)> 
 
 /// The luma grid of a row (the first third when its width is a multiple of 3, as the
 /// pixel embedder lays it out; the whole row otherwise).
-fn luma_grid(row: &[f32]) -> &[f32] {
+pub(super) fn luma_grid(row: &[f32]) -> &[f32] {
     if row.len().is_multiple_of(3) && !row.is_empty() {
         &row[..row.len() / 3]
     } else {

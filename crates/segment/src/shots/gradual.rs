@@ -44,10 +44,10 @@ pub(super) fn gradual(
     }
     // Each stride's windows are tested independently, side by side; the candidates are
     // gathered in stride order, as one pass over the strides would find them.
-    let per_stride: Vec<Vec<(f32, usize, usize)>> = strides
+    let per_stride: Vec<Vec<(bool, f32, usize, usize)>> = strides
         .par_iter()
         .map(|&s| {
-            let mut cand: Vec<(f32, usize, usize)> = Vec::new();
+            let mut cand: Vec<(bool, f32, usize, usize)> = Vec::new();
             let cx = (s / 2).max(3);
             for b in s..n {
                 let a = b - s;
@@ -90,12 +90,22 @@ pub(super) fn gradual(
                 let (Some(before), Some(after)) = (before, after) else {
                     continue;
                 };
-                let ctx = before.max(after);
-                if dab < o.gradual_contrast * ctx {
-                    continue;
+                // A window that changes less than `gradual_contrast` times its context may
+                // still be a dissolve between moving shots, when its middle frame has the
+                // low contrast of a blend (see `DIP_VARIANCE`): it is then judged without
+                // the context, by a closer fit to a blend, and taken only where no
+                // ordinary window lies.
+                let mut ctx = before.max(after);
+                let dipped = dab < o.gradual_contrast * ctx;
+                if dipped {
+                    if !blend_dips(emb, a, b) {
+                        continue;
+                    }
+                    ctx = 0.0;
                 }
                 let rho = blend_residual(emb, a, b, dab, o.metric);
-                if rho > o.gradual_linearity {
+                let linearity = if dipped { DIP_LINEARITY } else { 1.0 };
+                if rho > o.gradual_linearity * linearity {
                     continue;
                 }
                 if holds_midway(emb, dist, a, b, dab) {
@@ -111,16 +121,17 @@ pub(super) fn gradual(
                     continue;
                 }
                 if lasts(emb, dist, a, b, &shots, dab, o) {
-                    cand.push((score, a, b));
+                    cand.push((dipped, score, a, b));
                 }
             }
             cand
         })
         .collect();
-    let mut cand: Vec<(f32, usize, usize)> = per_stride.into_iter().flatten().collect();
-    cand.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
+    // Ordinary windows first, best score first; then the dipped ones (see above).
+    let mut cand: Vec<(bool, f32, usize, usize)> = per_stride.into_iter().flatten().collect();
+    cand.sort_by(|x, y| x.0.cmp(&y.0).then(y.1.total_cmp(&x.1)).then(x.2.cmp(&y.2)));
     let mut kept: Vec<(f32, usize, usize)> = Vec::new();
-    for (score, a, b) in cand {
+    for (_, score, a, b) in cand {
         let free = kept.iter().all(|&(_, ga, gb)| b <= ga || a >= gb)
             && cuts
                 .iter()
@@ -157,6 +168,62 @@ const EDGE_CONTEXT_SHARE: f32 = 0.5;
 /// [`EDGE_CONTEXT_SHARE`] of `cx` (or no frame at all): too little to judge by.
 fn edge_context(d: f32, k: usize, cx: usize) -> Option<f32> {
     (k > 0 && k as f32 >= EDGE_CONTEXT_SHARE * cx as f32).then_some(d)
+}
+
+/// Largest share of the luma variance that motion would give at a window's middle (the
+/// two ends' variances, mixed by the blend position) which the middle frame may have
+/// for the window to dip like a blend. Blending two unrelated pictures halves the
+/// variance at the middle, (σa² + σb²) / 4 against (σa² + σb²) / 2, whatever moves in
+/// them; a shot that moves keeps its contrast. Dissolves between moving shots found
+/// this way: 0.44–0.57.
+const DIP_VARIANCE: f32 = 0.6;
+
+/// Largest correlation of the two ends' luma grids for [`DIP_VARIANCE`] to apply: the
+/// dip is that of unrelated pictures (at 0.5 the expected dip is only to 0.75).
+const DIP_CORRELATION: f32 = 0.5;
+
+/// Share of `gradual_linearity` that a window judged by its dip (not its context) may
+/// have as blend residual. Motion blur dips too (a whip pan's blurred frames); the
+/// dissolves between moving shots fit a blend at 0.12–0.17 and the one whip pan that
+/// dipped at 0.29.
+const DIP_LINEARITY: f32 = 2.0 / 3.0;
+
+/// Whether the window `[a, b]` dips like a blend of two unrelated pictures: the ends'
+/// luma grids correlate at most [`DIP_CORRELATION`], and the inner frame whose blend
+/// position is nearest one half (within 0.25 of it) has at most [`DIP_VARIANCE`] of
+/// the luma variance that the ends' variances, mixed at that position, give.
+fn blend_dips(emb: &Embeddings, a: usize, b: usize) -> bool {
+    if b < a + 2 {
+        return false;
+    }
+    let Some(axis) = BlendAxis::new(emb, a, b) else {
+        return false;
+    };
+    let centred = |i: usize| -> Vec<f32> {
+        let y = cuts::luma_grid(emb.row(i));
+        let mean = y.iter().sum::<f32>() / y.len().max(1) as f32;
+        y.iter().map(|v| v - mean).collect()
+    };
+    let mean_product = |x: &[f32], y: &[f32]| -> f32 {
+        x.iter().zip(y).map(|(p, q)| p * q).sum::<f32>() / x.len().max(1) as f32
+    };
+    let (ya, yb) = (centred(a), centred(b));
+    let (va, vb) = (mean_product(&ya, &ya), mean_product(&yb, &yb));
+    let corr = mean_product(&ya, &yb) / (va * vb).sqrt();
+    if !(corr.is_finite() && corr <= DIP_CORRELATION) {
+        return false;
+    }
+    let Some((m, t)) = (a + 1..b)
+        .map(|m| (m, axis.t(m)))
+        .min_by(|x, y| (x.1 - 0.5).abs().total_cmp(&(y.1 - 0.5).abs()))
+    else {
+        return false;
+    };
+    if (t - 0.5).abs() > 0.25 {
+        return false;
+    }
+    let ym = centred(m);
+    mean_product(&ym, &ym) <= DIP_VARIANCE * ((1.0 - t) * va + t * vb)
 }
 
 /// Share of `gradual_min` (the least change of a gradual window) and of
@@ -557,4 +624,58 @@ fn split_point(emb: &Embeddings, a: usize, b: usize, o: &ShotOptions) -> Option<
     let r1 = blend_residual(emb, a, m, d1, o.metric);
     let r2 = blend_residual(emb, m, b, d2, o.metric);
     (r1.max(r2) <= SPLIT_GAIN * whole).then_some(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 16 × 9 luma grid of unrelated cell values (seed `k`), as the pixel embedder lays
+    /// out a row's first third (chroma cells after it at mid-grey).
+    fn grid(k: u32) -> Vec<f32> {
+        let cells = 144;
+        let mut row = vec![0.25 / cells as f32; 3 * cells];
+        for (i, v) in row[..cells].iter_mut().enumerate() {
+            let h = (i as u32 + 1).wrapping_mul(2_654_435_761) ^ k.wrapping_mul(40_503);
+            *v = (h % 1000) as f32 / 1000.0 * 0.5 / cells as f32;
+        }
+        row
+    }
+
+    fn rows(n: usize, f: impl Fn(usize) -> Vec<f32>) -> Embeddings {
+        Embeddings::from_rows(&(0..n).map(f).collect::<Vec<_>>()).unwrap()
+    }
+
+    fn mix(x: &[f32], y: &[f32], t: f32) -> Vec<f32> {
+        x.iter()
+            .zip(y)
+            .map(|(p, q)| p * (1.0 - t) + q * t)
+            .collect()
+    }
+
+    #[test]
+    fn a_blend_of_unrelated_pictures_dips_and_motion_or_a_fade_does_not() {
+        let (p, q) = (grid(1), grid(2));
+        let t = |i: usize| i as f32 / 10.0;
+        // A dissolve over 10 frames: the middle has about half the variance.
+        assert!(blend_dips(&rows(11, |i| mix(&p, &q, t(i))), 0, 10));
+        // A pan: every frame is the picture moved a cell further along its rows, so
+        // the two ends are unrelated but the contrast holds.
+        let wide = grid(3);
+        let view = |i: usize| -> Vec<f32> {
+            let mut r = wide.clone();
+            r[..144].rotate_left(i);
+            r
+        };
+        assert!(!blend_dips(&rows(11, view), 0, 10));
+        // A fade to a dim version of the same picture: its ends are one picture.
+        let dim: Vec<f32> = p.iter().map(|v| v * 0.2).collect();
+        assert!(!blend_dips(&rows(11, |i| mix(&p, &dim, t(i))), 0, 10));
+        // A cut in the middle of the window (no frame near the blend's middle).
+        assert!(!blend_dips(
+            &rows(11, |i| if i < 5 { p.clone() } else { q.clone() }),
+            0,
+            10
+        ));
+    }
 }
