@@ -79,13 +79,14 @@ pub(super) fn gradual(
                 let before = if flat[a] {
                     Some(0.0)
                 } else {
-                    edge_context(dist(a - cx.min(a), a), cx.min(a), cx)
+                    let k = cx.min(a);
+                    enough_context(k, cx).then(|| dist(a - k, a))
                 };
                 let after = if flat[b] {
                     Some(0.0)
                 } else {
                     let k = cx.min(n - 1 - b);
-                    edge_context(dist(b, b + k), k, cx)
+                    enough_context(k, cx).then(|| dist(b, b + k))
                 };
                 let (Some(before), Some(after)) = (before, after) else {
                     continue;
@@ -163,19 +164,20 @@ pub(super) fn gradual(
 /// side and is found.
 const EDGE_CONTEXT_SHARE: f32 = 0.5;
 
-/// The change `d` just outside a gradual window, seen over the `k` frames that the video
-/// holds there (at most `cx`, the context's length), or `None` when that is under
-/// [`EDGE_CONTEXT_SHARE`] of `cx` (or no frame at all): too little to judge by.
-fn edge_context(d: f32, k: usize, cx: usize) -> Option<f32> {
-    (k > 0 && k as f32 >= EDGE_CONTEXT_SHARE * cx as f32).then_some(d)
+/// Whether the `k` frames that the video holds just outside a gradual window (at most
+/// `cx`, the context's length) are enough to judge it by: at least
+/// [`EDGE_CONTEXT_SHARE`] of `cx`, and at least one.
+fn enough_context(k: usize, cx: usize) -> bool {
+    k > 0 && k as f32 >= EDGE_CONTEXT_SHARE * cx as f32
 }
 
 /// Largest share of the luma variance that motion would give at a window's middle (the
 /// two ends' variances, mixed by the blend position) which the middle frame may have
 /// for the window to dip like a blend. Blending two unrelated pictures halves the
 /// variance at the middle, (σa² + σb²) / 4 against (σa² + σb²) / 2, whatever moves in
-/// them; a shot that moves keeps its contrast. Dissolves between moving shots found
-/// this way: 0.44–0.57.
+/// them; a shot that moves keeps its contrast. The dissolves into and out of
+/// `F-spliced-3`'s moving shot (docs/shots.md, ninth round): 0.55–0.57; a motion-blurred
+/// whip pan dipped to 0.44 (see [`DIP_LINEARITY`]).
 const DIP_VARIANCE: f32 = 0.6;
 
 /// Largest correlation of the two ends' luma grids for [`DIP_VARIANCE`] to apply: the
