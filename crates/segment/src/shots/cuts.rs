@@ -427,22 +427,43 @@ pub(super) fn span_is_camera_motion(
 /// its parts do not move, or not that far, and do not zoom.
 fn chained_move(luma: &LumaFrames, lo: usize, hi: usize, max: f32) -> bool {
     let (w, h) = (luma.width() as f32, luma.height() as f32);
-    let parts = SPAN_PARTS.min(hi - lo);
-    let q = |k: usize| lo + (hi - lo) * k / parts;
-    let chain = |max_scale: f32| -> Option<(f32, f32, f32)> {
-        let (mut dx, mut dy, mut zoom) = (0f32, 0f32, 0f32);
-        for k in 0..parts {
-            let m = motion(luma, q(k), q(k + 1), max_scale).filter(|m| m.residual <= max)?;
-            dx += m.dx;
-            dy += m.dy;
-            zoom += m.scale.ln();
-        }
-        Some((dx, dy, zoom))
-    };
-    if chain(1.0).is_some_and(|(dx, dy, _)| (dx / w).hypot(dy / h) >= CHAIN_SHIFT) {
+    if chain_parts(luma, lo, hi, max, 1.0)
+        .is_some_and(|c| (c.dx / w).hypot(c.dy / h) >= CHAIN_SHIFT)
+    {
         return true;
     }
-    chain(MAX_SCALE).is_some_and(|(_, _, zoom)| zoom.abs() >= CHAIN_ZOOM.ln())
+    chain_parts(luma, lo, hi, max, MAX_SCALE).is_some_and(|c| c.zoom.abs() >= CHAIN_ZOOM.ln())
+}
+
+/// The motions of a span's [`SPAN_PARTS`] parts added up.
+struct Chain {
+    /// Horizontal translations, in pixels.
+    dx: f32,
+    /// Vertical translations, in pixels.
+    dy: f32,
+    /// Natural logarithms of the zoom factors (their product's logarithm).
+    zoom: f32,
+}
+
+/// The span from frame `lo` to `hi` cut into [`SPAN_PARTS`] parts (fewer when it is
+/// shorter), each fitted with a global motion (zoom factors up to `max_scale`; 1 searches
+/// translations only), their motions added up; `None` as soon as one part is not
+/// explained (residual over `max`).
+fn chain_parts(luma: &LumaFrames, lo: usize, hi: usize, max: f32, max_scale: f32) -> Option<Chain> {
+    let parts = SPAN_PARTS.min(hi - lo);
+    let q = |k: usize| lo + (hi - lo) * k / parts;
+    let mut c = Chain {
+        dx: 0.0,
+        dy: 0.0,
+        zoom: 0.0,
+    };
+    for k in 0..parts {
+        let m = motion(luma, q(k), q(k + 1), max_scale).filter(|m| m.residual <= max)?;
+        c.dx += m.dx;
+        c.dy += m.dy;
+        c.zoom += m.scale.ln();
+    }
+    Some(c)
 }
 
 /// Whether the span from frame `lo` to `hi`, whose two ends a zoom by `scale` explains,
@@ -456,16 +477,8 @@ fn zoomed(luma: &LumaFrames, lo: usize, hi: usize, max: f32, scale: f32) -> bool
     if whole.abs() < CHAIN_ZOOM.ln() {
         return false;
     }
-    let parts = SPAN_PARTS.min(hi - lo);
-    let q = |k: usize| lo + (hi - lo) * k / parts;
-    let mut chained = 0f32;
-    for k in 0..parts {
-        match motion(luma, q(k), q(k + 1), MAX_SCALE).filter(|m| m.residual <= max) {
-            Some(m) => chained += m.scale.ln(),
-            None => return false,
-        }
-    }
-    (chained - whole).abs() <= ZOOM_AGREE.ln()
+    chain_parts(luma, lo, hi, max, MAX_SCALE)
+        .is_some_and(|c| (c.zoom - whole).abs() <= ZOOM_AGREE.ln())
 }
 
 /// A frame whose luma contrast is under this share of the lower contrast of a cut
