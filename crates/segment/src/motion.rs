@@ -32,7 +32,7 @@
 //! Cost: well under a million pixel operations per pair at 64 × 36 (about a
 //! millisecond): meant for the few candidate frame pairs of a video, not every frame.
 
-use crate::distance::lane_sum;
+use crate::distance::{lane_sum, lane_sums};
 
 /// Least share of the frame the moved first frame must cover for a transform to count.
 pub const MIN_OVERLAP: f32 = 0.35;
@@ -378,11 +378,9 @@ fn normalised_residual(pairs: &Pairs, total: usize) -> Option<(f32, f32)> {
         return None;
     }
     let n = ps.len() as f32;
-    let sp = lane_sum(ps, ps, |p, _| p);
-    let sq = lane_sum(qs, qs, |q, _| q);
+    let (sp, sq) = lane_sums(ps, qs, |p, _| p, |_, q| q);
     let (mp, mq) = (sp / n, sq / n);
-    let dp = lane_sum(ps, ps, |p, _| (p - mp).abs());
-    let dq = lane_sum(qs, qs, |q, _| (q - mq).abs());
+    let (dp, dq) = lane_sums(ps, qs, |p, _| (p - mp).abs(), |_, q| (q - mq).abs());
     let (gp, gq) = (
         1.0 / (dp / n + CONTRAST_FLOOR),
         1.0 / (dq / n + CONTRAST_FLOOR),
@@ -451,12 +449,12 @@ fn coarse(a: &Plane, b: &Plane, max_scale: f32) -> Vec<(f32, Transform)> {
                 let y0 = (vs.start as isize - oy).max(0) as usize;
                 let y1 = (vs.end as isize - oy).clamp(0, h as isize) as usize;
                 pairs.clear();
-                for y in y0..y1.max(y0) {
-                    let v = (y as isize + oy) as usize;
-                    let row = &canvas[v * cw..(v + 1) * cw];
-                    for x in x0..x1.max(x0) {
-                        let u = (x as isize + ox) as usize;
-                        pairs.push(row[u], b.at(x, y));
+                if x1 > x0 {
+                    let (u0, u1) = ((x0 as isize + ox) as usize, (x1 as isize + ox) as usize);
+                    for y in y0..y1.max(y0) {
+                        let v = (y as isize + oy) as usize;
+                        pairs.p.extend_from_slice(&canvas[v * cw + u0..v * cw + u1]);
+                        pairs.q.extend_from_slice(&b.v[y * w + x0..y * w + x1]);
                     }
                 }
                 if let Some((r, _)) = normalised_residual(&pairs, w * h) {

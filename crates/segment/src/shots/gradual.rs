@@ -2,7 +2,7 @@
 //! past the window like the cuts.
 
 use super::{cuts, FrameEmbeddings, ShotOptions, Transition, TransitionKind};
-use crate::distance::Metric;
+use crate::distance::{lane_sum3, Metric};
 use crate::seams::ArgMax;
 use rayon::prelude::*;
 use reelsmith_core::Embeddings;
@@ -43,11 +43,13 @@ pub(super) fn gradual(
         s = ((s as f64 * 1.5).round() as usize).max(s + 1);
     }
     // Each stride's windows are tested independently, side by side; the candidates are
-    // gathered in stride order, as one pass over the strides would find them.
-    let per_stride: Vec<Vec<(bool, f32, usize, usize)>> = strides
+    // gathered in stride order, as one pass over the strides would find them. The
+    // confirmation (`lasts`, O(confirm_window²) distances) is left to the selection below,
+    // which asks it only of the windows it would keep.
+    let per_stride: Vec<Vec<Window>> = strides
         .par_iter()
         .map(|&s| {
-            let mut cand: Vec<(bool, f32, usize, usize)> = Vec::new();
+            let mut cand: Vec<Window> = Vec::new();
             let cx = (s / 2).max(3);
             for b in s..n {
                 let a = b - s;
@@ -91,6 +93,12 @@ pub(super) fn gradual(
                 let (Some(before), Some(after)) = (before, after) else {
                     continue;
                 };
+                // The tests are pure: the cheap ones come first.
+                if o.gradual_extent > 0.0
+                    && change_extent(emb.row(a), emb.row(b)) < o.gradual_extent
+                {
+                    continue;
+                }
                 // A window that changes less than `gradual_contrast` times its context may
                 // still be a dissolve between moving shots, when its middle frame has the
                 // low contrast of a blend (see `DIP_VARIANCE`): it is then judged without
@@ -104,11 +112,11 @@ pub(super) fn gradual(
                     }
                     ctx = 0.0;
                 }
-                let rho = blend_residual(emb, a, b, dab, o.metric);
                 let linearity = if dipped { DIP_LINEARITY } else { 1.0 };
-                if rho > o.gradual_linearity * linearity {
+                let limit = o.gradual_linearity * linearity;
+                let Some(rho) = blend_residual_within(emb, a, b, dab, o.metric, limit) else {
                     continue;
-                }
+                };
                 if holds_midway(emb, dist, a, b, dab) {
                     continue;
                 }
@@ -116,28 +124,38 @@ pub(super) fn gradual(
                 if score < least_score {
                     continue;
                 }
-                if o.gradual_extent > 0.0
-                    && change_extent(emb.row(a), emb.row(b)) < o.gradual_extent
-                {
-                    continue;
-                }
-                if lasts(emb, dist, a, b, &shots, dab, o) {
-                    cand.push((dipped, score, a, b));
-                }
+                cand.push(Window {
+                    dipped,
+                    score,
+                    a,
+                    b,
+                    dab,
+                });
             }
             cand
         })
         .collect();
-    // Ordinary windows first, best score first; then the dipped ones (see above).
-    let mut cand: Vec<(bool, f32, usize, usize)> = per_stride.into_iter().flatten().collect();
-    cand.sort_by(|x, y| x.0.cmp(&y.0).then(y.1.total_cmp(&x.1)).then(x.2.cmp(&y.2)));
+    // Ordinary windows first, best score first; then the dipped ones (see above). A window
+    // is kept when it overlaps none kept before it and lasts; one that does not last
+    // blocks nothing, so asking only the free ones gives what confirming every window
+    // first would.
+    let mut cand: Vec<Window> = per_stride.into_iter().flatten().collect();
+    cand.sort_by(|x, y| {
+        x.dipped
+            .cmp(&y.dipped)
+            .then(y.score.total_cmp(&x.score))
+            .then(x.a.cmp(&y.a))
+    });
     let mut kept: Vec<(f32, usize, usize)> = Vec::new();
-    for (_, score, a, b) in cand {
+    for Window {
+        score, a, b, dab, ..
+    } in cand
+    {
         let free = kept.iter().all(|&(_, ga, gb)| b <= ga || a >= gb)
             && cuts
                 .iter()
                 .all(|&c| a.abs_diff(c) >= 2 && b.abs_diff(c) >= 2);
-        if free {
+        if free && lasts(emb, dist, a, b, &shots, dab, o) {
             kept.push((score, a, b));
         }
     }
@@ -152,6 +170,17 @@ pub(super) fn gradual(
             }
         })
         .collect()
+}
+
+/// A gradual window that passed every test but the confirmation.
+struct Window {
+    /// Judged by its dip rather than its context (see [`DIP_VARIANCE`]).
+    dipped: bool,
+    score: f32,
+    a: usize,
+    b: usize,
+    /// The change from its first frame to its last.
+    dab: f32,
 }
 
 /// Least share of a gradual window's context (`cx` frames on each side) that the video
@@ -302,14 +331,7 @@ impl<'a> BlendAxis<'a> {
     /// Least-squares blend position of row `m` (unclamped).
     fn t(&self, m: usize) -> f32 {
         let ra = self.emb.row(self.a);
-        self.emb
-            .row(m)
-            .iter()
-            .zip(ra)
-            .zip(&self.diff)
-            .map(|((x, y), z)| (x - y) * z)
-            .sum::<f32>()
-            / self.nn
+        lane_sum3(self.emb.row(m), ra, &self.diff, |x, y, z| (x - y) * z) / self.nn
     }
 }
 
@@ -372,13 +394,28 @@ fn holds_midway(
 /// Mean over the inner frames of `[a, b]` of the distance to the best blend of rows `a` and
 /// `b`, relative to `dab`.
 fn blend_residual(emb: &Embeddings, a: usize, b: usize, dab: f32, metric: Metric) -> f32 {
+    blend_residual_within(emb, a, b, dab, metric, f32::INFINITY).unwrap_or(f32::INFINITY)
+}
+
+/// [`blend_residual`] when it is at most `limit`; `None` when it is over (given up as
+/// soon as the frames summed so far put it over: the distances are never negative, so
+/// the rest can only add to it) or not finite.
+fn blend_residual_within(
+    emb: &Embeddings,
+    a: usize,
+    b: usize,
+    dab: f32,
+    metric: Metric,
+    limit: f32,
+) -> Option<f32> {
     let Some(axis) = BlendAxis::new(emb, a, b) else {
-        return 0.0;
+        return (0.0 <= limit).then_some(0.0);
     };
     if b <= a + 1 {
-        return 0.0;
+        return (0.0 <= limit).then_some(0.0);
     }
     let ra = emb.row(a);
+    let inner = (b - a - 1) as f32;
     let mut blend = vec![0f32; axis.diff.len()];
     let mut total = 0f32;
     for m in a + 1..b {
@@ -387,13 +424,12 @@ fn blend_residual(emb: &Embeddings, a: usize, b: usize, dab: f32, metric: Metric
             *bl = y + t * z;
         }
         total += metric.distance(emb.row(m), &blend);
+        if total / inner / dab > limit {
+            return None;
+        }
     }
-    let r = total / (b - a - 1) as f32 / dab;
-    if r.is_finite() {
-        r
-    } else {
-        f32::INFINITY
-    }
+    let r = total / inner / dab;
+    (r.is_finite() && r <= limit).then_some(r)
 }
 
 /// The shot holding each frame, as cut by the hard cuts found: the confirmation of a
@@ -679,5 +715,31 @@ mod tests {
             0,
             10
         ));
+    }
+
+    #[test]
+    fn the_bounded_blend_residual_is_the_residual_or_gives_up_over_its_limit() {
+        let (p, q) = (grid(4), grid(5));
+        // A dissolve whose middle frames stray from the blend more and more.
+        let e = rows(12, |i| {
+            let mut r = mix(&p, &q, i as f32 / 11.0);
+            if (3..9).contains(&i) {
+                r[..144].rotate_left(i);
+            }
+            r
+        });
+        let m = Metric::L1;
+        let dab = m.distance(e.row(0), e.row(11));
+        let rho = blend_residual(&e, 0, 11, dab, m);
+        assert!(rho > 0.0 && rho.is_finite(), "{rho}");
+        // At or above the residual, the same value bit for bit; below it, nothing.
+        assert_eq!(blend_residual_within(&e, 0, 11, dab, m, rho), Some(rho));
+        assert_eq!(
+            blend_residual_within(&e, 0, 11, dab, m, 2.0 * rho),
+            Some(rho)
+        );
+        assert_eq!(blend_residual_within(&e, 0, 11, dab, m, 0.99 * rho), None);
+        // Two frames next to each other have nothing between them to stray.
+        assert_eq!(blend_residual_within(&e, 3, 4, dab, m, 0.0), Some(0.0));
     }
 }
