@@ -43,7 +43,7 @@ frames (24->30 as pulldown without fields, 25->50, 30->60, 24->60, 25->60), the 
 truth moved with them.
 H (`--halves H`) is a sixth held-out half built like F from other footage and seed.
 I (`--halves I`) is a seventh held-out half built like F, from footage mixed differently
-again with its own seed.
+again with its own seed. J (`--halves J`) is an eighth, built the same way.
 
 Output: OUT/<half>/*.mp4 (H.264, 640x360 unless anamorphic, 24/25/30 fps) and
 OUT/<half>/ground_truth.json in the layout of the shared one (0-based frame of the first
@@ -150,6 +150,17 @@ HALVES = {
         "big_buck_bunny_0_30.webm": {},
         "chaplin.mp4": {},
         "issue-134-rotate.mp4": {"noautorotate": True},
+    }},
+    # An eighth held-out half (issue #18's tenth round): footage mixed differently again
+    # (Big Buck Bunny's long clip, GoldenEye's VFR and rotated clips, the split copy and
+    # bikes), its own seed, every kind F holds and frame repetition. Built with a detector
+    # whose transitions had not changed since I was scored, and scored once.
+    "J": {"seed": 7717, "adjacent": 3, "crash": 2, "closeup": 3, "repeat": 0.35, "sources": {
+        "bigbuckbunny.mp4": {},
+        "goldeneye-vfr-drop3.mp4": {},
+        "issue-134-rotate.mp4": {"noautorotate": True},
+        "issue-236-split-copy.mkv": {},
+        "bikes.mp4": {},
     }},
     # A development set for the close-up kind (issue #18's sixth round): A's footage, its
     # own seed, ten close-up clips (build with `--kinds close-up`). Rules for that kind
