@@ -1083,6 +1083,31 @@ mod tests {
     }
 
     #[test]
+    fn fades_right_after_a_dissolve_are_found() {
+        // Picture 1 dissolves into 2 (or into 12, a dim 2) over 12 frames; the new picture
+        // holds two frames and fades to black over 12 or 6; black holds, then picture 3
+        // fades in. (On these rows the ordinary context already passes the fades; the
+        // still context of a fade next to another transition, `gradual::still_context`,
+        // is measured on the corpora: docs/shots.md, tenth round.)
+        let o = ShotOptions::for_fps(25.0);
+        for (dim, fade) in [(0, 12), (0, 6), (10, 6)] {
+            let rows = blends(
+                220,
+                &[
+                    (60, 12, 1, 2 + dim),
+                    (74, fade, 2 + dim, 0),
+                    (150, 12, 0, 3),
+                ],
+            );
+            let det = detect_shots(&emb(&rows), &o);
+            let found = frames_of(&det, TransitionKind::Gradual);
+            assert_eq!(found.len(), 3, "dim {dim}, fade {fade}: {det:?}");
+            assert!((62..=72).contains(&found[0]), "{det:?}");
+            assert!((74..=86).contains(&found[1]), "{det:?}");
+        }
+    }
+
+    #[test]
     fn a_slow_dissolve_stays_one_transition() {
         // 40 and 60 frames of dissolve: neither a hold midway nor a detour.
         for len in [40, 60] {

@@ -78,17 +78,34 @@ pub(super) fn gradual(
                 // Next to the video's first or last frame fewer than `cx` frames may be
                 // there to look at; too few, and the window is not judged (see
                 // `EDGE_CONTEXT_SHARE`).
+                // A fade's other side is judged by its stillest frames when no cut lies
+                // there (see `still_context`).
+                let cut_free = |lo: usize, hi: usize| cut_count[hi + 1] == cut_count[lo + 1];
                 let before = if flat[a] {
                     Some(0.0)
                 } else {
                     let k = cx.min(a);
-                    enough_context(k, cx).then(|| dist(a - k, a))
+                    enough_context(k, cx).then(|| {
+                        let c = dist(a - k, a);
+                        if flat[b] && cut_free(a - k, a) {
+                            c.min(still_context(&d[a - k + 1..=a]))
+                        } else {
+                            c
+                        }
+                    })
                 };
                 let after = if flat[b] {
                     Some(0.0)
                 } else {
                     let k = cx.min(n - 1 - b);
-                    enough_context(k, cx).then(|| dist(b, b + k))
+                    enough_context(k, cx).then(|| {
+                        let c = dist(b, b + k);
+                        if flat[a] && cut_free(b, b + k) {
+                            c.min(still_context(&d[b + 1..=b + k]))
+                        } else {
+                            c
+                        }
+                    })
                 };
                 let (Some(before), Some(after)) = (before, after) else {
                     continue;
@@ -192,6 +209,17 @@ struct Window {
 /// first or last frame). A fade from or to black at a video's start or end keeps its flat
 /// side and is found.
 const EDGE_CONTEXT_SHARE: f32 = 0.5;
+
+/// The context of a fade's moving side from its frame changes `d` (the `k` just outside
+/// the window): `k` times the smallest of them. A fade that starts a few frames after a
+/// dissolve ends (or ends just before one starts) has that dissolve in its context, whose
+/// change, not the shot's own motion, would then fail the fade; motion that carries on
+/// into the fade changes every frame, still frames between two transitions do not. The
+/// flat end is the fade's evidence; a cut in the context keeps the whole change (the new
+/// shot's first frames next to a fade's window would otherwise merge the cut into it).
+fn still_context(d: &[f32]) -> f32 {
+    d.len() as f32 * d.iter().copied().fold(f32::INFINITY, f32::min)
+}
 
 /// Whether the `k` frames that the video holds just outside a gradual window (at most
 /// `cx`, the context's length) are enough to judge it by: at least
@@ -715,6 +743,14 @@ mod tests {
             0,
             10
         ));
+    }
+
+    #[test]
+    fn a_fades_still_context_is_its_stillest_frame_change_times_its_length() {
+        // Two still frames after a dissolve's last large changes: the stillest counts.
+        assert_eq!(still_context(&[0.08, 0.05, 0.001, 0.002]), 4.0 * 0.001);
+        // Motion that carries on changes every frame.
+        assert_eq!(still_context(&[0.03, 0.04, 0.03]), 3.0 * 0.03);
     }
 
     #[test]
