@@ -78,34 +78,27 @@ pub(super) fn gradual(
                 // Next to the video's first or last frame fewer than `cx` frames may be
                 // there to look at; too few, and the window is not judged (see
                 // `EDGE_CONTEXT_SHARE`).
-                // A fade's other side is judged by its stillest frames when no cut lies
-                // there (see `still_context`).
-                let cut_free = |lo: usize, hi: usize| cut_count[hi + 1] == cut_count[lo + 1];
+                // A fade's moving side (the other end flat) is judged by its stillest
+                // frames when no cut lies there (see `still_context`).
+                let side = |lo: usize, hi: usize, fade: bool| {
+                    let c = dist(lo, hi);
+                    if fade && cut_count[hi + 1] == cut_count[lo + 1] {
+                        c.min(still_context(&d[lo + 1..=hi]))
+                    } else {
+                        c
+                    }
+                };
                 let before = if flat[a] {
                     Some(0.0)
                 } else {
                     let k = cx.min(a);
-                    enough_context(k, cx).then(|| {
-                        let c = dist(a - k, a);
-                        if flat[b] && cut_free(a - k, a) {
-                            c.min(still_context(&d[a - k + 1..=a]))
-                        } else {
-                            c
-                        }
-                    })
+                    enough_context(k, cx).then(|| side(a - k, a, flat[b]))
                 };
                 let after = if flat[b] {
                     Some(0.0)
                 } else {
                     let k = cx.min(n - 1 - b);
-                    enough_context(k, cx).then(|| {
-                        let c = dist(b, b + k);
-                        if flat[a] && cut_free(b, b + k) {
-                            c.min(still_context(&d[b + 1..=b + k]))
-                        } else {
-                            c
-                        }
-                    })
+                    enough_context(k, cx).then(|| side(b, b + k, flat[a]))
                 };
                 let (Some(before), Some(after)) = (before, after) else {
                     continue;
