@@ -42,13 +42,24 @@ impl Metric {
     }
 }
 
+/// Running sums kept side by side by [`lane_sum`] and its fused forms.
+const LANES: usize = 8;
+
+/// The lanes' sums added up, then the `tail` past the last whole group of [`LANES`]: the
+/// one order every lane sum uses, so that fused and separate sums agree bit for bit.
+#[inline]
+fn lanes_total(acc: [f32; LANES], tail: f32) -> f32 {
+    let (l, r) = acc.split_at(LANES / 2);
+    let half: [f32; LANES / 2] = std::array::from_fn(|k| l[k] + r[k]);
+    (half[0] + half[2]) + (half[1] + half[3]) + tail
+}
+
 /// `Σ f(a[i], b[i])` over the shorter length, in 8 running sums (one per lane, which the
 /// compiler keeps in a vector register) added up at the end: the shot detector computes
 /// hundreds of thousands of distances between rows of a few hundred values, and the
 /// motion search sums over thousands of pixel pairs per candidate transform.
 #[inline]
 pub(crate) fn lane_sum(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
-    const LANES: usize = 8;
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
     let mut acc = [0f32; LANES];
@@ -60,15 +71,12 @@ pub(crate) fn lane_sum(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32
         }
     }
     let tail: f32 = ar.iter().zip(br).map(|(&x, &y)| f(x, y)).sum();
-    let (l, r) = acc.split_at(LANES / 2);
-    let half: [f32; LANES / 2] = std::array::from_fn(|k| l[k] + r[k]);
-    (half[0] + half[2]) + (half[1] + half[3]) + tail
+    lanes_total(acc, tail)
 }
 
 /// `Σ f(a[k], b[k], c[k])` over three equal-length slices (the shortest's length),
 /// added up as [`lane_sum`] does: eight running sums the compiler vectorises.
 pub(crate) fn lane_sum3(a: &[f32], b: &[f32], c: &[f32], f: impl Fn(f32, f32, f32) -> f32) -> f32 {
-    const LANES: usize = 8;
     let n = a.len().min(b.len()).min(c.len());
     let (a, b, c) = (&a[..n], &b[..n], &c[..n]);
     let mut acc = [0f32; LANES];
@@ -89,9 +97,7 @@ pub(crate) fn lane_sum3(a: &[f32], b: &[f32], c: &[f32], f: impl Fn(f32, f32, f3
         .zip(cr)
         .map(|((&x, &y), &z)| f(x, y, z))
         .sum();
-    let (l, r) = acc.split_at(LANES / 2);
-    let half: [f32; LANES / 2] = std::array::from_fn(|k| l[k] + r[k]);
-    (half[0] + half[2]) + (half[1] + half[3]) + tail
+    lanes_total(acc, tail)
 }
 
 /// Two [`lane_sum`]s over the same pairs in one pass: `(Σ f(a, b), Σ g(a, b))`, each
@@ -102,7 +108,6 @@ pub(crate) fn lane_sums(
     f: impl Fn(f32, f32) -> f32,
     g: impl Fn(f32, f32) -> f32,
 ) -> (f32, f32) {
-    const LANES: usize = 8;
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
     let (mut af, mut ag) = ([0f32; LANES], [0f32; LANES]);
@@ -114,14 +119,9 @@ pub(crate) fn lane_sums(
             ag[k] += g(x[k], y[k]);
         }
     }
-    let finish = |acc: [f32; LANES], tail: f32| {
-        let (l, r) = acc.split_at(LANES / 2);
-        let half: [f32; LANES / 2] = std::array::from_fn(|k| l[k] + r[k]);
-        (half[0] + half[2]) + (half[1] + half[3]) + tail
-    };
     let tf: f32 = ar.iter().zip(br).map(|(&x, &y)| f(x, y)).sum();
     let tg: f32 = ar.iter().zip(br).map(|(&x, &y)| g(x, y)).sum();
-    (finish(af, tf), finish(ag, tg))
+    (lanes_total(af, tf), lanes_total(ag, tg))
 }
 
 /// Distances between consecutive rows: element `i` is `dist(row i, row i+1)`, so the result
