@@ -80,6 +80,16 @@ fn push_luma(img: &image::RgbImage, f: u32, out: &mut Vec<u8>) {
     let (w, h) = (img.width(), img.height());
     let (lw, lh) = ((w / f).max(1), (h / f).max(1));
     let raw = img.as_raw();
+    let luma = |p: &[u8]| 299 * u32::from(p[0]) + 587 * u32::from(p[1]) + 114 * u32::from(p[2]);
+    if f == 1 {
+        // The analysis size itself (the default): one pixel a sample, and a division by a
+        // constant rather than by the block's pixel count.
+        out.extend(
+            raw.chunks_exact(3)
+                .map(|p| ((luma(p) + 500) / 1000).min(255) as u8),
+        );
+        return;
+    }
     for by in 0..lh {
         for bx in 0..lw {
             let mut acc = 0u32;
@@ -87,9 +97,7 @@ fn push_luma(img: &image::RgbImage, f: u32, out: &mut Vec<u8>) {
             for y in (by * f)..((by + 1) * f).min(h) {
                 for x in (bx * f)..((bx + 1) * f).min(w) {
                     let p = ((y * w + x) * 3) as usize;
-                    acc += 299 * u32::from(raw[p])
-                        + 587 * u32::from(raw[p + 1])
-                        + 114 * u32::from(raw[p + 2]);
+                    acc += luma(&raw[p..p + 3]);
                     count += 1;
                 }
             }
@@ -215,4 +223,49 @@ pub(crate) fn end_time(times: &[f64], fps: f64) -> f64 {
         0.0
     };
     times.last().map_or(0.0, |t| t + step)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// BT.601 luma of the `f × f` blocks of `img`, written out pixel by pixel.
+    fn reference(img: &image::RgbImage, f: u32) -> Vec<u8> {
+        let (lw, lh) = ((img.width() / f).max(1), (img.height() / f).max(1));
+        let mut out = Vec::new();
+        for by in 0..lh {
+            for bx in 0..lw {
+                let (mut acc, mut count) = (0u32, 0u32);
+                for y in by * f..((by + 1) * f).min(img.height()) {
+                    for x in bx * f..((bx + 1) * f).min(img.width()) {
+                        let [r, g, b] = img.get_pixel(x, y).0;
+                        acc += 299 * u32::from(r) + 587 * u32::from(g) + 114 * u32::from(b);
+                        count += 1;
+                    }
+                }
+                out.push(((acc + 500 * count) / (1000 * count)).min(255) as u8);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn luma_at_the_analysis_size_and_reduced_is_the_block_mean() {
+        let mut seed = 7u32;
+        let img = image::RgbImage::from_fn(23, 14, |_, _| {
+            let mut c = [0u8; 3];
+            for v in &mut c {
+                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                *v = (seed >> 16) as u8;
+            }
+            image::Rgb(c)
+        });
+        let white = image::RgbImage::from_pixel(4, 3, image::Rgb([255, 255, 255]));
+        for (img, f) in [(&img, 1), (&img, 2), (&img, 5), (&white, 1), (&white, 2)] {
+            let mut out = vec![9];
+            push_luma(img, f, &mut out);
+            assert_eq!(out[0], 9, "appends");
+            assert_eq!(out[1..], reference(img, f)[..], "factor {f}");
+        }
+    }
 }
