@@ -43,7 +43,8 @@ frames (24->30 as pulldown without fields, 25->50, 30->60, 24->60, 25->60), the 
 truth moved with them.
 H (`--halves H`) is a sixth held-out half built like F from other footage and seed.
 I (`--halves I`) is a seventh held-out half built like F, from footage mixed differently
-again with its own seed. J (`--halves J`) is an eighth, built the same way.
+again with its own seed. J (`--halves J`) is an eighth, built the same way. K (`--halves K`)
+is a ninth, built the same way with ten spliced sets instead of five.
 
 Output: OUT/<half>/*.mp4 (H.264, 640x360 unless anamorphic, 24/25/30 fps) and
 OUT/<half>/ground_truth.json in the layout of the shared one (0-based frame of the first
@@ -162,6 +163,20 @@ HALVES = {
         "issue-236-split-copy.mkv": {},
         "bikes.mp4": {},
     }},
+    # A ninth held-out half (issue #18's eleventh round): footage mixed differently again
+    # (Chaplin, Big Buck Bunny's short clip, GoldenEye's VFR and rotated clips, bikes), its
+    # own seed, every kind F holds, frame repetition, and ten spliced sets rather than five
+    # (about twice the hard cuts, so that one error moves hard F1 by about half a point,
+    # not one). Built with a detector whose transitions had not changed since J was
+    # scored, and scored once.
+    "K": {"seed": 5519, "adjacent": 3, "crash": 2, "closeup": 3, "repeat": 0.35, "spliced": 10,
+          "sources": {
+              "chaplin.mp4": {},
+              "big_buck_bunny_0_30.webm": {},
+              "goldeneye-vfr-drop3.mp4": {},
+              "issue-134-rotate.mp4": {"noautorotate": True},
+              "bikes.mp4": {},
+          }},
     # A development set for the close-up kind (issue #18's sixth round): A's footage, its
     # own seed, ten close-up clips (build with `--kinds close-up`). Rules for that kind
     # are chosen on it, D's and the format bench's real cases, never on F.
@@ -723,6 +738,13 @@ def repeat_frames(frames, meta, fps, rng):
     meta["cuts"] = [first(c) for c in meta["cuts"]]
     meta["gradual"] = [{**g, "start": first(g["start"]), "end": last(g["end"])}
                        for g in meta["gradual"]]
+    # Disturbances (occluders, flashes, strobes, close-ups) move with the frames too; a
+    # camera path (whip, zoom, blur) spans the whole clip and has no start.
+    meta["events"] = [
+        {**e, "start": first(e["start"]),
+         "frames": last(e["start"] + e["frames"] - 1) - first(e["start"]) + 1}
+        if "start" in e and "frames" in e else e
+        for e in meta.get("events", [])]
     meta["repeated"] = {"from": fps, "to": rate}
     return out, meta, rate
 
@@ -762,7 +784,7 @@ def build_half(half, videos, gt, out, small, kinds=None):
     d = out / half
     d.mkdir(parents=True, exist_ok=True)
     per_kind = 1 if small else 3
-    n_spliced = 1 if small else 5
+    n_spliced = 1 if small else cfg.get("spliced", 5)
     jobs = [(k, i) for k in KINDS for i in range(per_kind)]
     jobs += [("spliced", i) for i in range(n_spliced)]
     jobs += [("cut-after-dissolve", i) for i in range(1 if small else 3)]
