@@ -27,7 +27,8 @@ use crate::probe::video::Video;
 const MIN_CHUNK_SECONDS: f64 = 1.0;
 
 /// Chunks per worker: more than one balances the load when some stretches decode slower,
-/// and the chunks are taken longest first, so that the last ones to finish are short.
+/// and after the first chunk the chunks are taken longest first, so that the last ones to
+/// finish are short.
 const CHUNKS_PER_WORKER: usize = 8;
 
 /// Mapped frames a chunk's worker sends to the collecting thread at once, rather than one
@@ -36,9 +37,12 @@ const CHUNKS_PER_WORKER: usize = 8;
 const FRAMES_PER_MESSAGE: usize = 16;
 
 /// The order in which workers take the chunks that `splits` cut a video of `duration`
-/// seconds into: longest first (a greedy schedule that leaves short chunks for the end,
-/// when a worker that finishes early has nothing else to do), ties in time order.
-fn longest_first(splits: &[f64], duration: f64) -> Vec<usize> {
+/// seconds into: the first chunk first, then the longest first (a greedy schedule that
+/// leaves short chunks for the end, when a worker that finishes early has nothing else to
+/// do), ties in time order. The first chunk reads the demuxer opened when probing, from
+/// the start; taken first, it leaves the demuxer that found the splits to the second
+/// worker, so two workers open the file once between them rather than twice.
+fn schedule(splits: &[f64], duration: f64) -> Vec<usize> {
     let n = splits.len() + 1;
     let span = |c: usize| {
         let start = if c == 0 { 0.0 } else { splits[c - 1] };
@@ -47,7 +51,7 @@ fn longest_first(splits: &[f64], duration: f64) -> Vec<usize> {
     };
     let mut order: Vec<usize> = (0..n).collect();
     // Spans within a millisecond count as equal, so that keyframe jitter keeps time order.
-    order.sort_by_key(|&c| (std::cmp::Reverse((span(c) * 1000.0).round() as i64), c));
+    order[1..].sort_by_key(|&c| (std::cmp::Reverse((span(c) * 1000.0).round() as i64), c));
     order
 }
 
@@ -236,7 +240,7 @@ impl Video {
             return None;
         }
         let n = splits.len() + 1;
-        let order = longest_first(&splits, self.info().duration);
+        let order = schedule(&splits, self.info().duration);
         let opts = DecodeOptions::new().threads(1);
         let next = AtomicUsize::new(0);
         let seed = Mutex::new(seed);
@@ -246,9 +250,12 @@ impl Video {
                     let (next, opts, splits, order, seed) = (&next, &opts, &splits, &order, &seed);
                     scope.spawn(move || {
                         let mut mine = Vec::new();
-                        let mut spare = take(seed);
+                        let mut spare = None;
                         while let Some(&c) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
                             let (start, end) = chunk_bounds(splits, c);
+                            if start.is_some() && spare.is_none() {
+                                spare = take(seed);
+                            }
                             let s = self
                                 .chunk_frames(start, end, opts, Want::Count, &mut spare)
                                 .and_then(|mut f| {
@@ -354,7 +361,7 @@ impl Video {
         let n = splits.len() + 1;
         // One decoder thread per chunk: the chunks themselves are the parallelism.
         let chunk_opts = opts.clone().threads(1);
-        let order = longest_first(splits, self.info().duration);
+        let order = schedule(splits, self.info().duration);
         let next = AtomicUsize::new(0);
         let stop = AtomicBool::new(false);
         let seed = Mutex::new(seed);
@@ -369,13 +376,17 @@ impl Video {
                 let (next, stop, chunk_opts, order, seed) =
                     (&next, &stop, &chunk_opts, &order, &seed);
                 scope.spawn(move || {
-                    // The first worker seeks in the demuxer that found the splits.
-                    let mut spare = take(seed);
+                    // The first worker to need a seek seeks in the demuxer that found the
+                    // splits (the first chunk reads the one opened when probing).
+                    let mut spare = None;
                     while let Some(&chunk) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
                         if stop.load(Ordering::Relaxed) {
                             break;
                         }
                         let (start, end) = chunk_bounds(splits, chunk);
+                        if start.is_some() && spare.is_none() {
+                            spare = take(seed);
+                        }
                         let msg = match self
                             .run_chunk(chunk, start, end, chunk_opts, map, &tx, stop, &mut spare)
                         {
@@ -521,17 +532,17 @@ fn chunk_bounds(splits: &[f64], c: usize) -> (Option<f64>, Option<f64>) {
 
 #[cfg(test)]
 mod tests {
-    use super::longest_first;
+    use super::schedule;
 
     #[test]
-    fn chunks_are_taken_longest_first_ties_in_time_order() {
+    fn chunks_are_taken_first_chunk_first_then_longest_first_ties_in_time_order() {
         // Chunks: [0, 5.3) [5.3, 15.9) [15.9, 21.2) [21.2, 31.7) [31.7, 63.5)
         let splits = [5.3, 15.9, 21.2, 31.7];
-        assert_eq!(longest_first(&splits, 63.5), [4, 1, 3, 0, 2]);
+        assert_eq!(schedule(&splits, 63.5), [0, 4, 1, 3, 2]);
         // Spans a fraction of a millisecond apart keep their time order.
-        assert_eq!(longest_first(&[1.0, 2.0004], 3.0), [0, 1, 2]);
+        assert_eq!(schedule(&[1.0, 2.0004, 3.0], 4.0), [0, 1, 2, 3]);
         // One chunk, and an unknown duration (the last chunk then counts as empty).
-        assert_eq!(longest_first(&[], 10.0), [0]);
-        assert_eq!(longest_first(&[4.0, 6.0], 0.0), [0, 1, 2]);
+        assert_eq!(schedule(&[], 10.0), [0]);
+        assert_eq!(schedule(&[4.0, 6.0], 0.0), [0, 1, 2]);
     }
 }
