@@ -41,7 +41,8 @@ const FRAMES_PER_MESSAGE: usize = 16;
 /// leaves short chunks for the end, when a worker that finishes early has nothing else to
 /// do), ties in time order. The first chunk reads the demuxer opened when probing, from
 /// the start; taken first, it leaves the demuxer that found the splits to the second
-/// worker, so two workers open the file once between them rather than twice.
+/// worker, so neither opens the file again (one did when both began with a chunk that
+/// needs a seek).
 fn schedule(splits: &[f64], duration: f64) -> Vec<usize> {
     let n = splits.len() + 1;
     let span = |c: usize| {
