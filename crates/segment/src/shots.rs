@@ -29,6 +29,10 @@
 //!    or a flash with a long decay lasts longer than the flash window, but the picture
 //!    comes back; after a cut it does not. Every pair of frames up to `confirm_window`
 //!    (≈ 0.5 s) before and after the candidate must still differ by `confirm_ratio · e(i)`.
+//!    Frames that vouch for no scene are passed over: washed-out ones (a flash, black),
+//!    and ones that show their own side's scene relit (same luma pattern as the frame
+//!    next to the candidate, see 4, yet at least `confirm_ratio · e(i)` from it: a flash
+//!    half faded, as bright as the other side's scene by chance).
 //! 4. **Lighting.** When some frame up to `confirm_window` before the candidate and some
 //!    frame up to `confirm_window` after it have the same luma pattern once brightness
 //!    and contrast are taken out (mean absolute difference of the normalised patterns
@@ -621,6 +625,41 @@ mod tests {
         let found: Vec<(usize, TransitionKind)> =
             det.transitions.iter().map(|t| (t.frame, t.kind)).collect();
         assert_eq!(found, vec![(80, TransitionKind::Cut)], "{det:?}");
+    }
+
+    #[test]
+    fn a_flash_fading_before_a_cut_does_not_hide_it() {
+        // A dim scene, a 4-frame white flash fading back over two half-white frames, the
+        // dim scene again, then a cut at 80 to a plain mid-grey scene about as bright as
+        // the half-faded frames: those match the new scene by brightness, but they show
+        // the dim scene relit, and the confirmation passes over them.
+        let dim = |i: usize| -> Vec<f32> { picture(1, 0.0, i).iter().map(|v| 0.25 * v).collect() };
+        let n = dim(0).len() as f32;
+        let rows: Vec<Vec<f32>> = (0..160)
+            .map(|i| match i {
+                64..=67 => vec![0.95 / n; n as usize],
+                68 | 69 => dim(i).iter().map(|v| 0.5 * v + 0.5 * 0.95 / n).collect(),
+                80.. => picture(4, 0.0, i)
+                    .iter()
+                    .map(|v| (0.45 + 0.3 * (v * n - 0.4)) / n)
+                    .collect(),
+                _ => dim(i),
+            })
+            .collect();
+        let o = ShotOptions::for_fps(25.0);
+        let det = detect_shots(&emb(&rows), &o);
+        let found: Vec<(usize, TransitionKind)> =
+            det.transitions.iter().map(|t| (t.frame, t.kind)).collect();
+        assert_eq!(found, vec![(80, TransitionKind::Cut)], "{det:?}");
+        // Compared, a half-faded frame vouches for the new scene and the cut is lost.
+        let det = detect_shots(
+            &emb(&rows),
+            &ShotOptions {
+                relight_max: 0.0,
+                ..o
+            },
+        );
+        assert!(frames_of(&det, TransitionKind::Cut).is_empty(), "{det:?}");
     }
 
     #[test]

@@ -92,15 +92,26 @@ pub(super) fn candidates(
         };
         // Confirmation: frames further out on both sides (past an occluder or a strobe)
         // must still differ by `confirm_ratio` of that strength. Washed-out frames (a
-        // flash, black) vouch for no scene: two flashes either side of a cut look alike.
+        // flash, black) vouch for no scene: two flashes either side of a cut look alike;
+        // nor do frames that show their own side's scene under other light (a flash
+        // fading, see `relit_reference`).
         let keep = o.confirm_ratio * e;
         if o.confirm_ratio > 0.0 && l > k {
             let reference = luma_contrast(emb.row(i - 1)).min(luma_contrast(emb.row(i)));
             let lo = i.saturating_sub(l);
-            let washed: Vec<bool> = (lo..(i + l).min(n))
-                .map(|f| luma_contrast(emb.row(f)) < WASHED_OUT * reference)
+            let sides = [i - 1, i].map(|r| (r, luma_pattern(emb.row(r))));
+            let passed_over: Vec<bool> = (lo..(i + l).min(n))
+                .map(|f| {
+                    let (r, pattern) = &sides[usize::from(f >= i)];
+                    luma_contrast(emb.row(f)) < WASHED_OUT * reference
+                        || (o.relight_max > 0.0
+                            && f != *r
+                            && pattern.as_deref().is_some_and(|p| {
+                                relit_reference(emb.row(f), p, o.relight_max) && dist(f, *r) >= keep
+                            }))
+                })
                 .collect();
-            let skip = |f: usize| washed.get(f - lo).copied().unwrap_or(false);
+            let skip = |f: usize| passed_over.get(f - lo).copied().unwrap_or(false);
             if min_across(dist, i, n, (k, l), o.cut_min.max(keep), &skip).is_none() {
                 continue;
             }
@@ -671,6 +682,11 @@ pub(super) fn luma_pattern(row: &[f32]) -> Option<Vec<f32>> {
     Some(y.iter().map(|v| (v - mean) / mad).collect())
 }
 
+/// Mean absolute difference of two [`luma_pattern`]s.
+fn pattern_distance(p: &[f32], q: &[f32]) -> f32 {
+    p.iter().zip(q).map(|(x, y)| (x - y).abs()).sum::<f32>() / p.len().max(1) as f32
+}
+
 /// Whether some frame of `before` and some frame of `after` have the same luma pattern
 /// once brightness and contrast are taken out (mean absolute difference of the
 /// [`luma_pattern`]s below `max`): the change between them is one of lighting.
@@ -684,12 +700,17 @@ pub(super) fn relit(
         r.filter_map(|f| luma_pattern(emb.row(f))).collect()
     };
     let (b, a) = (pats(before), pats(after));
-    b.iter().any(|p| {
-        a.iter().any(|q| {
-            let m = p.iter().zip(q).map(|(x, y)| (x - y).abs()).sum::<f32>() / p.len() as f32;
-            m < max
-        })
-    })
+    b.iter()
+        .any(|p| a.iter().any(|q| pattern_distance(p, q) < max))
+}
+
+/// Whether the picture of `row` is the one whose [`luma_pattern`] is `reference` under
+/// other light: their patterns differ by less than `max` (see [`relit`]). The
+/// confirmation passes over a frame that shows its own side's scene so relit and is as
+/// far from that side's frame next to the candidate as the confirmation asks of a cut:
+/// a flash half faded, whose brightness may match the other side's scene by chance.
+fn relit_reference(row: &[f32], reference: &[f32], max: f32) -> bool {
+    luma_pattern(row).is_some_and(|q| pattern_distance(reference, &q) < max)
 }
 
 #[cfg(test)]
