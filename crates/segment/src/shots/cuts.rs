@@ -312,6 +312,14 @@ const FADE_CONTRAST: f32 = 0.5;
 /// two ends to share enough of the picture to be compared directly (a whip pan).
 const CHAIN_SHIFT: f32 = 0.5;
 
+/// Largest share of a pan that one of a gradual span's parts may carry for the span to be
+/// taken for a pan although its two ends differ in contrast as a fade's do (see
+/// [`span_is_camera_motion`]): a camera speeds up and slows down over several parts (a
+/// whip pan of 0.78 of the width: at most 0.21 in one part of eight), while a dissolve's
+/// parts either stay in place or one of them, mid-blend, happens to fit a jump (0.6 and
+/// all of the way in the corpora's dissolves that the parts' sum mistook for pans).
+const PAN_SPREAD: f32 = 0.5;
+
 /// Least zoom factor (in or out) between a gradual span's two ends for a change of
 /// their contrast to be the zoom's rather than a fade's (see [`zoomed`]).
 const CHAIN_ZOOM: f32 = 1.5;
@@ -372,7 +380,11 @@ fn cut_is_camera_motion(luma: &LumaFrames, i: usize, max: f32, rep: &[bool]) -> 
 /// at least [`SPAN_MOVING`] of the span's [`SPAN_PARTS`] parts move the picture (each
 /// explained, each moving a corner by at least [`STILL_SHIFT`]` / 2` of the width). A
 /// dissolve, even between two framings of one scene, does not move its frames: it blends
-/// them.
+/// them. Ends too far apart to be matched are checked in parts (see [`chained_move`]).
+/// Ends whose contrast differs as a fade's do are camera motion only when a zoom explains
+/// the change (see [`zoomed`]) or the span pans far in parts that spread the move (see
+/// [`chained_pan`] and [`PAN_SPREAD`]): a whip pan from a busy part of a scene to a
+/// plain one.
 pub(super) fn span_is_camera_motion(
     luma: &LumaFrames,
     lo: usize,
@@ -396,9 +408,12 @@ pub(super) fn span_is_camera_motion(
     }
     let whole = motion(luma, lo, hi, max_scale).filter(|m| m.residual <= max);
     if fade {
-        // Unless the change of contrast is a zoom's (a close-up of a busier or plainer
-        // part of the picture): see `zoomed`.
-        return whole.is_some_and(|m| zoomed(luma, lo, hi, max, m.scale));
+        // Unless the change of contrast is a zoom's or a pan's (a close-up of a busier or
+        // plainer part of the picture, a whip pan from a busy part of the scene to a plain
+        // one): see `zoomed` and `chained_pan`. A pan that far is checked in its parts: its
+        // two ends share too little of the picture for their own estimate to be trusted.
+        return whole.is_some_and(|m| zoomed(luma, lo, hi, max, m.scale))
+            || chained_pan(luma, lo, hi, max, PAN_SPREAD);
     }
     let Some(whole) = whole else {
         return chained_move(luma, lo, hi, max);
@@ -437,13 +452,21 @@ pub(super) fn span_is_camera_motion(
 /// are too far apart in scale for one estimate. A dissolve blends its frames in place:
 /// its parts do not move, or not that far, and do not zoom.
 fn chained_move(luma: &LumaFrames, lo: usize, hi: usize, max: f32) -> bool {
+    chained_pan(luma, lo, hi, max, 1.0)
+        || chain_parts(luma, lo, hi, max, MAX_SCALE)
+            .is_some_and(|c| c.zoom.abs() >= CHAIN_ZOOM.ln())
+}
+
+/// Whether the span from frame `lo` to `hi` is a pan of at least [`CHAIN_SHIFT`] of the
+/// frame: each of its [`SPAN_PARTS`] parts is explained by a translation (residual at
+/// most `max`), the translations add up to that far (see [`chained_move`]), and no part
+/// moves more than `spread` of the whole way (1 for no such limit; see [`PAN_SPREAD`]).
+fn chained_pan(luma: &LumaFrames, lo: usize, hi: usize, max: f32, spread: f32) -> bool {
     let (w, h) = (luma.width() as f32, luma.height() as f32);
-    if chain_parts(luma, lo, hi, max, 1.0)
-        .is_some_and(|c| (c.dx / w).hypot(c.dy / h) >= CHAIN_SHIFT)
-    {
-        return true;
-    }
-    chain_parts(luma, lo, hi, max, MAX_SCALE).is_some_and(|c| c.zoom.abs() >= CHAIN_ZOOM.ln())
+    chain_parts(luma, lo, hi, max, 1.0).is_some_and(|c| {
+        let far = (c.dx / w).hypot(c.dy / h);
+        far >= CHAIN_SHIFT && c.largest <= spread * far
+    })
 }
 
 /// The motions of a span's [`SPAN_PARTS`] parts added up.
@@ -454,6 +477,9 @@ struct Chain {
     dy: f32,
     /// Natural logarithms of the zoom factors (their product's logarithm).
     zoom: f32,
+    /// The largest translation of one part, as a share of the frame (width across,
+    /// height down).
+    largest: f32,
 }
 
 /// The span from frame `lo` to `hi` cut into [`SPAN_PARTS`] parts (fewer when it is
@@ -467,12 +493,16 @@ fn chain_parts(luma: &LumaFrames, lo: usize, hi: usize, max: f32, max_scale: f32
         dx: 0.0,
         dy: 0.0,
         zoom: 0.0,
+        largest: 0.0,
     };
     for k in 0..parts {
         let m = motion(luma, q(k), q(k + 1), max_scale).filter(|m| m.residual <= max)?;
         c.dx += m.dx;
         c.dy += m.dy;
         c.zoom += m.scale.ln();
+        c.largest = c
+            .largest
+            .max((m.dx / luma.width() as f32).hypot(m.dy / luma.height() as f32));
     }
     Some(c)
 }
@@ -818,6 +848,41 @@ mod tests {
             24,
         );
         assert!(!span_is_camera_motion(&dissolve, 4, 20, 0.7, GRADUAL_MAX));
+    }
+
+    #[test]
+    fn a_whip_pan_to_a_plain_part_of_the_scene_is_camera_motion_but_a_dissolve_is_not() {
+        // A texture busy on the left and plain on the right; still until frame 8, a pan of
+        // 52 pixels over frames 9..=16, still after: the span's ends differ in contrast as
+        // a fade's do.
+        let view = |x: f32| -> Vec<u8> {
+            (0..36 * 64)
+                .map(|i| {
+                    let u = (i % 64) as f32 + x;
+                    let v = value_noise(2, u, (i / 64) as f32, 4.0) - 0.5;
+                    (120.0 + v * (200.0 * (-u / 30.0).exp() + 10.0)) as u8
+                })
+                .collect()
+        };
+        let x = |i: usize| {
+            let t = ((i as f32 - 8.0) / 8.0).clamp(0.0, 1.0);
+            52.0 * t * t * (3.0 - 2.0 * t)
+        };
+        let whip = frames(|i| view(x(i)), 24);
+        let (a, b) = (whip.plane(4).unwrap(), whip.plane(20).unwrap());
+        assert!(b.contrast() < FADE_CONTRAST * a.contrast(), "{a:?} {b:?}");
+        assert!(span_is_camera_motion(&whip, 4, 20, 0.7, GRADUAL_MAX));
+        // A dissolve between the same two ends.
+        let t = |i: usize| ((i as f32 - 8.0) / 9.0).clamp(0.0, 1.0);
+        let dissolve = blend_frames(&view(0.0), &view(52.0), t, 24);
+        assert!(!span_is_camera_motion(&dissolve, 4, 20, 0.7, GRADUAL_MAX));
+        // A move of 36 pixels made in one jump between two still stretches: one part
+        // carries it all, as a dissolve's part that happens to fit a jump does; no camera
+        // pans so.
+        let jump = frames(|i| view(if i < 12 { 0.0 } else { 36.0 }), 24);
+        assert!(!span_is_camera_motion(&jump, 4, 20, 0.7, GRADUAL_MAX));
+        // Without the spread limit the parts' sum alone would take it for a pan.
+        assert!(chained_pan(&jump, 4, 20, 0.7, 1.0));
     }
 
     #[test]
