@@ -177,6 +177,19 @@ HALVES = {
               "issue-134-rotate.mp4": {"noautorotate": True},
               "bikes.mp4": {},
           }},
+    # A tenth held-out half (issue #18's twelfth round): footage mixed differently again
+    # (Big Buck Bunny's two clips, Chaplin, the split copy and bikes), its own seed, every
+    # kind F holds, frame repetition and ten spliced sets as K. Built after that round's
+    # two rules (a flash's fading frames in the confirmation, a whip pan to a plain part of
+    # the scene) were fixed, and scored once.
+    "L": {"seed": 8821, "adjacent": 3, "crash": 2, "closeup": 3, "repeat": 0.35, "spliced": 10,
+          "sources": {
+              "bigbuckbunny.mp4": {},
+              "chaplin.mp4": {},
+              "issue-236-split-copy.mkv": {},
+              "bikes.mp4": {},
+              "big_buck_bunny_0_30.webm": {},
+          }},
     # A development set for the close-up kind (issue #18's sixth round): A's footage, its
     # own seed, ten close-up clips (build with `--kinds close-up`). Rules for that kind
     # are chosen on it, D's and the format bench's real cases, never on F.
