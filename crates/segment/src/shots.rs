@@ -32,7 +32,12 @@
 //!    Frames that vouch for no scene are passed over: washed-out ones (a flash, black),
 //!    and ones that show their own side's scene relit (same luma pattern as the frame
 //!    next to the candidate, see 4, yet at least `confirm_ratio · e(i)` from it: a flash
-//!    half faded, as bright as the other side's scene by chance).
+//!    half faded, as bright as the other side's scene by chance). When the pairs still
+//!    match, a flash's frames are passed over too: frames brighter than a frame before
+//!    and a frame after them on their side of the candidate in 0.9 of the luma grid's
+//!    cells, and at least `confirm_ratio · e(i)` from the frame next to the candidate (a
+//!    flash that clipped the picture, whose luma pattern the relit test cannot match).
+//!    `relight_max = 0` turns these off with the lighting test.
 //! 4. **Lighting.** When some frame up to `confirm_window` before the candidate and some
 //!    frame up to `confirm_window` after it have the same luma pattern once brightness
 //!    and contrast are taken out (mean absolute difference of the normalised patterns
@@ -204,8 +209,9 @@ pub struct ShotOptions {
     /// Largest difference of the brightness-normalised luma patterns (mean absolute
     /// difference in units of the pattern's mean deviation) between a frame before and a
     /// frame after a candidate for the change to count as lighting (a strobe, a flash, a
-    /// lamp) rather than a transition (default 0.25; 0 turns the test off). Reads the
-    /// first third of each row as the luma grid, as the pixel embedder lays it out.
+    /// lamp) rather than a transition (default 0.25; 0 turns the lighting tests off: this
+    /// one, and the confirmation's passing over relit frames and a flash's frames). Reads
+    /// the first third of each row as the luma grid, as the pixel embedder lays it out.
     pub relight_max: f32,
     /// Cosine similarity of model embeddings before and after a disturbance at or above
     /// which it is the same scene (default 0.9; used only with a model).
@@ -660,6 +666,40 @@ mod tests {
             },
         );
         assert!(frames_of(&det, TransitionKind::Cut).is_empty(), "{det:?}");
+    }
+
+    #[test]
+    fn a_flash_that_clips_the_picture_before_a_cut_does_not_hide_it() {
+        // A scene; a flash lights it from frame 46 to 48, clipping its bright parts, and
+        // fades back at frame 49; the cut at 60 is to a bright, plain scene that the
+        // flash's frames resemble by brightness (closer than half the cut). The clipping
+        // changed the flash frames' luma pattern (the relit test cannot tell them for the
+        // scene), but they are brighter all over than the frames before and after them:
+        // the confirmation passes over them. Without that the cut is lost.
+        let scene = |i: usize| picture(1, 0.0, i);
+        let n = scene(0).len() as f32;
+        let lit = |i: usize, gain: f32| -> Vec<f32> {
+            scene(i)
+                .iter()
+                .map(|v| (v * gain + 0.3 / n).min(0.9 / n))
+                .collect()
+        };
+        let rows: Vec<Vec<f32>> = (0..140)
+            .map(|i| match i {
+                46..=48 => lit(i, 3.0),
+                49 => lit(i, 2.0),
+                60.. => picture(5, 0.0, i)
+                    .iter()
+                    .map(|v| (0.85 + 0.1 * (v * n)) / n)
+                    .collect(),
+                _ => scene(i),
+            })
+            .collect();
+        let o = ShotOptions::for_fps(25.0);
+        let det = detect_shots(&emb(&rows), &o);
+        let found: Vec<(usize, TransitionKind)> =
+            det.transitions.iter().map(|t| (t.frame, t.kind)).collect();
+        assert_eq!(found, vec![(60, TransitionKind::Cut)], "{det:?}");
     }
 
     #[test]

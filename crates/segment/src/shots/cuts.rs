@@ -113,7 +113,23 @@ pub(super) fn candidates(
                 .collect();
             let skip = |f: usize| passed_over.get(f - lo).copied().unwrap_or(false);
             if min_across(dist, i, n, (k, l), o.cut_min.max(keep), &skip).is_none() {
-                continue;
+                // Frames of a flash (brighter than frames on both sides of them within
+                // their own side of the candidate, see `flash_frame`) vouch for no scene
+                // either; looked for only when the comparison fails, as it rarely does.
+                let flashed: Vec<bool> = (lo..(i + l).min(n))
+                    .map(|f| {
+                        let (r, _) = sides[usize::from(f >= i)];
+                        let side = if f < i { 0..i } else { i..n };
+                        o.relight_max > 0.0
+                            && f != r
+                            && dist(f, r) >= keep
+                            && flash_frame(emb, f, side, l)
+                    })
+                    .collect();
+                let skip = |f: usize| skip(f) || flashed.get(f - lo).copied().unwrap_or(false);
+                if min_across(dist, i, n, (k, l), o.cut_min.max(keep), &skip).is_none() {
+                    continue;
+                }
             }
         }
         // Lighting: a strobe or a flash with a long decay changes brightness, not the
@@ -732,6 +748,34 @@ pub(super) fn relit(
     let (b, a) = (pats(before), pats(after));
     b.iter()
         .any(|p| a.iter().any(|q| pattern_distance(p, q) < max))
+}
+
+/// Least share of the luma grid's cells that must be brighter in a frame than in another
+/// for the frame to be brighter all over (see [`flash_frame`]): a flash lights every part
+/// of the picture (0.93 of the cells at the peak of a flash before a cut, where the
+/// scene's own motion over the same half second makes 0.38 of them brighter).
+const BRIGHTER_SHARE: f32 = 0.9;
+
+/// Whether frame `f` is brighter than frame `g` all over: in at least [`BRIGHTER_SHARE`]
+/// of the luma grid's cells (see [`luma_grid`]).
+fn brighter_than(emb: &Embeddings, f: usize, g: usize) -> bool {
+    let (a, b) = (luma_grid(emb.row(f)), luma_grid(emb.row(g)));
+    let m = a.len().min(b.len());
+    m > 0 && a.iter().zip(b).filter(|(x, y)| x > y).count() as f32 >= BRIGHTER_SHARE * m as f32
+}
+
+/// Whether frame `f` belongs to a flash: within `side` (the frames on its side of a cut
+/// candidate), some frame up to `reach` frames before it and some frame up to `reach`
+/// after it are darker all over (see [`brighter_than`]). Light that rises and falls back
+/// on one scene; the scene's own frames (before or after an occluder, say) are not
+/// brighter than the frames around them. The confirmation passes over such a frame
+/// when it is also as far from its side's frame next to the candidate as a cut must be:
+/// a flash's brightness may match the other side's scene by chance.
+fn flash_frame(emb: &Embeddings, f: usize, side: std::ops::Range<usize>, reach: usize) -> bool {
+    let before = f.saturating_sub(reach).max(side.start)..f;
+    let after = f + 1..(f + 1 + reach).min(side.end);
+    before.into_iter().any(|g| brighter_than(emb, f, g))
+        && after.into_iter().any(|g| brighter_than(emb, f, g))
 }
 
 /// Whether the picture of `row` is the one whose [`luma_pattern`] is `reference` under

@@ -62,7 +62,7 @@ pub struct ShotSettings {
     /// 0.5; 0 turns the confirmation off).
     pub confirm_ratio: f32,
     /// Largest difference of brightness-normalised luma patterns for a change to count
-    /// as lighting (default 0.25; 0 turns the test off).
+    /// as lighting (default 0.25; 0 turns the lighting tests off).
     pub relight_max: f32,
     /// Cosine similarity of model embeddings at or above which the frames before and
     /// after a disturbance show the same scene (default 0.9; used only with a model).
