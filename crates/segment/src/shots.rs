@@ -125,7 +125,12 @@
 //!   not), the ends are one picture zoomed by 1.5× or more (in or out), and the zooms of
 //!   the span's 8 parts, each explained by a global motion, multiply to the ends' zoom
 //!   within a factor 1.1 (a dissolve to a close-up of the same picture blends in place:
-//!   its parts do not zoom).
+//!   its parts do not zoom); or when, frame by frame, each frame is explained by a
+//!   global motion of the one before and their zooms multiply to 1.5× or more with no
+//!   frame carrying more than half of it (a crash zoom too fast for the 8 parts and too
+//!   far for the ends' own estimate; a fade's or a dissolve's frames do not zoom), or when
+//!   its parts pan half the frame or more, no part carrying more than half of the move
+//!   (a whip pan from a busy part of the scene to a plain one).
 //!
 //! Windows are taken best score first without overlap (they may share an end frame); the
 //! reported span is trimmed to where the blend position passes 5 % and 95 %. A span that

@@ -336,6 +336,20 @@ const CHAIN_SHIFT: f32 = 0.5;
 /// all of the way in the corpora's dissolves that the parts' sum mistook for pans).
 const PAN_SPREAD: f32 = 0.5;
 
+/// Largest share of a zoom (its logarithm) that one frame of a gradual span may carry for
+/// the span to be taken for a zoom frame by frame (see [`zoomed_frame_by_frame`]): a
+/// camera zooms over several frames (a 2.5× crash zoom in four frames: at most 0.33 of
+/// it in one), while noise between two nearly black frames at the end of a fade fits one
+/// step to a zoom at the search's limit (1.59×, all of the span's zoom).
+const ZOOM_SPREAD: f32 = 0.5;
+
+/// Share of the residual limit within which one frame must explain the next for a span to
+/// be followed frame by frame (see [`zoomed_frame_by_frame`]): consecutive frames of one
+/// camera move match far better than a span's parts (0.14 at most through a motion-blurred
+/// 2.5× crash zoom), while the dim frames midway through a fade that noise fits to a small
+/// zoom match at 0.41–0.53.
+const STEP_RESIDUAL: f32 = 0.5;
+
 /// Least zoom factor (in or out) between a gradual span's two ends for a change of
 /// their contrast to be the zoom's rather than a fade's (see [`zoomed`]).
 const CHAIN_ZOOM: f32 = 1.5;
@@ -398,9 +412,9 @@ fn cut_is_camera_motion(luma: &LumaFrames, i: usize, max: f32, rep: &[bool]) -> 
 /// dissolve, even between two framings of one scene, does not move its frames: it blends
 /// them. Ends too far apart to be matched are checked in parts (see [`chained_move`]).
 /// Ends whose contrast differs as a fade's do are camera motion only when a zoom explains
-/// the change (see [`zoomed`]) or the span pans far in parts that spread the move (see
-/// [`chained_pan`] and [`PAN_SPREAD`]): a whip pan from a busy part of a scene to a
-/// plain one.
+/// the change (see [`zoomed`] and [`zoomed_frame_by_frame`]) or the span pans far in
+/// parts that spread the move (see [`chained_pan`] and [`PAN_SPREAD`]): a whip pan from a
+/// busy part of a scene to a plain one.
 pub(super) fn span_is_camera_motion(
     luma: &LumaFrames,
     lo: usize,
@@ -426,10 +440,12 @@ pub(super) fn span_is_camera_motion(
     if fade {
         // Unless the change of contrast is a zoom's or a pan's (a close-up of a busier or
         // plainer part of the picture, a whip pan from a busy part of the scene to a plain
-        // one): see `zoomed` and `chained_pan`. A pan that far is checked in its parts: its
-        // two ends share too little of the picture for their own estimate to be trusted.
+        // one): see `zoomed` and `chained_pan`. A pan that far is checked in its parts, a
+        // zoom that fast frame by frame (`zoomed_frame_by_frame`): the two ends share too
+        // little of the picture for their own estimate to be trusted.
         return whole.is_some_and(|m| zoomed(luma, lo, hi, max, m.scale))
-            || chained_pan(luma, lo, hi, max, PAN_SPREAD);
+            || chained_pan(luma, lo, hi, max, PAN_SPREAD)
+            || zoomed_frame_by_frame(luma, lo, hi, max);
     }
     let Some(whole) = whole else {
         return chained_move(luma, lo, hi, max);
@@ -536,6 +552,31 @@ fn zoomed(luma: &LumaFrames, lo: usize, hi: usize, max: f32, scale: f32) -> bool
     }
     chain_parts(luma, lo, hi, max, MAX_SCALE)
         .is_some_and(|c| (c.zoom - whole).abs() <= ZOOM_AGREE.ln())
+}
+
+/// Whether the span from frame `lo` to `hi` zooms frame by frame: each frame is explained
+/// by a global motion of the one before (zoom factors up to [`MAX_SCALE`], residual at
+/// most [`STEP_RESIDUAL`] of `max`) and the zoom factors multiply to at least
+/// [`CHAIN_ZOOM`] (in or out). A
+/// crash zoom of 2.5× in four motion-blurred frames is too fast for the span's
+/// [`SPAN_PARTS`] parts (one part zooms 2.1×, past the search) and too far for its two
+/// ends' own estimate (the wide end covers a sixth of the close-up); frame by frame it
+/// is followed exactly. A fade or a dissolve changes each frame in place: its frames'
+/// motions are the identity and multiply to no zoom, but for one step between two nearly
+/// black frames that noise fits to a large zoom, which the spread limit leaves out (see
+/// [`ZOOM_SPREAD`]).
+fn zoomed_frame_by_frame(luma: &LumaFrames, lo: usize, hi: usize, max: f32) -> bool {
+    let (mut zoom, mut largest) = (0f32, 0f32);
+    for f in lo..hi {
+        let Some(m) = motion(luma, f, f + 1, MAX_SCALE)
+            .filter(|m| m.residual <= STEP_RESIDUAL * max)
+        else {
+            return false;
+        };
+        zoom += m.scale.ln();
+        largest = largest.max(m.scale.ln().abs());
+    }
+    zoom.abs() >= CHAIN_ZOOM.ln() && largest <= ZOOM_SPREAD * zoom.abs()
 }
 
 /// A frame whose luma contrast is under this share of the lower contrast of a cut
@@ -866,6 +907,27 @@ mod tests {
         let dissolve = blend_frames(&wide, &close, t, 28);
         assert!(motion(&dissolve, 5, 23, GRADUAL_MAX).is_some_and(|m| m.residual <= 0.7));
         assert!(!span_is_camera_motion(&dissolve, 5, 23, 0.7, GRADUAL_MAX));
+    }
+
+    #[test]
+    fn a_crash_zoom_too_fast_for_the_parts_is_followed_frame_by_frame() {
+        // Still until frame 10, a 3.5x zoom in over frames 11..=14 (x1.37 a frame), still
+        // after, in a span of 20 frames: past the ends' own search (2.5x) and, in one of
+        // the span's eight parts, past a part's (1.6x). The contrast changes as a fade's.
+        let t = |i: usize| ((i as f32 - 10.0) / 4.0).clamp(0.0, 1.0);
+        let zoom = frames(|i| close_up(3.5f32.powf(t(i)), 1.0), 24);
+        let (a, b) = (zoom.plane(2).unwrap(), zoom.plane(22).unwrap());
+        assert!(a.contrast() < FADE_CONTRAST * b.contrast(), "{a:?} {b:?}");
+        assert!(!motion(&zoom, 2, 22, GRADUAL_MAX)
+            .is_some_and(|m| m.residual <= 0.7 && zoomed(&zoom, 2, 22, 0.7, m.scale)));
+        assert!(zoomed_frame_by_frame(&zoom, 2, 22, 0.7));
+        assert!(span_is_camera_motion(&zoom, 2, 22, 0.7, GRADUAL_MAX));
+        // A dissolve from the wide view to the 3.5x close-up over the same frames: each
+        // frame is the one before in place, and nothing zooms.
+        let (wide, close) = (close_up(1.0, 1.0), close_up(3.5, 1.0));
+        let dissolve = blend_frames(&wide, &close, t, 24);
+        assert!(!zoomed_frame_by_frame(&dissolve, 2, 22, 0.7));
+        assert!(!span_is_camera_motion(&dissolve, 2, 22, 0.7, GRADUAL_MAX));
     }
 
     #[test]
