@@ -557,19 +557,18 @@ fn zoomed(luma: &LumaFrames, lo: usize, hi: usize, max: f32, scale: f32) -> bool
 /// Whether the span from frame `lo` to `hi` zooms frame by frame: each frame is explained
 /// by a global motion of the one before (zoom factors up to [`MAX_SCALE`], residual at
 /// most [`STEP_RESIDUAL`] of `max`) and the zoom factors multiply to at least
-/// [`CHAIN_ZOOM`] (in or out). A
-/// crash zoom of 2.5× in four motion-blurred frames is too fast for the span's
-/// [`SPAN_PARTS`] parts (one part zooms 2.1×, past the search) and too far for its two
-/// ends' own estimate (the wide end covers a sixth of the close-up); frame by frame it
-/// is followed exactly. A fade or a dissolve changes each frame in place: its frames'
+/// [`CHAIN_ZOOM`] (in or out). A crash zoom of 2.5× in four motion-blurred frames is too
+/// fast for the span's [`SPAN_PARTS`] parts (one part zooms 2.1×, past the search) and
+/// too far for its two ends' own estimate (the close-up shows a sixth of the wide view);
+/// frame by frame it is followed exactly. A fade or a dissolve changes each frame in place: its frames'
 /// motions are the identity and multiply to no zoom, but for one step between two nearly
 /// black frames that noise fits to a large zoom, which the spread limit leaves out (see
 /// [`ZOOM_SPREAD`]).
 fn zoomed_frame_by_frame(luma: &LumaFrames, lo: usize, hi: usize, max: f32) -> bool {
     let (mut zoom, mut largest) = (0f32, 0f32);
     for f in lo..hi {
-        let Some(m) = motion(luma, f, f + 1, MAX_SCALE)
-            .filter(|m| m.residual <= STEP_RESIDUAL * max)
+        let Some(m) =
+            motion(luma, f, f + 1, MAX_SCALE).filter(|m| m.residual <= STEP_RESIDUAL * max)
         else {
             return false;
         };
