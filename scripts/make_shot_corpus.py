@@ -44,7 +44,9 @@ truth moved with them.
 H (`--halves H`) is a sixth held-out half built like F from other footage and seed.
 I (`--halves I`) is a seventh held-out half built like F, from footage mixed differently
 again with its own seed. J (`--halves J`) is an eighth, built the same way. K (`--halves K`)
-is a ninth, built the same way with ten spliced sets instead of five.
+is a ninth, built the same way with ten spliced sets instead of five. L (`--halves L`) is
+a tenth and M (`--halves M`) an eleventh, each built like K from footage mixed differently
+with its own seed, after the rules of a round were fixed, and scored once.
 
 Output: OUT/<half>/*.mp4 (H.264, 640x360 unless anamorphic, 24/25/30 fps) and
 OUT/<half>/ground_truth.json in the layout of the shared one (0-based frame of the first
@@ -189,6 +191,18 @@ HALVES = {
               "issue-236-split-copy.mkv": {},
               "bikes.mp4": {},
               "big_buck_bunny_0_30.webm": {},
+          }},
+    # An eleventh held-out half (issue #18's thirteenth round): GoldenEye's two clips, the
+    # split copy, Chaplin and Big Buck Bunny's long clip, its own seed, built as L, first
+    # run after that round's two rules (a flash's frames in the confirmation, a crash zoom
+    # followed frame by frame) were fixed, and scored once.
+    "M": {"seed": 4493, "adjacent": 3, "crash": 2, "closeup": 3, "repeat": 0.35, "spliced": 10,
+          "sources": {
+              "goldeneye-vfr-drop3.mp4": {},
+              "issue-134-rotate.mp4": {"noautorotate": True},
+              "issue-236-split-copy.mkv": {},
+              "chaplin.mp4": {},
+              "bigbuckbunny.mp4": {},
           }},
     # A development set for the close-up kind (issue #18's sixth round): A's footage, its
     # own seed, ten close-up clips (build with `--kinds close-up`). Rules for that kind
