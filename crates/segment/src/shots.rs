@@ -180,8 +180,9 @@ pub struct ShotOptions {
     /// Strength over baseline needed for a cut (default 3.5; PySceneDetect's adaptive rule
     /// uses 3).
     pub cut_ratio: f32,
-    /// Absolute minimum cut strength (default 0.03 on the pixel embedder's L1 scale: a 3 %
-    /// mean change, below noise-free static content's ≈ 0.005 and well below real cuts).
+    /// Absolute minimum cut strength (default 0.02 on the pixel embedder's L1 scale: a 2 %
+    /// mean change, four times noise-free static content's ≈ 0.005 and well below real
+    /// cuts; 0.005–0.025 give the same transitions on every corpus, docs/shots.md).
     pub cut_min: f32,
     /// Added to the baseline so that static shots do not blow the ratio up (default 0.004,
     /// about the compression noise of still content).

@@ -31,7 +31,7 @@ pub struct ShotSettings {
     /// cut F1 over 2.5–4 on the tuning half of the robustness corpus and 3–4 on the shared
     /// clips, see docs/shots.md; PySceneDetect's adaptive rule uses 3).
     pub cut_ratio: f32,
-    /// Absolute minimum cut strength (default 0.03), at ordinary exposure: a dark video's
+    /// Absolute minimum cut strength (default 0.02), at ordinary exposure: a dark video's
     /// pixel rows are first scaled up to it (see docs/shots.md, eighth round).
     pub cut_min: f32,
     /// Added to the baseline (default 0.004).
@@ -85,7 +85,7 @@ impl Default for ShotSettings {
             min_shot_seconds: 0.25,
             cut_window: 3,
             cut_ratio: 3.5,
-            cut_min: 0.03,
+            cut_min: 0.02,
             ratio_floor: 0.004,
             flash_seconds: 0.2,
             gradual: true,
