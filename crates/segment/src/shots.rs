@@ -578,6 +578,11 @@ mod tests {
             .collect()
     }
 
+    /// Every transition's frame and kind, in order.
+    fn transitions_of(det: &ShotDetection) -> Vec<(usize, TransitionKind)> {
+        det.transitions.iter().map(|t| (t.frame, t.kind)).collect()
+    }
+
     fn frames_of(det: &ShotDetection, kind: TransitionKind) -> Vec<usize> {
         det.transitions
             .iter()
@@ -634,8 +639,7 @@ mod tests {
             })
             .collect();
         let det = detect_shots(&emb(&rows), &ShotOptions::for_fps(25.0));
-        let found: Vec<(usize, TransitionKind)> =
-            det.transitions.iter().map(|t| (t.frame, t.kind)).collect();
+        let found = transitions_of(&det);
         assert_eq!(found, vec![(80, TransitionKind::Cut)], "{det:?}");
     }
 
@@ -660,8 +664,7 @@ mod tests {
             .collect();
         let o = ShotOptions::for_fps(25.0);
         let det = detect_shots(&emb(&rows), &o);
-        let found: Vec<(usize, TransitionKind)> =
-            det.transitions.iter().map(|t| (t.frame, t.kind)).collect();
+        let found = transitions_of(&det);
         assert_eq!(found, vec![(80, TransitionKind::Cut)], "{det:?}");
         // Compared, a half-faded frame vouches for the new scene and the cut is lost.
         let det = detect_shots(
@@ -703,8 +706,7 @@ mod tests {
             .collect();
         let o = ShotOptions::for_fps(25.0);
         let det = detect_shots(&emb(&rows), &o);
-        let found: Vec<(usize, TransitionKind)> =
-            det.transitions.iter().map(|t| (t.frame, t.kind)).collect();
+        let found = transitions_of(&det);
         assert_eq!(found, vec![(60, TransitionKind::Cut)], "{det:?}");
     }
 
@@ -810,8 +812,7 @@ mod tests {
             .collect();
         let o = ShotOptions::for_fps(25.0);
         let det = detect_shots(&emb(&rows), &o);
-        let found: Vec<(usize, TransitionKind)> =
-            det.transitions.iter().map(|t| (t.frame, t.kind)).collect();
+        let found = transitions_of(&det);
         assert_eq!(found.len(), 1, "{det:?}");
         assert_eq!(found[0].1, TransitionKind::Gradual, "{det:?}");
         assert!((105..=115).contains(&found[0].0), "{det:?}");
@@ -844,8 +845,7 @@ mod tests {
         // At 30 fps the minimum shot length is 8 frames: the fade's ramp starts closer
         // than that to the cut.
         let det = detect_shots(&emb(&rows), &ShotOptions::for_fps(30.0));
-        let found: Vec<(usize, TransitionKind)> =
-            det.transitions.iter().map(|t| (t.frame, t.kind)).collect();
+        let found = transitions_of(&det);
         assert_eq!(found.len(), 3, "{det:?}");
         assert_eq!(found[0], (60, TransitionKind::Cut), "{det:?}");
         assert_eq!(found[1].1, TransitionKind::Gradual, "{det:?}");
@@ -927,8 +927,7 @@ mod tests {
         assert!(change > 0.0 && change < o.cut_min, "{change}");
         assert!(exposure::gain(&e, o.metric) > 1.0);
         let det = detect_shots(&e, &o);
-        let found: Vec<(usize, TransitionKind)> =
-            det.transitions.iter().map(|t| (t.frame, t.kind)).collect();
+        let found = transitions_of(&det);
         assert_eq!(found, vec![(80, TransitionKind::Cut)], "{det:?}");
         // The same shots at ordinary exposure are left as they are.
         let bright: Vec<Vec<f32>> = rows
@@ -957,8 +956,7 @@ mod tests {
         let change = o.metric.distance(e.row(229), e.row(230));
         assert!(change > 0.0 && change < o.cut_min, "{change}");
         let det = detect_shots(&e, &o);
-        let found: Vec<(usize, TransitionKind)> =
-            det.transitions.iter().map(|t| (t.frame, t.kind)).collect();
+        let found = transitions_of(&det);
         let cut = TransitionKind::Cut;
         assert_eq!(found, vec![(150, cut), (230, cut), (310, cut)], "{det:?}");
     }
@@ -1139,8 +1137,7 @@ mod tests {
             })
             .collect();
         let det = detect_shots(&emb(&rows), &ShotOptions::for_fps(25.0));
-        let found: Vec<(usize, TransitionKind)> =
-            det.transitions.iter().map(|t| (t.frame, t.kind)).collect();
+        let found = transitions_of(&det);
         assert_eq!(found.len(), 2, "{det:?}");
         assert_eq!(found[0], (60, TransitionKind::Cut), "{det:?}");
         assert_eq!(found[1].1, TransitionKind::Gradual, "{det:?}");

@@ -115,15 +115,16 @@ pub(super) fn candidates(
             if min_across(dist, i, n, (k, l), o.cut_min.max(keep), &skip).is_none() {
                 // Frames of a flash (brighter than frames on both sides of them within
                 // their own side of the candidate, see `flash_frame`) vouch for no scene
-                // either; looked for only when the comparison fails, as it rarely does.
+                // either; looked for only when the comparison fails, as it rarely does,
+                // and only with the lighting tests on.
+                if o.relight_max <= 0.0 {
+                    continue;
+                }
                 let flashed: Vec<bool> = (lo..(i + l).min(n))
                     .map(|f| {
                         let (r, _) = sides[usize::from(f >= i)];
                         let side = if f < i { 0..i } else { i..n };
-                        o.relight_max > 0.0
-                            && f != r
-                            && dist(f, r) >= keep
-                            && flash_frame(emb, f, side, l)
+                        f != r && dist(f, r) >= keep && flash_frame(emb, f, side, l)
                     })
                     .collect();
                 let skip = |f: usize| skip(f) || flashed.get(f - lo).copied().unwrap_or(false);
