@@ -16,7 +16,7 @@ use ffmpeg_next as ff;
 use crate::error::DecodeError;
 use crate::frames::stream::{nothing_sampled, ChunkStats, Frame, Frames, Pass, Want};
 use crate::frames::{DecodeOptions, Sampling};
-use crate::probe::demux::{next_packet, open_input, seek_target};
+use crate::probe::demux::{next_packet, seek_target};
 use crate::probe::video::Video;
 
 /// Shortest stretch of video worth a chunk of its own, in seconds: each chunk opens its
@@ -139,9 +139,14 @@ impl Video {
             return Ok(n);
         }
         let opts = DecodeOptions::new();
-        Frames::new(self.info(), &opts, Pass::sequential(), Want::Count, || {
-            self.input()
-        })?
+        Frames::new(
+            self.info(),
+            self.params(),
+            &opts,
+            Pass::sequential(),
+            Want::Count,
+            || self.decoding_input(),
+        )?
         .count_rest()
     }
 
@@ -308,7 +313,7 @@ impl Video {
         n: usize,
     ) -> Result<(Vec<f64>, ff::format::context::Input), DecodeError> {
         let info = self.info();
-        let mut input = open_input(&info.path)?;
+        let mut input = self.reopen()?;
         let tb = match input.stream(info.stream_index) {
             Some(s) => s.time_base(),
             None => return Ok((Vec::new(), input)),
@@ -506,11 +511,17 @@ impl Video {
     ) -> Result<Frames, DecodeError> {
         let pass = Pass::chunk(start, end);
         match (start, spare.take()) {
-            (Some(_), Some(input)) => Frames::new(self.info(), opts, pass, want, || Ok(input)),
-            (Some(_), None) => Frames::new(self.info(), opts, pass, want, || self.input()),
+            (Some(_), Some(input)) => {
+                Frames::new(self.info(), self.params(), opts, pass, want, || Ok(input))
+            }
+            (Some(_), None) => Frames::new(self.info(), self.params(), opts, pass, want, || {
+                self.decoding_input()
+            }),
             (None, input) => {
                 *spare = input;
-                Frames::new(self.info(), opts, pass, want, || self.input())
+                Frames::new(self.info(), self.params(), opts, pass, want, || {
+                    self.decoding_input()
+                })
             }
         }
     }

@@ -89,7 +89,7 @@ impl<'a> Reencoder<'a> {
                 streams: "the stream found when probing has gone".into(),
             })?;
         let tb = stream.time_base();
-        let decoder = open_decoder(&info.path, &stream, opts.threads, false)?;
+        let decoder = open_decoder(&info.path, &stream, None, opts.threads, false)?;
         let mut muxer = open_mp4(tmp, out)?;
         let global_header = wants_global_header(&muxer);
         let mut warnings = Vec::new();

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use ffmpeg_next as ff;
 
 use crate::error::DecodeError;
-use crate::probe::demux::seek_to_show;
+use crate::probe::demux::{seek_to_show, StreamParams};
 use crate::probe::info::VideoInfo;
 
 /// Converts a stream's timestamps to seconds on the file's timeline.
@@ -92,15 +92,35 @@ pub(crate) fn frame_ts(frame: &ff::frame::Video) -> Option<i64> {
 }
 
 /// Opens a decoder for the video stream `stream` of `path` with `threads` frame threads
-/// (0 = FFmpeg's choice), optionally skipping the in-loop filter.
+/// (0 = FFmpeg's choice), optionally skipping the in-loop filter. It starts from `params`
+/// (the stream's parameters as probed when the file was first opened) where given, else
+/// from the stream's own.
 pub(crate) fn open_decoder(
     path: &Path,
     stream: &ff::format::stream::Stream,
+    params: Option<&StreamParams>,
     threads: usize,
     skip_loop_filter: bool,
 ) -> Result<ff::decoder::Video, DecodeError> {
-    let mut ctx = ff::codec::context::Context::from_parameters(stream.parameters())
-        .map_err(|e| DecodeError::ffmpeg(path, "reading stream parameters", e))?;
+    let mut ctx = match params {
+        Some(p) => {
+            let mut ctx = ff::codec::context::Context::new();
+            // SAFETY: both pointers are valid; FFmpeg copies the parameters into the
+            // freshly allocated context.
+            let copied =
+                unsafe { ff::ffi::avcodec_parameters_to_context(ctx.as_mut_ptr(), p.as_ptr()) };
+            if copied < 0 {
+                return Err(DecodeError::ffmpeg(
+                    path,
+                    "reading stream parameters",
+                    ff::Error::from(copied),
+                ));
+            }
+            ctx
+        }
+        None => ff::codec::context::Context::from_parameters(stream.parameters())
+            .map_err(|e| DecodeError::ffmpeg(path, "reading stream parameters", e))?,
+    };
     ctx.set_threading(ff::codec::threading::Config {
         kind: ff::codec::threading::Type::Frame,
         count: threads,
@@ -171,6 +191,7 @@ impl StreamDecoder {
     /// nothing references are not decoded before it.
     pub(crate) fn new(
         info: &VideoInfo,
+        params: Option<&StreamParams>,
         threads: usize,
         skip_loop_filter: bool,
         seek: Option<f64>,
@@ -185,7 +206,7 @@ impl StreamDecoder {
                 streams: "the stream found when probing has gone".into(),
             })?;
         let time_base = f64::from(stream.time_base());
-        let decoder = open_decoder(&path, &stream, threads, skip_loop_filter)?;
+        let decoder = open_decoder(&path, &stream, params, threads, skip_loop_filter)?;
         if let Some(t) = seek {
             // Lands on a keyframe shown at or before `t`; frames before `t` are decoded
             // (where something references them) and dropped.

@@ -13,6 +13,7 @@ use crate::frames::convert::Converter;
 use crate::frames::decoder::{frame_ts, Step, StreamDecoder};
 use crate::frames::options::{check_frame_size, DecodeOptions, Sampling};
 use crate::frames::sampler::{Kept, Sampler};
+use crate::probe::demux::StreamParams;
 use crate::probe::info::VideoInfo;
 use crate::probe::video::Video;
 
@@ -45,9 +46,14 @@ impl Video {
     /// low for a very short video) ends with [`DecodeError::NothingSampled`], which says
     /// what to sample instead.
     pub fn frames(&self, opts: &DecodeOptions) -> Result<Frames, DecodeError> {
-        Frames::new(self.info(), opts, Pass::sequential(), Want::Images, || {
-            self.input()
-        })
+        Frames::new(
+            self.info(),
+            self.params(),
+            opts,
+            Pass::sequential(),
+            Want::Images,
+            || self.decoding_input(),
+        )
     }
 
     /// Streams frames whose presentation time is at or after `start` seconds, seeking to
@@ -65,7 +71,9 @@ impl Video {
             });
         }
         let pass = Pass::from_seek(start, self.info().fps);
-        Frames::new(self.info(), opts, pass, Want::Images, || self.input())
+        Frames::new(self.info(), self.params(), opts, pass, Want::Images, || {
+            self.decoding_input()
+        })
     }
 }
 
@@ -248,6 +256,7 @@ impl Frames {
     /// only once the options are checked).
     pub(crate) fn new(
         info: &VideoInfo,
+        params: Option<&StreamParams>,
         opts: &DecodeOptions,
         pass: Pass,
         want: Want,
@@ -262,6 +271,7 @@ impl Frames {
         let skip_pre_roll = matches!(pass, Pass::FromSeek { .. });
         let decoder = StreamDecoder::new(
             info,
+            params,
             opts.threads,
             opts.skip_loop_filter,
             pass.seek(),
