@@ -251,6 +251,11 @@ impl Plane {
         out
     }
 
+    /// Row `y`.
+    fn row(&self, y: usize) -> &[f32] {
+        &self.v[y * self.w..(y + 1) * self.w]
+    }
+
     /// The bilinear value between the pixels of taps `x` (a column) and `y` (a row).
     fn bilinear(&self, x: Tap, y: Tap) -> f32 {
         let top = self.at(x.i0, y.i0) * (1.0 - x.f) + self.at(x.i1, y.i0) * x.f;
@@ -362,11 +367,6 @@ impl Pairs {
         self.p.clear();
         self.q.clear();
     }
-
-    fn push(&mut self, p: f32, q: f32) {
-        self.p.push(p);
-        self.q.push(q);
-    }
 }
 
 /// Normalised residual of the pairs (see the [module docs](self)) and the share of the
@@ -398,13 +398,21 @@ fn residual_at(a: &Plane, b: &Plane, t: Transform, buf: &mut Pairs) -> Option<(f
     let (xt, xs) = taps(b.w, a.w, |x| acx + (x as f32 - cx - t.tx) / t.s);
     let (yt, ys) = taps(b.h, a.h, |y| acy + (y as f32 - cy - t.ty) / t.s);
     buf.clear();
+    // Inside its run every column has its taps (the coordinates increase with x).
+    let cols: Vec<Tap> = xt[xs.clone()].iter().flatten().copied().collect();
+    if cols.len() != xs.len() {
+        return None;
+    }
     for y in ys {
         let Some(ty) = yt[y] else { continue };
-        for x in xs.clone() {
-            if let Some(tx) = xt[x] {
-                buf.push(a.bilinear(tx, ty), b.at(x, y));
-            }
-        }
+        let (r0, r1) = (a.row(ty.i0), a.row(ty.i1));
+        // The same sums as `Plane::bilinear`, in the same order.
+        buf.p.extend(cols.iter().map(|x| {
+            let top = r0[x.i0] * (1.0 - x.f) + r0[x.i1] * x.f;
+            let bottom = r1[x.i0] * (1.0 - x.f) + r1[x.i1] * x.f;
+            top * (1.0 - ty.f) + bottom * ty.f
+        }));
+        buf.q.extend_from_slice(&b.row(y)[xs.clone()]);
     }
     normalised_residual(buf, b.w * b.h)
 }
