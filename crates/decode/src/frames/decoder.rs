@@ -1,6 +1,7 @@
 //! The decoding loop under [`crate::Frames`]: a demuxer and a decoder of one video stream,
 //! fed packet by packet, yielding decoded pictures and their times.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
 use ffmpeg_next as ff;
@@ -183,7 +184,25 @@ pub(crate) struct StreamDecoder {
     eof_sent: bool,
     decoded_any: bool,
     bad_packets: u32,
+    /// Time of the keyframe that begins the next chunk of a parallel decode (see
+    /// [`StreamDecoder::end_before_keyframe`]); `None` once it was met, or for other passes.
+    end_key: Option<f64>,
+    /// The time of that keyframe, once the stream was ended before it.
+    ended_at_key: Option<f64>,
+    /// Packets read ahead of the decoder, sent before any other.
+    pending: VecDeque<ff::Packet>,
+    /// A read failure met while reading ahead, reported once `pending` is sent.
+    deferred: Option<ff::Error>,
 }
+
+/// Packets read past a chunk's closing keyframe to check that no frame shown before it
+/// follows it (a decoder reorders frames by at most its delay, `has_b_frames`, so a frame
+/// shown before the keyframe but decoded after it lies within that many packets; the
+/// margin is for streams that understate their delay).
+const READ_AHEAD_MARGIN: usize = 4;
+
+/// Most packets read past a chunk's closing keyframe.
+const READ_AHEAD_MAX: usize = 32;
 
 impl StreamDecoder {
     /// A decoder of `info`'s video stream reading `input`. With `seek`, the input is first
@@ -223,7 +242,28 @@ impl StreamDecoder {
             eof_sent: false,
             decoded_any: false,
             bad_packets: 0,
+            end_key: None,
+            ended_at_key: None,
+            pending: VecDeque::new(),
+            deferred: None,
         })
+    }
+
+    /// Ends the stream before the keyframe shown at `time` (the first frame of the next
+    /// chunk of a parallel decode) when every frame shown before it is decoded before it:
+    /// the decoder is then drained there instead of decoding that keyframe and the frames
+    /// after it until one of them comes out (an I-frame and its delay's worth of frames
+    /// per seam, decoded again by the next chunk). Where a frame shown before the keyframe
+    /// follows it (an open group of pictures), or a timestamp is missing, decoding goes on
+    /// as without this. [`StreamDecoder::ended_at_key`] tells which happened.
+    pub(crate) fn end_before_keyframe(&mut self, time: f64) {
+        self.end_key = Some(time);
+    }
+
+    /// The time of the keyframe the stream was ended before (see
+    /// [`StreamDecoder::end_before_keyframe`]), once the decoder is drained there.
+    pub(crate) fn ended_at_key(&self) -> Option<f64> {
+        self.ended_at_key
     }
 
     /// The file.
@@ -291,43 +331,111 @@ impl StreamDecoder {
     /// Sends the decoder the next packet of the stream, or the end of the stream.
     fn feed(&mut self) -> Result<(), DecodeError> {
         loop {
-            // A fresh packet each time: av_read_frame overwrites a packet without releasing
-            // what it held (a skipped audio packet), so reusing one leaks.
-            let mut packet = ff::Packet::empty();
-            match packet.read(&mut self.input) {
-                Ok(()) if packet.stream() == self.stream_index => {
-                    self.skip_pre_roll(&packet);
-                    match self.decoder.send_packet(&packet) {
-                        Ok(()) => {}
-                        Err(ff::Error::InvalidData) | Err(ff::Error::Other { .. }) => {
-                            self.bad_packets += 1;
-                        }
-                        Err(e) => {
-                            self.bad_packets += 1;
-                            tracing::debug!("{}: packet rejected: {e}", self.path.display());
-                        }
+            let packet = match self.pending.pop_front() {
+                Some(p) => p,
+                None => {
+                    if let Some(e) = self.deferred.take() {
+                        return Err(self.corrupt(e));
                     }
-                    return Ok(());
+                    // A fresh packet each time: av_read_frame overwrites a packet without
+                    // releasing what it held (a skipped audio packet), so reusing one leaks.
+                    let mut packet = ff::Packet::empty();
+                    match packet.read(&mut self.input) {
+                        Ok(()) if packet.stream() == self.stream_index => {
+                            if self.ends_before(packet) {
+                                self.eof_sent = true;
+                                let _ = self.decoder.send_eof();
+                                return Ok(());
+                            }
+                            continue; // the packet went to `pending`
+                        }
+                        Ok(()) => continue,
+                        Err(ff::Error::Eof) => {
+                            self.eof_sent = true;
+                            let _ = self.decoder.send_eof();
+                            return Ok(());
+                        }
+                        Err(ff::Error::InvalidData) => {
+                            self.bad_packets += 1;
+                            continue;
+                        }
+                        Err(e) => return Err(self.corrupt(e)),
+                    }
                 }
-                Ok(()) => continue,
-                Err(ff::Error::Eof) => {
-                    self.eof_sent = true;
-                    let _ = self.decoder.send_eof();
-                    return Ok(());
-                }
-                Err(ff::Error::InvalidData) => {
+            };
+            self.skip_pre_roll(&packet);
+            match self.decoder.send_packet(&packet) {
+                Ok(()) => {}
+                Err(ff::Error::InvalidData) | Err(ff::Error::Other { .. }) => {
                     self.bad_packets += 1;
-                    continue;
                 }
                 Err(e) => {
-                    return Err(DecodeError::Corrupt {
-                        path: self.path.clone(),
-                        at: self.clock.last_time(),
-                        detail: e.to_string(),
-                    });
+                    self.bad_packets += 1;
+                    tracing::debug!("{}: packet rejected: {e}", self.path.display());
+                }
+            }
+            return Ok(());
+        }
+    }
+
+    /// The error for a packet that could not be read.
+    fn corrupt(&self, e: ff::Error) -> DecodeError {
+        DecodeError::Corrupt {
+            path: self.path.clone(),
+            at: self.clock.last_time(),
+            detail: e.to_string(),
+        }
+    }
+
+    /// Whether the stream ends before `packet`, a video packet just read: the chunk's
+    /// closing keyframe (see [`StreamDecoder::end_before_keyframe`]) with no frame shown
+    /// before it among the packets that follow it within the decoder's delay. Otherwise
+    /// `packet`, and whatever was read ahead after it, wait in `pending` to be sent.
+    fn ends_before(&mut self, packet: ff::Packet) -> bool {
+        let key = match (self.end_key, packet.pts()) {
+            (Some(end), Some(pts))
+                if packet.is_key() && (self.clock.seconds(pts) - end).abs() <= 5e-4 =>
+            {
+                pts
+            }
+            _ => {
+                self.pending.push_back(packet);
+                return false;
+            }
+        };
+        self.end_key = None;
+        // SAFETY: reading a plain field of the open decoder's context.
+        let delay = unsafe { (*self.decoder.as_ptr()).has_b_frames }.max(0) as usize;
+        let ahead = (delay + READ_AHEAD_MARGIN).min(READ_AHEAD_MAX);
+        let mut closed = true;
+        self.pending.push_back(packet);
+        while closed && self.pending.len() <= ahead {
+            let mut next = ff::Packet::empty();
+            match next.read(&mut self.input) {
+                Ok(()) if next.stream() == self.stream_index => {
+                    closed = next.pts().is_some_and(|p| p > key);
+                    self.pending.push_back(next);
+                }
+                Ok(()) => {}
+                Err(ff::Error::Eof) => break,
+                Err(ff::Error::InvalidData) => self.bad_packets += 1,
+                Err(e) => {
+                    self.deferred = Some(e);
+                    closed = false;
                 }
             }
         }
+        if closed {
+            self.pending.clear();
+            self.ended_at_key = Some(self.clock.seconds(key));
+        } else {
+            tracing::trace!(
+                "{}: a frame shown before the keyframe at {:.3}s follows it; decoding on",
+                self.path.display(),
+                self.clock.seconds(key)
+            );
+        }
+        closed
     }
 
     /// After a seek, drops the frames nothing references while the packets lie before the

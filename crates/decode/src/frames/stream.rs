@@ -159,6 +159,14 @@ impl Pass {
         }
     }
 
+    /// Records that a chunk's stream ended at the next chunk's keyframe, as a frame
+    /// placed [`Place::Beyond`] does.
+    fn reached_end(&mut self) {
+        if let Pass::Chunk { stats, .. } = self {
+            stats.reached_end = true;
+        }
+    }
+
     /// The time to seek to before decoding.
     fn seek(&self) -> Option<f64> {
         match self {
@@ -269,7 +277,7 @@ impl Frames {
         // Chunks of a parallel decode keep every frame from their keyframe on, for their
         // bookkeeping; a seek drops what nothing references before its time.
         let skip_pre_roll = matches!(pass, Pass::FromSeek { .. });
-        let decoder = StreamDecoder::new(
+        let mut decoder = StreamDecoder::new(
             info,
             params,
             opts.threads,
@@ -278,6 +286,14 @@ impl Frames {
             skip_pre_roll,
             input()?,
         )?;
+        // A chunk ends before the next chunk's keyframe where no frame shown before that
+        // keyframe is decoded after it (see `StreamDecoder::end_before_keyframe`).
+        if let Pass::Chunk {
+            until: Some(end), ..
+        } = pass
+        {
+            decoder.end_before_keyframe(end);
+        }
         Ok(Self {
             decoder,
             pass,
@@ -324,6 +340,15 @@ impl Frames {
             Step::Frame(frame) => self.accept(frame),
             Step::End => {
                 self.done = true;
+                if let Some(end) = self.decoder.ended_at_key() {
+                    // Drained before the next chunk's keyframe: that keyframe is the
+                    // frame that settles the open fps slot and ends this chunk.
+                    self.pass.reached_end();
+                    if let Some(kept) = self.sampler.boundary(end) {
+                        self.emit(kept)?;
+                    }
+                    return Ok(());
+                }
                 let clock = &self.decoder.clock;
                 if let Some(kept) = self.sampler.finish(|f| clock.frame_duration(f)) {
                     self.emit(kept)?;
