@@ -23,8 +23,10 @@ use crate::probe::video::Video;
 /// own decoder, and each worker its own demuxer (a few milliseconds). At 1 s rather than
 /// 2 s, clips of 2–4 s with a keyframe inside are decoded on all cores too: shot analysis
 /// of the corpora I, A and F took 2.7 % less reported time (`benches/shots_ab.py`, two
-/// rounds, same transitions).
-const MIN_CHUNK_SECONDS: f64 = 1.0;
+/// rounds, same transitions). At 0.5 s, once a chunk no longer decodes the next chunk's
+/// keyframe again (closed groups of pictures end before it), 1.2–1.3 % less again (A, B,
+/// I, F, K and L, two rounds each).
+const MIN_CHUNK_SECONDS: f64 = 0.5;
 
 /// Chunks per worker: more than one balances the load when some stretches decode slower,
 /// and after the first chunk the chunks are taken longest first, so that the last ones to
