@@ -86,12 +86,41 @@ fn box_plane(
         if y < end {
             add_row(sums, row(y)?);
         }
-        out.extend(
-            sums.chunks_exact(fx)
-                .map(|columns| columns.iter().map(|&v| u32::from(v)).sum::<u32>() as f32 * scale),
-        );
+        box_sums(sums, fx, scale, out);
     }
     Some(())
+}
+
+/// Appends the sum of each run of `fx` column sums, times `scale`, to `out`. The common
+/// factors get a loop of fixed length, which the compiler unrolls (the general loop
+/// spent more time on its bounds than on its additions: about a third of `box_plane`).
+fn box_sums(sums: &[u16], fx: usize, scale: f32, out: &mut Vec<f32>) {
+    fn fixed<const N: usize>(sums: &[u16], scale: f32, out: &mut Vec<f32>) {
+        let (boxes, _) = sums.as_chunks::<N>();
+        out.extend(
+            boxes
+                .iter()
+                .map(|c| c.iter().map(|&v| u32::from(v)).sum::<u32>() as f32 * scale),
+        );
+    }
+    match fx {
+        2 => fixed::<2>(sums, scale, out),
+        3 => fixed::<3>(sums, scale, out),
+        5 => fixed::<5>(sums, scale, out),
+        15 => fixed::<15>(sums, scale, out),
+        4 => fixed::<4>(sums, scale, out),
+        6 => fixed::<6>(sums, scale, out),
+        8 => fixed::<8>(sums, scale, out),
+        10 => fixed::<10>(sums, scale, out),
+        12 => fixed::<12>(sums, scale, out),
+        16 => fixed::<16>(sums, scale, out),
+        20 => fixed::<20>(sums, scale, out),
+        30 => fixed::<30>(sums, scale, out),
+        _ => out.extend(
+            sums.chunks_exact(fx)
+                .map(|columns| columns.iter().map(|&v| u32::from(v)).sum::<u32>() as f32 * scale),
+        ),
+    }
 }
 
 /// `c` rounded to the nearest level (halves away from zero, as `f32::round`) and clamped
@@ -235,7 +264,19 @@ mod tests {
     fn box_means_are_exact_for_odd_and_even_box_heights() {
         let (w, h, stride) = (24, 42, 29);
         let data: Vec<u8> = (0..stride * h).map(|i| (i * 37 % 256) as u8).collect();
-        for (fx, fy) in [(2, 2), (3, 3), (4, 5), (6, 7), (8, 6), (1, 42)] {
+        // Factors with a fixed-length loop (2, 3, 4, 5, 6, 8, 12) and others (1, 7, 24).
+        for (fx, fy) in [
+            (2, 2),
+            (3, 3),
+            (4, 5),
+            (5, 3),
+            (6, 7),
+            (8, 6),
+            (12, 2),
+            (1, 42),
+            (7, 2),
+            (24, 1),
+        ] {
             let (mut sums, mut out) = (Vec::new(), Vec::new());
             box_plane(&data, stride, (w, h), (fx, fy), &mut sums, &mut out).unwrap();
             let mut want = Vec::new();
