@@ -294,7 +294,8 @@ impl Video {
     /// Where to cut the video for `workers` threads: the start times of chunks 1.., or
     /// nothing when one worker, a short video or an unreadable index leaves one chunk;
     /// with the demuxer that found them, for a worker to seek in rather than open the
-    /// file again (each opening reads the stream's first frames: 2–5 ms).
+    /// file again (each opening reads the header, and probes the streams where the header
+    /// does not describe them: see `reopen_input`).
     fn chunk_splits(&self, workers: usize) -> (Vec<f64>, Option<ff::format::context::Input>) {
         let wanted = (workers * CHUNKS_PER_WORKER)
             .min((self.info().duration / MIN_CHUNK_SECONDS).floor() as usize);

@@ -272,7 +272,7 @@ impl StreamDecoder {
     }
 
     /// Gives back the demuxer, for another pass to seek in (opening a file again reads its
-    /// header and probes its streams: about 10 ms).
+    /// header, and probes its streams where the header does not describe them).
     pub(crate) fn into_input(self) -> ff::format::context::Input {
         self.input
     }
