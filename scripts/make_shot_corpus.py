@@ -46,7 +46,8 @@ I (`--halves I`) is a seventh held-out half built like F, from footage mixed dif
 again with its own seed. J (`--halves J`) is an eighth, built the same way. K (`--halves K`)
 is a ninth, built the same way with ten spliced sets instead of five. L (`--halves L`) is
 a tenth and M (`--halves M`) an eleventh, each built like K from footage mixed differently
-with its own seed, after the rules of a round were fixed, and scored once.
+with its own seed, after the rules of a round were fixed, and scored once. N (`--halves N`)
+is a twelfth, built the same way after a round that changed no detection, and scored once.
 
 Output: OUT/<half>/*.mp4 (H.264, 640x360 unless anamorphic, 24/25/30 fps) and
 OUT/<half>/ground_truth.json in the layout of the shared one (0-based frame of the first
@@ -203,6 +204,19 @@ HALVES = {
               "issue-236-split-copy.mkv": {},
               "chaplin.mp4": {},
               "bigbuckbunny.mp4": {},
+          }},
+    # A twelfth held-out half (issue #18's fourteenth round, which changed no detection:
+    # decoding and motion-search speed only, the same output on every file): bikes,
+    # GoldenEye's two clips, Big Buck Bunny's short clip and Chaplin, its own seed, built
+    # as L and M, and scored once: a second sample of the thirteenth round's detector on
+    # footage it was not tuned on.
+    "N": {"seed": 6271, "adjacent": 3, "crash": 2, "closeup": 3, "repeat": 0.35, "spliced": 10,
+          "sources": {
+              "bikes.mp4": {},
+              "goldeneye-vfr-drop3.mp4": {},
+              "issue-134-rotate.mp4": {"noautorotate": True},
+              "big_buck_bunny_0_30.webm": {},
+              "chaplin.mp4": {},
           }},
     # A development set for the close-up kind (issue #18's sixth round): A's footage, its
     # own seed, ten close-up clips (build with `--kinds close-up`). Rules for that kind
