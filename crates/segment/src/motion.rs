@@ -353,6 +353,8 @@ struct Transform {
 struct Pairs {
     p: Vec<f32>,
     q: Vec<f32>,
+    /// The column taps of the last [`residual_at`], kept for its next call.
+    cols: Vec<Tap>,
 }
 
 impl Pairs {
@@ -360,6 +362,7 @@ impl Pairs {
         Pairs {
             p: Vec::with_capacity(n),
             q: Vec::with_capacity(n),
+            cols: Vec::new(),
         }
     }
 
@@ -398,9 +401,13 @@ fn residual_at(a: &Plane, b: &Plane, t: Transform, buf: &mut Pairs) -> Option<(f
     let (xt, xs) = taps(b.w, a.w, |x| acx + (x as f32 - cx - t.tx) / t.s);
     let (yt, ys) = taps(b.h, a.h, |y| acy + (y as f32 - cy - t.ty) / t.s);
     buf.clear();
-    // Inside its run every column has its taps (the coordinates increase with x).
-    let cols: Vec<Tap> = xt[xs.clone()].iter().flatten().copied().collect();
+    // Inside its run every column has its taps: the scale is positive, so the coordinates
+    // increase with x (`taps`).
+    let mut cols = std::mem::take(&mut buf.cols);
+    cols.clear();
+    cols.extend(xt[xs.clone()].iter().flatten().copied());
     if cols.len() != xs.len() {
+        buf.cols = cols;
         return None;
     }
     for y in ys {
@@ -414,6 +421,7 @@ fn residual_at(a: &Plane, b: &Plane, t: Transform, buf: &mut Pairs) -> Option<(f
         }));
         buf.q.extend_from_slice(&b.row(y)[xs.clone()]);
     }
+    buf.cols = cols;
     normalised_residual(buf, b.w * b.h)
 }
 

@@ -104,15 +104,17 @@ fn box_sums(sums: &[u16], fx: usize, scale: f32, out: &mut Vec<f32>) {
         );
     }
     match fx {
+        // Luma factors to 64 × 36 from 128 × 72 up to 1920 × 1080, and their chroma
+        // halves (odd ones included).
         2 => fixed::<2>(sums, scale, out),
         3 => fixed::<3>(sums, scale, out),
-        5 => fixed::<5>(sums, scale, out),
-        15 => fixed::<15>(sums, scale, out),
         4 => fixed::<4>(sums, scale, out),
+        5 => fixed::<5>(sums, scale, out),
         6 => fixed::<6>(sums, scale, out),
         8 => fixed::<8>(sums, scale, out),
         10 => fixed::<10>(sums, scale, out),
         12 => fixed::<12>(sums, scale, out),
+        15 => fixed::<15>(sums, scale, out),
         16 => fixed::<16>(sums, scale, out),
         20 => fixed::<20>(sums, scale, out),
         30 => fixed::<30>(sums, scale, out),
