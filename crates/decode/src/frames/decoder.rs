@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use ffmpeg_next as ff;
 
 use crate::error::DecodeError;
+use crate::parallel::cores;
 use crate::probe::demux::{seek_to_show, StreamParams};
 use crate::probe::info::VideoInfo;
 
@@ -93,7 +94,7 @@ pub(crate) fn frame_ts(frame: &ff::frame::Video) -> Option<i64> {
 }
 
 /// Opens a decoder for the video stream `stream` of `path` with `threads` frame threads
-/// (0 = FFmpeg's choice), optionally skipping the in-loop filter. It starts from `params`
+/// (0 = one per core, see [`frame_threads`]), optionally skipping the in-loop filter. It starts from `params`
 /// (the stream's parameters as probed when the file was first opened) where given, else
 /// from the stream's own.
 pub(crate) fn open_decoder(
@@ -124,7 +125,7 @@ pub(crate) fn open_decoder(
     };
     ctx.set_threading(ff::codec::threading::Config {
         kind: ff::codec::threading::Type::Frame,
-        count: threads,
+        count: frame_threads(threads),
         ..Default::default()
     });
     let mut dec = ctx.decoder();
@@ -134,6 +135,24 @@ pub(crate) fn open_decoder(
     }
     dec.video()
         .map_err(|e| DecodeError::ffmpeg(path, "opening the video decoder", e))
+}
+
+/// Most frame threads that "one per core" asks for: FFmpeg's own limit for its automatic
+/// choice (each frame thread holds a decoder context and frames in flight).
+const MAX_FRAME_THREADS: usize = 16;
+
+/// The frame threads of a decoder asked for `threads` (0: one per core, at most
+/// [`MAX_FRAME_THREADS`]), as [`DecodeOptions::threads`](crate::DecodeOptions::threads)
+/// promises. FFmpeg's automatic choice is one more than the cores; on a 2-core machine
+/// that third thread cost shot analysis 1–5 % of its reported time on the clips it
+/// decodes in one pass (`benches/shots_ab.py`, four runs on two disjoint sets of 78 and 90
+/// such clips from the shot corpora, same transitions).
+fn frame_threads(threads: usize) -> usize {
+    if threads == 0 {
+        cores().min(MAX_FRAME_THREADS)
+    } else {
+        threads
+    }
 }
 
 /// Tells `decoder` to drop the frames nothing references while packets lie before
