@@ -218,6 +218,18 @@ HALVES = {
               "big_buck_bunny_0_30.webm": {},
               "chaplin.mp4": {},
           }},
+    # A thirteenth held-out half (issue #18's fifteenth round, built before any change of
+    # that round): Big Buck Bunny's two clips, the split copy, GoldenEye's VFR clip and
+    # bikes, its own seed, built as L, M and N, and scored once: a third sample of the
+    # thirteenth round's detector on footage it was not tuned on.
+    "O": {"seed": 3517, "adjacent": 3, "crash": 2, "closeup": 3, "repeat": 0.35, "spliced": 10,
+          "sources": {
+              "bigbuckbunny.mp4": {},
+              "big_buck_bunny_0_30.webm": {},
+              "issue-236-split-copy.mkv": {},
+              "goldeneye-vfr-drop3.mp4": {},
+              "bikes.mp4": {},
+          }},
     # A development set for the close-up kind (issue #18's sixth round): A's footage, its
     # own seed, ten close-up clips (build with `--kinds close-up`). Rules for that kind
     # are chosen on it, D's and the format bench's real cases, never on F.
