@@ -133,7 +133,14 @@
 //!   (a whip pan from a busy part of the scene to a plain one).
 //!
 //! Windows are taken best score first without overlap (they may share an end frame); the
-//! reported span is trimmed to where the blend position passes 5 % and 95 %. A span that
+//! reported span is trimmed to where the blend position passes 5 % and 95 %. Then a
+//! second pass looks for blends that follow those kept (and not dropped as camera
+//! motion) back to back: a window that starts less than its context's length after a
+//! blend's end has that blend in its context before, so that context is taken only from
+//! the blend's end (none when the two touch), and the window is judged again by every
+//! test above, when some frame between the blend's start and the window's end detours
+//! from the line between them by 1.2 or more (a second transition, not the rest of one
+//! blend found short); its context after is kept whole. A span that
 //! is two blends back to back (A → B → C with B shown for a frame or a few: a middle frame
 //! that detours from the span's ends, and two parts that each fit a blend far better than
 //! the whole does) is reported as two transitions. A cut closer than `min_shot_len` to a
@@ -466,27 +473,36 @@ fn detect_exposed<'s>(
         .collect();
     if opts.gradual {
         let cut_frames: Vec<usize> = cuts.iter().map(|c| c.0).collect();
-        let mut grads = gradual::gradual(emb, &d, &dist, &cut_frames, opts);
+        let scan = gradual::Scan::new(emb, &d, &dist, &cut_frames, opts);
         // A zoom or a pan spread over many frames: the span's ends are one picture moved.
         // Each span's estimates are independent: they run side by side.
-        if let Some(l) = luma.filter(|_| opts.motion_max > 0.0) {
-            let moved: Vec<bool> = grads
-                .par_iter()
-                .map(|g| {
-                    g.span.is_some_and(|(lo, hi)| {
-                        cuts::span_is_camera_motion(
-                            l,
-                            lo.saturating_sub(1),
-                            (hi + 1).min(n - 1),
-                            opts.motion_max,
-                            GRADUAL_MAX_SCALE,
-                        )
+        let moved = |grads: &mut Vec<Transition>| {
+            if let Some(l) = luma.filter(|_| opts.motion_max > 0.0) {
+                let moved: Vec<bool> = grads
+                    .par_iter()
+                    .map(|g| {
+                        g.span.is_some_and(|(lo, hi)| {
+                            cuts::span_is_camera_motion(
+                                l,
+                                lo.saturating_sub(1),
+                                (hi + 1).min(n - 1),
+                                opts.motion_max,
+                                GRADUAL_MAX_SCALE,
+                            )
+                        })
                     })
-                })
-                .collect();
-            let mut moved = moved.into_iter();
-            grads.retain(|_| !moved.next().unwrap_or(false));
-        }
+                    .collect();
+                let mut moved = moved.into_iter();
+                grads.retain(|_| !moved.next().unwrap_or(false));
+            }
+        };
+        let mut grads = scan.gradual();
+        moved(&mut grads);
+        // Blends that follow those found back to back, their context before taken only
+        // from the end of the blend before them (see `Scan::beside`).
+        let mut beside = scan.beside(&grads);
+        moved(&mut beside);
+        grads.extend(beside);
         // Two blends back to back (A -> B -> C, B held a few frames) as two transitions.
         let mut grads = gradual::split_back_to_back(emb, grads, opts);
         if let Some(sem) = semantic {

@@ -7,179 +7,301 @@ use crate::seams::ArgMax;
 use rayon::prelude::*;
 use reelsmith_core::Embeddings;
 
-pub(super) fn gradual(
-    emb: &Embeddings,
-    d: &[f32],
-    dist: &(dyn Fn(usize, usize) -> f32 + Sync),
-    cuts: &[usize],
-    o: &ShotOptions,
-) -> Vec<Transition> {
-    let n = d.len();
-    let mut pre = vec![0f64; n + 1];
-    for i in 0..n {
-        pre[i + 1] = pre[i] + f64::from(d[i]);
-    }
-    // path(a, b) = Σ d over (a, b]
-    let path = |a: usize, b: usize| (pre[b + 1] - pre[a + 1]) as f32;
-    let mut cut_count = vec![0u32; n + 1];
-    for &c in cuts {
-        if c < n {
-            cut_count[c + 1] += 1;
+/// The gradual windows of one video: what the tests of every window share, built once
+/// for both passes ([`Scan::gradual`], then [`Scan::beside`] the blends that survive the
+/// motion test).
+pub(super) struct Scan<'a> {
+    emb: &'a Embeddings,
+    d: &'a [f32],
+    dist: &'a (dyn Fn(usize, usize) -> f32 + Sync),
+    cuts: &'a [usize],
+    o: &'a ShotOptions,
+    /// Prefix sums of `d`: `path(a, b) = Σ d over (a, b]`.
+    pre: Vec<f64>,
+    /// Cuts at or before each frame (prefix counts, shifted by one).
+    cut_count: Vec<u32>,
+    /// Flat frames (black, white): a fade ends on one, and what follows it (a fade-in, a
+    /// cut) is another event, not a continuing change (see the context test).
+    flat: Vec<bool>,
+    shots: ShotBounds,
+    triangle: bool,
+    argmax: ArgMax<'a>,
+    strides: Vec<usize>,
+}
+
+impl<'a> Scan<'a> {
+    pub(super) fn new(
+        emb: &'a Embeddings,
+        d: &'a [f32],
+        dist: &'a (dyn Fn(usize, usize) -> f32 + Sync),
+        cuts: &'a [usize],
+        o: &'a ShotOptions,
+    ) -> Self {
+        let n = d.len();
+        let mut pre = vec![0f64; n + 1];
+        for i in 0..n {
+            pre[i + 1] = pre[i] + f64::from(d[i]);
+        }
+        let mut cut_count = vec![0u32; n + 1];
+        for &c in cuts {
+            if c < n {
+                cut_count[c + 1] += 1;
+            }
+        }
+        for i in 0..n {
+            cut_count[i + 1] += cut_count[i];
+        }
+        let flat: Vec<bool> = (0..n).map(|i| cuts::is_flat(emb.row(i))).collect();
+        let mut strides = Vec::new();
+        let mut s = o.gradual_min_stride.max(2);
+        while s <= o.gradual_max_stride && s < n {
+            strides.push(s);
+            s = ((s as f64 * 1.5).round() as usize).max(s + 1);
+        }
+        Self {
+            emb,
+            d,
+            dist,
+            cuts,
+            o,
+            pre,
+            cut_count,
+            flat,
+            shots: ShotBounds::new(n, cuts),
+            triangle: matches!(o.metric, Metric::L1 | Metric::Euclidean),
+            argmax: ArgMax::new(d),
+            strides,
         }
     }
-    for i in 0..n {
-        cut_count[i + 1] += cut_count[i];
+
+    /// The blends found: windows of every stride that pass the tests, the best first,
+    /// none overlapping another, each confirmed past its ends.
+    pub(super) fn gradual(&self) -> Vec<Transition> {
+        let n = self.d.len();
+        // Each stride's windows are tested independently, side by side; the candidates
+        // are gathered in stride order, as one pass over the strides would find them. The
+        // confirmation (`lasts`, O(confirm_window²) distances) is left to the selection,
+        // which asks it only of the windows it would keep.
+        let per_stride: Vec<Vec<Window>> = self
+            .strides
+            .par_iter()
+            .map(|&s| (s..n).filter_map(|b| self.judge(b - s, b, s, 0)).collect())
+            .collect();
+        let kept = self.select(per_stride.into_iter().flatten().collect(), Vec::new());
+        kept.into_iter().map(|k| self.transition(k)).collect()
     }
-    // Flat frames (black, white): a fade ends on one, and what follows it (a fade-in, a
-    // cut) is another event, not a continuing change (see the context test below).
-    let flat: Vec<bool> = (0..n).map(|i| cuts::is_flat(emb.row(i))).collect();
-    let shots = ShotBounds::new(n, cuts);
-    let triangle = matches!(o.metric, Metric::L1 | Metric::Euclidean);
-    let argmax = ArgMax::new(d);
-    let mut strides = Vec::new();
-    let mut s = o.gradual_min_stride.max(2);
-    while s <= o.gradual_max_stride && s < n {
-        strides.push(s);
-        s = ((s as f64 * 1.5).round() as usize).max(s + 1);
-    }
-    // Each stride's windows are tested independently, side by side; the candidates are
-    // gathered in stride order, as one pass over the strides would find them. The
-    // confirmation (`lasts`, O(confirm_window²) distances) is left to the selection below,
-    // which asks it only of the windows it would keep.
-    let per_stride: Vec<Vec<Window>> = strides
-        .par_iter()
-        .map(|&s| {
-            let mut cand: Vec<Window> = Vec::new();
-            let cx = (s / 2).max(3);
-            for b in s..n {
-                let a = b - s;
-                // A window that starts or ends on a flat frame is a fade: it needs only
-                // FADE_SHARE of the change and score of a dissolve (see `FADE_SHARE`).
-                let (least, least_score) = if flat[a] || flat[b] {
-                    (o.gradual_min * FADE_SHARE, o.gradual_min_score * FADE_SHARE)
-                } else {
-                    (o.gradual_min, o.gradual_min_score)
-                };
-                if triangle && path(a, b) < least {
-                    continue;
-                }
-                if cut_count[b + 1] - cut_count[a + 1] > 0 {
-                    continue;
-                }
-                let dab = dist(a, b);
-                if dab < least || !dab.is_finite() {
-                    continue;
-                }
-                if d[argmax.argmax(a + 1, b)] > o.gradual_spread * dab {
-                    continue;
-                }
-                // The change just outside the window; not looked for past a flat end (a fade
-                // out to black followed closely by a fade in is two transitions).
-                // Next to the video's first or last frame fewer than `cx` frames may be
-                // there to look at; too few, and the window is not judged (see
-                // `EDGE_CONTEXT_SHARE`).
-                // A fade's moving side (the other end flat) is judged by its stillest
-                // frames when no cut lies there (see `still_context`).
-                let side = |lo: usize, hi: usize, fade: bool| {
-                    let c = dist(lo, hi);
-                    if fade && cut_count[hi + 1] == cut_count[lo + 1] {
-                        c.min(still_context(&d[lo + 1..=hi]))
-                    } else {
-                        c
-                    }
-                };
-                let before = if flat[a] {
-                    Some(0.0)
-                } else {
-                    let k = cx.min(a);
-                    enough_context(k, cx).then(|| side(a - k, a, flat[b]))
-                };
-                let after = if flat[b] {
-                    Some(0.0)
-                } else {
-                    let k = cx.min(n - 1 - b);
-                    enough_context(k, cx).then(|| side(b, b + k, flat[a]))
-                };
-                let (Some(before), Some(after)) = (before, after) else {
-                    continue;
-                };
-                // The tests are pure: the cheap ones come first.
-                if o.gradual_extent > 0.0
-                    && change_extent(emb.row(a), emb.row(b)) < o.gradual_extent
-                {
-                    continue;
-                }
-                // A window that changes less than `gradual_contrast` times its context may
-                // still be a dissolve between moving shots, when its middle frame has the
-                // low contrast of a blend (see `DIP_VARIANCE`): it is then judged without
-                // the context, by a closer fit to a blend, and taken only where no
-                // ordinary window lies.
-                let mut ctx = before.max(after);
-                let dipped = dab < o.gradual_contrast * ctx;
-                if dipped {
-                    if !blend_dips(emb, a, b) {
-                        continue;
-                    }
-                    ctx = 0.0;
-                }
-                let linearity = if dipped { DIP_LINEARITY } else { 1.0 };
-                let limit = o.gradual_linearity * linearity;
-                let Some(rho) = blend_residual_within(emb, a, b, dab, o.metric, limit) else {
-                    continue;
-                };
-                if holds_midway(emb, dist, a, b, dab) {
-                    continue;
-                }
-                let score = (dab - ctx) * (1.0 - rho);
-                if score < least_score {
-                    continue;
-                }
-                cand.push(Window {
-                    dipped,
-                    score,
-                    a,
-                    b,
-                    dab,
-                });
-            }
-            cand
-        })
-        .collect();
-    // Ordinary windows first, best score first; then the dipped ones (see above). A window
-    // is kept when it overlaps none kept before it and lasts; one that does not last
-    // blocks nothing, so asking only the free ones gives what confirming every window
-    // first would.
-    let mut cand: Vec<Window> = per_stride.into_iter().flatten().collect();
-    cand.sort_by(|x, y| {
-        x.dipped
-            .cmp(&y.dipped)
-            .then(y.score.total_cmp(&x.score))
-            .then(x.a.cmp(&y.a))
-    });
-    let mut kept: Vec<(f32, usize, usize)> = Vec::new();
-    for Window {
-        score, a, b, dab, ..
-    } in cand
-    {
-        let free = kept.iter().all(|&(_, ga, gb)| b <= ga || a >= gb)
-            && cuts
+
+    /// Blends that follow the blends `found` (the gradual transitions kept after
+    /// [`Scan::gradual`] and the motion test) back to back: the change just before a
+    /// window that starts a few frames after another blend ends is that blend's, which
+    /// fails the window as motion that carries on. Here the context before is taken only
+    /// from the end of the blend found before, and the windows it bounds within `cx` are
+    /// judged again, when they turn away from that blend (see [`turns`]: one blend found
+    /// short is not two). The context after keeps its whole length, so motion that
+    /// carries on past the window still fails it. (Bounding the context after by a blend
+    /// found after the window too found two more blends and three false ones over the
+    /// corpora: motion or a tail just before a blend.) Returns the new blends only.
+    pub(super) fn beside(&self, found: &[Transition]) -> Vec<Transition> {
+        let n = self.d.len();
+        let spans: Vec<(usize, usize)> = found.iter().filter_map(|t| t.span).collect();
+        if spans.is_empty() {
+            return Vec::new();
+        }
+        let dist = self.dist;
+        let before = |a: usize| {
+            spans
                 .iter()
-                .all(|&c| a.abs_diff(c) >= 2 && b.abs_diff(c) >= 2);
-        if free && lasts(emb, dist, a, b, &shots, dab, o) {
-            kept.push((score, a, b));
+                .filter(|s| s.1 <= a)
+                .max_by_key(|s| s.1)
+                .copied()
+        };
+        let kept: Vec<(f32, usize, usize)> = spans.iter().map(|&(lo, hi)| (0.0, lo, hi)).collect();
+        let per_stride: Vec<Vec<Window>> = self
+            .strides
+            .par_iter()
+            .map(|&s| {
+                let cx = (s / 2).max(3);
+                (s..n)
+                    .filter_map(|b| {
+                        let a = b - s;
+                        let (lo, hi) = before(a).filter(|&(_, hi)| a - hi < cx)?;
+                        if !free(&kept, self.cuts, a, b) || !turns(dist, lo, hi, a, b) {
+                            return None;
+                        }
+                        self.judge(a, b, s, hi)
+                    })
+                    .collect()
+            })
+            .collect();
+        let all = self.select(per_stride.into_iter().flatten().collect(), kept);
+        all.into_iter()
+            .skip(spans.len())
+            .map(|k| self.transition(k))
+            .collect()
+    }
+
+    /// The transition of a kept window: its span trimmed to the ramp.
+    fn transition(&self, (score, a, b): (f32, usize, usize)) -> Transition {
+        let (lo, hi) = ramp(self.emb, a, b);
+        Transition {
+            frame: (lo + hi).div_ceil(2),
+            kind: TransitionKind::Gradual,
+            span: Some((lo, hi)),
+            score,
         }
     }
-    kept.into_iter()
-        .map(|(score, a, b)| {
-            let (lo, hi) = ramp(emb, a, b);
-            Transition {
-                frame: (lo + hi).div_ceil(2),
-                kind: TransitionKind::Gradual,
-                span: Some((lo, hi)),
-                score,
+
+    /// Chooses among candidate windows: ordinary windows first, best score first; then the
+    /// dipped ones (see [`DIP_VARIANCE`]). A window is kept when it overlaps none kept
+    /// before it (`kept` to start with) and lasts; one that does not last blocks nothing,
+    /// so asking only the free ones gives what confirming every window first would.
+    fn select(
+        &self,
+        mut cand: Vec<Window>,
+        mut kept: Vec<(f32, usize, usize)>,
+    ) -> Vec<(f32, usize, usize)> {
+        cand.sort_by(|x, y| {
+            x.dipped
+                .cmp(&y.dipped)
+                .then(y.score.total_cmp(&x.score))
+                .then(x.a.cmp(&y.a))
+        });
+        for Window {
+            score, a, b, dab, ..
+        } in cand
+        {
+            if free(&kept, self.cuts, a, b)
+                && lasts(self.emb, self.dist, a, b, &self.shots, dab, self.o)
+            {
+                kept.push((score, a, b));
             }
+        }
+        kept
+    }
+
+    /// The tests of one window `[a, b]` of stride `s`, whose context before may reach back
+    /// to frame `from` (0 in the first pass, the end of the blend found before it in the
+    /// second): the window with its score, or `None`. The tests are pure: the cheap ones
+    /// come first.
+    fn judge(&self, a: usize, b: usize, s: usize, from: usize) -> Option<Window> {
+        let (emb, d, dist, o) = (self.emb, self.d, self.dist, self.o);
+        let (flat, cut_count, argmax, triangle) =
+            (&self.flat, &self.cut_count, &self.argmax, self.triangle);
+        let n = d.len();
+        let path = |a: usize, b: usize| (self.pre[b + 1] - self.pre[a + 1]) as f32;
+        let cx = (s / 2).max(3);
+        // A window that starts or ends on a flat frame is a fade: it needs only
+        // FADE_SHARE of the change and score of a dissolve (see `FADE_SHARE`).
+        let (least, least_score) = if flat[a] || flat[b] {
+            (o.gradual_min * FADE_SHARE, o.gradual_min_score * FADE_SHARE)
+        } else {
+            (o.gradual_min, o.gradual_min_score)
+        };
+        if triangle && path(a, b) < least {
+            return None;
+        }
+        if cut_count[b + 1] - cut_count[a + 1] > 0 {
+            return None;
+        }
+        let dab = dist(a, b);
+        if dab < least || !dab.is_finite() {
+            return None;
+        }
+        if d[argmax.argmax(a + 1, b)] > o.gradual_spread * dab {
+            return None;
+        }
+        // The change just outside the window; not looked for past a flat end (a fade
+        // out to black followed closely by a fade in is two transitions).
+        // Next to the video's first or last frame fewer than `cx` frames may be
+        // there to look at; too few, and the window is not judged (see
+        // `EDGE_CONTEXT_SHARE`).
+        // A fade's moving side (the other end flat) is judged by its stillest
+        // frames when no cut lies there (see `still_context`).
+        let side = |lo: usize, hi: usize, fade: bool| {
+            let c = dist(lo, hi);
+            if fade && cut_count[hi + 1] == cut_count[lo + 1] {
+                c.min(still_context(&d[lo + 1..=hi]))
+            } else {
+                c
+            }
+        };
+        // A context before that a blend found before bounds within `cx` (see
+        // `from`) is taken up to that blend's end: all of its frames, however
+        // few; none at all when the two touch.
+        let before = if flat[a] {
+            Some(0.0)
+        } else if from > 0 && a - from < cx {
+            let k = a - from;
+            Some(if k == 0 { 0.0 } else { side(a - k, a, flat[b]) })
+        } else {
+            let k = cx.min(a);
+            enough_context(k, cx).then(|| side(a - k, a, flat[b]))
+        };
+        let after = if flat[b] {
+            Some(0.0)
+        } else {
+            let k = cx.min(n - 1 - b);
+            enough_context(k, cx).then(|| side(b, b + k, flat[a]))
+        };
+        let (Some(before), Some(after)) = (before, after) else {
+            return None;
+        };
+        // The tests are pure: the cheap ones come first.
+        if o.gradual_extent > 0.0 && change_extent(emb.row(a), emb.row(b)) < o.gradual_extent {
+            return None;
+        }
+        // A window that changes less than `gradual_contrast` times its context may
+        // still be a dissolve between moving shots, when its middle frame has the
+        // low contrast of a blend (see `DIP_VARIANCE`): it is then judged without
+        // the context, by a closer fit to a blend, and taken only where no
+        // ordinary window lies.
+        let mut ctx = before.max(after);
+        let dipped = dab < o.gradual_contrast * ctx;
+        if dipped {
+            if !blend_dips(emb, a, b) {
+                return None;
+            }
+            ctx = 0.0;
+        }
+        let linearity = if dipped { DIP_LINEARITY } else { 1.0 };
+        let limit = o.gradual_linearity * linearity;
+        let rho = blend_residual_within(emb, a, b, dab, o.metric, limit)?;
+        if holds_midway(emb, dist, a, b, dab) {
+            return None;
+        }
+        let score = (dab - ctx) * (1.0 - rho);
+        if score < least_score {
+            return None;
+        }
+        Some(Window {
+            dipped,
+            score,
+            a,
+            b,
+            dab,
         })
-        .collect()
+    }
+}
+
+/// Whether the blend `[a, b]` followed by the blend `[c, d]` (`b ≤ c`) turns: some frame
+/// between them detours [`SPLIT_DETOUR`] or more on the way from `a` to `d` (two
+/// transitions, A → B → C), rather than lying near one line from `a` to `d` (one blend
+/// found in two pieces).
+fn turns(dist: &dyn Fn(usize, usize) -> f32, a: usize, b: usize, c: usize, d: usize) -> bool {
+    let ad = dist(a, d);
+    if !(ad > 0.0 && ad.is_finite()) {
+        return false;
+    }
+    (b..=c).any(|m| (dist(a, m) + dist(m, d)) / ad >= SPLIT_DETOUR)
+}
+
+/// Whether the window `[a, b]` overlaps none of the windows `kept` and lies at least two
+/// frames from every cut.
+fn free(kept: &[(f32, usize, usize)], cuts: &[usize], a: usize, b: usize) -> bool {
+    kept.iter().all(|&(_, ga, gb)| b <= ga || a >= gb)
+        && cuts
+            .iter()
+            .all(|&c| a.abs_diff(c) >= 2 && b.abs_diff(c) >= 2)
 }
 
 /// A gradual window that passed every test but the confirmation.
@@ -736,6 +858,63 @@ mod tests {
             0,
             10
         ));
+    }
+
+    /// `rows` with the frame changes and distance the scan works from.
+    fn scan_parts(e: &Embeddings, m: Metric) -> Vec<f32> {
+        std::iter::once(0.0)
+            .chain((1..e.len()).map(|i| m.distance(e.row(i - 1), e.row(i))))
+            .collect()
+    }
+
+    #[test]
+    fn a_blend_after_a_blend_found_is_judged_by_the_context_after_it() {
+        // Picture p dissolves into q over frames 40..=45, then q into r over 46..=57; r
+        // shares half of q (correlated ends: no dip of unrelated pictures to go by).
+        let (p, q) = (grid(11), grid(12));
+        let r = mix(&q, &grid(13), 0.5);
+        let e = rows(120, |i| match i {
+            ..40 => p.clone(),
+            40..=45 => mix(&p, &q, (i - 39) as f32 / 7.0),
+            46..=57 => mix(&q, &r, (i - 45) as f32 / 13.0),
+            _ => r.clone(),
+        });
+        let o = ShotOptions::for_fps(25.0);
+        let d = scan_parts(&e, o.metric);
+        let dist = |i: usize, j: usize| o.metric.distance(e.row(i), e.row(j));
+        let scan = Scan::new(&e, &d, &dist, &[], &o);
+        let first = Transition {
+            frame: 43,
+            kind: TransitionKind::Gradual,
+            span: Some((39, 46)),
+            score: 0.2,
+        };
+        // The change just before the second blend is the first one's: with the context
+        // before reaching past the first blend's end, the window fails; up to it, it
+        // passes.
+        assert!(scan.judge(46, 58, 12, 0).is_none());
+        assert!(scan.judge(46, 58, 12, 46).is_some());
+        let found = scan.beside(std::slice::from_ref(&first));
+        assert_eq!(found.len(), 1, "{found:?}");
+        let (lo, hi) = found[0].span.unwrap();
+        assert!(
+            (44..=48).contains(&lo) && (55..=59).contains(&hi),
+            "{found:?}"
+        );
+        // One long dissolve found short is not two blends: the rest lies on its line.
+        let long = rows(120, |i| match i {
+            ..40 => p.clone(),
+            40..=69 => mix(&p, &r, (i - 39) as f32 / 31.0),
+            _ => r.clone(),
+        });
+        let d = scan_parts(&long, o.metric);
+        let dist = |i: usize, j: usize| o.metric.distance(long.row(i), long.row(j));
+        let scan = Scan::new(&long, &d, &dist, &[], &o);
+        let half = Transition {
+            span: Some((39, 55)),
+            ..first
+        };
+        assert!(scan.beside(&[half]).is_empty());
     }
 
     #[test]
