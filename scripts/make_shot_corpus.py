@@ -230,6 +230,18 @@ HALVES = {
               "goldeneye-vfr-drop3.mp4": {},
               "bikes.mp4": {},
           }},
+    # A fourteenth held-out half (issue #18's fifteenth round): Chaplin, GoldenEye's two
+    # clips, the split copy and Big Buck Bunny's short clip, its own seed, built as L-O
+    # after that round's rule (a blend that follows another back to back, judged with its
+    # context from that blend's end) was fixed, and scored once.
+    "P": {"seed": 5903, "adjacent": 3, "crash": 2, "closeup": 3, "repeat": 0.35, "spliced": 10,
+          "sources": {
+              "chaplin.mp4": {},
+              "goldeneye-vfr-drop3.mp4": {},
+              "issue-134-rotate.mp4": {"noautorotate": True},
+              "issue-236-split-copy.mkv": {},
+              "big_buck_bunny_0_30.webm": {},
+          }},
     # A development set for the close-up kind (issue #18's sixth round): A's footage, its
     # own seed, ten close-up clips (build with `--kinds close-up`). Rules for that kind
     # are chosen on it, D's and the format bench's real cases, never on F.
