@@ -138,9 +138,10 @@
 //! motion) back to back: a window that starts less than its context's length after a
 //! blend's end has that blend in its context before, so that context is taken only from
 //! the blend's end (none when the two touch), and the window is judged again by every
-//! test above, when some frame between the blend's start and the window's end detours
-//! from the line between them by 1.2 or more (a second transition, not the rest of one
-//! blend found short); its context after is kept whole. A span that
+//! test above, when some frame between the blend's end and the window's start detours
+//! from the line from the blend's start to the window's end by 1.2 or more (a second
+//! transition, not the rest of one blend found short); its context after is kept whole.
+//! A span that
 //! is two blends back to back (A → B → C with B shown for a frame or a few: a middle frame
 //! that detours from the span's ends, and two parts that each fit a blend far better than
 //! the whole does) is reported as two transitions. A cut closer than `min_shot_len` to a
