@@ -860,7 +860,8 @@ mod tests {
         ));
     }
 
-    /// `rows` with the frame changes and distance the scan works from.
+    /// The frame changes of `e` under `m` (0 for the first frame), as the detector
+    /// computes them for the scan.
     fn scan_parts(e: &Embeddings, m: Metric) -> Vec<f32> {
         std::iter::once(0.0)
             .chain((1..e.len()).map(|i| m.distance(e.row(i - 1), e.row(i))))
