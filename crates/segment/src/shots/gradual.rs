@@ -108,29 +108,50 @@ impl<'a> Scan<'a> {
             return Vec::new();
         }
         let dist = self.dist;
-        let before = |a: usize| {
-            spans
-                .iter()
-                .filter(|s| s.1 <= a)
-                .max_by_key(|s| s.1)
-                .copied()
-        };
         let kept: Vec<(f32, usize, usize)> = spans.iter().map(|&(lo, hi)| (0.0, lo, hi)).collect();
+        // Looked up by binary search (a long film has thousands of transitions): the spans
+        // by their end (stable, so that of two ending together the later found counts, as
+        // a scan for the last greatest end would take it), the least start from each on,
+        // and the cuts in order.
+        let mut by_end = spans.clone();
+        by_end.sort_by_key(|s| s.1);
+        let mut least_start = vec![usize::MAX; by_end.len() + 1];
+        for k in (0..by_end.len()).rev() {
+            least_start[k] = least_start[k + 1].min(by_end[k].0);
+        }
+        let mut cuts = self.cuts.to_vec();
+        cuts.sort_unstable();
+        // The span that ends last at or before frame `a` (its index in `by_end`).
+        let before = |a: usize| by_end.partition_point(|s| s.1 <= a).checked_sub(1);
+        // `free(&kept, cuts, a, b)`: no span with an end after `a` starts before `b`, and
+        // no cut within one frame of `a` or `b`.
+        let near_cut = |x: usize| {
+            let k = cuts.partition_point(|&c| c + 1 < x);
+            cuts.get(k).is_some_and(|&c| c <= x + 1)
+        };
+        let free_of_all = |a: usize, b: usize| {
+            least_start[by_end.partition_point(|s| s.1 <= a)] >= b && !near_cut(a) && !near_cut(b)
+        };
+        // Each stride's windows that start less than `cx` after a span's end, that span
+        // being the last to end before them; gathered by end frame, as a scan over every
+        // window of the stride would find them.
         let per_stride: Vec<Vec<Window>> = self
             .strides
             .par_iter()
             .map(|&s| {
                 let cx = (s / 2).max(3);
-                (s..n)
-                    .filter_map(|b| {
-                        let a = b - s;
-                        let (lo, hi) = before(a).filter(|&(_, hi)| a - hi < cx)?;
-                        if !free(&kept, self.cuts, a, b) || !turns(dist, lo, hi, a, b) {
-                            return None;
+                let mut out = Vec::new();
+                for (k, &(lo, hi)) in by_end.iter().enumerate() {
+                    for a in hi..(hi + cx).min(n.saturating_sub(s)) {
+                        let b = a + s;
+                        if before(a) != Some(k) || !free_of_all(a, b) || !turns(dist, lo, hi, a, b)
+                        {
+                            continue;
                         }
-                        self.judge(a, b, s, hi)
-                    })
-                    .collect()
+                        out.extend(self.judge(a, b, s, hi));
+                    }
+                }
+                out
             })
             .collect();
         let all = self.select(per_stride.into_iter().flatten().collect(), kept);
