@@ -121,16 +121,10 @@ impl<'a> Scan<'a> {
         }
         let mut cuts = self.cuts.to_vec();
         cuts.sort_unstable();
-        // The span that ends last at or before frame `a` (its index in `by_end`).
-        let before = |a: usize| by_end.partition_point(|s| s.1 <= a).checked_sub(1);
-        // `free(&kept, cuts, a, b)`: no span with an end after `a` starts before `b`, and
-        // no cut within one frame of `a` or `b`.
+        // Whether a cut lies within one frame of `x`.
         let near_cut = |x: usize| {
             let k = cuts.partition_point(|&c| c + 1 < x);
             cuts.get(k).is_some_and(|&c| c <= x + 1)
-        };
-        let free_of_all = |a: usize, b: usize| {
-            least_start[by_end.partition_point(|s| s.1 <= a)] >= b && !near_cut(a) && !near_cut(b)
         };
         // Each stride's windows that start less than `cx` after a span's end, that span
         // being the last to end before them; gathered by end frame, as a scan over every
@@ -144,7 +138,16 @@ impl<'a> Scan<'a> {
                 for (k, &(lo, hi)) in by_end.iter().enumerate() {
                     for a in hi..(hi + cx).min(n.saturating_sub(s)) {
                         let b = a + s;
-                        if before(a) != Some(k) || !free_of_all(a, b) || !turns(dist, lo, hi, a, b)
+                        // The spans ending at or before `a` are `by_end[..j]`: span `k` must
+                        // be the last of them, and none of the spans after them may start
+                        // before `b` (the `free` test against every span), nor a cut lie
+                        // within a frame of either end.
+                        let j = by_end.partition_point(|e| e.1 <= a);
+                        if j != k + 1
+                            || least_start[j] < b
+                            || near_cut(a)
+                            || near_cut(b)
+                            || !turns(dist, lo, hi, a, b)
                         {
                             continue;
                         }
