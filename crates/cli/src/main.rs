@@ -66,6 +66,11 @@ enum Command {
 #[cfg(not(unix))]
 fn on_signals_clean_up() {}
 
+/// Set by the signal thread before it cleans up: a run that fails from then on (its
+/// staging folder removed under it) leaves the exit to that thread, so an interrupted run
+/// ends with 130 and its note, not with the error the clean-up caused.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// On SIGINT, SIGTERM (and SIGHUP): removes the staging folders and temporary files of the
 /// run in progress, so the output folder stays as it was, and exits with 130.
 #[cfg(unix)]
@@ -79,6 +84,7 @@ fn on_signals_clean_up() {
     };
     std::thread::spawn(move || {
         if let Some(sig) = signals.forever().next() {
+            INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
             reelsmith::output::cleanup();
             note!("interrupted (signal {sig}): nothing was written");
             std::process::exit(130);
@@ -156,6 +162,10 @@ fn main() {
         Command::Finetune(a) => cmd::finetune::run(a, &ctx),
     };
     if let Err(e) = result {
+        // Interrupted: the signal thread is cleaning up and exits the process with 130.
+        while INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+            std::thread::park();
+        }
         std::process::exit(fail(&e));
     }
 }
