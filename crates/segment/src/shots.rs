@@ -144,7 +144,10 @@
 //! A span that
 //! is two blends back to back (A → B → C with B shown for a frame or a few: a middle frame
 //! that detours from the span's ends, and two parts that each fit a blend far better than
-//! the whole does) is reported as two transitions. A cut closer than `min_shot_len` to a
+//! the whole does) is reported as two transitions; two spans that touch, whose frames at
+//! the seam lie on the line between the whole's ends and whose whole fits one blend, are
+//! one blend found in two pieces (a fade-out whose start was found with the blend before
+//! it) and are reported as one. A cut closer than `min_shot_len` to a
 //! gradual span is the same transition seen twice (the last frames of a dissolve, a
 //! dissolve into a shot that starts with a jump) and is reported once, as the gradual
 //! transition with its span stretched over the cut, when the frames between the cut and
@@ -505,7 +508,10 @@ fn detect_exposed<'s>(
         moved(&mut beside);
         grads.extend(beside);
         // Two blends back to back (A -> B -> C, B held a few frames) as two transitions.
-        let mut grads = gradual::split_back_to_back(emb, grads, opts);
+        let grads = gradual::split_back_to_back(emb, grads, opts);
+        // One blend found in two touching pieces (a fade-out whose start was found with
+        // the blend before it) as one transition.
+        let mut grads = gradual::join_pieces(emb, grads, opts);
         if let Some(sem) = semantic {
             gradual::semantic_check(&mut grads, n, opts, sem);
         }

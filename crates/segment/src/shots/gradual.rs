@@ -806,6 +806,48 @@ pub(super) fn split_back_to_back(
     out
 }
 
+/// Joins the gradual transitions that are one blend found in two pieces: two spans that
+/// touch (the second starts at most one frame after the first ends), whose frames at the
+/// seam do not detour from the line between the whole's ends (see [`turns`]: no middle
+/// picture, as A → B → C has) and whose whole fits one blend (relative residual at most
+/// `gradual_linearity`). A fade-out whose first part was found together with a blend
+/// before it (and split from it) leaves its end to black as a second window; so may a
+/// long dissolve. Two transitions back to back turn at their seam and stay two.
+pub(super) fn join_pieces(
+    emb: &Embeddings,
+    mut grads: Vec<Transition>,
+    o: &ShotOptions,
+) -> Vec<Transition> {
+    let n = emb.len();
+    let dist = |i: usize, j: usize| o.metric.distance(emb.row(i), emb.row(j));
+    grads.sort_by_key(|g| g.span.map_or(g.frame, |s| s.0));
+    let mut out: Vec<Transition> = Vec::with_capacity(grads.len());
+    for g in grads {
+        if let (Some(prev), Some((lo2, hi2))) = (out.last_mut(), g.span) {
+            if let Some((lo1, hi1)) = prev.span {
+                let (a, d) = (lo1.saturating_sub(1), (hi2 + 1).min(n.saturating_sub(1)));
+                let dad = dist(a, d);
+                if lo2 >= hi1
+                    && lo2 <= hi1 + 1
+                    && !turns(&dist, a, hi1, lo2, d)
+                    && blend_residual(emb, a, d, dad, o.metric) <= o.gradual_linearity
+                {
+                    let (lo, hi) = ramp(emb, a, d);
+                    *prev = Transition {
+                        frame: (lo + hi).div_ceil(2),
+                        kind: TransitionKind::Gradual,
+                        span: Some((lo, hi)),
+                        score: prev.score.max(g.score),
+                    };
+                    continue;
+                }
+            }
+        }
+        out.push(g);
+    }
+    out
+}
+
 /// Where the window `[a, b]` splits into two blends back to back (see
 /// [`split_back_to_back`]), if it does.
 fn split_point(emb: &Embeddings, a: usize, b: usize, o: &ShotOptions) -> Option<usize> {
@@ -940,6 +982,48 @@ mod tests {
             ..first
         };
         assert!(scan.beside(&[half]).is_empty());
+    }
+
+    #[test]
+    fn one_blend_found_in_two_touching_pieces_is_joined_and_two_blends_are_not() {
+        let o = ShotOptions::for_fps(25.0);
+        let (p, q) = (grid(21), grid(22));
+        let black = vec![0.0; p.len()];
+        let piece = |lo: usize, hi: usize| Transition {
+            frame: (lo + hi).div_ceil(2),
+            kind: TransitionKind::Gradual,
+            span: Some((lo, hi)),
+            score: 0.1,
+        };
+        // A fade-out of p over frames 20..=39, found as 20..=31 and 31..=40.
+        let fade = rows(60, |i| match i {
+            ..20 => p.clone(),
+            20..=39 => mix(&p, &black, (i - 19) as f32 / 21.0),
+            _ => black.clone(),
+        });
+        let joined = join_pieces(&fade, vec![piece(31, 40), piece(19, 31)], &o);
+        assert_eq!(joined.len(), 1, "{joined:?}");
+        let (lo, hi) = joined[0].span.unwrap();
+        assert!(
+            (18..=21).contains(&lo) && (38..=41).contains(&hi),
+            "{joined:?}"
+        );
+        // Pieces that do not touch stay apart.
+        assert_eq!(
+            join_pieces(&fade, vec![piece(19, 28), piece(31, 40)], &o).len(),
+            2
+        );
+        // p dissolves into q, then q fades out at once: the seam (q) turns, two blends.
+        let two = rows(60, |i| match i {
+            ..20 => p.clone(),
+            20..=29 => mix(&p, &q, (i - 19) as f32 / 11.0),
+            30..=39 => mix(&q, &black, (i - 29) as f32 / 11.0),
+            _ => black.clone(),
+        });
+        assert_eq!(
+            join_pieces(&two, vec![piece(19, 30), piece(30, 40)], &o).len(),
+            2
+        );
     }
 
     #[test]
