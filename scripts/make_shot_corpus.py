@@ -263,6 +263,17 @@ HALVES = {
               "bikes.mp4": {},
               "chaplin.mp4": {},
           }},
+    # A seventeenth held-out half (issue #18's sixteenth round), committed before it was
+    # built, after the rule that joins one blend found in two touching pieces (made from
+    # S's false transition) was fixed, and scored once.
+    "T": {"seed": 8363, "adjacent": 3, "crash": 2, "closeup": 3, "repeat": 0.35, "spliced": 10,
+          "sources": {
+              "issue-134-rotate.mp4": {"noautorotate": True},
+              "bigbuckbunny.mp4": {},
+              "chaplin.mp4": {},
+              "goldeneye-vfr-drop3.mp4": {},
+              "issue-236-split-copy.mkv": {},
+          }},
     # A development set for the close-up kind (issue #18's sixth round): A's footage, its
     # own seed, ten close-up clips (build with `--kinds close-up`). Rules for that kind
     # are chosen on it, D's and the format bench's real cases, never on F.
