@@ -827,8 +827,11 @@ pub(super) fn join_pieces(
             if let Some((lo1, hi1)) = prev.span {
                 let (a, d) = (lo1.saturating_sub(1), (hi2 + 1).min(n.saturating_sub(1)));
                 let dad = dist(a, d);
+                // (Ends that are one picture, `dad` 0, are no blend: `turns` would not
+                // see them turn.)
                 if lo2 >= hi1
                     && lo2 <= hi1 + 1
+                    && dad > 0.0
                     && !turns(&dist, a, hi1, lo2, d)
                     && blend_residual(emb, a, d, dad, o.metric) <= o.gradual_linearity
                 {
