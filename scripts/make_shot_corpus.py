@@ -274,6 +274,17 @@ HALVES = {
               "goldeneye-vfr-drop3.mp4": {},
               "issue-236-split-copy.mkv": {},
           }},
+    # An eighteenth held-out half (issue #18's sixteenth round), committed before it was
+    # built, with T's detector unchanged, and scored once: it joins the pool of P-T, and
+    # the issue's targets are taken as met only if they hold pooled over P-U.
+    "U": {"seed": 4159, "adjacent": 3, "crash": 2, "closeup": 3, "repeat": 0.35, "spliced": 10,
+          "sources": {
+              "big_buck_bunny_0_30.webm": {},
+              "bikes.mp4": {},
+              "issue-236-split-copy.mkv": {},
+              "chaplin.mp4": {},
+              "issue-134-rotate.mp4": {"noautorotate": True},
+          }},
     # A development set for the close-up kind (issue #18's sixth round): A's footage, its
     # own seed, ten close-up clips (build with `--kinds close-up`). Rules for that kind
     # are chosen on it, D's and the format bench's real cases, never on F.
