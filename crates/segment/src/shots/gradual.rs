@@ -998,7 +998,8 @@ mod tests {
             span: Some((lo, hi)),
             score: 0.1,
         };
-        // A fade-out of p over frames 20..=39, found as 20..=31 and 31..=40.
+        // A fade-out of p over frames 20..=39, found as two pieces, 19-31 and 31-40 (given
+        // out of order: they are sorted first).
         let fade = rows(60, |i| match i {
             ..20 => p.clone(),
             20..=39 => mix(&p, &black, (i - 19) as f32 / 21.0),
