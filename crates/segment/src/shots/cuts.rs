@@ -129,7 +129,28 @@ pub(super) fn candidates(
                     .collect();
                 let skip = |f: usize| skip(f) || flashed.get(f - lo).copied().unwrap_or(false);
                 if min_across(dist, i, n, (k, l), o.cut_min.max(keep), &skip).is_none() {
-                    continue;
+                    // Frames of a disturbance inside one side's shot (an occluder just
+                    // before or after the cut): far from the frame next to the candidate
+                    // on their side, while a frame further out on that side is back near it.
+                    let bracketed: Vec<bool> = (lo..(i + l).min(n))
+                        .map(|f| {
+                            let (r, _) = sides[usize::from(f >= i)];
+                            if f == r || dist(f, r) < keep {
+                                return false;
+                            }
+                            let mut out = if f < i {
+                                f.saturating_sub(l)..f
+                            } else {
+                                f + 1..(f + l + 1).min(n)
+                            };
+                            out.any(|g| dist(g, r) < keep)
+                        })
+                        .collect();
+                    let skip =
+                        |f: usize| skip(f) || bracketed.get(f - lo).copied().unwrap_or(false);
+                    if min_across(dist, i, n, (k, l), o.cut_min.max(keep), &skip).is_none() {
+                        continue;
+                    }
                 }
             }
         }
