@@ -285,6 +285,17 @@ HALVES = {
               "chaplin.mp4": {},
               "issue-134-rotate.mp4": {"noautorotate": True},
           }},
+    # A nineteenth held-out half (issue #18's sixteenth round), committed before it was
+    # built, after the confirmation's rule for a disturbance inside one side's shot was
+    # fixed, and scored once.
+    "V": {"seed": 6607, "adjacent": 3, "crash": 2, "closeup": 3, "repeat": 0.35, "spliced": 10,
+          "sources": {
+              "chaplin.mp4": {},
+              "bigbuckbunny.mp4": {},
+              "goldeneye-vfr-drop3.mp4": {},
+              "bikes.mp4": {},
+              "big_buck_bunny_0_30.webm": {},
+          }},
     # A development set for the close-up kind (issue #18's sixth round): A's footage, its
     # own seed, ten close-up clips (build with `--kinds close-up`). Rules for that kind
     # are chosen on it, D's and the format bench's real cases, never on F.
