@@ -36,7 +36,12 @@
 //!    match, a flash's frames are passed over too: frames brighter than a frame before
 //!    and a frame after them on their side of the candidate in 0.9 of the luma grid's
 //!    cells, and at least `confirm_ratio · e(i)` from the frame next to the candidate (a
-//!    flash that clipped the picture, whose luma pattern the relit test cannot match).
+//!    flash that clipped the picture, whose luma pattern the relit test cannot match);
+//!    and when they still match, a disturbance inside one side's shot is passed over:
+//!    frames at least `confirm_ratio · e(i)` from the frame next to the candidate on their
+//!    side while a frame further out on that side (within `confirm_window` of them) is
+//!    back within it (an occluder a few frames before or after a cut, dark like the other
+//!    shot).
 //!    `relight_max = 0` turns these off with the lighting test.
 //! 4. **Lighting.** When some frame up to `confirm_window` before the candidate and some
 //!    frame up to `confirm_window` after it have the same luma pattern once brightness
@@ -641,6 +646,35 @@ mod tests {
         };
         let det = detect_shots(&emb(&rows), &off);
         assert!(det.transitions.len() > 1, "{det:?}");
+    }
+
+    #[test]
+    fn an_occluder_that_looks_like_the_next_shot_just_before_a_cut_does_not_hide_it() {
+        // A scene; frames 88..=91 are nine-tenths covered by a dark, faintly textured
+        // occluder, 5 frames before a cut at 97 to a dark, faintly textured shot: the
+        // occluded frames look like the frames after the cut, but the scene before them
+        // is back at 92, so they are a disturbance of the shot before, not its picture.
+        let dark = |seed: u32, i: usize| -> Vec<f32> {
+            picture(seed, 0.0, i)
+                .iter()
+                .map(|v| 0.13 / 48.0 + 0.05 * v)
+                .collect()
+        };
+        let rows: Vec<Vec<f32>> = (0..160)
+            .map(|i| match i {
+                88..=91 => {
+                    let (scene, occluder) = (picture(2, 0.0, i), dark(9, i));
+                    let k = 9 * scene.len() / 10;
+                    (0..scene.len())
+                        .map(|c| if c < k { occluder[c] } else { scene[c] })
+                        .collect()
+                }
+                ..97 => picture(2, 0.0, i),
+                _ => dark(5, i),
+            })
+            .collect();
+        let det = detect_shots(&emb(&rows), &ShotOptions::for_fps(25.0));
+        assert_eq!(frames_of(&det, TransitionKind::Cut), vec![97], "{det:?}");
     }
 
     #[test]
