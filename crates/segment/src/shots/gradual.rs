@@ -166,13 +166,7 @@ impl<'a> Scan<'a> {
 
     /// The transition of a kept window: its span trimmed to the ramp.
     fn transition(&self, (score, a, b): (f32, usize, usize)) -> Transition {
-        let (lo, hi) = ramp(self.emb, a, b);
-        Transition {
-            frame: (lo + hi).div_ceil(2),
-            kind: TransitionKind::Gradual,
-            span: Some((lo, hi)),
-            score,
-        }
+        ramped(self.emb, a, b, score)
     }
 
     /// Chooses among candidate windows: ordinary windows first, best score first; then the
@@ -516,6 +510,18 @@ fn ramp(emb: &Embeddings, a: usize, b: usize) -> (usize, usize) {
     (lo, hi)
 }
 
+/// The gradual transition of the blend window `[a, b]` with `score`: its span trimmed to
+/// the ramp (see [`ramp`]), its frame the span's middle.
+fn ramped(emb: &Embeddings, a: usize, b: usize, score: f32) -> Transition {
+    let (lo, hi) = ramp(emb, a, b);
+    Transition {
+        frame: (lo + hi).div_ceil(2),
+        kind: TransitionKind::Gradual,
+        span: Some((lo, hi)),
+        score,
+    }
+}
+
 /// A blend moves every frame; a window that holds still for this many frames or more
 /// midway (the middle shot of A → B → C, or a shot between a dissolve and a fade) is two
 /// transitions, each found by a shorter window.
@@ -791,13 +797,7 @@ pub(super) fn split_back_to_back(
         match split_point(emb, a, b, o) {
             Some(m) => {
                 for (x, y) in [(a, m), (m, b)] {
-                    let (lo, hi) = ramp(emb, x, y);
-                    out.push(Transition {
-                        frame: (lo + hi).div_ceil(2),
-                        kind: TransitionKind::Gradual,
-                        span: Some((lo, hi)),
-                        score: g.score,
-                    });
+                    out.push(ramped(emb, x, y, g.score));
                 }
             }
             None => out.push(g),
@@ -835,13 +835,7 @@ pub(super) fn join_pieces(
                     && !turns(&dist, a, hi1, lo2, d)
                     && blend_residual(emb, a, d, dad, o.metric) <= o.gradual_linearity
                 {
-                    let (lo, hi) = ramp(emb, a, d);
-                    *prev = Transition {
-                        frame: (lo + hi).div_ceil(2),
-                        kind: TransitionKind::Gradual,
-                        span: Some((lo, hi)),
-                        score: prev.score.max(g.score),
-                    };
+                    *prev = ramped(emb, a, d, prev.score.max(g.score));
                     continue;
                 }
             }
